@@ -1,0 +1,5 @@
+import sys
+
+from nstjax.cli import main
+
+sys.exit(main())
