@@ -1,0 +1,187 @@
+"""VGG-19's convolutional part as a Flax module, and the frozen feature extractor built on it.
+
+The parameters are a plain pytree::
+
+    {"params": {"conv1_1": {"kernel": [3, 3, 3, 64], "bias": [64]}, ..., "conv5_4": {...}},
+     "preprocess": {"scale": [], "mean": [3], "std": [3], "channel_order": [3] int32}}
+
+``"params"`` is what the Flax module takes; ``"preprocess"`` is the input convention that travels
+with the weights (for the Caffe weights: RGB -> BGR, x255, minus the ImageNet mean), applied inside
+:func:`features` so callers always pass RGB images in [0, 1]. Everything is an array, so the whole
+pytree can be an argument of a jitted function.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nstjax import weights
+from nstjax.architecture import BLOCKS, LAYER_INDEX, LAYER_NAMES, check_layer_names
+
+Params = dict[str, Any]
+POOLINGS = ("max", "avg")
+
+
+def _pool(x: jax.Array, pooling: str) -> jax.Array:
+    window = (1, 2, 2, 1)
+    if pooling == "max":
+        return nn.max_pool(x, window[1:3], strides=window[1:3], padding="VALID")
+    return nn.avg_pool(x, window[1:3], strides=window[1:3], padding="VALID")
+
+
+class VGG19(nn.Module):
+    """VGG-19 convolutions conv1_1 ... ``last_layer``, NHWC, returning every rectified output.
+
+    Attributes:
+        channels: output channels of each block (VGG-19: 64, 128, 256, 512, 512); smaller widths
+            give the tiny networks the tests use.
+        last_layer: the deepest layer computed; nothing after it runs.
+        pooling: ``"max"`` or ``"avg"`` 2x2 pooling between blocks.
+        dtype: the computation dtype (parameters stay float32).
+        remat: recompute each block's activations in the backward pass instead of storing them
+            (``jax.checkpoint`` per block: about +50% FLOPs for a fraction of the memory).
+    """
+
+    channels: Sequence[int] = tuple(c for _, c in BLOCKS)
+    last_layer: str = "conv5_4"
+    pooling: str = "max"
+    dtype: Any = jnp.float32
+    remat: bool = False
+
+    def setup(self):
+        for block, ((count, _), cout) in enumerate(zip(BLOCKS, self.channels), start=1):
+            for i in range(1, count + 1):
+                name = f"conv{block}_{i}"
+                conv = nn.Conv(cout, (3, 3), padding="SAME", dtype=self.dtype, name=name)
+                setattr(self, name, conv)
+
+    def _block(self, x: jax.Array, names: tuple[str, ...]) -> tuple[jax.Array, dict]:
+        outputs = {}
+        for name in names:
+            x = outputs[name] = nn.relu(getattr(self, name)(x))
+        return x, outputs
+
+    def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+        stop = LAYER_INDEX[self.last_layer]
+        outputs = {}
+        for block, (count, _) in enumerate(BLOCKS, start=1):
+            names = tuple(
+                n for n in (f"conv{block}_{i}" for i in range(1, count + 1)) if LAYER_INDEX[n] <= stop
+            )
+            if not names:
+                break
+            if block > 1:
+                x = _pool(x, self.pooling)
+            run = VGG19._block
+            if self.remat:
+                run = nn.checkpoint(run, static_argnums=(2,))
+            x, block_outputs = run(self, x, names)
+            outputs.update(block_outputs)
+        return outputs
+
+
+def _module_for(params: Params, last_layer: str, pooling: str, dtype: Any, remat: bool) -> VGG19:
+    convs = params["params"]
+    channels = tuple(convs[f"conv{b}_1"]["kernel"].shape[-1] for b in range(1, len(BLOCKS) + 1))
+    return VGG19(channels=channels, last_layer=last_layer, pooling=pooling, dtype=dtype, remat=remat)
+
+
+def deepest(layers: Iterable[str]) -> str:
+    """The deepest of the given layer names (the last one the network must compute)."""
+    return max(check_layer_names(layers), key=LAYER_INDEX.__getitem__)
+
+
+def preprocess(params: Params, images: jax.Array) -> jax.Array:
+    """RGB images in [0, 1] to the network's input convention (channel order, scale, mean, std)."""
+    pre = params["preprocess"]
+    x = (images * pre["scale"] - pre["mean"]) / pre["std"]
+    return jnp.take(x, pre["channel_order"], axis=-1)
+
+
+def features(
+    params: Params,
+    images: jax.Array,
+    layers: Iterable[str],
+    pooling: str = "max",
+    *,
+    dtype: Any = jnp.float32,
+    remat: bool = False,
+) -> dict[str, jax.Array]:
+    """Rectified activations of VGG-19 at the requested layers.
+
+    Args:
+        params: from :func:`load_params` (or :func:`init_params` for a random network).
+        images: float32 RGB in [0, 1], ``[H, W, 3]`` or ``[N, H, W, 3]``.
+        layers: conv names such as ``"conv4_2"``; only layers up to the deepest one are computed.
+        pooling: ``"max"`` (VGG's own) or ``"avg"`` (Gatys et al.'s choice).
+        dtype: computation dtype, e.g. ``jnp.bfloat16``; activations come back in it.
+        remat: rematerialise each block in the backward pass to save memory.
+
+    Returns:
+        A dict from each requested layer name to its activation after ReLU, ``[h, w, C]`` or
+        ``[N, h, w, C]`` to match ``images``.
+    """
+    layers = check_layer_names(layers)
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    single = images.ndim == 3
+    x = preprocess(params, images[None] if single else images)
+    module = _module_for(params, deepest(layers), pooling, dtype, remat)
+    outputs = module.apply({"params": params["params"]}, x.astype(dtype))
+    return {name: outputs[name][0] if single else outputs[name] for name in layers}
+
+
+def _preprocess_arrays(meta: dict) -> dict[str, jax.Array]:
+    order = {"BGR": [2, 1, 0], "RGB": [0, 1, 2]}[meta["channel_order"]]
+    return {
+        "scale": jnp.float32(meta["scale"]),
+        "mean": jnp.asarray(meta["mean_rgb"], jnp.float32),
+        "std": jnp.asarray(meta["std_rgb"], jnp.float32),
+        "channel_order": jnp.asarray(order, jnp.int32),
+    }
+
+
+def load_params(path=None) -> Params:
+    """Loads the pretrained VGG-19 parameters with their input convention.
+
+    Args:
+        path: an ``.h5`` (Keras layout) or a converted ``.npz``; ``None`` resolves through
+            ``$NSTJAX_WEIGHTS``, the cache, then a download (see :mod:`nstjax.weights`).
+
+    Returns:
+        The parameter pytree described in this module's docstring.
+    """
+    arrays, meta = weights.load_arrays(path)
+    convs = {
+        name: {"kernel": jnp.asarray(arrays[f"{name}/kernel"]), "bias": jnp.asarray(arrays[f"{name}/bias"])}
+        for name in LAYER_NAMES
+    }
+    return {"params": convs, "preprocess": _preprocess_arrays(meta)}
+
+
+def init_params(key: jax.Array, channels: Sequence[int] = (4, 8, 8, 16, 16)) -> Params:
+    """Randomly initialised (He-normal) parameters, Caffe convention: a tiny VGG for tests.
+
+    Args:
+        key: a PRNG key.
+        channels: output channels of each of the five blocks.
+    """
+    module = VGG19(channels=tuple(channels))
+    variables = module.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32))
+    convs = jax.tree.map(lambda p: p, variables["params"])
+    for name in LAYER_NAMES:
+        kernel = convs[name]["kernel"]
+        key, sub = jax.random.split(key)
+        fan_in = float(np.prod(kernel.shape[:3]))
+        convs[name]["kernel"] = jax.random.normal(sub, kernel.shape) * np.sqrt(2.0 / fan_in)
+        convs[name]["bias"] = jnp.zeros_like(convs[name]["bias"])
+    return {"params": convs, "preprocess": _preprocess_arrays(weights.CAFFE_PREPROCESS)}
+
+
+def count_params(params: Params) -> int:
+    """Number of convolution parameters (20,024,384 for VGG-19)."""
+    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params["params"]))

@@ -1,0 +1,427 @@
+"""VGG-19 weights: where they come from, strict checks, a fast-loading cache, and the download.
+
+The weights are the Caffe-trained VGG-19 convolutions in the layout Keras distributes (an HDF5 file
+with groups ``blockB_convI`` holding ``blockB_convI_W_1:0`` and ``blockB_convI_b_1:0``). They are read
+once, checked against :func:`nstjax.architecture.expected_shapes`, and cached as an ``.npz`` with flat
+keys (``"conv1_1/kernel"`` ... ``"conv5_4/bias"``) and the input convention that goes with them.
+
+Resolution order of :func:`load_arrays`: an explicit path, then ``$NSTJAX_WEIGHTS``, then the converted
+cache in :func:`cache_dir`, then a download (:func:`fetch`) followed by :func:`convert`.
+"""
+
+import functools
+import hashlib
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from nstjax.architecture import LAYER_NAMES, expected_shapes
+from nstjax.atomic import atomic_path
+from nstjax.errors import NstjaxError
+
+WEIGHTS_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+WEIGHTS_URL = (
+    f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{WEIGHTS_FILENAME}"
+)
+WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
+ENV_WEIGHTS = "NSTJAX_WEIGHTS"
+ENV_URL = "NSTJAX_WEIGHTS_URL"
+
+CAFFE_PREPROCESS = {
+    "name": "caffe",
+    "channel_order": "BGR",
+    "scale": 255.0,
+    "mean_rgb": [123.68, 116.779, 103.939],
+    "std_rgb": [1.0, 1.0, 1.0],
+}
+"""Input convention of the weights: mean and std in RGB order; conv1_1 expects ``channel_order``."""
+
+_META_KEY = "__meta__"
+_FORMAT = "nstjax.vgg19"
+_CHUNK = 1 << 20
+_TIMEOUT_S = 30.0
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def cache_dir() -> Path:
+    """Directory of downloaded and converted weights.
+
+    Returns:
+        ``$XDG_CACHE_HOME/nstjax`` when XDG_CACHE_HOME is set, else ``~/.cache/nstjax``.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nstjax"
+
+
+def md5sum(path: str | os.PathLike) -> str:
+    """MD5 hex digest of a file, read in chunks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        32 lowercase hex digits.
+    """
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _md5_memo(path: str, size: int, mtime_ns: int) -> str:
+    return md5sum(path)
+
+
+def _md5(path: Path) -> str:
+    """md5sum, computed once per process for an unchanged file."""
+    st = path.stat()
+    return _md5_memo(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _cache_npz(md5: str) -> Path:
+    return cache_dir() / f"vgg19-caffe-{md5[:12]}.npz"
+
+
+def _require_file(path: str | os.PathLike, origin: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        problem = "is not a file" if path.exists() else "does not exist"
+        raise NstjaxError(f"weights file {path} (from {origin}) {problem}")
+    return path
+
+
+def _check_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Raises NstjaxError unless ``shapes`` has exactly the expected keys and shapes."""
+    expected = expected_shapes()
+    missing = [k for k in expected if k not in shapes]
+    if missing:
+        raise NstjaxError(f"{path}: missing layer weight(s) {', '.join(missing)}")
+    extra = sorted(k for k in shapes if k not in expected)
+    if extra:
+        raise NstjaxError(f"{path}: unexpected layer weight(s) {', '.join(extra)}")
+    for key, shape in expected.items():
+        if tuple(shapes[key]) != shape:
+            raise NstjaxError(
+                f"{path}: layer {key} has shape {tuple(shapes[key])}, expected {shape}"
+            )
+
+
+def _h5_key(group: str, dataset: str) -> str:
+    """Maps the Keras ``blockB_convI/blockB_convI_W_1:0`` layout to ``convB_I/kernel``."""
+    layer = group
+    if group.startswith("block") and "_conv" in group:
+        block, conv = group[len("block") :].split("_conv", 1)
+        layer = f"conv{block}_{conv}"
+    role = {f"{group}_W_1:0": "kernel", f"{group}_b_1:0": "bias"}.get(dataset, dataset)
+    return f"{layer}/{role}"
+
+
+def _h5_datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
+    found: dict[str, h5py.Dataset] = {}
+
+    def visit(name: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset):
+            group, _, dataset = name.rpartition("/")
+            found[_h5_key(group, dataset)] = obj
+
+    f.visititems(visit)
+    return found
+
+
+def read_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads the Keras-layout VGG-19 HDF5 file, strictly.
+
+    Args:
+        path: the ``.h5`` file.
+
+    Returns:
+        float32 arrays under flat keys ``"conv1_1/kernel"`` (HWIO) ... ``"conv5_4/bias"``.
+
+    Raises:
+        NstjaxError: the file is unreadable, not HDF5 or truncated, or a layer is missing, extra or
+            of the wrong shape (the message names the file and the layer).
+    """
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            datasets = _h5_datasets(f)
+            _check_shapes(path, {k: d.shape for k, d in datasets.items()})
+            return {k: np.asarray(datasets[k][()], dtype=np.float32) for k in expected_shapes()}
+    except (OSError, ValueError, KeyError) as e:
+        raise NstjaxError(f"{path}: not a readable VGG-19 HDF5 file ({_one_line(e)})") from e
+
+
+def _verify_md5(path: Path, found: str) -> None:
+    if found != WEIGHTS_MD5:
+        raise NstjaxError(
+            f"{path}: md5 {found} does not match the VGG-19 weights' md5 {WEIGHTS_MD5} "
+            "(corrupt or a different file)"
+        )
+
+
+def convert(
+    h5_path: str | os.PathLike, out_path: str | os.PathLike | None = None, verify_md5: bool = True
+) -> Path:
+    """Converts the HDF5 weights into the fast-loading ``.npz`` cache, atomically.
+
+    The ``.npz`` holds the arrays under flat keys and one ``__meta__`` entry: a JSON string with the
+    preprocessing convention (:data:`CAFFE_PREPROCESS`) and the source file's md5.
+
+    Args:
+        h5_path: the Keras-layout ``.h5`` file.
+        out_path: where to write; default ``cache_dir()/vgg19-caffe-<first 12 hex of md5>.npz``.
+        verify_md5: require the file's md5 to be :data:`WEIGHTS_MD5`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        NstjaxError: missing or unreadable file, md5 mismatch, or layers that do not check out.
+    """
+    h5_path = _require_file(h5_path, "convert")
+    md5 = _md5(h5_path)
+    if verify_md5:
+        _verify_md5(h5_path, md5)
+    arrays = read_h5(h5_path)
+    meta = {
+        "format": _FORMAT,
+        "preprocess": CAFFE_PREPROCESS,
+        "source_md5": md5,
+        "source_file": h5_path.name,
+    }
+    out_path = Path(out_path) if out_path is not None else _cache_npz(md5)
+    with atomic_path(out_path) as tmp:
+        np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(meta))})
+    return out_path
+
+
+def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Loads an ``.npz`` written by :func:`convert`, strictly.
+
+    Args:
+        path: the ``.npz`` file.
+
+    Returns:
+        ``(arrays, metadata)``: float32 arrays under flat keys, and the metadata dict (``preprocess``,
+        ``source_md5``, ...).
+
+    Raises:
+        NstjaxError: unreadable file, no metadata, or a layer missing, extra or of the wrong shape.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            entries = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise NstjaxError(f"{path}: not a readable weights .npz ({_one_line(e)})") from e
+    if _META_KEY not in entries:
+        raise NstjaxError(f"{path}: no {_META_KEY} entry; not written by `nstjax weights convert`")
+    try:
+        meta = json.loads(str(entries.pop(_META_KEY)))
+    except json.JSONDecodeError as e:
+        raise NstjaxError(f"{path}: {_META_KEY} is not valid JSON ({_one_line(e)})") from e
+    _check_shapes(path, {k: v.shape for k, v in entries.items()})
+    return {k: v.astype(np.float32, copy=False) for k, v in entries.items()}, meta
+
+
+def _sniff(path: Path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_HDF5_MAGIC):
+        return "h5"
+    if head.startswith(_ZIP_MAGIC):
+        return "npz"
+    raise NstjaxError(f"{path}: neither an HDF5 (.h5) nor an .npz weights file")
+
+
+def _npz_for(path: Path) -> Path:
+    """The ``.npz`` to load for a weights file: itself, or the md5-verified cache of an ``.h5``."""
+    if _sniff(path) == "npz":
+        return path
+    md5 = _md5(path)
+    _verify_md5(path, md5)
+    npz = _cache_npz(md5)
+    return npz if npz.is_file() else convert(path, npz)
+
+
+def _resolve(path: str | os.PathLike | None, download: bool) -> tuple[str, Path]:
+    """Which step of the resolution order supplies the weights, and its file."""
+    if path is not None:
+        return "argument", _require_file(path, "argument")
+    env = os.environ.get(ENV_WEIGHTS)
+    if env:
+        return f"${ENV_WEIGHTS}", _require_file(env, f"${ENV_WEIGHTS}")
+    cached = _cache_npz(WEIGHTS_MD5)
+    if cached.is_file():
+        return "cache", cached
+    if download:
+        return "download", fetch()
+    downloaded = cache_dir() / WEIGHTS_FILENAME
+    if downloaded.is_file():
+        return "download", downloaded
+    raise NstjaxError(
+        f"no VGG-19 weights found: no path given, ${ENV_WEIGHTS} unset, nothing in {cache_dir()}; "
+        f"run `nstjax weights fetch` or set {ENV_WEIGHTS} to the .h5 file"
+    )
+
+
+def load_arrays(path: str | os.PathLike | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Finds, checks and loads the weights.
+
+    Resolution order: ``path``, then ``$NSTJAX_WEIGHTS``, then the converted cache in
+    :func:`cache_dir`, then :func:`fetch` and :func:`convert`. An ``.h5`` is md5-verified and
+    converted once into the cache, which later calls load instead; an ``.npz`` from
+    :func:`convert` is loaded directly.
+
+    Args:
+        path: an ``.h5`` or ``.npz`` weights file, or None to resolve.
+
+    Returns:
+        ``(arrays, metadata)`` as :func:`load_npz` returns them.
+
+    Raises:
+        NstjaxError: a path that does not exist (naming where it came from), a file that does not
+            check out, or a failed download.
+    """
+    _, found = _resolve(path, download=True)
+    return load_npz(_npz_for(found))
+
+
+def describe(path: str | os.PathLike | None = None) -> dict:
+    """Says where the weights come from, without downloading them.
+
+    Args:
+        path: as for :func:`load_arrays`.
+
+    Returns:
+        A dict with ``source`` (``"argument"``, ``"$NSTJAX_WEIGHTS"``, ``"cache"`` or
+        ``"download"``), ``path`` (the file found), ``npz`` (the cache loaded), ``md5`` (of the
+        original ``.h5``), ``preprocess`` and ``parameters`` (the parameter count).
+
+    Raises:
+        NstjaxError: as :func:`load_arrays`, or when no weights are present locally.
+    """
+    source, found = _resolve(path, download=False)
+    npz = _npz_for(found)
+    arrays, meta = load_npz(npz)
+    return {
+        "source": source,
+        "path": str(found),
+        "npz": str(npz),
+        "md5": meta.get("source_md5"),
+        "preprocess": meta.get("preprocess"),
+        "layers": len(LAYER_NAMES),
+        "parameters": sum(int(a.size) for a in arrays.values()),
+    }
+
+
+def _progress_line(done: int, total: int | None, elapsed: float) -> str:
+    rate = done / 1e6 / max(elapsed, 1e-9)
+    if total:
+        return (
+            f"\r{done / 1e6:8.1f}/{total / 1e6:.1f} MB {100 * done / total:5.1f}% {rate:7.1f} MB/s"
+        )
+    return f"\r{done / 1e6:8.1f} MB {rate:7.1f} MB/s"
+
+
+def _manual_hint(url: str, dest: Path, expected_md5: str) -> str:
+    return (
+        f"Download {url} by hand and put it at {dest} (md5 {expected_md5}), "
+        f"or set {ENV_WEIGHTS} to the path of a copy."
+    )
+
+
+def _open(url: str, dest: Path, expected_md5: str) -> http.client.HTTPResponse:
+    try:
+        return urllib.request.urlopen(url, timeout=_TIMEOUT_S)
+    except (OSError, ValueError) as e:
+        raise NstjaxError(
+            f"could not download the VGG-19 weights from {url} ({_one_line(e)}). "
+            + _manual_hint(url, dest, expected_md5)
+        ) from e
+
+
+def _stream(response: http.client.HTTPResponse, out: Path, url: str, progress: bool) -> str:
+    """Copies the response body to ``out``; returns its md5, or raises if it was cut short."""
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    digest, done, start, shown = hashlib.md5(), 0, time.monotonic(), 0.0
+    with open(out, "wb") as f:
+        while True:
+            try:
+                chunk = response.read(_CHUNK)
+            except (OSError, http.client.HTTPException) as e:
+                raise NstjaxError(
+                    f"download from {url} broke off after {done} bytes ({_one_line(e)}); retry"
+                ) from e
+            if not chunk:
+                break
+            f.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            if progress and time.monotonic() - shown > 0.2:
+                shown = time.monotonic()
+                print(
+                    _progress_line(done, total, shown - start), end="", file=sys.stderr, flush=True
+                )
+    if progress:
+        print(_progress_line(done, total, time.monotonic() - start), file=sys.stderr, flush=True)
+    if total is not None and done < total:
+        raise NstjaxError(f"download from {url} truncated: received {done} of {total} bytes; retry")
+    return digest.hexdigest()
+
+
+def fetch(
+    url: str | None = None,
+    dest: str | os.PathLike | None = None,
+    expected_md5: str = WEIGHTS_MD5,
+    progress: bool = True,
+    force: bool = False,
+) -> Path:
+    """Downloads the weights file, md5-checked, to ``dest`` (atomically).
+
+    Args:
+        url: where from; default ``$NSTJAX_WEIGHTS_URL`` or :data:`WEIGHTS_URL`.
+        dest: where to; default ``cache_dir()/WEIGHTS_FILENAME``.
+        expected_md5: the md5 the file must have.
+        progress: show a progress bar (bytes, percent, MB/s) on stderr.
+        force: download even when ``dest`` already has the expected md5.
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        NstjaxError: no network, an HTTP error, a truncated or corrupt download. Nothing is left at
+            ``dest`` (beyond what was there before) and no temporary file remains.
+    """
+    url = url or os.environ.get(ENV_URL) or WEIGHTS_URL
+    dest = Path(dest) if dest is not None else cache_dir() / WEIGHTS_FILENAME
+    if not force and dest.is_file() and _md5(dest) == expected_md5:
+        return dest
+    if progress:
+        print(f"downloading {url} -> {dest}", file=sys.stderr)
+    with atomic_path(dest) as tmp:
+        with _open(url, dest, expected_md5) as response:
+            md5 = _stream(response, tmp, url, progress)
+        if md5 != expected_md5:
+            raise NstjaxError(
+                f"download from {url} is corrupt: md5 {md5}, expected {expected_md5}; "
+                + _manual_hint(url, dest, expected_md5)
+            )
+    return dest
