@@ -70,7 +70,9 @@ class VGG19(nn.Module):
         outputs = {}
         for block, (count, _) in enumerate(BLOCKS, start=1):
             names = tuple(
-                n for n in (f"conv{block}_{i}" for i in range(1, count + 1)) if LAYER_INDEX[n] <= stop
+                n
+                for n in (f"conv{block}_{i}" for i in range(1, count + 1))
+                if LAYER_INDEX[n] <= stop
             )
             if not names:
                 break
@@ -87,7 +89,9 @@ class VGG19(nn.Module):
 def _module_for(params: Params, last_layer: str, pooling: str, dtype: Any, remat: bool) -> VGG19:
     convs = params["params"]
     channels = tuple(convs[f"conv{b}_1"]["kernel"].shape[-1] for b in range(1, len(BLOCKS) + 1))
-    return VGG19(channels=channels, last_layer=last_layer, pooling=pooling, dtype=dtype, remat=remat)
+    return VGG19(
+        channels=channels, last_layer=last_layer, pooling=pooling, dtype=dtype, remat=remat
+    )
 
 
 def deepest(layers: Iterable[str]) -> str:
@@ -157,10 +161,13 @@ def load_params(path=None) -> Params:
     """
     arrays, meta = weights.load_arrays(path)
     convs = {
-        name: {"kernel": jnp.asarray(arrays[f"{name}/kernel"]), "bias": jnp.asarray(arrays[f"{name}/bias"])}
+        name: {
+            "kernel": jnp.asarray(arrays[f"{name}/kernel"]),
+            "bias": jnp.asarray(arrays[f"{name}/bias"]),
+        }
         for name in LAYER_NAMES
     }
-    return {"params": convs, "preprocess": _preprocess_arrays(meta)}
+    return {"params": convs, "preprocess": _preprocess_arrays(meta["preprocess"])}
 
 
 def init_params(key: jax.Array, channels: Sequence[int] = (4, 8, 8, 16, 16)) -> Params:

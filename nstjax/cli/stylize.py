@@ -1,0 +1,202 @@
+"""``nstjax stylize``: every content x style pair, optimised as one batch per output shape."""
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from nstjax.errors import NstjaxError
+
+
+def register(subparsers) -> None:
+    from nstjax import api
+
+    run = api.Run()
+    p = subparsers.add_parser(
+        "stylize",
+        help="stylise content images with style images",
+        description="Gatys-style transfer of every content x style pair, batched and compiled.",
+    )
+    p.add_argument("--content", nargs="+", required=True, help="content image(s) or folder(s)")
+    p.add_argument("--style", nargs="+", required=True, help="style image(s) or folder(s)")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output file (.png/.jpg) for one pair; a folder when there are several pairs",
+    )
+    p.add_argument("--size", type=int, default=512, help="longer side of the output (512)")
+    p.add_argument("--steps", type=int, default=500, help="optimisation steps (500)")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"step size in 0-255 pixel units (adam {run.learning_rate}; lbfgs 1)",
+    )
+    p.add_argument("--content-weight", type=float, default=run.content_weight)
+    p.add_argument("--style-weight", type=float, default=run.style_weight)
+    p.add_argument("--tv-weight", type=float, default=run.tv_weight)
+    p.add_argument(
+        "--content-layers",
+        default=",".join(api.DEFAULT_CONTENT_LAYERS),
+        help="comma-separated conv names, e.g. conv4_2",
+    )
+    p.add_argument(
+        "--style-layers",
+        default=",".join(api.DEFAULT_STYLE_LAYERS),
+        help="comma-separated conv names, e.g. conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+    )
+    p.add_argument("--init", default="content", help="content | noise | style | PATH to an image")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise initialisation")
+    p.add_argument("--pooling", choices=("max", "avg"), default="max")
+    p.add_argument(
+        "--style-scale",
+        type=float,
+        default=1.0,
+        help="style image's longer side relative to the output's (1.0)",
+    )
+    p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
+    p.add_argument("--batch-size", type=int, default=0, help="most pairs per compiled batch")
+    p.add_argument("--lbfgs-history", type=int, default=20)
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--remat", action="store_true", help="recompute activations to save memory")
+    p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    p.set_defaults(func=main)
+
+
+def _positive(value, option: str, integer: bool = True) -> None:
+    ok = value > 0 and (integer or math.isfinite(value))
+    if not ok:
+        raise NstjaxError(f"--{option} must be > 0, got {value}")
+
+
+def _check_writable(output: Path, folder: bool) -> None:
+    target = output if folder else output.parent
+    if not folder and output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise NstjaxError(f"--output {output}: suffix must be .png, .jpg or .jpeg")
+    if target.exists() and not target.is_dir():
+        raise NstjaxError(f"--output {output}: {target} exists and is not a folder")
+    probe = target
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise NstjaxError(f"--output {output}: {probe} is not writable")
+
+
+def _output_paths(output: Path, contents, styles) -> dict[tuple[int, int], Path]:
+    if len(contents) * len(styles) == 1:
+        return {(0, 0): output}
+    return {
+        (i, j): output / f"{c.stem}__{s.stem}.png"
+        for i, c in enumerate(contents)
+        for j, s in enumerate(styles)
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    from nstjax import api, image
+
+    for option in ("size", "steps"):
+        _positive(getattr(args, option), option)
+    _positive(args.style_scale, "style-scale", integer=False)
+    if args.lbfgs_history < 1:
+        raise NstjaxError(f"--lbfgs-history must be >= 1, got {args.lbfgs_history}")
+    if args.save_every < 0 or args.batch_size < 0:
+        raise NstjaxError("--save-every and --batch-size must be >= 0")
+    lr = (
+        args.lr
+        if args.lr is not None
+        else (1.0 if args.optimizer == "lbfgs" else api.Run().learning_rate)
+    )
+
+    content_paths = image.list_images(args.content, "content image")
+    style_paths = image.list_images(args.style, "style image")
+    output = Path(args.output)
+    several = len(content_paths) * len(style_paths) > 1
+    _check_writable(output, folder=several)
+    outputs = _output_paths(output, content_paths, style_paths)
+
+    init = args.init
+    if init not in api.INITS:
+        init = image.load_image(init, what="--init image")
+    contents = [image.load_image(p, args.size, "content image") for p in content_paths]
+    style_size = max(1, round(args.size * args.style_scale))
+    styles = [image.load_image(p, style_size, "style image") for p in style_paths]
+    runs = [
+        api.Run(
+            content=i,
+            style=j,
+            content_weight=args.content_weight,
+            style_weight=args.style_weight,
+            tv_weight=args.tv_weight,
+            content_layers=args.content_layers,
+            style_layers=args.style_layers,
+            learning_rate=lr,
+            init=init,
+            seed=args.seed,
+        )
+        for i, j in outputs
+    ]
+    for run in runs:
+        api.validate_run(run, len(contents), len(styles))
+
+    from nstjax import vgg
+    from nstjax.progress import ProgressBar
+
+    params = vgg.load_params(args.weights)
+    keys = list(outputs)
+    batch = args.batch_size or len(runs)
+    bar = ProgressBar(args.steps * math.ceil(len(runs) / batch), min(batch, len(runs)), "stylize ")
+    offset = [0]
+
+    def progress(done, steps, metrics):
+        if done == steps:
+            offset[0] += steps
+            bar.update(offset[0], metrics[-1])
+        else:
+            bar.update(offset[0] + done, metrics[-1])
+
+    def snapshot(step, indices, images):
+        if args.save_every and (step % args.save_every == 0) and step < args.steps:
+            for i, img in zip(indices, images):
+                out = outputs[keys[i]]
+                image.save_image(out.with_name(f"{out.stem}_{step:05d}{out.suffix}"), img)
+
+    started = time.perf_counter()
+    results = api.stylize_batch(
+        params,
+        contents,
+        styles,
+        runs,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        pooling=args.pooling,
+        lbfgs_history=args.lbfgs_history,
+        dtype=args.dtype,
+        remat=args.remat,
+        batch_size=args.batch_size or None,
+        chunk=args.save_every or min(args.steps, 10),
+        progress=progress,
+        on_snapshot=snapshot if args.save_every else None,
+    )
+    bar.close()
+    failed = 0
+    for key, result in zip(keys, results):
+        image.save_image(outputs[key], result.image)
+        if result.failed_at is not None:
+            failed += 1
+            r = result.run
+            print(
+                f"nstjax: run {content_paths[key[0]].name} x {style_paths[key[1]].name} stopped at "
+                f"step {result.failed_at}: non-finite loss (content-weight {r.content_weight}, "
+                f"style-weight {r.style_weight}, tv-weight {r.tv_weight}, lr {r.learning_rate})",
+                file=sys.stderr,
+            )
+    elapsed = time.perf_counter() - started
+    print(
+        f"wrote {len(results)} image(s) to {output} in {elapsed:.1f}s "
+        f"({len(results) * args.steps / elapsed:.2f} img-it/s including compilation)"
+    )
+    return 1 if failed else 0

@@ -1,0 +1,269 @@
+"""The compiled core: a batch of runs (generated images) optimised together.
+
+Arrays in, arrays out. A *run* is one generated image with its own targets and hyperparameters;
+every per-run quantity carries a leading run axis ``R`` and is traced, so a batch that varies
+weights, layer weights, learning rates, seeds or initial images compiles once. Only the
+:class:`Program` (which layers are computed, pooling, optimiser, dtype, remat) and the shapes are
+static.
+
+The loss of one run is written for one image and ``jax.vmap`` batches it, optimiser included, so
+runs never interact: changing one run's hyperparameters leaves the others bit-identical.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nstjax import losses, optim, vgg
+from nstjax.architecture import LAYER_NAMES
+
+NUM_LAYERS = len(LAYER_NAMES)
+METRICS = ("loss", "content", "style", "tv")
+"""Columns of the per-step history: the total and its three unweighted-by-alpha/beta terms."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """What is static about a batch: changing any field recompiles.
+
+    Attributes:
+        content_layers: layers whose content loss is computed (per-run layer weights select and
+            weight them; a weight of 0 switches one off without recompiling).
+        style_layers: layers whose style loss is computed, likewise.
+        pooling: ``"max"`` or ``"avg"``.
+        optimizer: ``"adam"`` or ``"lbfgs"``.
+        lbfgs_history: curvature pairs kept by L-BFGS.
+        dtype: ``"float32"`` or ``"bfloat16"`` (activations; Grams and losses accumulate in fp32).
+        remat: rematerialise VGG blocks in the backward pass (memory for compute).
+        guided: style targets are per-region (guided Grams with masks).
+    """
+
+    content_layers: tuple[str, ...] = ("conv4_2",)
+    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    pooling: str = "max"
+    optimizer: str = "adam"
+    lbfgs_history: int = 20
+    dtype: str = "float32"
+    remat: bool = False
+    guided: bool = False
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(n for n in LAYER_NAMES if n in self.content_layers or n in self.style_layers)
+
+    def make_optimizer(self) -> optim.Optimizer:
+        return optim.make(self.optimizer, self.lbfgs_history)
+
+
+class Hyper(NamedTuple):
+    """Per-run hyperparameters, each with a leading run axis."""
+
+    content_weight: jax.Array  # [R]
+    style_weight: jax.Array  # [R]
+    tv_weight: jax.Array  # [R]
+    content_layer_weights: jax.Array  # [R, 16]
+    style_layer_weights: jax.Array  # [R, 16]
+    learning_rate: jax.Array  # [R]
+
+
+class Targets(NamedTuple):
+    """Per-run targets (leading run axis): content features and style Grams by layer name.
+
+    With ``Program.guided``, ``style`` holds ``[R, K, C, C]`` (one Gram per region) and
+    ``masks`` holds ``[R, K, h, w]`` region masks at each style layer's resolution.
+    """
+
+    content: dict[str, jax.Array]
+    style: dict[str, jax.Array]
+    masks: dict[str, jax.Array] | None = None
+
+
+class State(NamedTuple):
+    """The optimisation state of a batch (leading run axis everywhere but ``step``)."""
+
+    pixels: jax.Array  # [R, H, W, 3] in 0-255 units
+    opt_state: Any
+    active: jax.Array  # [R] bool: False once a run met a non-finite loss or gradient
+    failed_at: jax.Array  # [R] int32: the step at which it did, -1 if never
+    step: jax.Array  # [] int32
+
+
+def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
+    """Total loss of ONE run and its terms ``(content, style, tv)``.
+
+    Args:
+        params: VGG parameters (:func:`nstjax.vgg.load_params`).
+        program: the static configuration.
+        pixels: ``[H, W, 3]`` generated image in 0-255 units.
+        hyper: this run's hyperparameters (no run axis).
+        targets: this run's targets (no run axis).
+    """
+    dtype = jnp.dtype(program.dtype)
+    feats = vgg.features(
+        params, pixels / 255.0, program.layers, program.pooling, dtype=dtype, remat=program.remat
+    )
+    content = losses.weighted_content_loss(feats, targets.content, hyper.content_layer_weights)
+    style = losses.weighted_style_loss(
+        feats, targets.style, hyper.style_layer_weights, targets.masks if program.guided else None
+    )
+    tv = losses.tv_loss(pixels)
+    total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
+    return total, jnp.stack([total, content, style, tv])
+
+
+def init_state(program: Program, pixels: jax.Array) -> State:
+    """Fresh optimiser state for ``pixels`` ``[R, H, W, 3]`` (0-255 units)."""
+    opt_state = jax.vmap(program.make_optimizer().init)(pixels)
+    runs = pixels.shape[0]
+    return State(
+        pixels=pixels,
+        opt_state=opt_state,
+        active=jnp.ones((runs,), bool),
+        failed_at=jnp.full((runs,), -1, jnp.int32),
+        step=jnp.int32(0),
+    )
+
+
+def _one_step(params, program, pixels, opt_state, active, failed_at, step, hyper, targets):
+    (_, metrics), grad = jax.value_and_grad(run_loss, argnums=2, has_aux=True)(
+        params, program, pixels, hyper, targets
+    )
+    new_pixels, new_opt_state = program.make_optimizer().update(
+        grad, opt_state, pixels, hyper.learning_rate
+    )
+    finite = jnp.isfinite(metrics[0]) & jnp.all(jnp.isfinite(grad))
+    go = active & finite
+    pixels = jnp.where(go, new_pixels, pixels)
+    opt_state = jax.tree.map(lambda new, old: jnp.where(go, new, old), new_opt_state, opt_state)
+    failed_at = jnp.where(active & ~finite, step, failed_at)
+    return pixels, opt_state, go, failed_at, metrics
+
+
+def batched_step(params, program: Program, state: State, hyper: Hyper, targets: Targets):
+    """One optimisation step of every run in the batch; returns the new state and ``[R, 4]``
+    metrics (the loss terms BEFORE the step, in :data:`METRICS` order)."""
+    step_fn = jax.vmap(
+        functools.partial(_one_step, params, program),
+        in_axes=(0, 0, 0, 0, None, 0, 0),
+    )
+    pixels, opt_state, active, failed_at, metrics = step_fn(
+        state.pixels, state.opt_state, state.active, state.failed_at, state.step, hyper, targets
+    )
+    return State(pixels, opt_state, active, failed_at, state.step + 1), metrics
+
+
+@functools.partial(jax.jit, static_argnames=("program",), donate_argnames=("state",))
+def train_step(params, state: State, hyper: Hyper, targets: Targets, *, program: Program):
+    """One step, compiled: the form used from a Python loop (fastest on XLA:CPU)."""
+    return batched_step(params, program, state, hyper, targets)
+
+
+@functools.partial(jax.jit, static_argnames=("program", "length"), donate_argnames=("state",))
+def train_chunk(
+    params, state: State, hyper: Hyper, targets: Targets, n_valid, *, program: Program, length: int
+):
+    """``length`` steps inside one compiled call (``lax.scan``), the first ``n_valid`` of them real.
+
+    The rest are skipped by a ``lax.cond`` outside the vmap (no wasted compute), so one compiled
+    program serves every chunk, the last short one included. Returns the state and
+    ``[length, R, 4]`` metrics (rows past ``n_valid`` are zeros).
+    """
+
+    def body(state, i):
+        def real(state):
+            return batched_step(params, program, state, hyper, targets)
+
+        def skip(state):
+            return state, jnp.zeros((state.pixels.shape[0], len(METRICS)), jnp.float32)
+
+        return jax.lax.cond(i < n_valid, real, skip, state)
+
+    return jax.lax.scan(body, state, jnp.arange(length))
+
+
+@functools.partial(jax.jit, static_argnames=("program",))
+def evaluate(params, pixels, hyper: Hyper, targets: Targets, *, program: Program):
+    """``[R, 4]`` loss terms of a batch of images (no step)."""
+    fn = jax.vmap(lambda p, h, t: run_loss(params, program, p, h, t)[1])
+    return fn(pixels, hyper, targets)
+
+
+class Outcome(NamedTuple):
+    """What :func:`optimize` returns (numpy arrays, leading run axis)."""
+
+    pixels: np.ndarray  # [R, H, W, 3] final images, 0-255 units, not clipped
+    history: np.ndarray  # [steps, R, 4] loss terms before each step
+    final: np.ndarray  # [R, 4] loss terms of the final images
+    failed_at: np.ndarray  # [R] step at which a run stopped on a non-finite value, -1 if none
+
+
+def default_loop() -> str:
+    """``"python"`` on CPU (measured faster there, docs/benchmarks.md), ``"scan"`` elsewhere."""
+    return "python" if jax.default_backend() == "cpu" else "scan"
+
+
+def optimize(
+    params,
+    program: Program,
+    pixels: jax.Array,
+    hyper: Hyper,
+    targets: Targets,
+    steps: int,
+    *,
+    loop: str | None = None,
+    chunk: int = 50,
+    on_chunk: Callable[[int, State, np.ndarray], None] | None = None,
+) -> Outcome:
+    """Runs ``steps`` optimisation steps of a batch and returns the results.
+
+    Args:
+        params: VGG parameters.
+        program: the static configuration.
+        pixels: ``[R, H, W, 3]`` initial images, 0-255 units.
+        hyper: per-run hyperparameters.
+        targets: per-run targets.
+        steps: number of steps.
+        loop: ``"python"`` (a jitted step called from Python) or ``"scan"`` (``chunk`` steps per
+            compiled call); ``None`` picks :func:`default_loop`.
+        chunk: steps between host synchronisations (progress, snapshots).
+        on_chunk: called after each chunk with the number of steps done, the state and the
+            ``[n, R, 4]`` metrics of that chunk (host arrays).
+
+    Returns:
+        An :class:`Outcome`.
+    """
+    loop = loop or default_loop()
+    if loop not in ("python", "scan"):
+        raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
+    state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # the loop donates it
+    history = []
+    done = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        if loop == "scan":
+            state, metrics = train_chunk(
+                params, state, hyper, targets, jnp.int32(n), program=program, length=chunk
+            )
+            metrics = np.asarray(metrics[:n])
+        else:
+            rows = []
+            for _ in range(n):
+                state, row = train_step(params, state, hyper, targets, program=program)
+                rows.append(row)
+            metrics = np.asarray(jnp.stack(rows))
+        done += n
+        history.append(metrics)
+        if on_chunk is not None:
+            on_chunk(done, state, metrics)
+    final = evaluate(params, state.pixels, hyper, targets, program=program)
+    runs = pixels.shape[0]
+    return Outcome(
+        pixels=np.asarray(state.pixels),
+        history=np.concatenate(history) if history else np.zeros((0, runs, len(METRICS))),
+        final=np.asarray(final),
+        failed_at=np.asarray(state.failed_at),
+    )

@@ -1,0 +1,106 @@
+"""Gatys et al.'s losses as pure functions of ONE image; batch them with ``jax.vmap``.
+
+Normalisation (the convention of jcjohnson/neural-style, neural-style-pt and the PyTorch tutorial):
+
+- ``gram(F) = F^T F / (h w C)`` for features ``F`` of shape ``[h, w, C]``. Dividing by the number of
+  positions makes the Gram an average over positions, so a style's Gram does not depend on the size
+  of the style image or of the output; dividing also by ``C`` keeps layers of 64 and 512 channels on
+  comparable scales, so equal per-layer weights are a sensible default.
+- ``content_loss = mean((F - P)^2)`` and each style layer's loss ``mean((G - A)^2)``: means, not sums,
+  so the weights that look right at 256 px still look right at 1024 px.
+- ``tv_loss = mean over pixels of (dx^2 + dy^2)`` on the image in 0-255 units (the squared total
+  variation of jcjohnson/neural-style, averaged instead of summed for the same reason).
+
+Gatys et al.'s ``1/(4 N^2 M^2) sum (G - A)^2`` with an unnormalised Gram is the same quantity as
+``mean((G - A)^2) / 4`` here; only the scale of the style weight differs.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from nstjax.architecture import LAYER_INDEX
+
+
+def gram(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Normalised Gram matrix ``F^T F / (h w C)`` of one layer's features, in float32.
+
+    Args:
+        features: ``[h, w, C]``.
+        mask: optional ``[h, w]`` weights (guided Gram of Gatys et al. 2017): the Gram of
+            ``mask * F``, normalised by the mask's mass ``sum(mask^2)`` instead of ``h w``.
+
+    Returns:
+        ``[C, C]`` float32.
+    """
+    h, w, c = features.shape
+    f = features.astype(jnp.float32).reshape(h * w, c)
+    if mask is None:
+        norm = h * w
+    else:
+        m = mask.astype(jnp.float32).reshape(h * w, 1)
+        f = f * m
+        norm = jnp.maximum(jnp.sum(m * m), 1.0)
+    return jnp.einsum("kc,kd->cd", f, f, preferred_element_type=jnp.float32) / (norm * c)
+
+
+def content_loss(features: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean squared difference of a layer's features and the content image's, in float32."""
+    diff = features.astype(jnp.float32) - target.astype(jnp.float32)
+    return jnp.mean(diff * diff)
+
+
+def style_layer_loss(gram_matrix: jax.Array, target_gram: jax.Array) -> jax.Array:
+    """Mean squared difference of two Gram matrices."""
+    diff = gram_matrix - target_gram
+    return jnp.mean(diff * diff)
+
+
+def tv_loss(pixels: jax.Array) -> jax.Array:
+    """Squared total variation of an ``[H, W, 3]`` image, mean over pixels (0-255 units)."""
+    x = pixels.astype(jnp.float32)
+    dy = x[1:, :, :] - x[:-1, :, :]
+    dx = x[:, 1:, :] - x[:, :-1, :]
+    h, w, _ = x.shape
+    return (jnp.sum(dy * dy) + jnp.sum(dx * dx)) / (h * w)
+
+
+def weighted_content_loss(
+    features: dict[str, jax.Array], targets: dict[str, jax.Array], layer_weights: jax.Array
+) -> jax.Array:
+    """``sum_l w_l content_loss(F_l, P_l)`` over the layers in ``targets``.
+
+    Args:
+        features: layer name to ``[h, w, C]``.
+        targets: layer name to the content image's features at that layer.
+        layer_weights: ``[16]``, indexed by the layer's position in conv1_1 ... conv5_4.
+    """
+    total = jnp.float32(0.0)
+    for name, target in targets.items():
+        total = total + layer_weights[LAYER_INDEX[name]] * content_loss(features[name], target)
+    return total
+
+
+def weighted_style_loss(
+    features: dict[str, jax.Array],
+    target_grams: dict[str, jax.Array],
+    layer_weights: jax.Array,
+    masks: dict[str, jax.Array] | None = None,
+) -> jax.Array:
+    """``sum_l w_l style_layer_loss(gram(F_l), A_l)`` over the layers in ``target_grams``.
+
+    Args:
+        features: layer name to ``[h, w, C]``.
+        target_grams: layer name to ``[C, C]``, or ``[K, C, C]`` with ``masks`` (one target per
+            region: guided Grams).
+        layer_weights: ``[16]``, indexed by the layer's position in conv1_1 ... conv5_4.
+        masks: optional layer name to ``[K, h, w]`` region masks at that layer's resolution.
+    """
+    total = jnp.float32(0.0)
+    for name, target in target_grams.items():
+        if masks is None:
+            loss = style_layer_loss(gram(features[name]), target)
+        else:
+            grams = jax.vmap(gram, in_axes=(None, 0))(features[name], masks[name])
+            loss = jnp.sum(jax.vmap(style_layer_loss)(grams, target))
+        total = total + layer_weights[LAYER_INDEX[name]] * loss
+    return total

@@ -1,0 +1,149 @@
+"""The batched optimiser's mechanics on a tiny random VGG (16x16 images)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nstjax import api, engine, losses, vgg
+from nstjax.architecture import LAYER_INDEX
+
+SIZE = 16
+CONTENT_LAYERS = ("conv3_1",)
+STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1")
+
+
+def _images(n, seed):
+    return list(np.random.default_rng(seed).random((n, SIZE, SIZE, 3)).astype(np.float32))
+
+
+def _batch(params, runs, program, contents, styles):
+    """Per-run arrays for the engine, built by hand from numpy-side choices."""
+    feats = vgg.features(params, jnp.stack(contents), program.content_layers)
+    grams = [
+        {n: losses.gram(f) for n, f in vgg.features(params, s, program.style_layers).items()}
+        for s in styles
+    ]
+    targets = engine.Targets(
+        content={n: f[jnp.asarray([r["content"] for r in runs])] for n, f in feats.items()},
+        style={n: jnp.stack([grams[r["style"]][n] for r in runs]) for n in program.style_layers},
+    )
+    vec = lambda names: np.isin(np.arange(16), [LAYER_INDEX[n] for n in names]) / len(names)
+    hyper = engine.Hyper(
+        content_weight=jnp.asarray([r.get("cw", 1.0) for r in runs], jnp.float32),
+        style_weight=jnp.asarray([r.get("sw", 10.0) for r in runs], jnp.float32),
+        tv_weight=jnp.asarray([r.get("tv", 1e-3) for r in runs], jnp.float32),
+        content_layer_weights=jnp.asarray(np.stack([vec(CONTENT_LAYERS)] * len(runs)), jnp.float32),
+        style_layer_weights=jnp.asarray(np.stack([vec(STYLE_LAYERS)] * len(runs)), jnp.float32),
+        learning_rate=jnp.asarray([r.get("lr", 2.0) for r in runs], jnp.float32),
+    )
+    pixels = jnp.stack([contents[r["content"]] for r in runs]) * 255.0
+    return pixels, hyper, targets
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_params):
+    program = engine.Program(content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS)
+    contents, styles = _images(2, 1), _images(2, 2)
+    return tiny_params, program, contents, styles
+
+
+RUNS = [
+    dict(content=0, style=0),
+    dict(content=1, style=1, sw=100.0, lr=1.0),
+    dict(content=0, style=1, cw=0.0, tv=0.0, lr=5.0),
+]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_runs_are_independent(setup, optimizer):
+    """Changing one run's hyperparameters leaves every other run bit-identical."""
+    params, program, contents, styles = setup
+    program = engine.Program(
+        content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, optimizer=optimizer
+    )
+    a = engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 6)
+    changed = [RUNS[0], RUNS[1], dict(RUNS[2], sw=1e4, lr=0.5, cw=3.0)]
+    b = engine.optimize(params, program, *_batch(params, changed, program, contents, styles), 6)
+    np.testing.assert_array_equal(a.pixels[:2], b.pixels[:2])
+    np.testing.assert_array_equal(a.history[:, :2], b.history[:, :2])
+    assert not np.array_equal(a.pixels[2], b.pixels[2])
+
+
+def test_batched_equals_one_run_alone(setup):
+    """A run in a batch of three gives what it gives alone (same maths, batch of one)."""
+    params, program, contents, styles = setup
+    batch = engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 5)
+    alone = engine.optimize(
+        params, program, *_batch(params, RUNS[1:2], program, contents, styles), 5
+    )
+    np.testing.assert_allclose(batch.pixels[1], alone.pixels[0], rtol=1e-5, atol=1e-3)
+
+
+def test_first_adam_step_is_sign_of_gradient(setup):
+    """Adam's first bias-corrected step is lr * g / (|g| + eps), i.e. lr * sign(g) (hand-derived)."""
+    params, program, contents, styles = setup
+    pixels, hyper, targets = _batch(params, RUNS, program, contents, styles)
+    one = lambda i: jax.tree.map(lambda x: x[i], (pixels, hyper, targets))
+    out = engine.optimize(params, program, pixels, hyper, targets, 1)
+    for i in range(len(RUNS)):
+        p, h, t = one(i)
+        grad = jax.grad(lambda x: engine.run_loss(params, program, x, h, t)[0])(p)
+        expected = np.asarray(p) - float(h.learning_rate) * np.sign(np.asarray(grad))
+        big = np.abs(np.asarray(grad)) > 1e-3  # where eps is negligible
+        np.testing.assert_allclose(out.pixels[i][big], expected[big], rtol=0, atol=1e-3)
+
+
+def test_history_records_loss_before_each_step(setup):
+    params, program, contents, styles = setup
+    pixels, hyper, targets = _batch(params, RUNS, program, contents, styles)
+    out = engine.optimize(params, program, pixels, hyper, targets, 4)
+    assert out.history.shape == (4, len(RUNS), len(engine.METRICS))
+    start = engine.evaluate(params, pixels, hyper, targets, program=program)
+    np.testing.assert_allclose(out.history[0], np.asarray(start), rtol=1e-5)
+    # the total is the weighted sum of the terms
+    w = np.stack([hyper.content_weight, hyper.style_weight, hyper.tv_weight], axis=1)
+    np.testing.assert_allclose(out.history[..., 0], (out.history[..., 1:] * w).sum(-1), rtol=1e-5)
+    assert np.all(out.final[:, 0] < out.history[0, :, 0])
+
+
+def test_new_hyperparameter_values_do_not_recompile(setup):
+    params, program, contents, styles = setup
+    program = engine.Program(
+        content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, pooling="avg"
+    )
+    engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 2)
+    step_cache = engine.train_step._cache_size()
+    other = [dict(r, sw=r.get("sw", 10.0) * 7, lr=0.3, cw=2.0, tv=0.5) for r in RUNS]
+    engine.optimize(params, program, *_batch(params, other, program, contents, styles), 3)
+    assert engine.train_step._cache_size() == step_cache
+
+
+def test_scan_loop_matches_python_loop(setup):
+    params, program, contents, styles = setup
+    args = _batch(params, RUNS, program, contents, styles)
+    python = engine.optimize(params, program, *args, 7, loop="python")
+    scan = engine.optimize(params, program, *args, 7, loop="scan", chunk=3)
+    np.testing.assert_allclose(scan.pixels, python.pixels, rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(scan.history, python.history, rtol=1e-4)
+
+
+def test_non_finite_run_stops_alone(setup):
+    params, program, contents, styles = setup
+    runs = [RUNS[0], dict(RUNS[1], sw=np.inf), RUNS[2]]
+    out = engine.optimize(params, program, *_batch(params, runs, program, contents, styles), 4)
+    assert out.failed_at.tolist() == [-1, 0, -1]
+    assert np.all(np.isfinite(out.pixels[1]))  # frozen at its last finite image
+    healthy = engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 4)
+    np.testing.assert_array_equal(out.pixels[[0, 2]], healthy.pixels[[0, 2]])
+
+
+def test_same_seed_same_output(tiny_params):
+    contents, styles = _images(1, 3), _images(1, 4)
+    run = api.Run(init="noise", seed=7, content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS)
+    first = api.stylize_batch(tiny_params, contents, styles, [run], steps=3)[0].image
+    again = api.stylize_batch(tiny_params, contents, styles, [run], steps=3)[0].image
+    other = api.Run(init="noise", seed=8, content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS)
+    different = api.stylize_batch(tiny_params, contents, styles, [other], steps=3)[0].image
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, different)
