@@ -12,7 +12,8 @@ runs never interact: changing one run's hyperparameters leaves the others bit-id
 
 import dataclasses
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -6,7 +6,8 @@ constant baked into the transformation, so a batch of runs with different rates 
 Nothing couples runs: under ``jax.vmap`` every run keeps its own moments or curvature history.
 """
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

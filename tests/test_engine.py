@@ -88,7 +88,7 @@ def test_first_adam_step_is_sign_of_gradient(setup):
     out = engine.optimize(params, program, pixels, hyper, targets, 1)
     for i in range(len(RUNS)):
         p, h, t = one(i)
-        grad = jax.grad(lambda x: engine.run_loss(params, program, x, h, t)[0])(p)
+        grad = jax.grad(lambda x, h=h, t=t: engine.run_loss(params, program, x, h, t)[0])(p)
         expected = np.asarray(p) - float(h.learning_rate) * np.sign(np.asarray(grad))
         big = np.abs(np.asarray(grad)) > 1e-3  # where eps is negligible
         np.testing.assert_allclose(out.pixels[i][big], expected[big], rtol=0, atol=1e-3)
