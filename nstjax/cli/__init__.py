@@ -27,12 +27,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def enable_compilation_cache() -> None:
+    """Turns on JAX's persistent compilation cache under the nstjax cache folder.
+
+    A second identical command then loads its compiled programs instead of compiling again.
+    ``NSTJAX_COMPILATION_CACHE=0`` turns it off; ``=PATH`` puts it elsewhere.
+    """
+    import os
+
+    setting = os.environ.get("NSTJAX_COMPILATION_CACHE", "")
+    if setting == "0":
+        return
+    import jax
+
+    from nstjax.weights import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", setting or str(cache_dir() / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv=None) -> int:
     """Entry point of the console script; returns the exit status."""
+    from nstjax.config import split_config_args
     from nstjax.errors import NstjaxError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    rest, overrides = split_config_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(rest)
+    args.config_overrides = overrides
+    if overrides and not hasattr(args, "config"):
+        print(f"nstjax: error: {args.command} takes no --config.FIELD overrides", file=sys.stderr)
+        return 2
+    enable_compilation_cache()
     try:
         status = args.func(args)
     except NstjaxError as e:
