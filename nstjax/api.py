@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import engine, targets
-from nstjax.architecture import LAYER_INDEX, LAYER_NAMES, check_layer_names
+from nstjax import color, engine, targets
+from nstjax.architecture import LAYER_INDEX, LAYER_NAMES, check_layer_names, downsampling
 from nstjax.errors import NstjaxError
-from nstjax.image import resize
+from nstjax.image import long_side_shape, resize
 
 DEFAULT_CONTENT_LAYERS = ("conv4_2",)
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -41,6 +41,13 @@ class Run:
         init: ``"content"``, ``"noise"`` (uniform white noise from ``seed``), ``"style"`` (the first
             style resized to the output), or an ``[H, W, 3]`` array in [0, 1] (resized to fit).
         seed: seeds the noise initialisation.
+        style_scale: each style image's longer side relative to the output's longer side.
+        colors: ``"style"`` (plain transfer), ``"luminance"`` (keep the content's colours:
+            luminance-only transfer, YCbCr) or ``"histogram"`` (match the style's colour mean and
+            covariance to the content's before the transfer).
+        masks: optional spatial control (Gatys et al. 2017): one ``[H, W]`` mask in [0, 1] per
+            style of ``style`` (in its order), assigning output regions to styles (guided Grams).
+        normalize_gradients: L1-normalise each loss layer's gradient (neural-style's option).
     """
 
     content: int = 0
@@ -53,6 +60,10 @@ class Run:
     learning_rate: float = 4.0
     init: Any = "content"
     seed: int = 0
+    style_scale: float = 1.0
+    colors: str = "style"
+    masks: Sequence[np.ndarray] | None = None
+    normalize_gradients: bool = False
 
     def style_blend(self) -> dict[int, float]:
         blend = {self.style: 1.0} if isinstance(self.style, int) else dict(self.style)
@@ -107,6 +118,15 @@ def validate_run(run: Run, n_contents: int, n_styles: int) -> None:
         raise NstjaxError(f"lr must be finite and > 0, got {run.learning_rate}")
     if isinstance(run.init, str) and run.init not in INITS:
         raise NstjaxError(f"init must be one of {INITS} or an image, got {run.init!r}")
+    if not (run.style_scale > 0 and math.isfinite(run.style_scale)):
+        raise NstjaxError(f"style-scale must be finite and > 0, got {run.style_scale}")
+    if run.colors not in color.COLOR_MODES:
+        raise NstjaxError(f"colors must be one of {color.COLOR_MODES}, got {run.colors!r}")
+    if run.masks is not None and len(run.masks) != len(run.style_blend()):
+        raise NstjaxError(
+            f"masks: {len(run.masks)} mask(s) for {len(run.style_blend())} style(s); "
+            "give one mask per style"
+        )
     layer_weight_vector(run.content_layers, "content-layers")
     layer_weight_vector(run.style_layers, "style-layers")
 
@@ -138,7 +158,7 @@ def initial_image(run: Run, content: np.ndarray, styles: Sequence[np.ndarray]) -
         if run.init == "noise":
             return _noise(run.seed, shape)
         first_style = next(iter(run.style_blend()))
-        return resize(styles[first_style], shape)
+        return resize(_style_image(run, styles[first_style], content), shape)
     image = np.asarray(run.init, np.float32)
     return image if image.shape[:2] == shape else resize(image, shape)
 
@@ -147,35 +167,114 @@ def _pad(items: list, size: int) -> list:
     return items + [items[-1]] * (size - len(items))
 
 
-def _optimise_group(params, program, contents, styles, runs, steps, loop, chunk, on_chunk):
-    """One compiled batch: runs sharing an output shape (padded to a fixed batch by the caller)."""
+def _style_image(run: Run, style: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """A style image as the run sees it: scaled relative to the output, recoloured if asked."""
+    size = max(1, round(run.style_scale * max(content.shape[:2])))
+    image = resize(style, long_side_shape(style.shape, size))
+    return color.match_histogram(image, content) if run.colors == "histogram" else image
+
+
+def _style_key(run: Run, style_id: int) -> tuple:
+    """What a style target depends on: the image, its scale, and the content it is matched to."""
+    return (style_id, run.style_scale, run.content if run.colors == "histogram" else None)
+
+
+def _downsample_mask(mask: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """A mask at the output size, averaged over ``factor``-sized blocks as VGG's pooling does."""
+    m = resize(np.asarray(mask, np.float32)[..., None], shape)[..., 0]
+    h, w = shape[0] // factor, shape[1] // factor
+    return m[: h * factor, : w * factor].reshape(h, factor, w, factor).mean(axis=(1, 3))
+
+
+def _guided_targets(runs, program, grams, shape):
+    """``[R, K, C, C]`` Grams and ``[R, K, h, w]`` masks for a batch using spatial control.
+
+    A run without masks is one region (a mask of ones) with its blended target; unused regions
+    have zero masks and zero targets, which contribute nothing.
+    """
+    regions = max(len(r.masks) if r.masks is not None else 1 for r in runs)
+    style, masks = {}, {}
+    for name in program.style_layers:
+        factor = downsampling(name)
+        hw = (shape[0] // factor, shape[1] // factor)
+        per_run_grams, per_run_masks = [], []
+        for r in runs:
+            blend = r.style_blend()
+            zero = jnp.zeros_like(grams[_style_key(r, next(iter(blend)))][name])
+            if r.masks is None:
+                g = [sum(w * grams[_style_key(r, s)][name] for s, w in blend.items())]
+                m = [np.ones(hw, np.float32)]
+            else:
+                g = [grams[_style_key(r, s)][name] for s in blend]
+                m = [_downsample_mask(mask, shape, factor) for mask in r.masks]
+            g += [zero] * (regions - len(g))
+            m += [np.zeros(hw, np.float32)] * (regions - len(m))
+            per_run_grams.append(jnp.stack(g))
+            per_run_masks.append(np.stack(m))
+        style[name] = jnp.stack(per_run_grams)
+        masks[name] = jnp.asarray(np.stack(per_run_masks))
+    return style, masks
+
+
+# --- mesh: sharding the run axis over devices (sweeps, issue 4) ---
+def _place_on_mesh(mesh, params, pixels, hyper, run_targets):
+    """Shards the per-run arrays' leading axis over ``mesh``'s ``"runs"`` axis; replicates params."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    by_run = NamedSharding(mesh, PartitionSpec("runs"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return (
+        jax.device_put(params, replicated),
+        jax.device_put(pixels, by_run),
+        jax.device_put(hyper, by_run),
+        jax.device_put(run_targets, by_run),
+    )
+
+
+# --- end mesh ---
+
+
+def _optimise_group(
+    params, program, contents, styles, runs, steps, loop, chunk, on_chunk, mesh=None
+):
+    """One compiled batch: runs sharing an output shape (padded to a fixed batch by the caller).
+
+    With a ``mesh``, the batch (a multiple of its size) is sharded over its ``"runs"`` axis.
+    """
     content_ids = sorted({r.content for r in runs})
     stack = np.stack([contents[i] for i in content_ids])
     feats = targets.content_features(
         params, stack, layers=program.content_layers, pooling=program.pooling, dtype=program.dtype
     )
-    style_ids = sorted({s for r in runs for s in r.style_blend()})
-    grams = {
-        s: targets.style_grams(
-            params,
-            styles[s],
-            layers=program.style_layers,
-            pooling=program.pooling,
-            dtype=program.dtype,
-        )
-        for s in style_ids
-    }
+    grams = {}
+    for r in runs:
+        for s in r.style_blend():
+            key = _style_key(r, s)
+            if key not in grams:
+                grams[key] = targets.style_grams(
+                    params,
+                    _style_image(r, styles[s], contents[r.content]),
+                    layers=program.style_layers,
+                    pooling=program.pooling,
+                    dtype=program.dtype,
+                )
     row = {c: i for i, c in enumerate(content_ids)}
     content_index = jnp.asarray([row[r.content] for r in runs])
-    run_targets = engine.Targets(
-        content={name: f[content_index] for name, f in feats.items()},
-        style={
+    content_targets = {name: f[content_index] for name, f in feats.items()}
+    if program.guided:
+        style_targets, masks = _guided_targets(runs, program, grams, stack.shape[1:3])
+    else:
+        masks = None
+        style_targets = {
             name: jnp.stack(
-                [sum(w * grams[s][name] for s, w in r.style_blend().items()) for r in runs]
+                [
+                    sum(w * grams[_style_key(r, s)][name] for s, w in r.style_blend().items())
+                    for r in runs
+                ]
             )
             for name in program.style_layers
-        },
-    )
+        }
+    run_targets = engine.Targets(content=content_targets, style=style_targets, masks=masks)
     hyper = engine.Hyper(
         content_weight=jnp.asarray([r.content_weight for r in runs], jnp.float32),
         style_weight=jnp.asarray([r.style_weight for r in runs], jnp.float32),
@@ -187,8 +286,13 @@ def _optimise_group(params, program, contents, styles, runs, steps, loop, chunk,
             np.stack([layer_weight_vector(r.style_layers, "style-layers") for r in runs])
         ),
         learning_rate=jnp.asarray([r.learning_rate for r in runs], jnp.float32),
+        normalize_gradients=jnp.asarray([r.normalize_gradients for r in runs]),
     )
     pixels = np.stack([initial_image(r, contents[r.content], styles) for r in runs]) * 255.0
+    if mesh is not None:  # mesh
+        params, pixels, hyper, run_targets = _place_on_mesh(
+            mesh, params, pixels, hyper, run_targets
+        )
     return engine.optimize(
         params,
         program,
@@ -219,13 +323,15 @@ def stylize_batch(
     chunk: int = 50,
     progress: Callable[[int, int, np.ndarray], None] | None = None,
     on_snapshot: Callable[[int, list[int], np.ndarray], None] | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> list[Result]:
     """Optimises many runs, batched: one compiled program per output shape.
 
     Args:
         params: VGG parameters (:func:`nstjax.vgg.load_params`).
         contents: content images ``[H, W, 3]`` in [0, 1] (already at the output size).
-        styles: style images ``[H, W, 3]`` in [0, 1] (already at the wanted style scale).
+        styles: style images ``[H, W, 3]`` in [0, 1], any size: each run resizes them to its
+            ``style_scale`` times the output's longer side.
         runs: what to generate; see :class:`Run`.
         steps: optimisation steps per run.
         optimizer: ``"adam"`` or ``"lbfgs"``.
@@ -241,6 +347,9 @@ def stylize_batch(
             metrics of the last chunk.
         on_snapshot: called as ``on_snapshot(step, run_indices, images)`` after every chunk with
             the current images ``[R, H, W, 3]`` in [0, 1].
+        mesh: a 1-D :class:`jax.sharding.Mesh` with axis ``"runs"``: each batch's run axis is
+            sharded over it (batches padded to a multiple of its size), the VGG parameters
+            replicated. ``None``: one device.
 
     Returns:
         One :class:`Result` per run, in the order of ``runs``.
@@ -263,6 +372,8 @@ def stylize_batch(
     results: list[Result | None] = [None] * len(runs)
     for indices in groups.values():
         size = batch_size or len(indices)
+        if mesh is not None:  # mesh: every device gets the same number of runs
+            size = -(-size // mesh.size) * mesh.size
         for start in range(0, len(indices), size):
             batch = indices[start : start + size]
             padded = _pad([runs[i] for i in batch], size)
@@ -275,13 +386,16 @@ def stylize_batch(
                     on_snapshot(done, batch, images)
 
             outcome = _optimise_group(
-                params, program, contents, styles, padded, steps, loop, chunk, on_chunk
+                params, program, contents, styles, padded, steps, loop, chunk, on_chunk, mesh
             )
             for j, i in enumerate(batch):
                 failed = int(outcome.failed_at[j])
+                image = np.clip(outcome.pixels[j] / 255.0, 0.0, 1.0)
+                if runs[i].colors == "luminance":
+                    image = color.luminance_transfer(image, contents[runs[i].content])
                 results[i] = Result(
                     run=runs[i],
-                    image=np.clip(outcome.pixels[j] / 255.0, 0.0, 1.0),
+                    image=image,
                     history=outcome.history[:, j],
                     final=dict(zip(engine.METRICS, map(float, outcome.final[j]))),
                     failed_at=failed if failed >= 0 else None,

@@ -69,6 +69,7 @@ class Hyper(NamedTuple):
     content_layer_weights: jax.Array  # [R, 16]
     style_layer_weights: jax.Array  # [R, 16]
     learning_rate: jax.Array  # [R]
+    normalize_gradients: jax.Array | None = None  # [R] bool, neural-style's -normalize_gradients
 
 
 class Targets(NamedTuple):
@@ -107,9 +108,17 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
     feats = vgg.features(
         params, pixels / 255.0, program.layers, program.pooling, dtype=dtype, remat=program.remat
     )
-    content = losses.weighted_content_loss(feats, targets.content, hyper.content_layer_weights)
+    norm = hyper.normalize_gradients
+    content = losses.weighted_content_loss(
+        feats, targets.content, hyper.content_layer_weights, norm, hyper.content_weight
+    )
     style = losses.weighted_style_loss(
-        feats, targets.style, hyper.style_layer_weights, targets.masks if program.guided else None
+        feats,
+        targets.style,
+        hyper.style_layer_weights,
+        targets.masks if program.guided else None,
+        norm,
+        hyper.style_weight,
     )
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv

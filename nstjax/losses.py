@@ -64,8 +64,44 @@ def tv_loss(pixels: jax.Array) -> jax.Array:
     return (jnp.sum(dy * dy) + jnp.sum(dx * dx)) / (h * w)
 
 
+@jax.custom_vjp
+def normalized_gradient(x: jax.Array, weight: jax.Array, enabled: jax.Array) -> jax.Array:
+    """Identity whose backward pass L1-normalises the gradient, as neural-style's
+    ``-normalize_gradients``: ``g -> |weight| g / (|g|_1 + 1e-8)`` where ``enabled`` is true.
+
+    ``weight`` is the loss weight the incoming gradient was scaled by; neural-style applies its
+    strength after normalising, so it is put back. ``enabled`` is a traced flag, so runs in one
+    batch can differ.
+    """
+    return x
+
+
+def _normalized_gradient_fwd(x, weight, enabled):
+    return x, (weight, enabled)
+
+
+def _normalized_gradient_bwd(residuals, g):
+    weight, enabled = residuals
+    g32 = g.astype(jnp.float32)
+    normalised = jnp.abs(weight) * g32 / (jnp.sum(jnp.abs(g32)) + 1e-8)
+    return jnp.where(enabled, normalised, g32).astype(g.dtype), None, None
+
+
+normalized_gradient.defvjp(_normalized_gradient_fwd, _normalized_gradient_bwd)
+
+
+def _maybe_normalized(features, weight, normalize):
+    if normalize is None:
+        return features
+    return normalized_gradient(features, weight, normalize)
+
+
 def weighted_content_loss(
-    features: dict[str, jax.Array], targets: dict[str, jax.Array], layer_weights: jax.Array
+    features: dict[str, jax.Array],
+    targets: dict[str, jax.Array],
+    layer_weights: jax.Array,
+    normalize: jax.Array | None = None,
+    scale: jax.Array = 1.0,
 ) -> jax.Array:
     """``sum_l w_l content_loss(F_l, P_l)`` over the layers in ``targets``.
 
@@ -73,10 +109,16 @@ def weighted_content_loss(
         features: layer name to ``[h, w, C]``.
         targets: layer name to the content image's features at that layer.
         layer_weights: ``[16]``, indexed by the layer's position in conv1_1 ... conv5_4.
+        normalize: optional traced flag: L1-normalise each layer's gradient
+            (:func:`normalized_gradient`).
+        scale: the weight this sum will be multiplied by (the content weight), used only to put
+            the strength back after normalising.
     """
     total = jnp.float32(0.0)
     for name, target in targets.items():
-        total = total + layer_weights[LAYER_INDEX[name]] * content_loss(features[name], target)
+        w = layer_weights[LAYER_INDEX[name]]
+        f = _maybe_normalized(features[name], w * scale, normalize)
+        total = total + w * content_loss(f, target)
     return total
 
 
@@ -85,6 +127,8 @@ def weighted_style_loss(
     target_grams: dict[str, jax.Array],
     layer_weights: jax.Array,
     masks: dict[str, jax.Array] | None = None,
+    normalize: jax.Array | None = None,
+    scale: jax.Array = 1.0,
 ) -> jax.Array:
     """``sum_l w_l style_layer_loss(gram(F_l), A_l)`` over the layers in ``target_grams``.
 
@@ -94,13 +138,17 @@ def weighted_style_loss(
             region: guided Grams).
         layer_weights: ``[16]``, indexed by the layer's position in conv1_1 ... conv5_4.
         masks: optional layer name to ``[K, h, w]`` region masks at that layer's resolution.
+        normalize: optional traced flag: L1-normalise each layer's gradient.
+        scale: the weight this sum will be multiplied by (the style weight).
     """
     total = jnp.float32(0.0)
     for name, target in target_grams.items():
+        w = layer_weights[LAYER_INDEX[name]]
+        f = _maybe_normalized(features[name], w * scale, normalize)
         if masks is None:
-            loss = style_layer_loss(gram(features[name]), target)
+            loss = style_layer_loss(gram(f), target)
         else:
-            grams = jax.vmap(gram, in_axes=(None, 0))(features[name], masks[name])
+            grams = jax.vmap(gram, in_axes=(None, 0))(f, masks[name])
             loss = jnp.sum(jax.vmap(style_layer_loss)(grams, target))
-        total = total + layer_weights[LAYER_INDEX[name]] * loss
+        total = total + w * loss
     return total
