@@ -427,3 +427,61 @@ def stylize(
     params = vgg.load_params() if params is None else params
     (result,) = stylize_batch(params, [content], [style], [run], steps=steps, **options)
     return result.image
+
+
+def parse_schedule(text: str) -> list[tuple[int, int]]:
+    """``"256:300,512:200"`` -> ``[(256, 300), (512, 200)]`` (longer side : steps)."""
+    schedule = []
+    for item in text.split(","):
+        size, sep, steps = item.strip().partition(":")
+        try:
+            pair = (int(size), int(steps))
+        except ValueError:
+            pair = None
+        if not sep or pair is None or min(pair) < 1:
+            raise NstjaxError(
+                f"--multiscale {text!r}: expected SIZE:STEPS,... with positive integers"
+            )
+        schedule.append(pair)
+    if [s for s, _ in schedule] != sorted(s for s, _ in schedule):
+        raise NstjaxError(f"--multiscale {text!r}: sizes must grow from coarse to fine")
+    return schedule
+
+
+def stylize_multiscale(
+    params,
+    contents: Sequence[np.ndarray],
+    styles: Sequence[np.ndarray],
+    runs: Sequence[Run],
+    schedule: Sequence[tuple[int, int]],
+    **options,
+) -> list[Result]:
+    """Coarse-to-fine: each ``(size, steps)`` of ``schedule`` starts from the previous result.
+
+    Args:
+        params: VGG parameters.
+        contents: content images at full resolution; each scale resizes them so the longer side
+            is that scale's size.
+        styles: style images (resized per run by ``style_scale``, relative to each scale).
+        runs: as for :func:`stylize_batch`; a run's ``init`` applies to the first scale only.
+        schedule: ``[(size, steps), ...]`` with growing sizes, e.g. ``[(256, 300), (512, 200)]``.
+        **options: keyword options of :func:`stylize_batch`.
+
+    Returns:
+        One :class:`Result` per run at the last scale's size; ``history`` spans all scales.
+    """
+    from nstjax.image import resize_long_side
+
+    results: list[Result] = []
+    histories = [[] for _ in runs]
+    current = list(runs)
+    for size, steps in schedule:
+        scaled = [resize_long_side(c, size) for c in contents]
+        results = stylize_batch(params, scaled, styles, current, steps=steps, **options)
+        for history, result in zip(histories, results):
+            history.append(result.history)
+        current = [dataclasses.replace(r, init=res.image) for r, res in zip(runs, results)]
+    for run, result, history in zip(runs, results, histories):
+        result.run = run
+        result.history = np.concatenate(history)
+    return results

@@ -69,7 +69,11 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     for depth, part in enumerate(parts):
         if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             where = ".".join(parts[:depth]) or "config"
-            valid = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else ""
+            valid = (
+                ", ".join(sorted(node.keys()))
+                if isinstance(node, ml_collections.ConfigDict)
+                else ""
+            )
             raise NstjaxError(f"--config.{key}: {where} has no field {part!r} (fields: {valid})")
         if depth < len(parts) - 1:
             node = node[part]

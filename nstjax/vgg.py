@@ -11,6 +11,7 @@ with the weights (for the Caffe weights: RGB -> BGR, x255, minus the ImageNet me
 pytree can be an argument of a jitted function.
 """
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -88,7 +89,11 @@ class VGG19(nn.Module):
 
 def _module_for(params: Params, last_layer: str, pooling: str, dtype: Any, remat: bool) -> VGG19:
     convs = params["params"]
-    channels = tuple(convs[f"conv{b}_1"]["kernel"].shape[-1] for b in range(1, len(BLOCKS) + 1))
+    # Widths of the blocks present; blocks past the deepest layer need no parameters at all.
+    channels = tuple(
+        convs[f"conv{b}_1"]["kernel"].shape[-1] if f"conv{b}_1" in convs else width
+        for b, (_, width) in enumerate(BLOCKS, start=1)
+    )
     return VGG19(
         channels=channels, last_layer=last_layer, pooling=pooling, dtype=dtype, remat=remat
     )
@@ -177,16 +182,27 @@ def init_params(key: jax.Array, channels: Sequence[int] = (4, 8, 8, 16, 16)) -> 
         key: a PRNG key.
         channels: output channels of each of the five blocks.
     """
-    module = VGG19(channels=tuple(channels))
-    variables = module.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32))
-    convs = jax.tree.map(lambda p: p, variables["params"])
+    return {
+        "params": _he_normal_convs(key, tuple(channels)),
+        "preprocess": _preprocess_arrays(weights.CAFFE_PREPROCESS),
+    }
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _he_normal_convs(key: jax.Array, channels: tuple[int, ...]) -> dict:
+    shapes = jax.eval_shape(
+        VGG19(channels=channels).init, key, jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32)
+    )["params"]
+    convs = {}
     for name in LAYER_NAMES:
-        kernel = convs[name]["kernel"]
+        shape = shapes[name]["kernel"].shape
         key, sub = jax.random.split(key)
-        fan_in = float(np.prod(kernel.shape[:3]))
-        convs[name]["kernel"] = jax.random.normal(sub, kernel.shape) * np.sqrt(2.0 / fan_in)
-        convs[name]["bias"] = jnp.zeros_like(convs[name]["bias"])
-    return {"params": convs, "preprocess": _preprocess_arrays(weights.CAFFE_PREPROCESS)}
+        fan_in = float(np.prod(shape[:3]))
+        convs[name] = {
+            "kernel": jax.random.normal(sub, shape) * np.sqrt(2.0 / fan_in),
+            "bias": jnp.zeros(shapes[name]["bias"].shape),
+        }
+    return convs
 
 
 def count_params(params: Params) -> int:

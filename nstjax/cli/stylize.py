@@ -57,6 +57,41 @@ def register(subparsers) -> None:
         default=1.0,
         help="style image's longer side relative to the output's (1.0)",
     )
+    p.add_argument(
+        "--style-blend",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="W",
+        help="blend all styles into one target with these weights (one per style) instead of "
+        "running every content x style pair",
+    )
+    p.add_argument(
+        "--masks",
+        nargs="+",
+        default=None,
+        metavar="MASK",
+        help="spatial control: one mask image per style (white = that style's region); "
+        "implies a blend of all styles",
+    )
+    p.add_argument(
+        "--colors",
+        choices=("style", "luminance", "histogram"),
+        default="style",
+        help="style: the style's colours; luminance: keep the content's colours "
+        "(luminance-only transfer); histogram: match the style's colours to the content first",
+    )
+    p.add_argument(
+        "--normalize-gradients",
+        action="store_true",
+        help="L1-normalise each loss layer's gradient (as neural-style)",
+    )
+    p.add_argument(
+        "--multiscale",
+        default=None,
+        metavar="SIZE:STEPS,...",
+        help="coarse-to-fine schedule, e.g. 256:300,512:200,1024:100 (replaces --size/--steps)",
+    )
     p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
     p.add_argument("--batch-size", type=int, default=0, help="most pairs per compiled batch")
     p.add_argument("--lbfgs-history", type=int, default=20)
@@ -85,13 +120,19 @@ def _check_writable(output: Path, folder: bool) -> None:
         raise NstjaxError(f"--output {output}: {probe} is not writable")
 
 
-def _output_paths(output: Path, contents, styles) -> dict[tuple[int, int], Path]:
-    if len(contents) * len(styles) == 1:
-        return {(0, 0): output}
+def _output_paths(output: Path, contents, styles, blended: bool) -> dict[tuple[int, int], Path]:
+    """Output file per (content index, style index); style index -1 means "all styles blended"."""
+    style_keys = (
+        [(-1, "+".join(s.stem for s in styles))]
+        if blended
+        else [(j, s.stem) for j, s in enumerate(styles)]
+    )
+    if len(contents) * len(style_keys) == 1:
+        return {(0, style_keys[0][0]): output}
     return {
-        (i, j): output / f"{c.stem}__{s.stem}.png"
+        (i, j): output / f"{c.stem}__{stem}.png"
         for i, c in enumerate(contents)
-        for j, s in enumerate(styles)
+        for j, stem in style_keys
     }
 
 
@@ -111,12 +152,20 @@ def main(args: argparse.Namespace) -> int:
         else (1.0 if args.optimizer == "lbfgs" else api.Run().learning_rate)
     )
 
+    schedule = api.parse_schedule(args.multiscale) if args.multiscale else [(args.size, args.steps)]
+    size, total_steps = schedule[-1][0], sum(steps for _, steps in schedule)
     content_paths = image.list_images(args.content, "content image")
     style_paths = image.list_images(args.style, "style image")
+    blended = args.style_blend is not None or args.masks is not None
+    if args.style_blend is not None and len(args.style_blend) != len(style_paths):
+        raise NstjaxError(
+            f"--style-blend: {len(args.style_blend)} weight(s) for {len(style_paths)} style(s)"
+        )
+    if args.masks is not None and len(args.masks) != len(style_paths):
+        raise NstjaxError(f"--masks: {len(args.masks)} mask(s) for {len(style_paths)} style(s)")
     output = Path(args.output)
-    several = len(content_paths) * len(style_paths) > 1
-    _check_writable(output, folder=several)
-    outputs = _output_paths(output, content_paths, style_paths)
+    outputs = _output_paths(output, content_paths, style_paths, blended)
+    _check_writable(output, folder=len(outputs) > 1)
 
     init = args.init
     if init not in api.INITS:
@@ -148,7 +197,7 @@ def main(args: argparse.Namespace) -> int:
     params = vgg.load_params(args.weights)
     keys = list(outputs)
     batch = args.batch_size or len(runs)
-    bar = ProgressBar(args.steps * math.ceil(len(runs) / batch), min(batch, len(runs)), "stylize ")
+    bar = ProgressBar(total_steps * math.ceil(len(runs) / batch), min(batch, len(runs)), "stylize ")
     offset = [0]
 
     def progress(done, steps, metrics):
@@ -159,7 +208,8 @@ def main(args: argparse.Namespace) -> int:
             bar.update(offset[0] + done, metrics[-1])
 
     def snapshot(step, indices, images):
-        if args.save_every and (step % args.save_every == 0) and step < args.steps:
+        if args.save_every and (step % args.save_every == 0) and offset[0] + step < total_steps:
+            step = offset[0] + step
             for i, img in zip(indices, images):
                 out = outputs[keys[i]]
                 image.save_image(out.with_name(f"{out.stem}_{step:05d}{out.suffix}"), img)
@@ -189,7 +239,7 @@ def main(args: argparse.Namespace) -> int:
             failed += 1
             r = result.run
             print(
-                f"nstjax: run {content_paths[key[0]].name} x {style_paths[key[1]].name} stopped at "
+                f"nstjax: run {outputs[key].name} stopped at "
                 f"step {result.failed_at}: non-finite loss (content-weight {r.content_weight}, "
                 f"style-weight {r.style_weight}, tv-weight {r.tv_weight}, lr {r.learning_rate})",
                 file=sys.stderr,
@@ -197,6 +247,6 @@ def main(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     print(
         f"wrote {len(results)} image(s) to {output} in {elapsed:.1f}s "
-        f"({len(results) * args.steps / elapsed:.2f} img-it/s including compilation)"
+        f"({len(results) * total_steps / elapsed:.2f} img-it/s including compilation)"
     )
     return 1 if failed else 0

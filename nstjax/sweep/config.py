@@ -1,0 +1,182 @@
+"""The fields of a sweep config, their defaults, and which of them a sweep axis may vary.
+
+A sweep config is an ``ml_collections.ConfigDict`` returned by ``get_config(arg)`` in a Python
+file (see ``configs/``); :func:`default_config` holds every field with its default, and config
+files start from it and change a few fields::
+
+    data.content, data.style   lists of image files or folders (folders: their images, by name)
+    data.pairing               "product" (every content with every style) or "zip" (in order)
+    data.size                  longer side of the output, pixels
+    data.style_scale           style image's longer side relative to the output's
+    data.colors                "style" | "luminance" | "histogram" (see nstjax.color)
+    loss.content_weight, loss.style_weight, loss.tv_weight, loss.content_layers,
+    loss.style_layers, loss.normalize_gradients
+    optim.optimizer            "adam" | "lbfgs"
+    optim.steps, optim.learning_rate, optim.lbfgs_history
+    init                       "content" | "noise" | "style" | an image file
+    seed                       seed of the noise initialisation
+    model.weights              VGG-19 weights file ("" = $NSTJAX_WEIGHTS, the cache, a download)
+    model.pooling, model.dtype, model.remat
+    sweep.axes                 field -> list of values, combined as a product
+    sweep.zip                  field -> list of values, all lists of one length, varied together
+    sweep.contact_sheet.rows, sweep.contact_sheet.cols   the axes of the contact sheet's grid
+    sweep.contact_sheet.cell   longer side of each thumbnail, pixels
+    sweep.save_every           save snapshots every N steps (0: none)
+    sweep.chunk                steps between progress updates
+    sweep.run_memory_mb        memory one run needs (0: estimated from the layer shapes)
+
+An axis is named by the field's last part (``style_weight``, ``size``, ...). Besides the fields
+below, the axis ``content_style_ratio`` sets ``style_weight = content_weight / ratio`` per run,
+which is how Gatys et al. state their grid (alpha / beta).
+"""
+
+import ml_collections
+
+PER_RUN_FIELDS: dict[str, str] = {
+    "content_weight": "loss.content_weight",
+    "style_weight": "loss.style_weight",
+    "tv_weight": "loss.tv_weight",
+    "content_layers": "loss.content_layers",
+    "style_layers": "loss.style_layers",
+    "normalize_gradients": "loss.normalize_gradients",
+    "learning_rate": "optim.learning_rate",
+    "init": "init",
+    "seed": "seed",
+    "style_scale": "data.style_scale",
+    "colors": "data.colors",
+}
+"""Axis name -> config path of the fields of :class:`nstjax.api.Run`: traced per run, so runs that
+differ only in these share one compiled program."""
+
+STATIC_FIELDS: dict[str, str] = {
+    "size": "data.size",
+    "steps": "optim.steps",
+    "optimizer": "optim.optimizer",
+    "lbfgs_history": "optim.lbfgs_history",
+    "pooling": "model.pooling",
+    "dtype": "model.dtype",
+    "remat": "model.remat",
+}
+"""Axis name -> config path of the fields that change shapes or the compiled program: runs that
+differ in them fall into different groups, each compiled once."""
+
+DERIVED_AXES: tuple[str, ...] = ("content_style_ratio",)
+"""Axes that are not config fields: ``content_style_ratio`` sets style_weight = content_weight /
+ratio."""
+
+AXES: tuple[str, ...] = (*PER_RUN_FIELDS, *STATIC_FIELDS, *DERIVED_AXES)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every field of a sweep config with its default: one run, the package's defaults.
+
+    Returns:
+        An unlocked ConfigDict; config files change fields and return it.
+    """
+    config = ml_collections.ConfigDict()
+
+    config.data = ml_collections.ConfigDict()
+    config.data.content = []
+    config.data.style = []
+    config.data.pairing = "product"
+    config.data.size = 512
+    config.data.style_scale = 1.0
+    config.data.colors = "style"
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.content_weight = 1.0
+    config.loss.style_weight = 1e5
+    config.loss.tv_weight = 1e-4
+    config.loss.content_layers = ["conv4_2"]
+    config.loss.style_layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    config.loss.normalize_gradients = False
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.optimizer = "adam"
+    config.optim.steps = 500
+    config.optim.learning_rate = 4.0
+    config.optim.lbfgs_history = 20
+
+    config.init = "content"
+    config.seed = 0
+
+    config.model = ml_collections.ConfigDict()
+    config.model.weights = ""
+    config.model.pooling = "max"
+    config.model.dtype = "float32"
+    config.model.remat = False
+
+    config.sweep = ml_collections.ConfigDict()
+    config.sweep.axes = ml_collections.ConfigDict()
+    config.sweep.zip = ml_collections.ConfigDict()
+    config.sweep.contact_sheet = ml_collections.ConfigDict()
+    config.sweep.contact_sheet.rows = ""
+    config.sweep.contact_sheet.cols = ""
+    config.sweep.contact_sheet.cell = 128
+    config.sweep.save_every = 0
+    config.sweep.chunk = 50
+    config.sweep.run_memory_mb = 0.0
+    return config
+
+
+def get(config: ml_collections.ConfigDict, path: str):
+    """The value at a dotted ``path`` of ``config``."""
+    node = config
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def resolve(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, list[str]]:
+    """``config`` on top of :func:`default_config`, and the problems found on the way.
+
+    A field that ``config`` leaves out keeps its default; a field the defaults lack, or a value
+    of the wrong type, is a problem. ``sweep.axes`` and ``sweep.zip`` hold axis names, checked by
+    :func:`nstjax.sweep.expand.expand`.
+
+    Args:
+        config: a config as a config file returns it (overrides applied).
+
+    Returns:
+        The complete config (unlocked) and a list of one-line problems (empty when all is well).
+    """
+    merged = default_config()
+    problems: list[str] = []
+
+    def fill(target, source, prefix):
+        for key in source.keys():
+            name = f"{prefix}{key}"
+            value = source[key]
+            if key not in target:
+                problems.append(f"unknown config field {name!r}")
+            elif name in OPEN_GROUPS:
+                if isinstance(value, (ml_collections.ConfigDict, dict)):
+                    items = {k: _plain(v) for k, v in value.items()}
+                    target[key] = ml_collections.ConfigDict(items)
+                else:
+                    problems.append(f"{name}: expected field -> list of values, got {value!r}")
+            elif isinstance(target[key], ml_collections.ConfigDict):
+                if isinstance(value, ml_collections.ConfigDict):
+                    fill(target[key], value, f"{name}.")
+                else:
+                    problems.append(f"{name}: a group of fields, got {value!r}")
+            else:
+                try:
+                    target[key] = _plain(value)
+                except (TypeError, ValueError):
+                    wanted = type(target[key]).__name__
+                    problems.append(f"{name}: expected a {wanted}, got {value!r}")
+
+    fill(merged, config, "")
+    return merged, problems
+
+
+OPEN_GROUPS = ("sweep.axes", "sweep.zip")
+"""Groups whose keys are axis names rather than fixed fields."""
+
+
+def _plain(value):
+    """Tuples as lists (JSON has no tuples), recursively."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

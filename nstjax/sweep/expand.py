@@ -1,0 +1,254 @@
+"""A sweep config expanded into its runs: image pairs x the product of the axes x the zip group.
+
+The order is fixed: the image pairs vary slowest, then each axis of ``sweep.axes`` (by name), then
+the rows of ``sweep.zip`` fastest. Run ``i`` is therefore the same run every time the same config
+is expanded, which is what lets a workdir resume.
+"""
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from nstjax import api
+from nstjax.errors import NstjaxError
+from nstjax.sweep.config import AXES, PER_RUN_FIELDS, STATIC_FIELDS, default_config, get
+
+OPTIMIZERS = ("adam", "lbfgs")
+POOLINGS = ("max", "avg")
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep.
+
+    Attributes:
+        id: its folder name under ``runs/`` (the zero-padded index).
+        index: its position in the sweep.
+        label: the values of the axes that vary, e.g. ``"style_weight=1e+06, seed=2"``.
+        content: the content image file.
+        style: the style image file.
+        values: every per-run and static field (:data:`PER_RUN_FIELDS`, :data:`STATIC_FIELDS`).
+        coords: axis name -> value label, for every axis of the sweep (``content`` and ``style``
+            included), whether or not it varies.
+    """
+
+    id: str
+    index: int
+    label: str
+    content: str
+    style: str
+    values: dict[str, Any]
+    coords: dict[str, str]
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-able description of the run (manifest entries, run.json)."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "content": self.content,
+            "style": self.style,
+            "hyperparameters": self.values,
+            "coords": self.coords,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Expansion:
+    """A sweep's runs and its axes.
+
+    Attributes:
+        runs: every run, in sweep order.
+        axes: axis name -> the labels of its values, in order (``content`` and ``style`` first).
+        varying: the axes with more than one value.
+    """
+
+    runs: list[SweepRun]
+    axes: dict[str, list[str]]
+    varying: list[str]
+
+
+def value_label(value: Any) -> str:
+    """A short label of an axis value: ``1e+06``, ``conv1_1+conv2_1``, a file's stem."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "+".join(value_label(v) for v in value)
+    if isinstance(value, dict):
+        return "+".join(f"{k}:{value_label(v)}" for k, v in value.items())
+    if isinstance(value, str) and ("/" in value or Path(value).suffix):
+        return Path(value).stem
+    return str(value)
+
+
+def _axis_lists(group: ml_collections.ConfigDict, where: str, problems: list[str]) -> dict:
+    lists = {}
+    for name in group.keys():
+        values = group[name]
+        if name not in AXES:
+            problems.append(f"{where}.{name}: unknown axis (axes: {', '.join(AXES)})")
+        elif not isinstance(values, (list, tuple)):
+            problems.append(f"{where}.{name}: expected a list of values, got {values!r}")
+        elif not values:
+            problems.append(f"{where}.{name}: empty list (the grid would have no runs)")
+        else:
+            lists[name] = list(values)
+    return lists
+
+
+def _check_static(values: dict[str, Any]) -> list[str]:
+    problems = []
+    for name in ("size", "steps", "lbfgs_history"):
+        v = values[name]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            problems.append(f"{name} must be an integer >= 1, got {v!r}")
+    for name, allowed in (("optimizer", OPTIMIZERS), ("pooling", POOLINGS), ("dtype", DTYPES)):
+        if values[name] not in allowed:
+            problems.append(f"{name} must be one of {', '.join(allowed)}, got {values[name]!r}")
+    if not isinstance(values["remat"], bool):
+        problems.append(f"remat must be True or False, got {values['remat']!r}")
+    return problems
+
+
+def to_api_run(values: dict[str, Any], content: int, style: int, init=None) -> api.Run:
+    """The :class:`nstjax.api.Run` of a run's values, with image indices (and an init image)."""
+    fields = {name: values[name] for name in PER_RUN_FIELDS}
+    if init is not None:
+        fields["init"] = init
+    return api.Run(content=content, style=style, **fields)
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, list):  # layer names, a comma-separated string, or name -> weight
+        return isinstance(value, (list, tuple, str, dict))
+    return isinstance(value, type(default))
+
+
+def _check_run(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    problems = [
+        f"{name} must be a {type(defaults[name]).__name__}, got {values[name]!r}"
+        for name in defaults
+        if not _type_ok(values[name], defaults[name])
+    ]
+    ratio = values.get("content_style_ratio")
+    if ratio is not None and not (_type_ok(ratio, 1.0) and ratio > 0 and math.isfinite(ratio)):
+        problems.append(f"content_style_ratio must be a number > 0, got {ratio!r}")
+    if problems:
+        return problems
+    problems = _check_static(values)
+    init = values["init"] if values["init"] in api.INITS else "content"  # files: inputs.py
+    try:
+        api.validate_run(to_api_run(values, 0, 0, init), 1, 1)
+    except NstjaxError as e:
+        problems.append(str(e))
+    return problems
+
+
+def expand(
+    config: ml_collections.ConfigDict, contents: Sequence[str], styles: Sequence[str]
+) -> tuple[Expansion, list[str]]:
+    """The runs of a (complete, see :func:`nstjax.sweep.config.resolve`) sweep config.
+
+    Args:
+        config: the sweep config.
+        contents: the content image files (folders already listed).
+        styles: the style image files.
+
+    Returns:
+        The expansion and a list of one-line problems (unknown or empty axes, zip lists of
+        different lengths, bad values). The expansion is only meaningful when there are none.
+    """
+    problems: list[str] = []
+    axes = _axis_lists(config.sweep.axes, "sweep.axes", problems)
+    zipped = _axis_lists(config.sweep.zip, "sweep.zip", problems)
+    for name in sorted(set(axes) & set(zipped)):
+        problems.append(f"{name}: both in sweep.axes and sweep.zip; put it in one of them")
+    lengths = {name: len(v) for name, v in zipped.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{n} has {k}" for n, k in lengths.items())
+        problems.append(f"sweep.zip: lists must have one length ({shown})")
+    varied = set(axes) | set(zipped)
+    if "content_style_ratio" in varied and "style_weight" in varied:
+        problems.append("content_style_ratio and style_weight both vary; they set the same field")
+
+    pairing = config.data.pairing
+    if pairing == "product":
+        pairs = list(itertools.product(contents, styles))
+    elif pairing == "zip":
+        if len(contents) != len(styles):
+            problems.append(
+                f"data.pairing='zip' needs as many content as style images, got "
+                f"{len(contents)} and {len(styles)}"
+            )
+        pairs = list(zip(contents, styles))
+    else:
+        problems.append(f"data.pairing must be 'product' or 'zip', got {pairing!r}")
+        pairs = []
+    if problems:
+        return Expansion([], {}, []), problems
+
+    fields = {**PER_RUN_FIELDS, **STATIC_FIELDS}
+    base = {name: get(config, path) for name, path in fields.items()}
+    defaults = {name: get(default_config(), path) for name, path in fields.items()}
+    axis_names = sorted(axes)
+    zip_names = sorted(zipped)
+    zip_rows = list(zip(*(zipped[n] for n in zip_names))) if zip_names else [()]
+    combos = list(itertools.product(pairs, *(axes[n] for n in axis_names), zip_rows))
+
+    labels: dict[str, list[str]] = {
+        "content": _unique([value_label(c) for c, _ in pairs]),
+        "style": _unique([value_label(s) for _, s in pairs]),
+    }
+    for name in axis_names:
+        labels[name] = [value_label(v) for v in axes[name]]
+    for name in zip_names:
+        labels[name] = [value_label(v) for v in zipped[name]]
+    varying = [name for name, values in labels.items() if len(set(values)) > 1]
+
+    width = max(4, len(str(len(combos) - 1)))
+    runs, seen = [], set()
+    for index, ((content, style), *rest) in enumerate(combos):
+        chosen = dict(zip(axis_names, rest[:-1]))
+        chosen.update(zip(zip_names, rest[-1]))
+        values = {**base, **{k: v for k, v in chosen.items() if k != "content_style_ratio"}}
+        coords = {"content": value_label(content), "style": value_label(style)}
+        coords.update({name: value_label(v) for name, v in chosen.items()})
+        label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
+        run_problems = _check_run({**values, **chosen}, defaults)
+        if "content_style_ratio" in chosen and not run_problems:
+            values["style_weight"] = values["content_weight"] / chosen["content_style_ratio"]
+        for problem in run_problems:
+            if problem not in seen:
+                seen.add(problem)
+                problems.append(f"run {label!r}: {problem}")
+        runs.append(
+            SweepRun(
+                id=f"{index:0{width}d}",
+                index=index,
+                label=label,
+                content=content,
+                style=style,
+                values=values,
+                coords=coords,
+            )
+        )
+    return Expansion(runs, labels, varying), problems
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
