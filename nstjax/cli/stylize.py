@@ -170,8 +170,9 @@ def main(args: argparse.Namespace) -> int:
     init = args.init
     if init not in api.INITS:
         init = image.load_image(init, what="--init image")
-    contents = [image.load_image(p, args.size, "content image") for p in content_paths]
-    style_size = max(1, round(args.size * args.style_scale))
+    # At the final size; a multi-scale run resizes down from it for the coarser scales.
+    contents = [image.load_image(p, size, "content image") for p in content_paths]
+    style_size = max(1, round(size * args.style_scale))
     styles = [image.load_image(p, style_size, "style image") for p in style_paths]
     runs = [
         api.Run(
