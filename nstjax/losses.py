@@ -39,7 +39,8 @@ def gram(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     else:
         m = mask.astype(jnp.float32).reshape(h * w, 1)
         f = f * m
-        norm = jnp.maximum(jnp.sum(m * m), 1.0)
+        mass = jnp.sum(m * m)
+        norm = jnp.where(mass > 0, mass, 1.0)  # an empty region has a zero Gram
     return jnp.einsum("kc,kd->cd", f, f, preferred_element_type=jnp.float32) / (norm * c)
 
 

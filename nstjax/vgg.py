@@ -11,7 +11,6 @@ with the weights (for the Caffe weights: RGB -> BGR, x255, minus the ImageNet me
 pytree can be an argument of a jitted function.
 """
 
-import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -182,27 +181,19 @@ def init_params(key: jax.Array, channels: Sequence[int] = (4, 8, 8, 16, 16)) -> 
         key: a PRNG key.
         channels: output channels of each of the five blocks.
     """
-    return {
-        "params": _he_normal_convs(key, tuple(channels)),
-        "preprocess": _preprocess_arrays(weights.CAFFE_PREPROCESS),
-    }
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _he_normal_convs(key: jax.Array, channels: tuple[int, ...]) -> dict:
-    shapes = jax.eval_shape(
-        VGG19(channels=channels).init, key, jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32)
-    )["params"]
-    convs = {}
-    for name in LAYER_NAMES:
-        shape = shapes[name]["kernel"].shape
-        key, sub = jax.random.split(key)
-        fan_in = float(np.prod(shape[:3]))
-        convs[name] = {
-            "kernel": jax.random.normal(sub, shape) * np.sqrt(2.0 / fan_in),
-            "bias": jnp.zeros(shapes[name]["bias"].shape),
-        }
-    return convs
+    seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    convs, cin = {}, 3
+    for block, ((count, _), cout) in enumerate(zip(BLOCKS, channels), start=1):
+        for i in range(1, count + 1):
+            fan_in = 9 * cin
+            kernel = rng.standard_normal((3, 3, cin, cout), np.float32) * np.sqrt(2.0 / fan_in)
+            convs[f"conv{block}_{i}"] = {
+                "kernel": jnp.asarray(kernel, jnp.float32),
+                "bias": jnp.zeros((cout,), jnp.float32),
+            }
+            cin = cout
+    return {"params": convs, "preprocess": _preprocess_arrays(weights.CAFFE_PREPROCESS)}
 
 
 def count_params(params: Params) -> int:
