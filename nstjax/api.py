@@ -53,8 +53,8 @@ class Run:
     content: int = 0
     style: int | Mapping[int, float] = 0
     content_weight: float = 1.0
-    style_weight: float = 1e5
-    tv_weight: float = 1e-4
+    style_weight: float = 30.0
+    tv_weight: float = 1.0
     content_layers: LayerWeights = DEFAULT_CONTENT_LAYERS
     style_layers: LayerWeights = DEFAULT_STYLE_LAYERS
     learning_rate: float = 4.0
@@ -324,6 +324,7 @@ def stylize_batch(
     progress: Callable[[int, int, np.ndarray], None] | None = None,
     on_snapshot: Callable[[int, list[int], np.ndarray], None] | None = None,
     mesh: jax.sharding.Mesh | None = None,
+    layers_from: Sequence[Run] | None = None,
 ) -> list[Result]:
     """Optimises many runs, batched: one compiled program per output shape.
 
@@ -347,6 +348,8 @@ def stylize_batch(
             metrics of the last chunk.
         on_snapshot: called as ``on_snapshot(step, run_indices, images)`` after every chunk with
             the current images ``[R, H, W, 3]`` in [0, 1].
+        layers_from: runs whose layers the compiled program must cover (default ``runs``): a sweep
+            passes its whole group so that every batch of the group shares one program.
         mesh: a 1-D :class:`jax.sharding.Mesh` with axis ``"runs"``: each batch's run axis is
             sharded over it (batches padded to a multiple of its size), the VGG parameters
             replicated. ``None``: one device.
@@ -359,12 +362,13 @@ def stylize_batch(
     for run in runs:
         validate_run(run, len(contents), len(styles))
     program = program_for(
-        runs,
+        runs if layers_from is None else layers_from,
         pooling=pooling,
         optimizer=optimizer,
         lbfgs_history=lbfgs_history,
         dtype=dtype,
         remat=remat,
+        guided=any(r.masks is not None for r in runs),
     )
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, run in enumerate(runs):

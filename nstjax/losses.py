@@ -11,8 +11,9 @@ Normalisation (the convention of jcjohnson/neural-style, neural-style-pt and the
 - ``tv_loss = mean over pixels of (dx^2 + dy^2)`` on the image in 0-255 units (the squared total
   variation of jcjohnson/neural-style, averaged instead of summed for the same reason).
 
-Gatys et al.'s ``1/(4 N^2 M^2) sum (G - A)^2`` with an unnormalised Gram is the same quantity as
-``mean((G - A)^2) / 4`` here; only the scale of the style weight differs.
+Gatys et al.'s ``E_l = 1/(4 N^2 M^2) sum (G_raw - A_raw)^2`` with the unnormalised Gram
+``G_raw = M N G`` equals ``N_l^2 / 4 * mean((G - A)^2)`` here (``N_l`` channels): the same quantity
+up to a per-layer constant, so only the scale of the style weight differs.
 """
 
 import jax

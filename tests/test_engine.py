@@ -51,7 +51,7 @@ def setup(tiny_params):
 RUNS = [
     dict(content=0, style=0),
     dict(content=1, style=1, sw=100.0, lr=1.0),
-    dict(content=0, style=1, cw=0.0, tv=0.0, lr=5.0),
+    dict(content=0, style=1, cw=0.0, tv=0.0, lr=1.0),
 ]
 
 

@@ -230,8 +230,11 @@ def expand(
         coords.update({name: value_label(v) for name, v in chosen.items()})
         label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
         run_problems = _check_run({**values, **chosen}, defaults)
+        if isinstance(values["init"], str) and values["init"] not in api.INITS:
+            values["init"] = str(Path(values["init"]).resolve())  # an image file
         if "content_style_ratio" in chosen and not run_problems:
-            values["style_weight"] = values["content_weight"] / chosen["content_style_ratio"]
+            weight = values["content_weight"] / chosen["content_style_ratio"]
+            values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
         for problem in run_problems:
             if problem not in seen:
                 seen.add(problem)

@@ -1,0 +1,131 @@
+"""A sweep ready to run: its config completed and checked, its runs expanded, its images read.
+
+:func:`prepare` does everything that can fail on bad input, before anything is compiled, and
+reports every problem at once.
+"""
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from nstjax.architecture import downsampling
+from nstjax.errors import NstjaxError
+from nstjax.image import long_side_shape
+from nstjax.sweep import config as sweep_config
+from nstjax.sweep import inputs as sweep_inputs
+from nstjax.sweep.expand import Expansion, SweepRun, expand
+from nstjax.sweep.report import sheet_axes
+
+
+@dataclasses.dataclass
+class Sweep:
+    """A checked sweep.
+
+    Attributes:
+        config: the complete config (every field, overrides applied).
+        expansion: its runs and axes.
+        inputs: its images.
+    """
+
+    config: ml_collections.ConfigDict
+    expansion: Expansion
+    inputs: sweep_inputs.Inputs
+
+    @property
+    def runs(self) -> list[SweepRun]:
+        """Every run, in sweep order."""
+        return self.expansion.runs
+
+    def output_shape(self, run: SweepRun) -> tuple[int, int]:
+        """A run's output ``(height, width)``: its content image at its ``size``."""
+        return long_side_shape(self.inputs.images[run.content].shape, run.values["size"])
+
+    def record(self) -> dict[str, Any]:
+        """What identifies the sweep (``config.json``): the config and the resolved inputs."""
+        return {
+            "config": self.config.to_dict(),
+            "inputs": {"content": self.inputs.contents, "style": self.inputs.styles},
+        }
+
+
+def _check_sweep_fields(config: ml_collections.ConfigDict) -> list[str]:
+    s = config.sweep
+    problems = []
+    if s.save_every < 0:
+        problems.append(f"sweep.save_every must be >= 0, got {s.save_every}")
+    if s.chunk < 1:
+        problems.append(f"sweep.chunk must be >= 1, got {s.chunk}")
+    if s.contact_sheet.cell < 8:
+        problems.append(f"sweep.contact_sheet.cell must be >= 8, got {s.contact_sheet.cell}")
+    if s.run_memory_mb < 0:
+        problems.append(f"sweep.run_memory_mb must be >= 0, got {s.run_memory_mb}")
+    return problems
+
+
+def _too_small(sweep: "Sweep") -> list[str]:
+    """Images too small for the deepest layer computed: VGG's 2x2 poolings would leave nothing
+    (and a Gram of nothing is NaN). The deepest layer of a group counts for all its runs, since
+    a batch computes every layer any of its runs uses."""
+    from nstjax.sweep import plan
+
+    problems = []
+    for group in plan.group_runs(sweep.runs, sweep.output_shape):
+        deepest = plan.deepest_layer(group.runs)
+        need = downsampling(deepest)
+        if min(group.shape) < need:
+            problems.append(
+                f"output {group.shape[0]}x{group.shape[1]} is too small for {deepest} (each "
+                f"side needs >= {need} px); raise data.size"
+            )
+        for run in group.runs:
+            style = sweep.inputs.images[run.style].shape
+            long_side = max(1, round(run.values["style_scale"] * max(group.shape)))
+            h, w = long_side_shape(style, long_side)
+            if min(h, w) < need:
+                problems.append(
+                    f"style image {Path(run.style).name} at {h}x{w} is too small for {deepest} "
+                    f"(each side needs >= {need} px); raise data.size or data.style_scale"
+                )
+    return list(dict.fromkeys(problems))
+
+
+def prepare(config: ml_collections.ConfigDict, problems: Sequence[str] = ()) -> Sweep:
+    """Completes, checks and expands a sweep config and reads its images.
+
+    Args:
+        config: a sweep config (from :func:`nstjax.config.load_config`).
+        problems: problems found earlier (bad ``--config.FIELD`` overrides), reported with the
+            rest.
+
+    Returns:
+        The sweep.
+
+    Raises:
+        NstjaxError: listing every problem found: unknown fields, values of the wrong type,
+            unknown or empty axes, zip lists of different lengths, bad hyperparameters, missing
+            files or folders, unreadable images.
+    """
+    config, found = sweep_config.resolve(config)
+    problems = [*problems, *found, *_check_sweep_fields(config)]
+    contents = sweep_inputs.list_files(config.data.content, "content image", problems)
+    styles = sweep_inputs.list_files(config.data.style, "style image", problems)
+    expansion, more = expand(config, contents, styles)
+    problems += more
+    inits = [run.values["init"] for run in expansion.runs]
+    inputs = sweep_inputs.load(contents, styles, inits, problems)
+    if not problems and not expansion.runs:
+        problems.append("the sweep has no runs")
+    if expansion.runs:
+        try:
+            sheet_axes(expansion, config.sweep.contact_sheet.rows, config.sweep.contact_sheet.cols)
+        except NstjaxError as e:
+            problems.append(str(e))
+    if not problems:
+        problems += _too_small(Sweep(config, expansion, inputs))
+    if problems:
+        count = f"{len(problems)} problems" if len(problems) > 1 else "a problem"
+        raise NstjaxError(f"the sweep config has {count}: " + "; ".join(problems))
+    return Sweep(config, expansion, inputs)

@@ -1,0 +1,206 @@
+"""A sweep's folder: its config, manifest and one folder per run, written so it can always resume.
+
+Layout::
+
+    DIR/config.json          the resolved config and input files (a different sweep is refused)
+    DIR/manifest.json        every run: id, label, hyperparameters, status pending/done/failed
+    DIR/runs/<id>/image.png  the final image (and step_NNNNN.png snapshots, if asked)
+    DIR/runs/<id>/run.json   hyperparameters, final losses, loss history, wall time
+    DIR/summary.csv, DIR/contact_sheet.png, DIR/loss_curves.png
+
+Every file is written under a temporary name and renamed (:mod:`nstjax.atomic`). A run is finished
+iff its ``run.json`` exists: it is written last, after the image, so a run killed at any point is
+simply not finished and runs again; ``run.json`` is the truth, the manifest a summary of it.
+"""
+
+import json
+import math
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nstjax import atomic, image
+from nstjax.errors import NstjaxError
+
+CONFIG = "config.json"
+MANIFEST = "manifest.json"
+RUNS = "runs"
+SUMMARY = "summary.csv"
+CONTACT_SHEET = "contact_sheet.png"
+LOSS_CURVES = "loss_curves.png"
+OURS = (CONFIG, MANIFEST, RUNS, SUMMARY, CONTACT_SHEET, LOSS_CURVES)
+
+IGNORED_FOR_RESUME = ("sweep.contact_sheet", "sweep.chunk")
+"""Config fields that only change how results are shown: a rerun may change them."""
+
+
+def to_json(value: Any) -> str:
+    """Strict JSON (non-finite floats become ``null``), indented, keys in order."""
+    return json.dumps(_finite(value), indent=1, allow_nan=False) + "\n"
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
+def _flatten(value, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in value.items():
+            out.update(_flatten(sub, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def differences(old: dict, new: dict, ignore: Sequence[str] = ()) -> list[str]:
+    """``"field: old -> new"`` for every leaf that differs between two nested dicts."""
+    a, b = _flatten(old), _flatten(new)
+    keep = lambda k: not any(k == p or k.startswith(p + ".") for p in ignore)
+    return [
+        f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}"
+        for k in sorted(set(a) | set(b))
+        if keep(k) and a.get(k) != b.get(k)
+    ]
+
+
+def _fields(record: dict) -> dict:
+    """A config.json record as one nested dict: the config's fields, and ``inputs``."""
+    return {**record.get("config", {}), "inputs": record.get("inputs", {})}
+
+
+class Workdir:
+    """The folder of one sweep.
+
+    Args:
+        path: the folder (created if missing).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of one run."""
+        return self.path / RUNS / run_id
+
+    def run_json(self, run_id: str) -> Path:
+        """The record of a finished run."""
+        return self.run_dir(run_id) / "run.json"
+
+    def prepare(self, record: dict[str, Any], overwrite: bool = False) -> bool:
+        """Makes the folder ready for the sweep described by ``record``; call on one process.
+
+        A new or empty folder is initialised. A folder holding the same sweep is kept (its
+        finished runs are skipped later) and stale temporary files of a killed process are
+        removed. A folder holding a different sweep is refused unless ``overwrite``, which
+        deletes the sweep's files (and nothing else).
+
+        Args:
+            record: the resolved config and inputs (JSON-able), stored as ``config.json``.
+            overwrite: replace a different sweep instead of refusing.
+
+        Returns:
+            Whether an earlier sweep's results are being resumed.
+
+        Raises:
+            NstjaxError: the folder holds a different sweep, is not a sweep folder, or cannot
+                be written.
+        """
+        config_path = self.path / CONFIG
+        resuming = False
+        if self.path.exists() and not self.path.is_dir():
+            raise NstjaxError(f"--workdir {self.path}: exists and is not a folder")
+        if config_path.exists():
+            try:
+                old = json.loads(config_path.read_text())
+            except (OSError, ValueError) as e:
+                raise NstjaxError(f"--workdir {self.path}: cannot read {CONFIG} ({e})") from e
+            changed = differences(
+                _fields(old), _fields(json.loads(to_json(record))), IGNORED_FOR_RESUME
+            )
+            if changed and not overwrite:
+                shown = "; ".join(changed[:6]) + (
+                    f"; and {len(changed) - 6} more" if len(changed) > 6 else ""
+                )
+                raise NstjaxError(
+                    f"--workdir {self.path} holds a different sweep ({shown}); pass --overwrite "
+                    "to replace its results, or choose another --workdir"
+                )
+            if changed:
+                self._remove_ours()
+            else:
+                resuming = True
+        elif self.path.is_dir() and any(self.path.iterdir()):
+            strangers = sorted(p.name for p in self.path.iterdir() if p.name not in OURS)
+            if strangers:
+                raise NstjaxError(
+                    f"--workdir {self.path}: not empty and not a sweep folder (no {CONFIG}; "
+                    f"holds {', '.join(strangers[:5])}); choose an empty or new folder"
+                )
+            if not overwrite:
+                raise NstjaxError(
+                    f"--workdir {self.path}: holds sweep results but no {CONFIG}, so they cannot "
+                    "be matched to this config; pass --overwrite to replace them"
+                )
+            self._remove_ours()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.remove_temporaries()
+            atomic.write_text(config_path, to_json(record))
+        except OSError as e:
+            raise NstjaxError(f"--workdir {self.path}: cannot write ({e.strerror or e})") from e
+        return resuming
+
+    def _remove_ours(self) -> None:
+        for name in OURS:
+            target = self.path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+
+    def temporaries(self) -> list[Path]:
+        """Temporary files left by a killed writer (:func:`nstjax.atomic.atomic_path`'s names)."""
+        if not self.path.is_dir():
+            return []
+        return [p for p in self.path.rglob(".*") if p.is_file() and ".tmp" in p.name]
+
+    def remove_temporaries(self) -> None:
+        """Deletes :meth:`temporaries`; only safe while no process writes into the folder."""
+        for path in self.temporaries():
+            path.unlink(missing_ok=True)
+
+    def read_run(self, run_id: str) -> dict[str, Any] | None:
+        """A finished run's record, or ``None`` if it has not finished."""
+        try:
+            return json.loads(self.run_json(run_id).read_text())
+        except FileNotFoundError:
+            return None
+
+    def finished(self, run_ids: Iterable[str]) -> set[str]:
+        """The ids among ``run_ids`` whose run has finished (done or failed)."""
+        return {i for i in run_ids if self.run_json(i).exists()}
+
+    def write_snapshot(self, run_id: str, step: int, pixels: np.ndarray) -> None:
+        """Saves an intermediate image as ``runs/<id>/step_NNNNN.png``."""
+        image.save_image(self.run_dir(run_id) / f"step_{step:05d}.png", pixels)
+
+    def write_run(self, run_id: str, pixels: np.ndarray, record: dict[str, Any]) -> None:
+        """Saves a finished run: the image first, then ``run.json`` (which marks it finished)."""
+        image.save_image(self.run_dir(run_id) / "image.png", pixels)
+        atomic.write_text(self.run_json(run_id), to_json(record))
+
+    def write_manifest(self, entries: list[dict[str, Any]]) -> None:
+        """Writes ``manifest.json``: every run's description and status."""
+        counts = {s: sum(e["status"] == s for e in entries) for s in ("pending", "done", "failed")}
+        atomic.write_text(self.path / MANIFEST, to_json({"counts": counts, "runs": entries}))
