@@ -32,18 +32,6 @@ REL_TOL = 1e-4  # max abs error / max abs value, per layer, float32 port vs floa
 # Fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _xdg_cache(tmp_path_factory):
-    """The weights cache (an .npz converted from the .h5) goes to a tmp dir, not the home folder."""
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg"))
-    yield
-    if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
-
-
 @pytest.fixture(scope="module")
 def h5_path() -> Path:
     path = os.environ.get("NSTJAX_WEIGHTS")
@@ -55,8 +43,9 @@ def h5_path() -> Path:
 
 
 @pytest.fixture(scope="module")
-def params(h5_path, _xdg_cache):
-    """The real parameters, loaded once per module through the package's own resolution."""
+def params(h5_path):
+    """The real parameters, loaded once per module through the package's own resolution
+    (conftest.py keeps the cache it writes under a temporary XDG_CACHE_HOME)."""
     return vgg.load_params()
 
 
@@ -286,8 +275,7 @@ def _cosine(a, b) -> float:
 
 
 def _init_params(key, channels):
-    """vgg.init_params, jitted: one XLA compile instead of ~60 op-by-op ones (seconds on CPU)."""
-    return jax.jit(vgg.init_params, static_argnums=1)(key, tuple(channels))
+    return vgg.init_params(key, tuple(channels))
 
 
 def _mirror_and_other_cosines(params, images_dir) -> tuple[float, float]:
