@@ -243,20 +243,30 @@ def _optimise_group(
     """
     content_ids = sorted({r.content for r in runs})
     stack = np.stack([contents[i] for i in content_ids])
-    feats = targets.content_features(
-        params, stack, layers=program.content_layers, pooling=program.pooling, dtype=program.dtype
-    )
+    feats = {}
+    if program.content_layers:  # pure texture synthesis needs no content features
+        feats = targets.content_features(
+            params,
+            stack,
+            layers=program.content_layers,
+            pooling=program.pooling,
+            dtype=program.dtype,
+        )
     grams = {}
     for r in runs:
         for s in r.style_blend():
             key = _style_key(r, s)
             if key not in grams:
-                grams[key] = targets.style_grams(
-                    params,
-                    _style_image(r, styles[s], contents[r.content]),
-                    layers=program.style_layers,
-                    pooling=program.pooling,
-                    dtype=program.dtype,
+                grams[key] = (
+                    targets.style_grams(
+                        params,
+                        _style_image(r, styles[s], contents[r.content]),
+                        layers=program.style_layers,
+                        pooling=program.pooling,
+                        dtype=program.dtype,
+                    )
+                    if program.style_layers  # a pure content reconstruction needs no Grams
+                    else {}
                 )
     row = {c: i for i, c in enumerate(content_ids)}
     content_index = jnp.asarray([row[r.content] for r in runs])

@@ -207,7 +207,7 @@ class Outcome(NamedTuple):
 
     pixels: np.ndarray  # [R, H, W, 3] final images, 0-255 units, not clipped
     history: np.ndarray  # [steps, R, 4] loss terms before each step
-    final: np.ndarray  # [R, 4] loss terms of the final images
+    final: np.ndarray  # [R, 4] loss terms of the final images clipped to [0, 255]
     failed_at: np.ndarray  # [R] step at which a run stopped on a non-finite value, -1 if none
 
 
@@ -269,7 +269,8 @@ def optimize(
         history.append(metrics)
         if on_chunk is not None:
             on_chunk(done, state, metrics)
-    final = evaluate(params, state.pixels, hyper, targets, program=program)
+    # The loss of the images as they are saved: clipped to the valid range.
+    final = evaluate(params, jnp.clip(state.pixels, 0.0, 255.0), hyper, targets, program=program)
     runs = pixels.shape[0]
     return Outcome(
         pixels=np.asarray(state.pixels),

@@ -174,10 +174,12 @@ def main(args: argparse.Namespace) -> int:
     contents = [image.load_image(p, size, "content image") for p in content_paths]
     style_size = max(1, round(size * args.style_scale))
     styles = [image.load_image(p, style_size, "style image") for p in style_paths]
+    masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
+    blend = dict(enumerate(args.style_blend or [1.0] * len(style_paths)))
     runs = [
         api.Run(
             content=i,
-            style=j,
+            style=blend if j < 0 else j,  # -1: every style, blended (with masks: one region each)
             content_weight=args.content_weight,
             style_weight=args.style_weight,
             tv_weight=args.tv_weight,
@@ -186,6 +188,10 @@ def main(args: argparse.Namespace) -> int:
             learning_rate=lr,
             init=init,
             seed=args.seed,
+            style_scale=args.style_scale,
+            colors=args.colors,
+            masks=masks or None,
+            normalize_gradients=args.normalize_gradients,
         )
         for i, j in outputs
     ]
@@ -199,39 +205,37 @@ def main(args: argparse.Namespace) -> int:
     keys = list(outputs)
     batch = args.batch_size or len(runs)
     bar = ProgressBar(total_steps * math.ceil(len(runs) / batch), min(batch, len(runs)), "stylize ")
-    offset = [0]
+    finished = [0]  # steps of earlier batches and scales
+    current = [0]  # global step of the latest chunk
 
     def progress(done, steps, metrics):
+        current[0] = finished[0] + done
+        bar.update(current[0], metrics[-1])
         if done == steps:
-            offset[0] += steps
-            bar.update(offset[0], metrics[-1])
-        else:
-            bar.update(offset[0] + done, metrics[-1])
+            finished[0] += steps
 
     def snapshot(step, indices, images):
-        if args.save_every and (step % args.save_every == 0) and offset[0] + step < total_steps:
-            step = offset[0] + step
+        if current[0] % args.save_every == 0 and current[0] < total_steps:
             for i, img in zip(indices, images):
                 out = outputs[keys[i]]
-                image.save_image(out.with_name(f"{out.stem}_{step:05d}{out.suffix}"), img)
+                image.save_image(out.with_name(f"{out.stem}_{current[0]:05d}{out.suffix}"), img)
 
     started = time.perf_counter()
-    results = api.stylize_batch(
-        params,
-        contents,
-        styles,
-        runs,
-        steps=args.steps,
+    options = dict(
         optimizer=args.optimizer,
         pooling=args.pooling,
         lbfgs_history=args.lbfgs_history,
         dtype=args.dtype,
         remat=args.remat,
         batch_size=args.batch_size or None,
-        chunk=args.save_every or min(args.steps, 10),
+        chunk=args.save_every or 10,
         progress=progress,
         on_snapshot=snapshot if args.save_every else None,
     )
+    if len(schedule) > 1:
+        results = api.stylize_multiscale(params, contents, styles, runs, schedule, **options)
+    else:
+        results = api.stylize_batch(params, contents, styles, runs, steps=args.steps, **options)
     bar.close()
     failed = 0
     for key, result in zip(keys, results):
