@@ -98,6 +98,24 @@ def load_params(weights: str | None):
     return vgg.load_params(weights)
 
 
+def stylize(params, args: argparse.Namespace, contents, styles, runs, label: str):
+    """One batched ``api.stylize_batch`` call with the scripts' shared command-line options."""
+    from nstjax import api
+
+    return api.stylize_batch(
+        params,
+        contents,
+        styles,
+        runs,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        pooling=args.pooling,
+        lbfgs_history=args.lbfgs_history,
+        chunk=25,
+        progress=Progress(label),
+    )
+
+
 def load(path: Path, size: int) -> np.ndarray:
     """An image resized so that its longer side is ``size``, ``[H, W, 3]`` in [0, 1]."""
     return nst_image.load_image(path, size, "image")

@@ -59,17 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for layer in LAYERS
     ]
-    results = api.stylize_batch(
-        _figures.load_params(args.weights),
-        [content],
-        [content],
-        runs,
-        steps=args.steps,
-        optimizer=args.optimizer,
-        pooling=args.pooling,
-        lbfgs_history=args.lbfgs_history,
-        chunk=25,
-        progress=_figures.Progress("content"),
+    results = _figures.stylize(
+        _figures.load_params(args.weights), args, [content], [content], runs, "content"
     )
 
     start = api.initial_image(runs[0], content, [content])

@@ -66,17 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         for subset in _figures.STYLE_SUBSETS
         for relative in RELATIVE
     ]
-    results = api.stylize_batch(
-        _figures.load_params(args.weights),
-        [content],
-        [style],
-        runs,
-        steps=args.steps,
-        optimizer=args.optimizer,
-        pooling=args.pooling,
-        lbfgs_history=args.lbfgs_history,
-        chunk=25,
-        progress=_figures.Progress("ratio grid"),
+    results = _figures.stylize(
+        _figures.load_params(args.weights), args, [content], [style], runs, "ratio grid"
     )
 
     cols = len(RELATIVE)

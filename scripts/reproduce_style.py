@@ -73,18 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     params = _figures.load_params(args.weights)
     # The "content" only sets the output's shape: the style image's own, at --size.
-    results = api.stylize_batch(
-        params,
-        [style],
-        [style],
-        runs,
-        steps=args.steps,
-        optimizer=args.optimizer,
-        pooling=args.pooling,
-        lbfgs_history=args.lbfgs_history,
-        chunk=25,
-        progress=_figures.Progress("style"),
-    )
+    results = _figures.stylize(params, args, [style], [style], runs, "style")
 
     names = ["conv1_1"] + [f"+ {n}" for n in ALL[1:]]
     rows, labels = [], []
