@@ -489,9 +489,16 @@ def stylize_multiscale(
     results: list[Result] = []
     histories = [[] for _ in runs]
     current = list(runs)
+    on_snapshot = options.pop("on_snapshot", None)
+    done = 0  # steps of the earlier scales: snapshots count a run's steps over the schedule
     for size, steps in schedule:
         scaled = [resize_long_side(c, size) for c in contents]
+        if on_snapshot is not None:
+            options["on_snapshot"] = lambda step, idx, imgs, done=done: on_snapshot(
+                done + step, idx, imgs
+            )
         results = stylize_batch(params, scaled, styles, current, steps=steps, **options)
+        done += steps
         for history, result in zip(histories, results):
             history.append(result.history)
         current = [dataclasses.replace(r, init=res.image) for r, res in zip(runs, results)]

@@ -46,7 +46,8 @@ def test_bad_input_is_one_line_error_before_any_compile(tmp_path, pair, capsys, 
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8 not really a jpeg")
     _fails(
-        capsys, ["stylize", "--content", content, "--style", str(corrupt), "--output", out],
+        capsys,
+        ["stylize", "--content", content, "--style", str(corrupt), "--output", out],
         "corrupt.jpg",
     )
     blocker = tmp_path / "file"
@@ -63,21 +64,36 @@ def test_bad_input_is_one_line_error_before_any_compile(tmp_path, pair, capsys, 
 
 @pytest.mark.weights
 def test_stylize_pairs_into_a_folder_with_snapshots(tmp_path, real_params, images_dir, capsys):
-    contents = [str(images_dir / "skimage_chelsea.png"), str(images_dir / "skimage_coffee.png")]
+    """Two contents of different shapes (two compiled groups), snapshots for both."""
+    contents = [str(images_dir / "skimage_chelsea.png"), str(images_dir / "skimage_astronaut.png")]
     out = tmp_path / "out"
     status = main(
-        ["stylize", "--content", *contents, "--style", str(images_dir / "great_wave.jpg"),
-         "--output", str(out), "--size", "32", "--steps", "4", "--save-every", "2"]
+        [
+            "stylize",
+            "--content",
+            *contents,
+            "--style",
+            str(images_dir / "great_wave.jpg"),
+            "--output",
+            str(out),
+            "--size",
+            "32",
+            "--steps",
+            "4",
+            "--save-every",
+            "2",
+        ]
     )
     assert status == 0, capsys.readouterr().err
     finals = sorted(p.name for p in out.glob("*__great_wave.png"))
-    assert finals == ["skimage_chelsea__great_wave.png", "skimage_coffee__great_wave.png"]
-    assert sorted(p.name for p in out.glob("skimage_chelsea__great_wave_*.png")) == [
-        "skimage_chelsea__great_wave_00002.png"
-    ]
-    for name in finals:  # both photos are landscape: 32 px on the long side
-        width, height = Image.open(out / name).size
-        assert width == 32 and height < 32
+    assert finals == ["skimage_astronaut__great_wave.png", "skimage_chelsea__great_wave.png"]
+    for stem in ("skimage_chelsea", "skimage_astronaut"):
+        assert sorted(p.name for p in out.glob(f"{stem}__great_wave_*.png")) == [
+            f"{stem}__great_wave_00002.png"
+        ]
+    # chelsea is 451x300 (landscape), the astronaut 512x512: 32 px on the long side
+    assert Image.open(out / "skimage_chelsea__great_wave.png").size == (32, 21)
+    assert Image.open(out / "skimage_astronaut__great_wave.png").size == (32, 32)
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
@@ -88,10 +104,29 @@ def test_one_pair_reconstructs_content_with_style_weight_zero(tmp_path, real_par
 
     content = images_dir / "skimage_chelsea.png"
     out = tmp_path / "recon.png"
-    argv = ["stylize", "--content", str(content), "--style", str(images_dir / "great_wave.jpg"),
-            "--output", str(out), "--size", "32", "--steps", "40", "--style-weight", "0",
-            "--tv-weight", "0", "--init", "noise", "--content-layers", "conv2_2",
-            "--optimizer", "lbfgs"]
+    argv = [
+        "stylize",
+        "--content",
+        str(content),
+        "--style",
+        str(images_dir / "great_wave.jpg"),
+        "--output",
+        str(out),
+        "--size",
+        "32",
+        "--steps",
+        "40",
+        "--style-weight",
+        "0",
+        "--tv-weight",
+        "0",
+        "--init",
+        "noise",
+        "--content-layers",
+        "conv2_2",
+        "--optimizer",
+        "lbfgs",
+    ]
     assert main(argv) == 0
     result = image.load_image(out)
     target = image.load_image(content, 32)

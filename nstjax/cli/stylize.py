@@ -204,21 +204,21 @@ def main(args: argparse.Namespace) -> int:
     params = vgg.load_params(args.weights)
     keys = list(outputs)
     batch = args.batch_size or len(runs)
-    bar = ProgressBar(total_steps * math.ceil(len(runs) / batch), min(batch, len(runs)), "stylize ")
-    finished = [0]  # steps of earlier batches and scales
-    current = [0]  # global step of the latest chunk
+    shapes = [contents[run.content].shape for run in runs]  # one compiled group per shape
+    batches = sum(math.ceil(shapes.count(shape) / batch) for shape in set(shapes))
+    bar = ProgressBar(total_steps * batches, min(batch, len(runs)), "stylize ")
+    finished = [0]  # steps of the batches (and scales) already done, for the bar
 
     def progress(done, steps, metrics):
-        current[0] = finished[0] + done
-        bar.update(current[0], metrics[-1])
+        bar.update(finished[0] + done, metrics[-1])
         if done == steps:
             finished[0] += steps
 
-    def snapshot(step, indices, images):
-        if current[0] % args.save_every == 0 and current[0] < total_steps:
+    def snapshot(step, indices, images):  # step: the run's own steps so far
+        if step % args.save_every == 0 and step < total_steps:
             for i, img in zip(indices, images):
                 out = outputs[keys[i]]
-                image.save_image(out.with_name(f"{out.stem}_{current[0]:05d}{out.suffix}"), img)
+                image.save_image(out.with_name(f"{out.stem}_{step:05d}{out.suffix}"), img)
 
     started = time.perf_counter()
     options = dict(
