@@ -52,10 +52,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.time_to_result.enabled = False
     elif arg == "cpu":
         c.sizes = (128, 256)
-        c.batch_sizes = (1, 4, 8)
+        c.batch_sizes = (1, 8)
         c.precisions = ("default", "bf16")  # fp32 "highest" is the default on CPU
         c.remat = (False,)
-        c.iterations = 4
+        c.iterations = 3
         c.probe_size = 1024
         c.time_to_result.size = 128
         c.time_to_result.steps = 20

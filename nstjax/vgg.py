@@ -27,10 +27,12 @@ POOLINGS = ("max", "avg")
 
 
 def _pool(x: jax.Array, pooling: str) -> jax.Array:
-    window = (1, 2, 2, 1)
-    if pooling == "max":
-        return nn.max_pool(x, window[1:3], strides=window[1:3], padding="VALID")
-    return nn.avg_pool(x, window[1:3], strides=window[1:3], padding="VALID")
+    """2x2 pooling, stride 2, VALID (odd rows/columns dropped), written as a reshape and a
+    reduction: its gradient is elementwise, where ``reduce_window``'s is a select-and-scatter that
+    XLA:CPU runs slowly (measured, docs/benchmarks.md)."""
+    n, h, w, c = x.shape
+    x = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+    return x.max(axis=(2, 4)) if pooling == "max" else x.mean(axis=(2, 4))
 
 
 class VGG19(nn.Module):

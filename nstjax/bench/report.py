@@ -113,7 +113,9 @@ def markdown_report(report: Mapping[str, Any]) -> str:
         f"- loop: {report['loop']}; XLA_FLAGS: `{machine['xla_flags'] or '(none)'}`",
     ]
     for fmt, rate in report.get("probes_flops_per_s", {}).items():
-        lines.append(f"- CPU peak ({fmt}) from a matmul probe in this run: {rate / 1e9:.1f} GFLOP/s")
+        lines.append(
+            f"- CPU peak ({fmt}) from a matmul probe in this run: {rate / 1e9:.1f} GFLOP/s"
+        )
     lines += ["", markdown_table(report["results"])]
     if "largest" in report:
         largest = report["largest"]
@@ -145,6 +147,7 @@ def plot_throughput(results: Iterable[Mapping[str, Any]], path: str | os.PathLik
         False (and writes nothing) when no record has a throughput.
     """
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -164,6 +167,9 @@ def plot_throughput(results: Iterable[Mapping[str, Any]], path: str | os.PathLik
         ax.plot([b for b, _ in points], [t for _, t in points], marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    batches = sorted({b for points in series.values() for b, _ in points})
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("batch size (runs per compiled step)")
     ax.set_ylabel("image-iterations per second")
     ax.set_title(f"nstjax throughput ({jax.devices()[0].device_kind})")

@@ -171,9 +171,11 @@ def run_case(
     model = hardware if not case.remat else model_flops(params, case, lbfgs_history, flops_cache)
     hand = flops.hand_count(case.size, case.size)
     peak = peaks.device_peak(device, case.precision, probes)
-    measured_peak = peaks.table_peak(device.device_kind, peaks.number_format(device.platform, case.precision), measured=True)
+    measured_peak = peaks.table_peak(
+        device.device_kind, peaks.number_format(device.platform, case.precision), measured=True
+    )
     throughput = 1.0 / per_image_s
-    per_image = (lambda v: None if v is None else v / case.batch)
+    per_image = lambda v: None if v is None else v / case.batch
     peak_after = memory.peak_bytes_in_use(device)
     record.update(
         status="ok",
@@ -192,7 +194,9 @@ def run_case(
         xla_over_hand=None if model is None else model / case.batch / hand,
         peak_flops_per_s=peak.flops_per_s if peak else None,
         peak_source=peak.source if peak else None,
-        mfu=None if (peak is None or model is None) else throughput * model / case.batch / peak.flops_per_s,
+        mfu=None
+        if (peak is None or model is None)
+        else throughput * model / case.batch / peak.flops_per_s,
         mfu_of_measured_peak=None
         if (measured_peak is None or model is None)
         else throughput * model / case.batch / measured_peak.flops_per_s,
@@ -283,7 +287,9 @@ def run_suite(
     if device.platform == "cpu":
         formats = {peaks.number_format("cpu", p) for p in config.precisions}
         for fmt in sorted(formats):
-            peaks.device_peak(device, "bf16" if fmt == "bf16" else "fp32", probes, config.probe_size)
+            peaks.device_peak(
+                device, "bf16" if fmt == "bf16" else "fp32", probes, config.probe_size
+            )
             log(f"matmul probe {fmt}: {probes[fmt] / 1e9:.1f} GFLOP/s")
     flops_cache: dict = {}
     results = []

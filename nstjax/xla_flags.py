@@ -1,0 +1,29 @@
+"""XLA settings nstjax applies before JAX starts its backends (import time, environment only).
+
+On XLA:CPU, convolutions through YNNPACK fusions were measured slower for this workload than
+XLA's own (scripts/cpu_experiments.py, docs/benchmarks.md), so nstjax turns those fusions off
+with ``--xla_cpu_experimental_ynn_fusion_type=``. The flag only concerns the CPU backend. It is
+not added when ``XLA_FLAGS`` already mentions it, when ``NSTJAX_XLA_DEFAULTS=0``, or for a jaxlib
+older than 0.10 (which does not know it; XLA aborts on unknown flags).
+"""
+
+import os
+
+CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
+
+
+def apply_defaults() -> None:
+    """Appends :data:`CPU_FLAGS` to ``XLA_FLAGS`` unless the user opted out or set them."""
+    if os.environ.get("NSTJAX_XLA_DEFAULTS", "1") == "0":
+        return
+    try:
+        from jaxlib.version import __version__ as jaxlib_version
+    except ImportError:
+        return
+    if tuple(int(p) for p in jaxlib_version.split(".")[:2]) < (0, 10):
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    for flag in CPU_FLAGS:
+        if flag.split("=")[0] not in flags:
+            flags = f"{flags} {flag}".strip()
+    os.environ["XLA_FLAGS"] = flags
