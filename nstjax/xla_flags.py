@@ -1,15 +1,17 @@
 """XLA settings nstjax applies before JAX starts its backends (import time, environment only).
 
 On XLA:CPU, convolutions through YNNPACK fusions were measured slower for this workload than
-XLA's own (scripts/cpu_experiments.py, docs/benchmarks.md), so nstjax turns those fusions off
-with ``--xla_cpu_experimental_ynn_fusion_type=``. The flag only concerns the CPU backend. It is
+XLA's own (scripts/cpu_experiments.py, docs/benchmarks.md), so nstjax limits YNNPACK to dot
+products with ``--xla_cpu_experimental_ynn_fusion_type=individual_dot``: convolutions are XLA's,
+matmuls keep YNNPACK's fast (AMX) bf16 path, which an empty value would also turn off
+(scripts/xla_flags_probe.py). The flag only concerns the CPU backend. It is
 not added when ``XLA_FLAGS`` already mentions it, when ``NSTJAX_XLA_DEFAULTS=0``, or for a jaxlib
 older than 0.10 (which does not know it; XLA aborts on unknown flags).
 """
 
 import os
 
-CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
+CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=individual_dot",)
 
 
 def apply_defaults() -> None:

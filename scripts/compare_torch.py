@@ -16,7 +16,8 @@ alternately (torch, nstjax, torch, nstjax, ...) so that both see the same machin
 first run the same warm-up steps (nstjax's compile is timed separately). nstjax runs the whole batch
 in one compiled step; torch loops over the images, one optimiser each. Reported per
 image-iteration: the median block time of each side and the ratio ``nstjax speed / torch speed``
-(the median of the per-round ratios, and the ratio of the medians).
+(the median of the per-round ratios; also the ratio of the medians and of the best blocks). The
+load average is recorded per round; on a busy machine PyTorch slows down far more than XLA.
 
 Check: both sides start from the same images and have run the same number of steps when the timing
 ends; their final losses (each evaluated by its own implementation) must agree within

@@ -8,7 +8,8 @@ the image gradient needs), in XLA (jitted, kernel passed as an argument, NHWC as
 and in PyTorch (NCHW, ``torch.nn.functional.conv2d`` and ``torch.nn.grad.conv2d_input``). Each
 pair is timed alternately ``--rounds`` times; the table gives GFLOP/s of each and the ratio.
 Shows whether the gap to PyTorch is in the convolutions themselves or around them. Random data:
-speed does not depend on the values.
+speed does not depend on the values. Importing nstjax applies its default XLA flags (YNNPACK
+fusions off, ``nstjax.xla_flags``); ``NSTJAX_XLA_DEFAULTS=0`` measures XLA:CPU's own defaults.
 """
 
 import argparse

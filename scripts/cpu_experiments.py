@@ -29,6 +29,8 @@ Modifiers:
   YNNPACK's). ``nstjax.xla_flags`` now sets this flag on import, so ``engine`` already has it;
   the modifier stays for the figures measured before that change.
 - ``ynn``: ``NSTJAX_XLA_DEFAULTS=0``, i.e. YNNPACK fusions back on (XLA:CPU's own default).
+- ``ynndot``: ``--xla_cpu_experimental_ynn_fusion_type=individual_dot``: YNNPACK for matrix
+  products only (its bf16 matmul uses the CPU's AMX units), XLA's own convolutions.
 - ``poolreshape`` (engine, scan): 2x2 max pooling written as a reshape and a max (its gradient
   is elementwise) instead of ``reduce_window`` (whose gradient is an argmax reduce-window and a
   scatter). ``nstjax.vgg`` pools this way itself since the change this script measured, so the
@@ -61,9 +63,21 @@ sys.path.insert(0, str(HERE))  # compare_torch, beside this file
 ENV_FLAGS = {
     "onednn": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true",
     "noynn": "--xla_cpu_experimental_ynn_fusion_type=",
+    "ynndot": "--xla_cpu_experimental_ynn_fusion_type=individual_dot",
 }
 BASES = ("torch", "engine", "scan", "lax")
-MODIFIERS = ("onednn", "noynn", "ynn", "poolreshape", "const", "args", "vjp", "nchw", "bf16")
+MODIFIERS = (
+    "onednn",
+    "noynn",
+    "ynn",
+    "ynndot",
+    "poolreshape",
+    "const",
+    "args",
+    "vjp",
+    "nchw",
+    "bf16",
+)
 
 
 def parse_variant(text: str) -> tuple[str, set[str]]:
