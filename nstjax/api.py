@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import color, engine, targets
+from nstjax import color, engine, targets, vgg
 from nstjax.architecture import LAYER_INDEX, LAYER_NAMES, check_layer_names, downsampling
 from nstjax.errors import NstjaxError
 from nstjax.image import long_side_shape, resize
@@ -380,6 +380,12 @@ def stylize_batch(
         remat=remat,
         guided=any(r.masks is not None for r in runs),
     )
+    if "prepared" not in params:  # kernels rearranged once for the fast convolution (conv.py)
+        # oneDNN's custom call has no sharding rule: over several devices, XLA's convolutions.
+        several = mesh is not None and mesh.size > 1
+        params = vgg.prepare(
+            params, "flipped" if several and jax.default_backend() == "cpu" else None
+        )
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, run in enumerate(runs):
         groups.setdefault(tuple(contents[run.content].shape), []).append(i)
@@ -433,8 +439,6 @@ def stylize(
     Returns:
         ``[H, W, 3]`` float32 in [0, 1].
     """
-    from nstjax import vgg
-
     run_fields = {f.name for f in dataclasses.fields(Run)}
     run = Run(**{k: v for k, v in kwargs.items() if k in run_fields})
     options = {k: v for k, v in kwargs.items() if k not in run_fields}

@@ -119,6 +119,8 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
         targets.masks if program.guided else None,
         norm,
         hyper.style_weight,
+        # oneDNN's sgemm for the Grams where the convolutions are oneDNN's too (nstjax.gram)
+        use_onednn=vgg.convolution_of(params) == "onednn",
     )
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
@@ -249,6 +251,8 @@ def optimize(
     loop = loop or default_loop()
     if loop not in ("python", "scan"):
         raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
+    if "prepared" not in params:  # kernels rearranged once for the fast convolution (conv.py)
+        params = vgg.prepare(params)
     state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # the loop donates it
     history = []
     done = 0

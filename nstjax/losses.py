@@ -16,19 +16,25 @@ Gatys et al.'s ``E_l = 1/(4 N^2 M^2) sum (G_raw - A_raw)^2`` with the unnormalis
 up to a per-layer constant, so only the scale of the style weight differs.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from nstjax.architecture import LAYER_INDEX
+from nstjax.gram import gram_product
 
 
-def gram(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+def gram(
+    features: jax.Array, mask: jax.Array | None = None, *, use_onednn: bool = False
+) -> jax.Array:
     """Normalised Gram matrix ``F^T F / (h w C)`` of one layer's features, in float32.
 
     Args:
         features: ``[h, w, C]``.
         mask: optional ``[h, w]`` weights (guided Gram of Gatys et al. 2017): the Gram of
             ``mask * F``, normalised by the mask's mass ``sum(mask^2)`` instead of ``h w``.
+        use_onednn: compute the product with oneDNN's sgemm (:mod:`nstjax.gram`; CPU only).
 
     Returns:
         ``[C, C]`` float32.
@@ -42,7 +48,7 @@ def gram(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         f = f * m
         mass = jnp.sum(m * m)
         norm = jnp.where(mass > 0, mass, 1.0)  # an empty region has a zero Gram
-    return jnp.einsum("kc,kd->cd", f, f, preferred_element_type=jnp.float32) / (norm * c)
+    return gram_product(f, use_onednn) / (norm * c)
 
 
 def content_loss(features: jax.Array, target: jax.Array) -> jax.Array:
@@ -131,6 +137,8 @@ def weighted_style_loss(
     masks: dict[str, jax.Array] | None = None,
     normalize: jax.Array | None = None,
     scale: jax.Array = 1.0,
+    *,
+    use_onednn: bool = False,
 ) -> jax.Array:
     """``sum_l w_l style_layer_loss(gram(F_l), A_l)`` over the layers in ``target_grams``.
 
@@ -142,15 +150,17 @@ def weighted_style_loss(
         masks: optional layer name to ``[K, h, w]`` region masks at that layer's resolution.
         normalize: optional traced flag: L1-normalise each layer's gradient.
         scale: the weight this sum will be multiplied by (the style weight).
+        use_onednn: Gram products through oneDNN (:func:`gram`).
     """
+    gram_of = functools.partial(gram, use_onednn=use_onednn)
     total = jnp.float32(0.0)
     for name, target in target_grams.items():
         w = layer_weights[LAYER_INDEX[name]]
         f = _maybe_normalized(features[name], w * scale, normalize)
         if masks is None:
-            loss = style_layer_loss(gram(f), target)
+            loss = style_layer_loss(gram_of(f), target)
         else:
-            grams = jax.vmap(gram, in_axes=(None, 0))(f, masks[name])
+            grams = jax.vmap(gram_of, in_axes=(None, 0))(f, masks[name])
             loss = jnp.sum(jax.vmap(style_layer_loss)(grams, target))
         total = total + w * loss
     return total

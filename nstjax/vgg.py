@@ -3,12 +3,15 @@
 The parameters are a plain pytree::
 
     {"params": {"conv1_1": {"kernel": [3, 3, 3, 64], "bias": [64]}, ..., "conv5_4": {...}},
-     "preprocess": {"scale": [], "mean": [3], "std": [3], "channel_order": [3] int32}}
+     "preprocess": {"scale": [], "mean": [3], "std": [3], "channel_order": [3] int32},
+     "prepared": {"conv1_1": {...}, ...}}  # optional, from prepare()
 
 ``"params"`` is what the Flax module takes; ``"preprocess"`` is the input convention that travels
 with the weights (for the Caffe weights: RGB -> BGR, x255, minus the ImageNet mean), applied inside
-:func:`features` so callers always pass RGB images in [0, 1]. Everything is an array, so the whole
-pytree can be an argument of a jitted function.
+:func:`features` so callers always pass RGB images in [0, 1]. ``"prepared"`` holds the kernels
+rearranged once for a faster convolution (:func:`prepare`, :mod:`nstjax.conv`); the engine adds it
+before optimising. Everything is an array, so the whole pytree can be an argument of a jitted
+function.
 """
 
 from collections.abc import Iterable, Sequence
@@ -19,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import weights
+from nstjax import conv, onednn, weights
 from nstjax.architecture import BLOCKS, LAYER_INDEX, LAYER_NAMES, check_layer_names
 
 Params = dict[str, Any]
@@ -33,6 +36,23 @@ def _pool(x: jax.Array, pooling: str) -> jax.Array:
     n, h, w, c = x.shape
     x = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
     return x.max(axis=(2, 4)) if pooling == "max" else x.mean(axis=(2, 4))
+
+
+class Conv3x3(nn.Module):
+    """3x3 convolution + bias + ReLU (:func:`nstjax.conv.conv3x3_relu`), parameters ``kernel``
+    (HWIO) and ``bias`` as ``nn.Conv`` names them; kernels prepared by :func:`prepare` come in
+    the ``"prepared"`` collection."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (3, 3, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        prepared = self.variables.get("prepared") or None
+        return conv.conv3x3_relu(x.astype(self.dtype), kernel, bias, prepared)
 
 
 class VGG19(nn.Module):
@@ -58,13 +78,12 @@ class VGG19(nn.Module):
         for block, ((count, _), cout) in enumerate(zip(BLOCKS, self.channels), start=1):
             for i in range(1, count + 1):
                 name = f"conv{block}_{i}"
-                conv = nn.Conv(cout, (3, 3), padding="SAME", dtype=self.dtype, name=name)
-                setattr(self, name, conv)
+                setattr(self, name, Conv3x3(cout, dtype=self.dtype, name=name))
 
     def _block(self, x: jax.Array, names: tuple[str, ...]) -> tuple[jax.Array, dict]:
         outputs = {}
         for name in names:
-            x = outputs[name] = nn.relu(getattr(self, name)(x))
+            x = outputs[name] = getattr(self, name)(x)
         return x, outputs
 
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -141,8 +160,52 @@ def features(
     single = images.ndim == 3
     x = preprocess(params, images[None] if single else images)
     module = _module_for(params, deepest(layers), pooling, dtype, remat)
-    outputs = module.apply({"params": params["params"]}, x.astype(dtype))
+    variables = {"params": params["params"]}
+    if params.get("prepared"):
+        variables["prepared"] = params["prepared"]
+    outputs = module.apply(variables, x.astype(dtype))
     return {name: outputs[name][0] if single else outputs[name] for name in layers}
+
+
+def default_convolution() -> str:
+    """The convolution :func:`prepare` picks: ``"onednn"`` on CPU where it is available,
+    ``"flipped"`` on CPU otherwise, ``"xla"`` on accelerators (docs/benchmarks.md)."""
+    if jax.default_backend() != "cpu":
+        return "xla"
+    return "onednn" if onednn.available() else "flipped"
+
+
+def prepare(params: Params, convolution: str | None = None) -> Params:
+    """``params`` with each kernel rearranged once for a faster convolution and its gradient.
+
+    Args:
+        params: from :func:`load_params` or :func:`init_params` (an existing ``"prepared"`` entry
+            is replaced).
+        convolution: one of :data:`nstjax.conv.IMPLS`; ``None`` picks
+            :func:`default_convolution`. ``"xla"`` removes the entry.
+
+    Returns:
+        A new pytree with a ``"prepared"`` entry; :func:`features` uses it. It computes the same
+        values (to float32 rounding) as without it.
+    """
+    convolution = convolution or default_convolution()
+    if convolution not in conv.IMPLS:
+        raise ValueError(f"convolution must be one of {conv.IMPLS}, got {convolution!r}")
+    out = {k: v for k, v in params.items() if k != "prepared"}
+    if convolution != "xla":
+        out["prepared"] = {
+            name: conv.prepare(p["kernel"], convolution) for name, p in params["params"].items()
+        }
+    return out
+
+
+def convolution_of(params: Params) -> str:
+    """Which convolution ``params`` were prepared for (``"xla"`` when not prepared)."""
+    prepared = params.get("prepared") or {}
+    first = next(iter(prepared.values()), {})
+    if "onednn_forward" in first:
+        return "onednn"
+    return "flipped" if "flipped" in first else "xla"
 
 
 def _preprocess_arrays(meta: dict) -> dict[str, jax.Array]:

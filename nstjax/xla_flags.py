@@ -4,14 +4,21 @@ On XLA:CPU, convolutions through YNNPACK fusions were measured slower for this w
 XLA's own (scripts/cpu_experiments.py, docs/benchmarks.md), so nstjax limits YNNPACK to dot
 products with ``--xla_cpu_experimental_ynn_fusion_type=individual_dot``: convolutions are XLA's,
 matmuls keep YNNPACK's fast (AMX) bf16 path, which an empty value would also turn off
-(scripts/xla_flags_probe.py). The flag only concerns the CPU backend. It is
+(scripts/xla_flags_probe.py). ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` keeps
+XLA:CPU from scheduling independent operations side by side: on two cores, a Gram matmul running
+beside a convolution slows the convolution (oneDNN's or XLA's) more than it gains; measured
+1.35x faster per 128 px step with oneDNN convolutions and 1.1x with XLA's (docs/benchmarks.md).
+The flags only concern the CPU backend. A flag is
 not added when ``XLA_FLAGS`` already mentions it, when ``NSTJAX_XLA_DEFAULTS=0``, or for a jaxlib
 older than 0.10 (which does not know it; XLA aborts on unknown flags).
 """
 
 import os
 
-CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=individual_dot",)
+CPU_FLAGS = (
+    "--xla_cpu_experimental_ynn_fusion_type=individual_dot",
+    "--xla_cpu_enable_concurrency_optimized_scheduler=false",
+)
 
 
 def apply_defaults() -> None:

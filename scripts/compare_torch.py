@@ -12,7 +12,10 @@ learning rate in 0-255 pixel units, or ``torch.optim.LBFGS(lr=1, max_iter=1, his
 line_search_fn=None)`` called once per step.
 
 Timing: for each case (size x batch) and optimiser, blocks of ``--iterations`` steps are timed
-alternately (torch, nstjax, torch, nstjax, ...) so that both see the same machine load; both sides
+alternately (torch, nstjax, torch, nstjax, ...) so that both see the same machine load. The PyTorch
+side runs in a child process, driven step block by step block over a pipe and timed inside the
+child: in one process, nstjax's oneDNN (with its own OpenMP runtime) slowed PyTorch's convolutions
+by 15-25% (measured), which would flatter nstjax. Both sides
 first run the same warm-up steps (nstjax's compile is timed separately). nstjax runs the whole batch
 in one compiled step; torch loops over the images, one optimiser each. Reported per
 image-iteration: the median block time of each side and the ratio ``nstjax speed / torch speed``
@@ -173,6 +176,76 @@ def _weights(layers) -> np.ndarray:
     return layer_weight_vector(layers, "layers")
 
 
+class TorchWorker:
+    """The PyTorch runs of one case in a child process (spawned: nothing shared with nstjax)."""
+
+    def __init__(self, h5, preprocess, contents, style, run, optimizer, history, threads):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_torch_worker,
+            args=(child, h5, preprocess, contents, style, run, optimizer, history, threads),
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+
+    def _ask(self, *message):
+        self.conn.send(message)
+        kind, value = self.conn.recv()
+        if kind == "error":
+            raise RuntimeError(f"PyTorch worker: {value}")
+        return value
+
+    def block(self, n: int) -> float:
+        """Runs ``n`` steps of every run; returns the seconds it took (timed in the child)."""
+        return self._ask("block", n)
+
+    def evaluate(self) -> list[float]:
+        return self._ask("evaluate")
+
+    def steps(self) -> list[int]:
+        return self._ask("steps")
+
+    def close(self) -> None:
+        self.conn.send(("close",))
+        self.process.join(timeout=60)
+
+
+def _torch_worker(conn, h5, preprocess, contents, style, run, optimizer, history, threads):
+    try:
+        import torch
+
+        from nstjax import weights
+
+        torch.set_num_threads(threads)
+        features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess)
+        runs = [TorchRun(features, c, style, run, optimizer, history) for c in contents]
+    except Exception as e:  # reported to the parent
+        conn.recv()
+        conn.send(("error", repr(e)))
+        return
+    while True:
+        message = conn.recv()
+        try:
+            if message[0] == "close":
+                return
+            if message[0] == "block":
+                start = time.perf_counter()
+                for r in runs:
+                    for _ in range(message[1]):
+                        r.step()
+                conn.send(("ok", time.perf_counter() - start))
+            elif message[0] == "evaluate":
+                conn.send(("ok", [r.evaluate() for r in runs]))
+            elif message[0] == "steps":
+                conn.send(("ok", [r.steps for r in runs]))
+        except Exception as e:
+            conn.send(("error", repr(e)))
+
+
 # ----------------------------------------------------------------------------- nstjax side
 
 
@@ -246,32 +319,30 @@ def load_images(size: int, count: int, content_dir: Path, style_path: Path | Non
     return contents, resize(load_image(style_file), (size, size))
 
 
-def compare_case(args, params, arrays, meta, size: int, batch: int, optimizer: str) -> dict:
+def compare_case(args, params, h5, meta, size: int, batch: int, optimizer: str) -> dict:
     """Times one case alternately and checks the losses; returns its record."""
     from nstjax.api import Run
 
     run = Run(learning_rate=args.lr if optimizer == "adam" else 1.0)
     contents, style = load_images(size, batch, args.images, args.style)
-    features = torch_reference(arrays, "conv5_1", meta["preprocess"])
-    torch_runs = [
-        TorchRun(features, c, style, run, optimizer, args.lbfgs_history) for c in contents
-    ]
+    torch_side = TorchWorker(
+        h5, meta["preprocess"], contents, style, run, optimizer, args.lbfgs_history, args.threads
+    )
+    try:
+        return _compare(args, params, torch_side, contents, style, run, batch, optimizer, size)
+    finally:
+        torch_side.close()
+
+
+def _compare(args, params, torch_side, contents, style, run, batch, optimizer, size) -> dict:
     jax_batch = NstjaxBatch(params, contents, style, run, optimizer, args.lbfgs_history, batch)
-    step0_torch = [r.evaluate() for r in torch_runs]
-
-    def torch_block(n):
-        for r in torch_runs:
-            for _ in range(n):
-                r.step()
-
-    torch_block(args.warmup)
+    step0_torch = torch_side.evaluate()
+    torch_side.block(args.warmup)
     jax_batch.steps(args.warmup)
     torch_times, jax_times, loads = [], [], []
     for _ in range(args.rounds):
         loads.append(os.getloadavg()[0])
-        start = time.perf_counter()
-        torch_block(args.iterations)
-        torch_times.append((time.perf_counter() - start) / (args.iterations * batch))
+        torch_times.append(torch_side.block(args.iterations) / (args.iterations * batch))
         before = jax_batch.step_count
         start = time.perf_counter()
         jax_batch.steps(args.iterations)
@@ -281,8 +352,8 @@ def compare_case(args, params, arrays, meta, size: int, batch: int, optimizer: s
                 f"nstjax ran {jax_batch.step_count - before} steps, expected {args.iterations}"
             )
     steps = args.warmup + args.rounds * args.iterations
-    assert all(r.steps == steps for r in torch_runs) and jax_batch.step_count == steps
-    final_torch = np.array([r.evaluate() for r in torch_runs])
+    assert all(n == steps for n in torch_side.steps()) and jax_batch.step_count == steps
+    final_torch = np.array(torch_side.evaluate())
     final_jax = jax_batch.evaluate()
     step0_rel = np.abs(jax_batch.first_loss - np.array(step0_torch)) / np.array(step0_torch)
     final_rel = np.abs(final_jax - final_torch) / final_torch
@@ -314,7 +385,7 @@ def compare_case(args, params, arrays, meta, size: int, batch: int, optimizer: s
     return record
 
 
-def machine() -> dict:
+def machine(threads: int) -> dict:
     """What the figures were measured on."""
     import jax
     import torch
@@ -333,7 +404,8 @@ def machine() -> dict:
         "python": platform.python_version(),
         "jax": jax.__version__,
         "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads,
+        "torch_process": "separate (spawned child)",
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "jax_backend": jax.default_backend(),
         "load_average_at_start": list(os.getloadavg()),
@@ -355,21 +427,25 @@ def main(argv=None) -> int:
     parser.add_argument("--style", type=Path, default=None, help="style image")
     parser.add_argument("--weights", default=None, help="the VGG-19 .h5 (default $NSTJAX_WEIGHTS)")
     parser.add_argument("--output", type=Path, default=Path("compare_torch.json"))
+    parser.add_argument(
+        "--convolution",
+        choices=("xla", "flipped", "onednn"),
+        default=None,
+        help="nstjax's convolution (default: vgg.default_convolution())",
+    )
     args = parser.parse_args(argv)
-
-    import torch
 
     from nstjax import vgg, weights
 
-    torch.set_num_threads(args.threads)
     h5 = args.weights or os.environ.get(weights.ENV_WEIGHTS)
     if not h5 or not str(h5).endswith(".h5"):
         parser.error("pass --weights PATH.h5 or set NSTJAX_WEIGHTS to the .h5 file")
-    arrays = weights.read_h5(h5)
     meta = {"preprocess": weights.CAFFE_PREPROCESS}
-    params = vgg.load_params(h5)
+    params = vgg.prepare(vgg.load_params(h5), args.convolution)
+    convolution = vgg.convolution_of(params)
+    print(f"nstjax convolution: {args.convolution or 'default'} ({convolution})")
     records = []
-    info = machine()
+    info = machine(args.threads)
     print(f"{info['cpu']}, {info['cores']} cores, load {info['load_average_at_start']}")
     if info["load_average_at_start"][0] > 0.5 * (os.cpu_count() or 1):
         print(
@@ -380,7 +456,7 @@ def main(argv=None) -> int:
     for case in args.cases:
         size, batch = parse_case(case)
         for optimizer in args.optimizers:
-            rec = compare_case(args, params, arrays, meta, size, batch, optimizer)
+            rec = compare_case(args, params, h5, meta, size, batch, optimizer)
             records.append(rec)
             print(
                 f"{size:4d} px batch {batch:2d} {optimizer:5s}: "
@@ -399,6 +475,7 @@ def main(argv=None) -> int:
         json.dumps(
             {
                 "machine": info,
+                "convolution": convolution,
                 "args": {k: str(v) for k, v in vars(args).items()},
                 "results": records,
             },

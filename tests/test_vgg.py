@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import image, vgg
+from nstjax import image, onednn, vgg
 from nstjax.architecture import BLOCKS, LAYER_NAMES
 from nstjax.errors import NstjaxError
 
@@ -174,6 +174,19 @@ def test_every_layer_matches_numpy_reference(port_chelsea, ref_chelsea, layer):
 
 
 @pytest.mark.weights
+@pytest.mark.parametrize("convolution", ["flipped", "onednn"])
+def test_prepared_convolutions_match_numpy_reference(params, chelsea32, ref_chelsea, convolution):
+    """The kernels rearranged by vgg.prepare (nstjax.conv) give the same features."""
+    if convolution == "onednn" and not onednn.available():
+        pytest.skip(f"oneDNN unavailable: {onednn.unavailable_reason()}")
+    prepared = vgg.prepare(params, convolution)
+    got = jax.device_get(vgg.features(prepared, jnp.asarray(chelsea32), LAYER_NAMES))
+    for layer in LAYER_NAMES:
+        err = rel_err(got[layer], ref_chelsea[layer])
+        assert err < REL_TOL, f"{layer} ({convolution}): relative error {err:.2e}"
+
+
+@pytest.mark.weights
 def test_avg_pooling_matches_numpy_reference(params, h5_layers, chelsea32):
     want = np_vgg19(h5_layers, chelsea32, pooling="avg")["conv3_1"]
     got = vgg.features(params, jnp.asarray(chelsea32), ["conv3_1"], pooling="avg")["conv3_1"]
@@ -274,10 +287,6 @@ def _cosine(a, b) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def _init_params(key, channels):
-    return vgg.init_params(key, tuple(channels))
-
-
 def _mirror_and_other_cosines(params, images_dir) -> tuple[float, float]:
     """Cosines of spatially averaged conv5_1 features: (photo vs its mirror, photo vs another).
 
@@ -316,7 +325,7 @@ def test_real_weights_recognise_a_mirrored_photo(real_cosines):
 def test_random_weights_do_not(real_cosines, images_dir):
     # Measured: mirror 0.998, other photo 0.996 (gap 0.002): random ReLU features of any photo
     # point the same way.
-    rand = _init_params(jax.random.key(0), channels=(64, 128, 256, 512, 512))
+    rand = vgg.init_params(jax.random.key(0), channels=(64, 128, 256, 512, 512))
     mirror, other = _mirror_and_other_cosines(rand, images_dir)
     real_gap = real_cosines[0] - real_cosines[1]
     assert abs(mirror - other) < 0.05, (mirror, other)

@@ -1,0 +1,230 @@
+// 3x3, stride 1, SAME convolutions (NHWC, float32) through oneDNN, as XLA FFI handlers.
+//
+// XLA:CPU's own convolutions reach about two thirds of oneDNN's speed on VGG's layers
+// (docs/benchmarks.md); this file lets the jitted nstjax step call oneDNN's convolution directly.
+// The weights arrive already packed in the blocked layout oneDNN's kernel wants
+// ("Acdb<B>a": [ceil(O/B), 3, 3, I, B]); nstjax packs them once per optimisation, outside the
+// step, so no reorder happens per call. Primitives are cached per shape; executions are
+// serialised.
+//
+// Handlers:
+//   nstjax_onednn_conv3x3: x [..., H, W, I], packed weights [..., P], bias [..., O]
+//       -> y [..., H, W, O] = (relu)(conv(x, w) + bias); leading dims of x are the batch,
+//       leading dims of the weights and bias must be 1 (how jax.vmap's "expand_dims" passes
+//       unbatched arguments). Attributes: block (B), relu (0 or 1).
+//   nstjax_onednn_matmul: a [..., M, K] (or [..., K, M] with transpose_a), b [..., K, N] (or
+//       [..., N, K] with transpose_b) -> c [..., M, N] = op(a) op(b), float32, through oneDNN's
+//       sgemm, one batch element after another; a batch of 1 broadcasts. For the Gram matrices
+//       F^T F and their gradients, which XLA:CPU's dots run at a third of sgemm's speed when
+//       C = 64.
+// C functions (ctypes): nstjax_onednn_preferred_block(n, h, w, i, o) -> the B oneDNN picks for
+//   that shape with weights in "any" layout, or 0 when its choice is not an Acdb<B>a layout;
+//   nstjax_onednn_version() -> major * 10000 + minor * 100 + patch.
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+bool block_tag(int64_t block, tag* out) {
+  switch (block) {
+    case 8: *out = tag::Acdb8a; return true;
+    case 16: *out = tag::Acdb16a; return true;
+    case 32: *out = tag::Acdb32a; return true;
+    case 64: *out = tag::Acdb64a; return true;
+    default: return false;
+  }
+}
+
+dnnl::convolution_forward::primitive_desc make_pd(int64_t n, int64_t h, int64_t w, int64_t i,
+                                                  int64_t o, tag weights_tag, bool relu) {
+  memory::desc src({n, i, h, w}, memory::data_type::f32, tag::nhwc);
+  memory::desc dst({n, o, h, w}, memory::data_type::f32, tag::nhwc);
+  memory::desc wei({o, i, 3, 3}, memory::data_type::f32, weights_tag);
+  memory::desc bias({o}, memory::data_type::f32, tag::a);
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return dnnl::convolution_forward::primitive_desc(
+      cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+      wei, bias, dst, {1, 1}, {1, 1}, {1, 1}, attr);
+}
+
+struct Key {
+  int64_t n, h, w, i, o, block, relu;
+  bool operator==(const Key& k) const {
+    return std::tie(n, h, w, i, o, block, relu) == std::tie(k.n, k.h, k.w, k.i, k.o, k.block, k.relu);
+  }
+};
+
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    size_t seed = 0;
+    for (int64_t v : {k.n, k.h, k.w, k.i, k.o, k.block, k.relu}) {
+      seed ^= std::hash<int64_t>()(v) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
+    }
+    return seed;
+  }
+};
+
+struct Conv {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward primitive;
+};
+
+const Conv& cached_conv(const Key& key, tag weights_tag) {
+  static std::mutex mutex;
+  static std::unordered_map<Key, Conv, KeyHash> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    auto pd = make_pd(key.n, key.h, key.w, key.i, key.o, weights_tag, key.relu != 0);
+    it = cache.emplace(key, Conv{pd, dnnl::convolution_forward(pd)}).first;
+  }
+  return it->second;
+}
+
+int64_t leading(ffi::AnyBuffer::Dimensions dims, size_t keep) {
+  int64_t product = 1;
+  for (size_t d = 0; d + keep < dims.size(); ++d) product *= dims[d];
+  return product;
+}
+
+ffi::Error Conv3x3(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
+                   ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y, int64_t block,
+                   int64_t relu) {
+  auto xd = x.dimensions();
+  auto yd = y->dimensions();
+  if (xd.size() < 3 || yd.size() != xd.size()) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "conv3x3: x and y must be [..., H, W, C]");
+  }
+  const size_t r = xd.size();
+  const int64_t n = leading(xd, 3), h = xd[r - 3], w = xd[r - 2], i = xd[r - 1];
+  const int64_t o = yd[r - 1];
+  if (yd[r - 3] != h || yd[r - 2] != w || leading(yd, 3) != n) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "conv3x3: y's shape does not match x's");
+  }
+  const int64_t padded = (o + block - 1) / block * block;
+  if (weights.element_count() != padded * 9 * i || bias.element_count() != o) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "conv3x3: packed weights or bias of the wrong size (batched weights are "
+                      "not supported)");
+  }
+  tag weights_tag;
+  if (!block_tag(block, &weights_tag)) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "conv3x3: block must be 8, 16, 32 or 64");
+  }
+  try {
+    const Conv& conv = cached_conv(Key{n, h, w, i, o, block, relu}, weights_tag);
+    auto& engine = cpu_engine();
+    memory src(conv.pd.src_desc(), engine, const_cast<float*>(x.typed_data()));
+    memory wei(conv.pd.weights_desc(), engine, const_cast<float*>(weights.typed_data()));
+    memory b(conv.pd.bias_desc(), engine, const_cast<float*>(bias.typed_data()));
+    memory dst(conv.pd.dst_desc(), engine, y->typed_data());
+    // One convolution at a time: each already uses every core through OpenMP, and oneDNN's
+    // shared scratchpad is not meant for concurrent executions (XLA may run independent custom
+    // calls, or several CPU devices, side by side).
+    static std::mutex execute_mutex;
+    std::lock_guard<std::mutex> lock(execute_mutex);
+    dnnl::stream stream(engine);
+    conv.primitive.execute(stream, {{DNNL_ARG_SRC, src},
+                                    {DNNL_ARG_WEIGHTS, wei},
+                                    {DNNL_ARG_BIAS, b},
+                                    {DNNL_ARG_DST, dst}});
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN: ") + e.what());
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error Matmul(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b, ffi::ResultBuffer<ffi::F32> c,
+                  int64_t transpose_a, int64_t transpose_b) {
+  auto ad = a.dimensions();
+  auto bd = b.dimensions();
+  auto cd = c->dimensions();
+  if (ad.size() < 2 || bd.size() < 2 || cd.size() < 2) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "matmul: operands must be matrices");
+  }
+  const int64_t m = cd[cd.size() - 2], n = cd[cd.size() - 1];
+  const int64_t a0 = ad[ad.size() - 2], a1 = ad[ad.size() - 1];
+  const int64_t b0 = bd[bd.size() - 2], b1 = bd[bd.size() - 1];
+  const int64_t k = transpose_a ? a0 : a1;
+  if ((transpose_a ? a1 : a0) != m || (transpose_b ? b1 : b0) != k || (transpose_b ? b0 : b1) != n) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "matmul: shapes do not match");
+  }
+  const int64_t batch = leading(cd, 2), batch_a = leading(ad, 2), batch_b = leading(bd, 2);
+  if ((batch_a != 1 && batch_a != batch) || (batch_b != 1 && batch_b != batch)) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "matmul: batch sizes do not match");
+  }
+  static std::mutex execute_mutex;  // see Conv3x3
+  std::lock_guard<std::mutex> lock(execute_mutex);
+  for (int64_t i = 0; i < batch; ++i) {
+    const float* pa = a.typed_data() + (batch_a == 1 ? 0 : i * a0 * a1);
+    const float* pb = b.typed_data() + (batch_b == 1 ? 0 : i * b0 * b1);
+    float* pc = c->typed_data() + i * m * n;
+    dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k,
+                                      1.0f, pa, a1, pb, b1, 0.0f, pc, n);
+    if (status != dnnl_success) {
+      return ffi::Error(ffi::ErrorCode::kInternal, "oneDNN: sgemm failed");
+    }
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(nstjax_onednn_matmul, Matmul,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("transpose_a")
+                                  .Attr<int64_t>("transpose_b"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(nstjax_onednn_conv3x3, Conv3x3,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("block")
+                                  .Attr<int64_t>("relu"));
+
+extern "C" int64_t nstjax_onednn_preferred_block(int64_t n, int64_t h, int64_t w, int64_t i,
+                                                 int64_t o) {
+  try {
+    auto pd = make_pd(n, h, w, i, o, tag::any, true);
+    for (int64_t block : {8, 16, 32, 64}) {
+      tag t;
+      block_tag(block, &t);
+      if (pd.weights_desc() == memory::desc({o, i, 3, 3}, memory::data_type::f32, t)) return block;
+    }
+  } catch (const dnnl::error&) {
+  }
+  return 0;
+}
+
+extern "C" int64_t nstjax_onednn_version() {
+  const dnnl_version_t* v = dnnl_version();
+  return v->major * 10000 + v->minor * 100 + v->patch;
+}
