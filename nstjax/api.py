@@ -316,6 +316,16 @@ def _optimise_group(
     )
 
 
+def prepare_params(params, mesh: jax.sharding.Mesh | None = None):
+    """``params`` with kernels prepared once for this backend's fastest convolution
+    (:func:`nstjax.vgg.prepare`), unless they already are. Over a mesh of several devices, XLA's
+    convolutions: oneDNN's custom call has no sharding rule."""
+    if "prepared" in params:
+        return params
+    several = mesh is not None and mesh.size > 1
+    return vgg.prepare(params, "flipped" if several and jax.default_backend() == "cpu" else None)
+
+
 def stylize_batch(
     params,
     contents: Sequence[np.ndarray],
@@ -380,12 +390,7 @@ def stylize_batch(
         remat=remat,
         guided=any(r.masks is not None for r in runs),
     )
-    if "prepared" not in params:  # kernels rearranged once for the fast convolution (conv.py)
-        # oneDNN's custom call has no sharding rule: over several devices, XLA's convolutions.
-        several = mesh is not None and mesh.size > 1
-        params = vgg.prepare(
-            params, "flipped" if several and jax.default_backend() == "cpu" else None
-        )
+    params = prepare_params(params, mesh)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, run in enumerate(runs):
         groups.setdefault(tuple(contents[run.content].shape), []).append(i)

@@ -96,7 +96,10 @@ def _build_and_load() -> ctypes.CDLL:
         digest.update(part)
     out = weights.cache_dir() / "native" / f"onednn_conv-{digest.hexdigest()[:16]}.so"
     if not out.is_file():
-        _compile(out, include, library, compiler)
+        try:
+            _compile(out, include, library, compiler)
+        except OSError as e:  # an unwritable cache, a compiler that cannot be started
+            raise OneDNNUnavailable(f"building {out.name} failed: {e}") from e
     try:
         lib = ctypes.CDLL(str(out))
     except OSError as e:

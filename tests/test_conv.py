@@ -171,6 +171,15 @@ def test_switched_off_by_environment(monkeypatch):
         onednn._build_and_load()
 
 
+def test_missing_compiler_is_reported(monkeypatch, tmp_path):
+    if not ON_LINUX_X86:
+        pytest.skip("oneDNN wheels are for Linux x86-64")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(onednn.OneDNNUnavailable, match="building onednn_conv-.*failed"):
+        onednn._build_and_load()
+
+
 def test_compiler_failure_is_reported(monkeypatch, tmp_path):
     if not ON_LINUX_X86:
         pytest.skip("oneDNN wheels are for Linux x86-64")

@@ -295,6 +295,7 @@ def run_sweep(
     bar = SweepProgress(
         mine, sum(len(b.runs) * b.group.static["steps"] for b in batches), stream=stream
     )
+    params = api.prepare_params(params, mesh)  # once for the whole sweep
     computed: list[str] = []
     for i, batch in enumerate(batches, start=1):
         bar.start_batch(i, len(batches), len(batch.runs), batch.group.static["steps"])
