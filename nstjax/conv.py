@@ -6,10 +6,11 @@ space and transposed in channels. Left to autodiff, XLA:CPU re-derives that flip
 every step (13 M weights, about 15% of a 128 px step, docs/benchmarks.md). Here the kernels are
 prepared once (:func:`prepare`) and the layer has a custom VJP that uses them:
 
-- ``"xla"``: nothing prepared, plain autodiff (the choice off CPU, and for bfloat16 with oneDNN);
+- ``"xla"``: nothing prepared, plain autodiff (the choice off CPU);
 - ``"flipped"``: XLA's convolutions, input gradient with the pre-flipped kernel;
 - ``"onednn"``: oneDNN's convolutions (:mod:`nstjax.onednn`) for the forward pass and the input
-  gradient, both with kernels pre-packed in oneDNN's layout.
+  gradient, both with kernels pre-packed in oneDNN's layout; in float32, and in bfloat16 where the
+  CPU has native bf16 kernels (AMX: 8x faster than float32 here, docs/benchmarks.md).
 
 The VJP is complete: gradients for the kernel and bias are computed too (as plain XLA
 convolutions and sums), so differentiating with respect to the weights stays correct; when only
@@ -41,7 +42,15 @@ def prepare(kernel: jax.Array, impl: str) -> dict[str, jax.Array]:
     if impl == "flipped":
         return {"flipped": flip(kernel)}
     if impl == "onednn":
-        return {"onednn_forward": onednn.pack(kernel), "onednn_backward": onednn.pack(flip(kernel))}
+        prepared = {
+            "onednn_forward": onednn.pack(kernel),
+            "onednn_backward": onednn.pack(flip(kernel)),
+        }
+        cin, cout = kernel.shape[2:]
+        if onednn.bf16_block_for(cin, cout) and onednn.bf16_block_for(cout, cin):
+            prepared["onednn_forward_bf16"] = onednn.pack(kernel, jnp.bfloat16)
+            prepared["onednn_backward_bf16"] = onednn.pack(flip(kernel), jnp.bfloat16)
+        return prepared
     raise ValueError(f"convolution must be one of {IMPLS}, got {impl!r}")
 
 
@@ -49,9 +58,15 @@ def _xla_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMS)
 
 
+def _onednn_key(x, direction):
+    """The prepared entry for ``x``'s dtype, e.g. ``"onednn_forward_bf16"``."""
+    return f"onednn_{direction}" + ("_bf16" if x.dtype == jnp.bfloat16 else "")
+
+
 def _forward(x, kernel, bias, prepared):
     if "onednn_forward" in prepared:
-        return onednn.conv3x3(x, prepared["onednn_forward"], bias, relu=True)
+        bias32 = bias.astype(jnp.float32)
+        return onednn.conv3x3(x, prepared[_onednn_key(x, "forward")], bias32, relu=True)
     return jax.nn.relu(_xla_conv(x, kernel) + bias)
 
 
@@ -70,7 +85,7 @@ def _bwd(residuals, g):
     g = jnp.where(y > 0, g, jnp.zeros_like(g))
     if "onednn_backward" in prepared:
         zero_bias = jnp.zeros((x.shape[-1],), jnp.float32)
-        dx = onednn.conv3x3(g, prepared["onednn_backward"], zero_bias, relu=False)
+        dx = onednn.conv3x3(g, prepared[_onednn_key(g, "backward")], zero_bias, relu=False)
     else:
         dx = _xla_conv(g, prepared["flipped"].astype(g.dtype))
     _, kernel_vjp = jax.vjp(lambda k: _xla_conv(x, k), kernel)
@@ -92,12 +107,13 @@ def conv3x3_relu(
         x: ``[N, H, W, I]`` (any float dtype; the kernel and bias are cast to it).
         kernel: ``[3, 3, I, O]``.
         bias: ``[O]``.
-        prepared: from :func:`prepare`; empty or None for plain autodiff. oneDNN entries are used
-            only for float32 ``x`` (other dtypes take plain autodiff).
+        prepared: from :func:`prepare`; empty or None for plain autodiff. oneDNN entries exist
+            for float32 and, where this CPU has native bf16 kernels (AMX, AVX512-BF16), for
+            bfloat16; other dtypes take plain autodiff.
     """
     kernel, bias = kernel.astype(x.dtype), bias.astype(x.dtype)
-    if prepared and "onednn_forward" in prepared and x.dtype != jnp.float32:
-        prepared = None
+    if prepared and "onednn_forward" in prepared and _onednn_key(x, "forward") not in prepared:
+        prepared = None  # no oneDNN kernel packed for this dtype: plain autodiff
     if not prepared:
         return jax.nn.relu(_xla_conv(x, kernel) + bias)
     return _prepared_conv3x3_relu(x, kernel, bias, prepared)

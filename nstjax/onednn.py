@@ -34,8 +34,10 @@ from nstjax import weights
 
 SOURCE = Path(__file__).with_name("native") / "onednn_conv.cc"
 TARGET = "nstjax_onednn_conv3x3"
+BF16_TARGET = "nstjax_onednn_conv3x3_bf16"
 MATMUL_TARGET = "nstjax_onednn_matmul"
 BLOCKS = (8, 16, 32, 64)
+BF16_BLOCKS = (16, 32, 64)
 ENV_SWITCH = "NSTJAX_ONEDNN"
 
 
@@ -105,10 +107,13 @@ def _build_and_load() -> ctypes.CDLL:
     except OSError as e:
         raise OneDNNUnavailable(f"loading {out} failed: {e}") from e
     lib.nstjax_onednn_preferred_block.restype = ctypes.c_int64
-    lib.nstjax_onednn_preferred_block.argtypes = [ctypes.c_int64] * 5
+    lib.nstjax_onednn_preferred_block.argtypes = [ctypes.c_int64] * 6
     lib.nstjax_onednn_version.restype = ctypes.c_int64
     jax.ffi.register_ffi_target(
         TARGET, jax.ffi.pycapsule(lib.nstjax_onednn_conv3x3), platform="cpu"
+    )
+    jax.ffi.register_ffi_target(
+        BF16_TARGET, jax.ffi.pycapsule(lib.nstjax_onednn_conv3x3_bf16), platform="cpu"
     )
     jax.ffi.register_ffi_target(
         MATMUL_TARGET, jax.ffi.pycapsule(lib.nstjax_onednn_matmul), platform="cpu"
@@ -150,46 +155,77 @@ def version() -> str:
 
 @functools.cache
 def block_for(in_channels: int, out_channels: int) -> int:
-    """The output-channel block of the packed layout oneDNN's fastest kernel takes for these
-    channel counts on this CPU (asked of oneDNN with a representative 32x32 image). Any block
-    gives correct results; this one avoids oneDNN falling back to a slower kernel."""
-    block = _library().nstjax_onednn_preferred_block(1, 32, 32, in_channels, out_channels)
+    """The output-channel block of the float32 packed layout oneDNN's fastest kernel takes for
+    these channel counts on this CPU (asked of oneDNN with a representative 32x32 image). Any
+    block gives correct results; this one avoids oneDNN falling back to a slower kernel."""
+    block = _library().nstjax_onednn_preferred_block(1, 32, 32, in_channels, out_channels, 0)
     return int(block) if block in BLOCKS else 16
 
 
-def pack(kernel: jax.Array) -> jax.Array:
-    """An HWIO ``[3, 3, I, O]`` kernel in oneDNN's ``Acdb<B>a`` layout: ``[ceil(O/B), 3, 3, I, B]``
-    (output channels zero-padded to a multiple of the block B)."""
+@functools.cache
+def bf16_block_for(in_channels: int, out_channels: int) -> int | None:
+    """Like :func:`block_for` for bfloat16 (layout ``AcdB16b<B>a2b``, the AMX kernels' layout);
+    None when oneDNN would pick another kernel here (no native bf16, or an odd shape such as 3
+    input channels): nstjax then leaves that layer to XLA in bfloat16."""
+    block = _library().nstjax_onednn_preferred_block(1, 32, 32, in_channels, out_channels, 1)
+    return int(block) if block in BF16_BLOCKS else None
+
+
+def pack(kernel: jax.Array, dtype=jnp.float32) -> jax.Array:
+    """An HWIO ``[3, 3, I, O]`` kernel in oneDNN's blocked layout for ``dtype``.
+
+    float32, ``Acdb<B>a``: ``[ceil(O/B), 3, 3, I, B]``. bfloat16, ``AcdB16b<B>a2b``:
+    ``[ceil(O/B), 3, 3, ceil(I/32), 16, B, 2]`` with input channel ``i`` at ``(i // 32,
+    i % 32 // 2, ., i % 2)``. Channels are zero-padded to whole blocks.
+    """
     kh, kw, cin, cout = kernel.shape
     if (kh, kw) != (3, 3):
         raise ValueError(f"expected a 3x3 kernel, got {kernel.shape}")
-    block = block_for(cin, cout)
+    bf16 = jnp.dtype(dtype) == jnp.bfloat16
+    block = bf16_block_for(cin, cout) if bf16 else block_for(cin, cout)
+    if block is None:
+        raise ValueError(f"oneDNN has no bfloat16 kernel for {cin} -> {cout} channels here")
     padded = -(-cout // block) * block
-    k = jnp.pad(jnp.asarray(kernel, jnp.float32), ((0, 0), (0, 0), (0, 0), (0, padded - cout)))
-    return k.reshape(3, 3, cin, padded // block, block).transpose(3, 0, 1, 2, 4)
+    padded_in = -(-cin // 32) * 32 if bf16 else cin
+    k = jnp.asarray(kernel, jnp.float32)
+    k = jnp.pad(k, ((0, 0), (0, 0), (0, padded_in - cin), (0, padded - cout)))
+    if not bf16:
+        return k.reshape(3, 3, cin, padded // block, block).transpose(3, 0, 1, 2, 4)
+    k = k.reshape(3, 3, padded_in // 32, 16, 2, padded // block, block)
+    return k.transpose(5, 0, 1, 2, 3, 6, 4).astype(jnp.bfloat16)
 
 
 def conv3x3(x: jax.Array, packed: jax.Array, bias: jax.Array, *, relu: bool) -> jax.Array:
-    """``relu(conv(x, kernel) + bias)`` (or without the ReLU), 3x3, stride 1, SAME, float32.
+    """``relu(conv(x, kernel) + bias)`` (or without the ReLU), 3x3, stride 1, SAME, in float32
+    or bfloat16 (``packed``'s dtype; bfloat16 accumulates in float32 and rounds the output).
 
     Args:
-        x: ``[..., H, W, I]`` float32 (leading axes are the batch).
+        x: ``[..., H, W, I]`` (leading axes are the batch); cast to ``packed``'s dtype.
         packed: the kernel from :func:`pack`.
-        bias: ``[O]``.
+        bias: ``[O]`` (float32).
         relu: fuse a ReLU.
 
     Not differentiable by itself: :mod:`nstjax.conv` gives it a VJP.
     """
     _library()
     cin, cout = x.shape[-1], bias.shape[-1]
-    block = packed.shape[-1]
-    if packed.shape[-4:] != (3, 3, cin, block) or block not in BLOCKS:
+    bf16 = packed.dtype == jnp.bfloat16
+    if bf16:
+        block = packed.shape[-2]
+        fits = packed.shape[-6:] == (3, 3, -(-cin // 32), 16, block, 2) and block in BF16_BLOCKS
+    else:
+        block = packed.shape[-1]
+        fits = packed.shape[-4:] == (3, 3, cin, block) and block in BLOCKS
+    if not fits:
         raise ValueError(f"packed kernel {packed.shape} does not fit {cin} -> {cout} channels")
+    dtype = packed.dtype
     call = jax.ffi.ffi_call(
-        TARGET, jax.ShapeDtypeStruct(x.shape[:-1] + (cout,), jnp.float32), vmap_method="expand_dims"
+        BF16_TARGET if bf16 else TARGET,
+        jax.ShapeDtypeStruct(x.shape[:-1] + (cout,), dtype),
+        vmap_method="expand_dims",
     )
     return call(
-        x.astype(jnp.float32),
+        x.astype(dtype),
         packed,
         bias.astype(jnp.float32),
         block=np.int64(block),

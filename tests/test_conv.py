@@ -117,12 +117,14 @@ def test_vmap_over_runs_matches_per_example(impl):
         assert _rel(dx[r], want_dx) < 1e-5
 
 
-def test_bfloat16_input_falls_back_from_onednn():
-    """oneDNN's handler is float32 only: bf16 activations take XLA's convolution instead."""
+def test_bfloat16_without_a_native_kernel_falls_back_to_xla():
+    """With no bf16 kernel packed (here: 4 input channels, which oneDNN's AMX kernels do not
+    take), bf16 activations take XLA's convolution."""
     _needs("onednn")
     x, w, b, _ = _problem(4, 8)
     xj, wj, bj = _f32(x, w, b)
     prepared = conv.prepare(wj, "onednn")
+    assert "onednn_forward_bf16" not in prepared
     y = conv.conv3x3_relu(xj.astype(jnp.bfloat16), wj, bj, prepared)
     assert y.dtype == jnp.bfloat16
     assert _rel(y.astype(jnp.float32), np.maximum(np_conv(x, w, b), 0)) < 2e-2
@@ -238,3 +240,57 @@ def test_engine_step_runs_onednn_on_cpu(tiny_params):
     )
     assert onednn.TARGET in text
     assert " convolution(" not in text  # the unused kernel gradients were removed as dead code
+
+
+# ----------------------------------------------------------------------------- bfloat16 (AMX)
+
+
+def _needs_bf16(cin, cout):
+    _needs("onednn")
+    if not (onednn.bf16_block_for(cin, cout) and onednn.bf16_block_for(cout, cin)):
+        pytest.skip("no native bfloat16 oneDNN kernel on this CPU for these channels")
+
+
+def test_bf16_pack_layout():
+    """``AcdB16b<B>a2b``: packed[o // B, y, x, i // 32, i % 32 // 2, o % B, i % 2] = W[y, x, i, o]."""
+    _needs_bf16(40, 48)
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((3, 3, 40, 48)).astype(np.float32)
+    packed = np.asarray(onednn.pack(jnp.asarray(w), jnp.bfloat16).astype(jnp.float32))
+    block = packed.shape[-2]
+    assert packed.shape == (-(-48 // block), 3, 3, 2, 16, block, 2)
+    want = np.asarray(jnp.asarray(w, jnp.bfloat16).astype(jnp.float32))
+    for i in range(64):
+        for o in range(0, packed.shape[0] * block, 5):
+            got = packed[o // block, :, :, i // 32, i % 32 // 2, o % block, i % 2]
+            expected = want[:, :, i, o] if (i < 40 and o < 48) else 0
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("cin", "cout", "batch"), [(40, 48, 2), (256, 256, 8)])
+def test_bf16_forward_and_input_gradient_match_numpy(cin, cout, batch):
+    """bfloat16 through oneDNN's native kernels, against the float64 reference on the same
+    bf16-rounded inputs; (256, 256) at batch 8 is a shape where oneDNN wants another weight
+    layout than the packed one (the handler reorders): both paths are checked."""
+    _needs_bf16(cin, cout)
+    x, w, b, g = _problem(cin, cout, shape=(batch, 8, 8), seed=5)
+    round_bf16 = lambda a: np.asarray(jnp.asarray(a, jnp.bfloat16).astype(jnp.float32), np.float64)
+    x, w, g = round_bf16(x), round_bf16(w), round_bf16(g)
+    xj, wj, bj = (
+        jnp.asarray(x, jnp.bfloat16),
+        jnp.asarray(w, jnp.float32),
+        jnp.asarray(b, jnp.float32),
+    )
+    prepared = conv.prepare(wj, "onednn")
+    assert "onednn_forward_bf16" in prepared
+    y = conv.conv3x3_relu(xj, wj, bj, prepared)
+    assert y.dtype == jnp.bfloat16
+    assert _rel(y.astype(jnp.float32), np.maximum(np_conv(x, w, b), 0)) < 1e-2
+    gj = jnp.asarray(g, jnp.bfloat16)
+    dx = jax.grad(
+        lambda x: jnp.sum((gj * conv.conv3x3_relu(x, wj, bj, prepared)).astype(jnp.float32))
+    )(xj)
+    want_dx, _, _ = np_grads(x, w, b, g)
+    # bf16 rounding of y flips the ReLU mask where y is near 0: a few percent at the worst
+    # element (XLA's own bf16 path does the same); a layout error would be O(1).
+    assert _rel(dx.astype(jnp.float32), want_dx) < 4e-2

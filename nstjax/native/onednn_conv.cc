@@ -17,8 +17,10 @@
 //       sgemm, one batch element after another; a batch of 1 broadcasts. For the Gram matrices
 //       F^T F and their gradients, which XLA:CPU's dots run at a third of sgemm's speed when
 //       C = 64.
-// C functions (ctypes): nstjax_onednn_preferred_block(n, h, w, i, o) -> the B oneDNN picks for
-//   that shape with weights in "any" layout, or 0 when its choice is not an Acdb<B>a layout;
+//   nstjax_onednn_conv3x3_bf16: the same in bfloat16 (bias float32), weights "AcdB16b<B>a2b".
+// C functions (ctypes): nstjax_onednn_preferred_block(n, h, w, i, o, bf16) -> the B oneDNN picks
+//   for that shape with weights in "any" layout, or 0 when its choice is not one of the layouts
+//   above (then nstjax does not use oneDNN for that layer in that precision);
 //   nstjax_onednn_version() -> major * 10000 + minor * 100 + patch.
 
 #include <cstdint>
@@ -42,7 +44,17 @@ dnnl::engine& cpu_engine() {
   return engine;
 }
 
-bool block_tag(int64_t block, tag* out) {
+// The packed weight layouts nstjax produces: float32 "Acdb<B>a" = [O/B, 3, 3, I, B]; bfloat16
+// "AcdB16b<B>a2b" = [O/B, 3, 3, I/32, 16, B, 2] (AMX/VNNI pairs of input channels).
+bool block_tag(int64_t block, bool bf16, tag* out) {
+  if (bf16) {
+    switch (block) {
+      case 16: *out = tag::AcdB16b16a2b; return true;
+      case 32: *out = tag::AcdB16b32a2b; return true;
+      case 64: *out = tag::AcdB16b64a2b; return true;
+      default: return false;
+    }
+  }
   switch (block) {
     case 8: *out = tag::Acdb8a; return true;
     case 16: *out = tag::Acdb16a; return true;
@@ -53,10 +65,12 @@ bool block_tag(int64_t block, tag* out) {
 }
 
 dnnl::convolution_forward::primitive_desc make_pd(int64_t n, int64_t h, int64_t w, int64_t i,
-                                                  int64_t o, tag weights_tag, bool relu) {
-  memory::desc src({n, i, h, w}, memory::data_type::f32, tag::nhwc);
-  memory::desc dst({n, o, h, w}, memory::data_type::f32, tag::nhwc);
-  memory::desc wei({o, i, 3, 3}, memory::data_type::f32, weights_tag);
+                                                  int64_t o, bool bf16, tag weights_tag,
+                                                  bool relu) {
+  const auto dt = bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+  memory::desc src({n, i, h, w}, dt, tag::nhwc);
+  memory::desc dst({n, o, h, w}, dt, tag::nhwc);
+  memory::desc wei({o, i, 3, 3}, dt, weights_tag);
   memory::desc bias({o}, memory::data_type::f32, tag::a);
   dnnl::primitive_attr attr;
   if (relu) {
@@ -70,26 +84,39 @@ dnnl::convolution_forward::primitive_desc make_pd(int64_t n, int64_t h, int64_t 
 }
 
 struct Key {
-  int64_t n, h, w, i, o, block, relu;
+  int64_t n, h, w, i, o, block, relu, bf16;
   bool operator==(const Key& k) const {
-    return std::tie(n, h, w, i, o, block, relu) == std::tie(k.n, k.h, k.w, k.i, k.o, k.block, k.relu);
+    return std::tie(n, h, w, i, o, block, relu, bf16) ==
+           std::tie(k.n, k.h, k.w, k.i, k.o, k.block, k.relu, k.bf16);
   }
 };
 
 struct KeyHash {
   size_t operator()(const Key& k) const {
     size_t seed = 0;
-    for (int64_t v : {k.n, k.h, k.w, k.i, k.o, k.block, k.relu}) {
+    for (int64_t v : {k.n, k.h, k.w, k.i, k.o, k.block, k.relu, k.bf16}) {
       seed ^= std::hash<int64_t>()(v) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
     }
     return seed;
   }
 };
 
+// A convolution for one shape. Normally its weights are the packed ones as they come. When
+// oneDNN has no fast kernel for the packed layout at this shape (it would fall back to its
+// reference implementation, e.g. bf16 with a batch of 8 at 32x32x256), the primitive takes the
+// layout oneDNN prefers instead and the packed weights are reordered into `weights` per call.
 struct Conv {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward primitive;
+  bool reorder = false;
+  dnnl::reorder to_preferred;
+  memory::desc packed_desc;
+  memory weights;
 };
+
+bool is_reference(const dnnl::convolution_forward::primitive_desc& pd) {
+  return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+}
 
 const Conv& cached_conv(const Key& key, tag weights_tag) {
   static std::mutex mutex;
@@ -97,8 +124,21 @@ const Conv& cached_conv(const Key& key, tag weights_tag) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
   if (it == cache.end()) {
-    auto pd = make_pd(key.n, key.h, key.w, key.i, key.o, weights_tag, key.relu != 0);
-    it = cache.emplace(key, Conv{pd, dnnl::convolution_forward(pd)}).first;
+    const bool bf16 = key.bf16 != 0, relu = key.relu != 0;
+    auto pd = make_pd(key.n, key.h, key.w, key.i, key.o, bf16, weights_tag, relu);
+    Conv conv{pd, dnnl::convolution_forward(pd)};
+    if (is_reference(pd)) {
+      auto preferred = make_pd(key.n, key.h, key.w, key.i, key.o, bf16, tag::any, relu);
+      if (!is_reference(preferred)) {
+        conv.pd = preferred;
+        conv.primitive = dnnl::convolution_forward(preferred);
+        conv.reorder = true;
+        conv.packed_desc = pd.weights_desc();
+        conv.weights = memory(preferred.weights_desc(), cpu_engine());
+        conv.to_preferred = dnnl::reorder(memory(conv.packed_desc, cpu_engine()), conv.weights);
+      }
+    }
+    it = cache.emplace(key, std::move(conv)).first;
   }
   return it->second;
 }
@@ -109,9 +149,10 @@ int64_t leading(ffi::AnyBuffer::Dimensions dims, size_t keep) {
   return product;
 }
 
-ffi::Error Conv3x3(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
-                   ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y, int64_t block,
-                   int64_t relu) {
+template <ffi::DataType T>
+ffi::Error Conv3x3(ffi::Buffer<T> x, ffi::Buffer<T> weights, ffi::Buffer<ffi::F32> bias,
+                   ffi::ResultBuffer<T> y, int64_t block, int64_t relu) {
+  constexpr bool bf16 = T == ffi::DataType::BF16;
   auto xd = x.dimensions();
   auto yd = y->dimensions();
   if (xd.size() < 3 || yd.size() != xd.size()) {
@@ -124,28 +165,34 @@ ffi::Error Conv3x3(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "conv3x3: y's shape does not match x's");
   }
   const int64_t padded = (o + block - 1) / block * block;
-  if (weights.element_count() != padded * 9 * i || bias.element_count() != o) {
+  const int64_t padded_in = bf16 ? (i + 31) / 32 * 32 : i;
+  if (weights.element_count() != padded * 9 * padded_in || bias.element_count() != o) {
     return ffi::Error(ffi::ErrorCode::kInvalidArgument,
                       "conv3x3: packed weights or bias of the wrong size (batched weights are "
                       "not supported)");
   }
   tag weights_tag;
-  if (!block_tag(block, &weights_tag)) {
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "conv3x3: block must be 8, 16, 32 or 64");
+  if (!block_tag(block, bf16, &weights_tag)) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "conv3x3: unsupported block");
   }
   try {
-    const Conv& conv = cached_conv(Key{n, h, w, i, o, block, relu}, weights_tag);
+    const Conv& conv = cached_conv(Key{n, h, w, i, o, block, relu, bf16}, weights_tag);
     auto& engine = cpu_engine();
-    memory src(conv.pd.src_desc(), engine, const_cast<float*>(x.typed_data()));
-    memory wei(conv.pd.weights_desc(), engine, const_cast<float*>(weights.typed_data()));
+    memory src(conv.pd.src_desc(), engine, const_cast<void*>(static_cast<const void*>(x.typed_data())));
+    void* packed = const_cast<void*>(static_cast<const void*>(weights.typed_data()));
+    memory wei = conv.reorder ? conv.weights : memory(conv.pd.weights_desc(), engine, packed);
     memory b(conv.pd.bias_desc(), engine, const_cast<float*>(bias.typed_data()));
-    memory dst(conv.pd.dst_desc(), engine, y->typed_data());
+    memory dst(conv.pd.dst_desc(), engine, static_cast<void*>(y->typed_data()));
     // One convolution at a time: each already uses every core through OpenMP, and oneDNN's
     // shared scratchpad is not meant for concurrent executions (XLA may run independent custom
     // calls, or several CPU devices, side by side).
     static std::mutex execute_mutex;
     std::lock_guard<std::mutex> lock(execute_mutex);
     dnnl::stream stream(engine);
+    if (conv.reorder) {
+      memory from(conv.packed_desc, engine, packed);
+      dnnl::reorder(conv.to_preferred).execute(stream, from, wei);
+    }
     conv.primitive.execute(stream, {{DNNL_ARG_SRC, src},
                                     {DNNL_ARG_WEIGHTS, wei},
                                     {DNNL_ARG_BIAS, b},
@@ -201,7 +248,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(nstjax_onednn_matmul, Matmul,
                                   .Attr<int64_t>("transpose_a")
                                   .Attr<int64_t>("transpose_b"));
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(nstjax_onednn_conv3x3, Conv3x3,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(nstjax_onednn_conv3x3_bf16, Conv3x3<ffi::DataType::BF16>,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::BF16>>()
+                                  .Attr<int64_t>("block")
+                                  .Attr<int64_t>("relu"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(nstjax_onednn_conv3x3, Conv3x3<ffi::DataType::F32>,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
@@ -211,13 +267,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(nstjax_onednn_conv3x3, Conv3x3,
                                   .Attr<int64_t>("relu"));
 
 extern "C" int64_t nstjax_onednn_preferred_block(int64_t n, int64_t h, int64_t w, int64_t i,
-                                                 int64_t o) {
+                                                 int64_t o, int64_t bf16) {
   try {
-    auto pd = make_pd(n, h, w, i, o, tag::any, true);
+    auto pd = make_pd(n, h, w, i, o, bf16 != 0, tag::any, true);
+    const auto dt = bf16 ? memory::data_type::bf16 : memory::data_type::f32;
     for (int64_t block : {8, 16, 32, 64}) {
       tag t;
-      block_tag(block, &t);
-      if (pd.weights_desc() == memory::desc({o, i, 3, 3}, memory::data_type::f32, t)) return block;
+      if (block_tag(block, bf16 != 0, &t) && pd.weights_desc() == memory::desc({o, i, 3, 3}, dt, t)) {
+        return block;
+      }
     }
   } catch (const dnnl::error&) {
   }
