@@ -40,8 +40,8 @@ Modifiers:
 - ``args`` (lax): the kernels passed as arguments instead of constants.
 - ``vjp`` (engine, scan; lax, where it implies ``args``): a ``custom_vjp`` convolution whose input
   gradient is a plain convolution with a flipped, transposed copy of the kernel prepared once
-  outside the step (for the engine: ``vgg.features`` replaced by a lax version reading the copies
-  from ``params["flipped"]``).
+  outside the step (for the engine: ``vgg.prepare(params, "flipped")``, the library's version of
+  what this script first measured with its own copy).
 - ``nchw`` (lax): NCHW activations instead of NHWC.
 - ``bf16`` (engine, scan): ``Program(dtype="bfloat16")`` (bf16 activations; not the same numbers).
 """
@@ -133,67 +133,6 @@ def _reshape_pool(x, pooling):
     return x.max(axis=(-4, -2)) if pooling == "max" else x.mean(axis=(-4, -2))
 
 
-def _conv_with_flipped_kernel():
-    """A 3x3 SAME convolution whose input gradient uses a prepared flipped kernel."""
-    import jax
-    import jax.numpy as jnp
-
-    dn = ("NHWC", "HWIO", "NHWC")
-
-    def plain(x, k):
-        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn)
-
-    @jax.custom_vjp
-    def conv(x, k, flipped):
-        return plain(x, k)
-
-    def fwd(x, k, flipped):
-        return plain(x, k), (k, flipped)
-
-    def bwd(res, g):
-        k, flipped = res
-        return plain(g, flipped), jnp.zeros_like(k), jnp.zeros_like(flipped)
-
-    conv.defvjp(fwd, bwd)
-    return conv
-
-
-def flipped_kernels(params) -> dict:
-    """``kernel[::-1, ::-1].swapaxes(2, 3)`` of every layer: the input-gradient kernels."""
-    import jax.numpy as jnp
-
-    return {
-        name: jnp.asarray(np.ascontiguousarray(np.asarray(p["kernel"])[::-1, ::-1].swapaxes(2, 3)))
-        for name, p in params["params"].items()
-    }
-
-
-def _features_with_flipped_kernels(vgg):
-    """A drop-in for ``vgg.features`` built on :func:`_conv_with_flipped_kernel`."""
-    import jax
-    import jax.numpy as jnp
-
-    from nstjax.architecture import LAYER_INDEX, LAYERS, block_of, check_layer_names
-
-    conv = _conv_with_flipped_kernel()
-
-    def features(params, images, layers, pooling="max", *, dtype=jnp.float32, remat=False):
-        layers = check_layer_names(layers)
-        single = images.ndim == 3
-        x = vgg.preprocess(params, images[None] if single else images).astype(dtype)
-        out, current = {}, 1
-        for name, _, _ in LAYERS[: LAYER_INDEX[vgg.deepest(layers)] + 1]:
-            if block_of(name) != current:
-                x = vgg._pool(x, pooling)
-                current = block_of(name)
-            p = params["params"][name]
-            k, flipped = p["kernel"].astype(dtype), params["flipped"][name].astype(dtype)
-            x = out[name] = jax.nn.relu(conv(x, k, flipped) + p["bias"].astype(dtype))
-        return {n: out[n][0] if single else out[n] for n in layers}
-
-    return features
-
-
 def engine_worker(args):
     import jax
     import jax.numpy as jnp
@@ -203,13 +142,11 @@ def engine_worker(args):
     base, mods = parse_variant(args.variant)
     if "poolreshape" in mods:
         vgg._pool = _reshape_pool  # this worker process only
-    if "vjp" in mods:
-        vgg.features = _features_with_flipped_kernels(vgg)
     from nstjax.bench.problem import make_problem
 
-    params = vgg.load_params()
+    params = vgg.load_params()  # unprepared: XLA's convolutions, plain autodiff
     if "vjp" in mods:
-        params = {**params, "flipped": flipped_kernels(params)}
+        params = vgg.prepare(params, "flipped")
     program = engine.Program(dtype="bfloat16" if "bf16" in mods else "float32")
     contents, style = _images(args.size, args.batch)
     problem = make_problem(params, program, args.batch, args.size, contents=contents, style=style)
