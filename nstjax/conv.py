@@ -59,8 +59,10 @@ def _xla_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _onednn_key(x, direction):
-    """The prepared entry for ``x``'s dtype, e.g. ``"onednn_forward_bf16"``."""
-    return f"onednn_{direction}" + ("_bf16" if x.dtype == jnp.bfloat16 else "")
+    """The prepared entry for ``x``'s dtype, e.g. ``"onednn_forward_bf16"`` (one that is never
+    prepared for dtypes the handler does not take)."""
+    suffix = {"float32": "", "bfloat16": "_bf16"}.get(jnp.dtype(x.dtype).name, f"_{x.dtype}")
+    return f"onednn_{direction}{suffix}"
 
 
 def _forward(x, kernel, bias, prepared):
