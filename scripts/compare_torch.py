@@ -32,7 +32,6 @@ torch is imported here only (``pip install nstjax[torch]``); nstjax's own import
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -386,29 +385,18 @@ def _compare(args, params, torch_side, contents, style, run, batch, optimizer, s
 
 
 def machine(threads: int) -> dict:
-    """What the figures were measured on."""
-    import jax
+    """What the figures were measured on: nstjax's bench record plus the PyTorch side."""
     import torch
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from nstjax.bench.report import machine_info
+
+    info = machine_info()
     return {
-        "cpu": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
+        **info,
         "torch": torch.__version__,
         "torch_threads": threads,
         "torch_process": "separate (spawned child)",
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "jax_backend": jax.default_backend(),
-        "load_average_at_start": list(os.getloadavg()),
+        "load_average_at_start": info["load_average"],
     }
 
 
@@ -446,7 +434,7 @@ def main(argv=None) -> int:
     print(f"nstjax convolution: {args.convolution or 'default'} ({convolution})")
     records = []
     info = machine(args.threads)
-    print(f"{info['cpu']}, {info['cores']} cores, load {info['load_average_at_start']}")
+    print(f"{info['cpu']}, {info['cpu_count']} cores, load {info['load_average_at_start']}")
     if info["load_average_at_start"][0] > 0.5 * (os.cpu_count() or 1):
         print(
             "warning: the machine is busy; PyTorch's OpenMP threads slow down far more than XLA's "

@@ -143,6 +143,14 @@ const Conv& cached_conv(const Key& key, tag weights_tag) {
   return it->second;
 }
 
+// One oneDNN call at a time: each already uses every core through OpenMP, and oneDNN's shared
+// scratchpad is not meant for concurrent executions (XLA may run independent custom calls, or
+// several CPU devices, side by side).
+std::mutex& execution_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 int64_t leading(ffi::AnyBuffer::Dimensions dims, size_t keep) {
   int64_t product = 1;
   for (size_t d = 0; d + keep < dims.size(); ++d) product *= dims[d];
@@ -183,11 +191,7 @@ ffi::Error Conv3x3(ffi::Buffer<T> x, ffi::Buffer<T> weights, ffi::Buffer<ffi::F3
     memory wei = conv.reorder ? conv.weights : memory(conv.pd.weights_desc(), engine, packed);
     memory b(conv.pd.bias_desc(), engine, const_cast<float*>(bias.typed_data()));
     memory dst(conv.pd.dst_desc(), engine, static_cast<void*>(y->typed_data()));
-    // One convolution at a time: each already uses every core through OpenMP, and oneDNN's
-    // shared scratchpad is not meant for concurrent executions (XLA may run independent custom
-    // calls, or several CPU devices, side by side).
-    static std::mutex execute_mutex;
-    std::lock_guard<std::mutex> lock(execute_mutex);
+    std::lock_guard<std::mutex> lock(execution_mutex());
     dnnl::stream stream(engine);
     if (conv.reorder) {
       memory from(conv.packed_desc, engine, packed);
@@ -223,8 +227,7 @@ ffi::Error Matmul(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b, ffi::ResultB
   if ((batch_a != 1 && batch_a != batch) || (batch_b != 1 && batch_b != batch)) {
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "matmul: batch sizes do not match");
   }
-  static std::mutex execute_mutex;  // see Conv3x3
-  std::lock_guard<std::mutex> lock(execute_mutex);
+  std::lock_guard<std::mutex> lock(execution_mutex());
   for (int64_t i = 0; i < batch; ++i) {
     const float* pa = a.typed_data() + (batch_a == 1 ? 0 : i * a0 * a1);
     const float* pb = b.typed_data() + (batch_b == 1 ? 0 : i * b0 * b1);
