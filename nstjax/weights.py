@@ -26,6 +26,7 @@ import numpy as np
 
 from nstjax.architecture import LAYER_NAMES, expected_shapes
 from nstjax.atomic import atomic_path
+from nstjax.cache import cache_dir
 from nstjax.errors import NstjaxError
 
 WEIGHTS_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -51,16 +52,6 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 30.0
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
-
-
-def cache_dir() -> Path:
-    """Directory of downloaded and converted weights.
-
-    Returns:
-        ``$XDG_CACHE_HOME/nstjax`` when XDG_CACHE_HOME is set, else ``~/.cache/nstjax``.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nstjax"
 
 
 def md5sum(path: str | os.PathLike) -> str:

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import image, onednn, vgg
+from nstjax import image, vgg
+from nstjax.kernels import onednn
 from nstjax.architecture import BLOCKS, LAYER_NAMES
 from nstjax.errors import NstjaxError
 
@@ -176,11 +177,12 @@ def test_every_layer_matches_numpy_reference(port_chelsea, ref_chelsea, layer):
 @pytest.mark.weights
 @pytest.mark.parametrize("convolution", ["flipped", "onednn"])
 def test_prepared_convolutions_match_numpy_reference(params, chelsea32, ref_chelsea, convolution):
-    """The kernels rearranged by vgg.prepare (nstjax.conv) give the same features."""
+    """The kernels rearranged by vgg.prepare (nstjax.kernels) give the same features."""
     if convolution == "onednn" and not onednn.available():
         pytest.skip(f"oneDNN unavailable: {onednn.unavailable_reason()}")
     prepared = vgg.prepare(params, convolution)
-    got = jax.device_get(vgg.features(prepared, jnp.asarray(chelsea32), LAYER_NAMES))
+    got = vgg.features(prepared, jnp.asarray(chelsea32), LAYER_NAMES, convolution=convolution)
+    got = jax.device_get(got)
     for layer in LAYER_NAMES:
         err = rel_err(got[layer], ref_chelsea[layer])
         assert err < REL_TOL, f"{layer} ({convolution}): relative error {err:.2e}"
