@@ -268,7 +268,7 @@ def time_to_result(config, workdir: Path, weights: str | None) -> dict[str, Any]
                 sys.executable, "-m", "nstjax", "stylize",
                 "--content", str(content), "--style", str(style),
                 "--output", str(workdir / "ttr_output.png"),
-                "--size", str(spec.size), "--steps", str(spec.steps),
+                "--size", str(spec.size), "--steps", str(spec.steps), "--overwrite",
             ]  # fmt: skip
             if weights:
                 command += ["--weights", weights]
