@@ -171,6 +171,27 @@ def run_case(
             record["status"] = "oom"
             return record
         raise
+    peak_after = memory.peak_bytes_in_use(device)
+    per_image = lambda v: None if v is None else v / case.batch
+    record.update(
+        status="ok",
+        iterations=result.iterations,
+        repeats=len(result.run_s),
+        run_s=list(result.run_s),
+        spread=result.spread(),
+        compile_s=result.compile_s,
+        s_per_iteration=result.per_iteration_s,
+        peak_bytes_per_image=per_image(peak_after),
+        peak_bytes_rose=None if peak_after is None else peak_after != peak_before,
+        compiled_bytes_per_image=per_image(memory.compiled_bytes(compiled.compiled_step)),
+        **_rates(params, case, compiled, result, lbfgs_history, probes, flops_cache),
+    )
+    return record
+
+
+def _rates(params, case, compiled, result, lbfgs_history, probes, flops_cache) -> dict:
+    """Throughput, FLOPs (XLA's, the model's, by hand) and MFU of a timed case."""
+    device = jax.devices()[0]
     per_image_s = result.per_iteration_s / case.batch
     hardware = flops.cost_analysis_flops(compiled.compiled_step)
     plain = not case.remat and case.convolution == "xla"
@@ -182,15 +203,7 @@ def run_case(
     )
     throughput = 1.0 / per_image_s
     per_image = lambda v: None if v is None else v / case.batch
-    peak_after = memory.peak_bytes_in_use(device)
-    record.update(
-        status="ok",
-        iterations=result.iterations,
-        repeats=len(result.run_s),
-        run_s=list(result.run_s),
-        spread=result.spread(),
-        compile_s=result.compile_s,
-        s_per_iteration=result.per_iteration_s,
+    return dict(
         s_per_image_iteration=per_image_s,
         img_it_per_s=throughput,
         number_format=peak.number_format if peak else None,
@@ -206,11 +219,7 @@ def run_case(
         mfu_of_measured_peak=None
         if (measured_peak is None or model is None)
         else throughput * model / case.batch / measured_peak.flops_per_s,
-        peak_bytes_per_image=per_image(peak_after),
-        peak_bytes_rose=None if peak_after is None else peak_after != peak_before,
-        compiled_bytes_per_image=per_image(memory.compiled_bytes(compiled.compiled_step)),
     )
-    return record
 
 
 def cases_of(config) -> list[Case]:
