@@ -30,6 +30,8 @@ class Result:
         final: loss terms of the final image.
         failed_at: step at which a non-finite value stopped the run, else None.
         key: the handle the caller planned the run with (:class:`nstjax.batch.Item`).
+        converged_at: step at which the run met its loss or gradient tolerance, else None.
+        evaluations: loss/gradient evaluations the run made (a line search makes several a step).
     """
 
     run: Run
@@ -38,6 +40,8 @@ class Result:
     final: dict[str, float]
     failed_at: int | None
     key: Hashable = None
+    converged_at: int | None = None
+    evaluations: int = 0
 
 
 class Observer:
@@ -167,14 +171,21 @@ def run_batch(
     )
     results = []
     for j, item in enumerate(batch.items):
-        failed = int(outcome.failed_at[j])
         image = np.clip(outcome.pixels[j] / 255.0, 0.0, 1.0)
         if item.run.colors == "luminance":
             image = color.luminance_transfer(image, contents[item.run.content])
-        final = dict(zip(engine.METRICS, map(float, outcome.final[j])))
-        history = outcome.history[:, j]
+        step = lambda a, j=j: int(a[j]) if a[j] >= 0 else None
         results.append(
-            Result(item.run, image, history, final, failed if failed >= 0 else None, item.key)
+            Result(
+                run=item.run,
+                image=image,
+                history=outcome.history[:, j],
+                final=dict(zip(engine.METRICS, map(float, outcome.final[j]))),
+                failed_at=step(outcome.failed_at),
+                key=item.key,
+                converged_at=step(outcome.converged_at),
+                evaluations=int(outcome.evaluations[:, j].sum()),
+            )
         )
     observer.batch_finished(batch, results)
     return results

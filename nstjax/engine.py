@@ -342,6 +342,43 @@ def default_loop() -> str:
     return "python" if jax.default_backend() == "cpu" else "scan"
 
 
+class Loop(NamedTuple):
+    """How a batch advances: one compiled step from Python, or ``length`` steps per compiled call.
+
+    ``step(params, state, hyper, targets) -> (state, rows)`` and, for the scan form,
+    ``chunk(params, state, hyper, targets, n_valid) -> (state, rows)``; the jitted functions of
+    this module (:func:`loop_for`) or their ahead-of-time compiled executables (the benchmark).
+    """
+
+    step: Callable
+    chunk: Callable | None = None
+    length: int = 1
+
+
+def loop_for(program: Program, loop: str | None = None, chunk: int = 50) -> Loop:
+    """The loop :func:`optimize` runs: ``"python"`` or ``"scan"`` (``None``: :func:`default_loop`)."""
+    loop = loop or default_loop()
+    if loop not in ("python", "scan"):
+        raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
+    step = functools.partial(train_step, program=program)
+    if loop == "python":
+        return Loop(step)
+    return Loop(step, functools.partial(train_chunk, program=program, length=chunk), chunk)
+
+
+def advance(runner: Loop, params, state: State, hyper: Hyper, targets: Targets, n: int):
+    """``n`` steps (at most ``runner.length`` with the scan form); returns the new state and the
+    ``[n, R, len(STEP_COLUMNS)]`` rows, without waiting for them (no host synchronisation)."""
+    if runner.chunk is not None:
+        state, rows = runner.chunk(params, state, hyper, targets, jnp.int32(n))
+        return state, rows[:n]
+    rows = []
+    for _ in range(n):
+        state, row = runner.step(params, state, hyper, targets)
+        rows.append(row)
+    return state, jnp.stack(rows)
+
+
 def optimize(
     params,
     program: Program,
@@ -373,25 +410,14 @@ def optimize(
     Returns:
         An :class:`Outcome`.
     """
-    loop = loop or default_loop()
-    if loop not in ("python", "scan"):
-        raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
+    runner = loop_for(program, loop, chunk)
     state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # the loop donates it
     history = []
     done = 0
     while done < steps:
         n = min(chunk, steps - done)
-        if loop == "scan":
-            state, rows = train_chunk(
-                params, state, hyper, targets, jnp.int32(n), program=program, length=chunk
-            )
-            rows = np.asarray(rows[:n])
-        else:
-            rows = []
-            for _ in range(n):
-                state, row = train_step(params, state, hyper, targets, program=program)
-                rows.append(row)
-            rows = np.asarray(jnp.stack(rows))
+        state, rows = advance(runner, params, state, hyper, targets, n)
+        rows = np.asarray(rows)
         done += n
         history.append(rows)
         if on_chunk is not None:

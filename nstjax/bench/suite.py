@@ -100,17 +100,13 @@ class CompiledLoop:
         self.compile_s = time.perf_counter() - start if loop == "scan" else step_compile_s
 
     def advance(self, state, n: int):
-        """Runs ``n`` steps from ``state`` (asynchronously) and returns the new state."""
-        if self.compiled_chunk is None:
-            for _ in range(n):
-                state, _ = self.compiled_step(self.params, state, self.hyper, self.targets)
-            return state
+        """Runs ``n`` steps from ``state`` (asynchronously) with the engine's own loop
+        (:func:`nstjax.engine.advance`) over this case's compiled executables."""
+        runner = engine.Loop(self.compiled_step, self.compiled_chunk, self.chunk)
         done = 0
         while done < n:
-            valid = min(self.chunk, n - done)
-            state, _ = self.compiled_chunk(
-                self.params, state, self.hyper, self.targets, jnp.int32(valid)
-            )
+            valid = min(runner.length if runner.chunk else n, n - done)
+            state, _ = engine.advance(runner, self.params, state, self.hyper, self.targets, valid)
             done += valid
         return state
 

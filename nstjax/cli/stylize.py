@@ -93,7 +93,13 @@ def _loss_arguments(p) -> None:
 def _optimizer_arguments(p) -> None:
     options = Options()
     p.add_argument("--steps", type=int, default=options.steps, help="optimisation steps")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=options.optimizer, help="optimiser")
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=options.optimizer,
+        help="optimiser: adam, lbfgs (fixed step, as neural-style), lbfgs_wolfe (strong-Wolfe line "
+        "search, as torch's LBFGS(line_search_fn='strong_wolfe'))",
+    )
     lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
     p.add_argument("--lr", type=float, default=None, help=f"step size; by optimiser: {lrs}")
     p.add_argument(
@@ -113,6 +119,19 @@ def _optimizer_arguments(p) -> None:
         type=int,
         default=options.lbfgs_history,
         help="curvature pairs kept by L-BFGS",
+    )
+    run = Run()
+    p.add_argument(
+        "--loss-tolerance",
+        type=float,
+        default=run.loss_tolerance,
+        help="stop a run once its loss changes by at most this fraction in a step (0: never)",
+    )
+    p.add_argument(
+        "--grad-tolerance",
+        type=float,
+        default=run.grad_tolerance,
+        help="stop a run once its largest gradient entry is at most this (0: never)",
     )
     p.add_argument("--dtype", choices=DTYPES, default=options.dtype, help="activation dtype")
     p.add_argument("--remat", action="store_true", help="recompute activations to save memory")
@@ -235,6 +254,8 @@ def _runs(args, outputs, init, masks) -> list[Run]:
             colors=args.colors,
             masks=masks or None,
             normalize_gradients=args.normalize_gradients,
+            loss_tolerance=args.loss_tolerance,
+            grad_tolerance=args.grad_tolerance,
         )
         for i, j in outputs
     ]
@@ -295,6 +316,8 @@ def _report(results, paths, optimizer: str) -> int:
     for result, path in zip(results, paths):
         if result.failed_at is None:
             image.save_image(path, result.image, "output image")
+            if result.converged_at is not None:
+                print(f"nstjax: run {path.name} converged at step {result.converged_at}")
             continue
         failed_path = outputs.failed_path(path)
         image.save_image(failed_path, result.image, "output image")

@@ -120,6 +120,8 @@ class _Recorder(Observer):
                 "status": "failed" if result.failed_at is not None else "done",
                 "final": result.final,
                 "failed_at": result.failed_at,
+                "converged_at": result.converged_at,
+                "evaluations": result.evaluations,
                 "history": _history(result.history),
                 "wall_s": round(wall, 3),
                 "batch": {"runs": len(batch.items), "size": batch.size, "group": group.name},
