@@ -39,7 +39,7 @@ class Program:
             weight them; a weight of 0 switches one off without recompiling).
         style_layers: layers whose style loss is computed, likewise.
         pooling: ``"max"`` or ``"avg"``.
-        optimizer: ``"adam"`` or ``"lbfgs"``.
+        optimizer: one of :data:`nstjax.optim.OPTIMIZERS` (``"adam"``, ``"lbfgs"``, ``"lbfgs_wolfe"``).
         lbfgs_history: curvature pairs kept by L-BFGS.
         dtype: ``"float32"`` or ``"bfloat16"`` (activations; Grams and losses accumulate in fp32).
         remat: rematerialise VGG blocks in the backward pass (memory for compute).
@@ -64,7 +64,7 @@ class Program:
     def layers(self) -> tuple[str, ...]:
         return tuple(n for n in LAYER_NAMES if n in self.content_layers or n in self.style_layers)
 
-    def make_optimizer(self) -> optim.Optimizer:
+    def make_optimizer(self) -> optim.Optimizer | optim.LineSearchOptimizer:
         return optim.make(self.optimizer, self.lbfgs_history)
 
 
