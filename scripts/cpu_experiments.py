@@ -16,8 +16,9 @@ that changed the maths shows itself.
 Variants (``--variants``) are a base, optionally followed by ``+modifier``s, e.g.
 ``engine+vjp+bf16``:
 
-- ``torch``: the PyTorch reference of ``scripts/compare_torch.py`` (looping over the batch).
-- ``engine``: ``nstjax.engine.train_step`` from a Python loop (the CPU default).
+- ``torch``: the PyTorch reference, :mod:`nstjax.bench.torch_reference` (looping over the batch).
+- ``engine``: ``nstjax.engine.train_step`` from a Python loop (the CPU default), XLA's
+  convolutions (``Program(convolution="xla")``, unprepared params).
 - ``scan``: ``nstjax.engine.train_chunk`` (``lax.scan`` over N steps in one call).
 - ``lax``: the same objective written directly with ``lax.conv`` (NHWC), batched natively (no
   vmap, no Flax), Adam by hand, the kernels closed over as constants.
@@ -31,19 +32,21 @@ Modifiers:
 - ``ynn``: ``NSTJAX_XLA_DEFAULTS=0``, i.e. YNNPACK fusions back on (XLA:CPU's own default).
 - ``ynndot``: ``--xla_cpu_experimental_ynn_fusion_type=individual_dot``: YNNPACK for matrix
   products only (its bf16 matmul uses the CPU's AMX units), XLA's own convolutions.
-- ``poolreshape`` (engine, scan): 2x2 max pooling written as a reshape and a max (its gradient
-  is elementwise) instead of ``reduce_window`` (whose gradient is an argmax reduce-window and a
-  scatter). ``nstjax.vgg`` pools this way itself since the change this script measured, so the
-  modifier is now a no-op kept for the old figures.
 - ``const`` (engine): the VGG parameters closed over as compile-time constants, so XLA folds the
   per-step reversal and transposition of every kernel for the input gradients.
 - ``args`` (lax): the kernels passed as arguments instead of constants.
 - ``vjp`` (engine, scan; lax, where it implies ``args``): a ``custom_vjp`` convolution whose input
   gradient is a plain convolution with a flipped, transposed copy of the kernel prepared once
-  outside the step (for the engine: ``vgg.prepare(params, "flipped")``, the library's version of
-  what this script first measured with its own copy).
+  outside the step (for the engine: ``Program(convolution="flipped")`` with
+  ``vgg.prepare(params, "flipped")``, the library's version of what this script first measured
+  with its own copy).
 - ``nchw`` (lax): NCHW activations instead of NHWC.
 - ``bf16`` (engine, scan): ``Program(dtype="bfloat16")`` (bf16 activations; not the same numbers).
+
+The ``poolreshape`` modifier of the earlier figures (2x2 max pooling as a reshape and a max, whose
+gradient is elementwise, instead of ``reduce_window``, whose gradient is a select-and-scatter) is
+gone: ``nstjax.vgg`` pools that way itself since the change it measured, so ``engine`` is what
+``engine+poolreshape`` was.
 """
 
 import argparse
@@ -57,9 +60,6 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # compare_torch, beside this file
-
 ENV_FLAGS = {
     "onednn": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true",
     "noynn": "--xla_cpu_experimental_ynn_fusion_type=",
@@ -71,7 +71,6 @@ MODIFIERS = (
     "noynn",
     "ynn",
     "ynndot",
-    "poolreshape",
     "const",
     "args",
     "vjp",
@@ -99,22 +98,23 @@ def variant_type(text: str) -> str:
 
 
 def _images(size: int, batch: int):
-    from compare_torch import IMAGES, load_images
+    from nstjax.bench.compare import load_images
 
-    return load_images(size, batch, IMAGES, None)
+    return load_images(size, batch)
 
 
 def torch_worker(args):
     import torch
-    from compare_torch import TorchRun, torch_reference
 
-    from nstjax import api, weights
+    from nstjax import weights
+    from nstjax.bench.torch_reference import TorchRun, torch_reference
+    from nstjax.run import Run
 
     torch.set_num_threads(args.threads)
     arrays = weights.read_h5(os.environ[weights.ENV_WEIGHTS])
     features = torch_reference(arrays, "conv5_1", weights.CAFFE_PREPROCESS)
     contents, style = _images(args.size, args.batch)
-    runs = [TorchRun(features, c, style, api.Run(), "adam", 20) for c in contents]
+    runs = [TorchRun(features, c, style, Run(), "adam", 20) for c in contents]
 
     def advance(n):
         for r in runs:
@@ -127,31 +127,22 @@ def torch_worker(args):
     return advance, lambda: sum(r.steps for r in runs) // len(runs), loss
 
 
-def _reshape_pool(x, pooling):
-    *lead, h, w, c = x.shape
-    x = x[..., : h // 2 * 2, : w // 2 * 2, :].reshape(*lead, h // 2, 2, w // 2, 2, c)
-    return x.max(axis=(-4, -2)) if pooling == "max" else x.mean(axis=(-4, -2))
-
-
 def engine_worker(args):
     import jax
     import jax.numpy as jnp
 
     from nstjax import engine, vgg
+    from nstjax.bench.compare import batch_arrays
+    from nstjax.run import Options, Run
 
     base, mods = parse_variant(args.variant)
-    if "poolreshape" in mods:
-        vgg._pool = _reshape_pool  # this worker process only
-    from nstjax.bench.problem import make_problem
-
-    params = vgg.load_params()  # unprepared: XLA's convolutions, plain autodiff
-    if "vjp" in mods:
-        params = vgg.prepare(params, "flipped")
-    program = engine.Program(dtype="bfloat16" if "bf16" in mods else "float32")
+    convolution = "flipped" if "vjp" in mods else "xla"  # "xla": plain autodiff
+    params = vgg.prepare(vgg.load_params(), convolution)
+    options = Options(dtype="bfloat16" if "bf16" in mods else "float32")
     contents, style = _images(args.size, args.batch)
-    problem = make_problem(params, program, args.batch, args.size, contents=contents, style=style)
-    hyper, targets = problem.hyper, problem.targets
-    box = {"state": engine.init_state(program, problem.pixels)}
+    program, built = batch_arrays(params, convolution, contents, style, Run(), options)
+    hyper, targets = built.hyper, built.targets
+    box = {"state": engine.init_state(program, jnp.asarray(built.pixels))}
     if base == "scan":
         compiled = engine.train_chunk.lower(
             params,
@@ -202,8 +193,9 @@ def lax_worker(args):
     import jax
     import jax.numpy as jnp
 
-    from nstjax import api, weights
+    from nstjax import weights
     from nstjax.architecture import LAYER_INDEX, LAYERS, block_of
+    from nstjax.run import Run
 
     _, mods = parse_variant(args.variant)
     nchw = "nchw" in mods
@@ -268,7 +260,8 @@ def lax_worker(args):
     style_feats = features(jnp.asarray(style[None] * 255.0))
     targets_style = {n: gram(style_feats[n]) for n in style_layers}
     target_content = features(content)["conv4_2"]
-    run = api.Run()
+    run = Run()
+    learning_rate = run.step_size("adam")
 
     def loss_per_image(x, convs=convs):
         f = features(x, convs)
@@ -288,7 +281,7 @@ def lax_worker(args):
         v = 0.999 * v + 0.001 * g * g
         mhat = m / (1 - 0.9**t)
         vhat = v / (1 - 0.999**t)
-        return x - run.learning_rate * mhat / (jnp.sqrt(vhat) + 1e-8), m, v, t
+        return x - learning_rate * mhat / (jnp.sqrt(vhat) + 1e-8), m, v, t
 
     if as_args:
         jitted = jax.jit(step_with, donate_argnums=(1, 2, 3))

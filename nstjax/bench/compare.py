@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax import engine
-from nstjax.batch.build import build
+from nstjax.batch.build import Built, build
 from nstjax.batch.plan import program_for
 from nstjax.run import Options, Run
 
@@ -105,8 +105,15 @@ def load_images(
     return contents, resize(load_image(style_file), (size, size))
 
 
-class NstjaxBatch:
-    """A batch of runs optimised by nstjax's compiled step, block by block (CPU's loop).
+def batch_arrays(
+    params,
+    convolution: str,
+    contents: Sequence[np.ndarray],
+    style: np.ndarray,
+    run: Run,
+    options: Options,
+) -> tuple[engine.Program, Built]:
+    """The program and the engine's arrays for one run per content image, all with ``style``.
 
     Args:
         params: VGG parameters prepared for ``convolution`` (:func:`nstjax.vgg.prepare`).
@@ -115,6 +122,16 @@ class NstjaxBatch:
         style: the style image.
         run: the runs' weights, layers and learning rate.
         options: the static options (optimizer, L-BFGS history, dtype, ...).
+    """
+    runs = [dataclasses.replace(run, content=i, style=0) for i in range(len(contents))]
+    program = program_for(runs, options, convolution)
+    return program, build(params, program, runs, list(contents), [style])
+
+
+class NstjaxBatch:
+    """A batch of runs optimised by nstjax's compiled step, block by block (CPU's loop).
+
+    Args: as :func:`batch_arrays`.
     """
 
     def __init__(
@@ -126,10 +143,8 @@ class NstjaxBatch:
         run: Run,
         options: Options,
     ):
-        runs = [dataclasses.replace(run, content=i, style=0) for i in range(len(contents))]
         self.params = params
-        self.program = program_for(runs, options, convolution)
-        built = build(params, self.program, runs, list(contents), [style])
+        self.program, built = batch_arrays(params, convolution, contents, style, run, options)
         self.hyper, self.targets = built.hyper, built.targets
         self.state = engine.init_state(self.program, jnp.asarray(built.pixels))
         start = time.perf_counter()
