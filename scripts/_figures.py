@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -100,38 +99,32 @@ def load_params(weights: str | None):
 
 
 def stylize(params, args: argparse.Namespace, contents, styles, runs, label: str):
-    """One batched ``api.stylize_batch`` call with the scripts' shared command-line options."""
+    """One batched call with the scripts' shared command-line options, its progress shown by
+    :class:`nstjax.progress.ProgressDisplay` (sized from the same plan)."""
     from nstjax import api
+    from nstjax.batch.plan import image_steps
+    from nstjax.progress import ProgressDisplay
+    from nstjax.run import Options
 
-    return api.stylize_batch(
-        params,
-        contents,
-        styles,
-        runs,
+    options = Options(
         steps=args.steps,
         optimizer=args.optimizer,
         pooling=args.pooling,
         lbfgs_history=args.lbfgs_history,
         chunk=25,
-        progress=Progress(label),
     )
+    shapes = [contents[r.content].shape[:2] for r in runs]
+    planned = api.plan_runs(runs, shapes, api.with_convolution(options))
+    display = ProgressDisplay(image_steps(planned), label)
+    try:
+        return api.stylize_batch(params, contents, styles, runs, options, observer=display)
+    finally:
+        display.close()
 
 
 def load(path: Path, size: int) -> np.ndarray:
     """An image resized so that its longer side is ``size``, ``[H, W, 3]`` in [0, 1]."""
     return nst_image.load_image(path, size, "image")
-
-
-class Progress:
-    """Prints ``step/steps`` and the elapsed time to stderr after every chunk."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.start = time.perf_counter()
-
-    def __call__(self, done: int, steps: int, metrics: np.ndarray) -> None:
-        elapsed = time.perf_counter() - self.start
-        print(f"{self.label}: step {done}/{steps} ({elapsed:.0f}s)", file=sys.stderr, flush=True)
 
 
 def grid(
