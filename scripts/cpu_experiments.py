@@ -21,7 +21,8 @@ Variants (``--variants``) are a base, optionally followed by ``+modifier``s, e.g
   convolutions (``Program(convolution="xla")``, unprepared params).
 - ``scan``: ``nstjax.engine.train_chunk`` (``lax.scan`` over N steps in one call).
 - ``lax``: the same objective written directly with ``lax.conv`` (NHWC), batched natively (no
-  vmap, no Flax), Adam by hand, the kernels closed over as constants.
+  vmap, no Flax; :mod:`nstjax.bench.lax_reference`), Adam by hand, the kernels closed over as
+  constants.
 
 Modifiers:
 
@@ -194,72 +195,21 @@ def lax_worker(args):
     import jax.numpy as jnp
 
     from nstjax import weights
-    from nstjax.architecture import LAYER_INDEX, LAYERS, block_of
+    from nstjax.architecture import LAYER_INDEX, LAYERS
+    from nstjax.bench import lax_reference
     from nstjax.run import Run
 
     _, mods = parse_variant(args.variant)
-    nchw = "nchw" in mods
-    use_vjp = "vjp" in mods
-    as_args = "args" in mods or use_vjp
-    arrays = weights.read_h5(os.environ[weights.ENV_WEIGHTS])
+    as_args = "args" in mods or "vjp" in mods
     names = [name for name, _, _ in LAYERS[: LAYER_INDEX["conv5_1"] + 1]]
-    convs = []  # (kernel, bias, flipped kernel) per layer: a pytree of arrays
-    for name in names:
-        kernel = arrays[f"{name}/kernel"]
-        if name == "conv1_1":
-            kernel = kernel[:, :, ::-1, :]  # BGR weights take RGB input
-        flipped = np.ascontiguousarray(kernel[::-1, ::-1].swapaxes(2, 3))
-        bias = jnp.asarray(arrays[f"{name}/bias"])
-        convs.append((jnp.asarray(kernel.copy()), bias, jnp.asarray(flipped)))
-    mean = jnp.asarray(weights.CAFFE_PREPROCESS["mean_rgb"], jnp.float32)
-    dn = ("NCHW", "HWIO", "NCHW") if nchw else ("NHWC", "HWIO", "NHWC")
+    convs = lax_reference.convs(weights.read_h5(os.environ[weights.ENV_WEIGHTS]), names)
+    features, gram = lax_reference.network(names, nchw="nchw" in mods, use_vjp="vjp" in mods)
     style_layers = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-
-    def plain_conv(x, k):
-        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn)
-
-    @jax.custom_vjp
-    def conv(x, k, flipped):
-        return plain_conv(x, k)
-
-    def conv_fwd(x, k, flipped):
-        return plain_conv(x, k), (k, flipped)
-
-    def conv_bwd(res, g):
-        k, flipped = res
-        return plain_conv(g, flipped), jnp.zeros_like(k), jnp.zeros_like(flipped)
-
-    conv.defvjp(conv_fwd, conv_bwd)
-
-    def features(x, convs=convs):  # x: [N, H, W, 3] pixels 0-255
-        x = x - mean
-        if nchw:
-            x = jnp.transpose(x, (0, 3, 1, 2))
-        out, current = {}, 1
-        window = (1, 1, 2, 2) if nchw else (1, 2, 2, 1)
-        for name, (k, b, flipped) in zip(names, convs):
-            block = block_of(name)
-            if block != current:
-                x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, window, "VALID")
-                current = block
-            y = conv(x, k, flipped) if use_vjp else plain_conv(x, k)
-            x = out[name] = jax.nn.relu(y + (b[:, None, None] if nchw else b))
-        return out
-
-    def gram(f):  # one layer, batched: [N, C, C]
-        if nchw:
-            n, c, h, w = f.shape
-            f = f.reshape(n, c, h * w)
-            return jnp.einsum("nck,ndk->ncd", f, f) / (h * w * c)
-        n, h, w, c = f.shape
-        f = f.reshape(n, h * w, c)
-        return jnp.einsum("nkc,nkd->ncd", f, f) / (h * w * c)
-
     contents, style = _images(args.size, args.batch)
     content = jnp.asarray(np.stack(contents) * 255.0)
-    style_feats = features(jnp.asarray(style[None] * 255.0))
+    style_feats = features(jnp.asarray(style[None] * 255.0), convs)
     targets_style = {n: gram(style_feats[n]) for n in style_layers}
-    target_content = features(content)["conv4_2"]
+    target_content = features(content, convs)["conv4_2"]
     run = Run()
     learning_rate = run.step_size("adam")
 
@@ -363,6 +313,50 @@ class Worker:
         return self.proc.stdout.readline().split()
 
 
+def _time_rounds(workers, args) -> tuple[dict, dict]:
+    """Every worker runs a block in turn, round after round; returns the seconds per
+    image-iteration of each block and each variant's ``(final loss, steps)``, by variant."""
+    times = {w.variant: [] for w in workers}
+    for _ in range(args.rounds):
+        for w in workers:
+            _, elapsed, done = w.ask(f"run {args.iterations}")
+            if int(done) != args.iterations:
+                raise RuntimeError(f"{w.variant} ran {done} steps, expected {args.iterations}")
+            times[w.variant].append(float(elapsed) / (args.iterations * args.batch))
+    losses = {}
+    for w in workers:
+        _, loss, steps = w.ask("loss")
+        losses[w.variant] = (float(loss), int(steps))
+        w.ask("quit")
+        w.proc.wait()
+    return times, losses
+
+
+def _rows(workers, times, losses, base: str) -> list[dict]:
+    """One record per variant (printed as it is made)."""
+    rows = []
+    for w in workers:
+        med = statistics.median(times[w.variant])
+        paired = statistics.median(b / t for b, t in zip(times[base], times[w.variant]))
+        loss, steps = losses[w.variant]
+        rows.append(
+            {
+                "variant": w.variant,
+                "s_per_image_iteration": med,
+                "speed_vs_first": paired,
+                "block_times": times[w.variant],
+                "warmup_s": w.warmup_s,
+                "final_loss": loss,
+                "steps": steps,
+            }
+        )
+        print(
+            f"  {w.variant:28s} {med * 1e3:8.1f} ms/img-it   speed vs {base}: {paired:5.2f}x   "
+            f"loss after {steps} steps {loss:.4e}"
+        )
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", nargs="+", default=["torch", "engine"], type=variant_type)
@@ -384,45 +378,14 @@ def main(argv=None) -> int:
         w = Worker(variant, args)
         w.wait_ready()
         workers.append(w)
-    times = {w.variant: [] for w in workers}
     load_start = os.getloadavg()
-    for _ in range(args.rounds):
-        for w in workers:
-            _, elapsed, done = w.ask(f"run {args.iterations}")
-            if int(done) != args.iterations:
-                raise RuntimeError(f"{w.variant} ran {done} steps, expected {args.iterations}")
-            times[w.variant].append(float(elapsed) / (args.iterations * args.batch))
+    times, losses = _time_rounds(workers, args)
     load_end = os.getloadavg()
-    losses = {}
-    for w in workers:
-        _, loss, steps = w.ask("loss")
-        losses[w.variant] = (float(loss), int(steps))
-        w.ask("quit")
-        w.proc.wait()
-    base = args.variants[0]
-    rows = []
     print(
         f"{args.size} px, batch {args.batch}, {args.rounds} rounds x {args.iterations} steps; "
         f"load {load_start[0]:.1f} -> {load_end[0]:.1f}"
     )
-    for w in workers:
-        med = statistics.median(times[w.variant])
-        paired = statistics.median(b / t for b, t in zip(times[base], times[w.variant]))
-        rows.append(
-            {
-                "variant": w.variant,
-                "s_per_image_iteration": med,
-                "speed_vs_first": paired,
-                "block_times": times[w.variant],
-                "warmup_s": w.warmup_s,
-                "final_loss": losses[w.variant][0],
-                "steps": losses[w.variant][1],
-            }
-        )
-        print(
-            f"  {w.variant:28s} {med * 1e3:8.1f} ms/img-it   speed vs {base}: {paired:5.2f}x   "
-            f"loss after {losses[w.variant][1]} steps {losses[w.variant][0]:.4e}"
-        )
+    rows = _rows(workers, times, losses, args.variants[0])
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         record = {
@@ -430,7 +393,7 @@ def main(argv=None) -> int:
             "batch": args.batch,
             "iterations": args.iterations,
             "rounds": args.rounds,
-            "first": base,
+            "first": args.variants[0],
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "load_average": [load_start, load_end],
             "results": rows,
