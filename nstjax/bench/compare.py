@@ -155,13 +155,12 @@ class NstjaxBatch:
         self.first_loss: np.ndarray | None = None
 
     def steps(self, n: int) -> None:
-        """Runs ``n`` steps (the loop of :func:`nstjax.engine.optimize`'s ``"python"`` form, kept
-        here because the comparison steps one persistent state in timed blocks)."""
-        state = self.state
-        for _ in range(n):
-            state, metrics = self.compiled(self.params, state, self.hyper, self.targets)
-            if self.first_loss is None:
-                self.first_loss = np.asarray(metrics[:, 0])
+        """Runs ``n`` steps with the engine's own loop (:func:`nstjax.engine.advance`, the
+        ``"python"`` form over this batch's compiled step) and waits for them."""
+        runner = engine.Loop(self.compiled)
+        state, rows = engine.advance(runner, self.params, self.state, self.hyper, self.targets, n)
+        if self.first_loss is None:
+            self.first_loss = np.asarray(rows[0, :, 0])
         self.state = jax.block_until_ready(state)
 
     @property
