@@ -52,11 +52,12 @@ def parse_case(text: str) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- torch reference
 
 
-def torch_reference(arrays: dict, last_layer: str, preprocess: dict):
+def torch_reference(arrays: dict, last_layer: str, preprocess: dict, device: str = "cpu"):
     """The PyTorch objective's pieces, built from the h5 arrays (HWIO kernels).
 
     Returns a ``features(pixels) -> {layer: [N, C, h, w]}`` function for NCHW RGB images in 0-255
-    units, computing conv1_1 ... ``last_layer`` with ReLU and 2x2 max pooling between blocks.
+    units, computing conv1_1 ... ``last_layer`` with ReLU and 2x2 max pooling between blocks, on
+    ``device`` (``"cpu"`` or ``"cuda"``).
     """
     import torch
     import torch.nn.functional as F
@@ -72,13 +73,14 @@ def torch_reference(arrays: dict, last_layer: str, preprocess: dict):
                 break
             kernel = torch.from_numpy(
                 np.ascontiguousarray(arrays[f"{name}/kernel"].transpose(3, 2, 0, 1))
-            )
-            bias = torch.from_numpy(arrays[f"{name}/bias"])
+            ).to(device)
+            bias = torch.from_numpy(arrays[f"{name}/bias"]).to(device)
             convs.append((block, name, kernel, bias))
     order = {"BGR": [2, 1, 0], "RGB": [0, 1, 2]}[preprocess["channel_order"]]
     scale = preprocess["scale"] / 255.0
-    mean = torch.tensor(preprocess["mean_rgb"], dtype=torch.float32)[order].view(1, 3, 1, 1)
-    std = torch.tensor(preprocess["std_rgb"], dtype=torch.float32)[order].view(1, 3, 1, 1)
+    mean = torch.tensor(preprocess["mean_rgb"], dtype=torch.float32, device=device)
+    std = torch.tensor(preprocess["std_rgb"], dtype=torch.float32, device=device)
+    mean, std = mean[order].view(1, 3, 1, 1), std[order].view(1, 3, 1, 1)
 
     def features(pixels):
         x = (pixels[:, order] * scale - mean) / std
@@ -96,7 +98,7 @@ def torch_reference(arrays: dict, last_layer: str, preprocess: dict):
 class TorchRun:
     """One generated image optimised by PyTorch: the reference for one run."""
 
-    def __init__(self, features, content, style, run, optimizer: str, history: int):
+    def __init__(self, features, content, style, run, optimizer: str, history: int, device="cpu"):
         import torch
 
         from nstjax.architecture import LAYER_NAMES
@@ -110,12 +112,16 @@ class TorchRun:
         self.style_layers = {n: w for n, w in sw.items() if w > 0}
         with torch.no_grad():
             self.content_targets = {
-                n: f for n, f in features(_nchw(content)).items() if n in self.content_layers
+                n: f
+                for n, f in features(_nchw(content, device)).items()
+                if n in self.content_layers
             }
             self.style_targets = {
-                n: self.gram(f) for n, f in features(_nchw(style)).items() if n in self.style_layers
+                n: self.gram(f)
+                for n, f in features(_nchw(style, device)).items()
+                if n in self.style_layers
             }
-        self.pixels = _nchw(content).clone().requires_grad_(True)
+        self.pixels = _nchw(content, device).clone().requires_grad_(True)
         if optimizer == "adam":
             self.opt = torch.optim.Adam([self.pixels], lr=run.learning_rate)
         else:
@@ -163,10 +169,11 @@ class TorchRun:
             return float(self.loss(self.pixels))
 
 
-def _nchw(image: np.ndarray):
+def _nchw(image: np.ndarray, device: str = "cpu"):
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None] * 255.0))
+    pixels = np.ascontiguousarray(image.transpose(2, 0, 1)[None] * 255.0)
+    return torch.from_numpy(pixels).to(device)
 
 
 def _weights(layers) -> np.ndarray:
@@ -178,14 +185,14 @@ def _weights(layers) -> np.ndarray:
 class TorchWorker:
     """The PyTorch runs of one case in a child process (spawned: nothing shared with nstjax)."""
 
-    def __init__(self, h5, preprocess, contents, style, run, optimizer, history, threads):
+    def __init__(self, h5, preprocess, contents, style, run, optimizer, history, threads, device):
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
             target=_torch_worker,
-            args=(child, h5, preprocess, contents, style, run, optimizer, history, threads),
+            args=(child, h5, preprocess, contents, style, run, optimizer, history, threads, device),
             daemon=True,
         )
         self.process.start()
@@ -213,15 +220,15 @@ class TorchWorker:
         self.process.join(timeout=60)
 
 
-def _torch_worker(conn, h5, preprocess, contents, style, run, optimizer, history, threads):
+def _torch_worker(conn, h5, preprocess, contents, style, run, optimizer, history, threads, device):
     try:
         import torch
 
         from nstjax import weights
 
         torch.set_num_threads(threads)
-        features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess)
-        runs = [TorchRun(features, c, style, run, optimizer, history) for c in contents]
+        features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess, device)
+        runs = [TorchRun(features, c, style, run, optimizer, history, device) for c in contents]
     except Exception as e:  # reported to the parent
         conn.recv()
         conn.send(("error", repr(e)))
@@ -236,6 +243,8 @@ def _torch_worker(conn, h5, preprocess, contents, style, run, optimizer, history
                 for r in runs:
                     for _ in range(message[1]):
                         r.step()
+                if device != "cpu":
+                    torch.cuda.synchronize()
                 conn.send(("ok", time.perf_counter() - start))
             elif message[0] == "evaluate":
                 conn.send(("ok", [r.evaluate() for r in runs]))
@@ -325,8 +334,9 @@ def compare_case(args, params, h5, meta, size: int, batch: int, optimizer: str) 
     run = Run(learning_rate=args.lr if optimizer == "adam" else 1.0)
     contents, style = load_images(size, batch, args.images, args.style)
     torch_side = TorchWorker(
-        h5, meta["preprocess"], contents, style, run, optimizer, args.lbfgs_history, args.threads
-    )
+        h5, meta["preprocess"], contents, style, run, optimizer, args.lbfgs_history, args.threads,
+        getattr(args, "device", "cpu"),
+    )  # fmt: skip
     try:
         return _compare(args, params, torch_side, contents, style, run, batch, optimizer, size)
     finally:
@@ -411,6 +421,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lbfgs-history", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     parser.add_argument("--loss-rtol", type=float, default=0.03)
+    parser.add_argument("--device", default="cpu", help="the PyTorch side's device (cpu, cuda)")
     parser.add_argument("--images", type=Path, default=IMAGES, help="folder of content images")
     parser.add_argument("--style", type=Path, default=None, help="style image")
     parser.add_argument("--weights", default=None, help="the VGG-19 .h5 (default $NSTJAX_WEIGHTS)")

@@ -274,3 +274,43 @@ def test_checker_reads_both_spellings_and_allows_the_list():
     assert forbidden_calls(pretty) == {}
     assert forbidden_calls(generic) == {"cublas_gemm": "not in the accelerator allow-list"}
     assert forbidden_calls("%3 = stablehlo.add %1, %2 : tensor<4xf32>") == {}
+
+
+# ----------------------------------------------------------------------------- on a real GPU
+
+
+def _gpu():
+    try:
+        return jax.devices("gpu")[0]
+    except RuntimeError:
+        return None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_gpu() is None, reason="no GPU")
+@pytest.mark.parametrize("name", ["adam", "lbfgs_bf16_remat"])
+def test_step_on_the_gpu_matches_the_cpu(params, name):
+    """Two steps of the tiny VGG on the GPU against the same two steps on the CPU backend."""
+    import numpy as np
+
+    program = PROGRAMS[name]
+    p, state, hyper, run_targets = engine_inputs(params, program)
+    rng = np.random.default_rng(0)
+    concrete = lambda s: jnp.asarray(rng.uniform(0.0, 1.0, s.shape), s.dtype)
+    hyper = jax.tree.map(concrete, hyper)._replace(normalize_gradients=None)
+    run_targets = jax.tree.map(concrete, run_targets)
+    pixels = rng.uniform(0, 255, (RUNS, SIZE, SIZE, 3)).astype(np.float32)  # fresh per call
+
+    def two_steps(device):
+        with jax.default_device(device), jax.default_matmul_precision("highest"):
+            args = jax.device_put((params, hyper, run_targets), device)
+            state = engine.init_state(program, jax.device_put(pixels, device))
+            for _ in range(2):
+                state, metrics = engine.train_step(args[0], state, *args[1:], program=program)
+            return np.asarray(state.pixels), np.asarray(metrics)
+
+    gpu_pixels, gpu_metrics = two_steps(_gpu())
+    cpu_pixels, cpu_metrics = two_steps(jax.devices("cpu")[0])
+    tol = 2e-2 if program.dtype == "bfloat16" else 1e-4
+    np.testing.assert_allclose(gpu_metrics, cpu_metrics, rtol=tol)
+    np.testing.assert_allclose(gpu_pixels, cpu_pixels, rtol=tol, atol=tol * 255)
