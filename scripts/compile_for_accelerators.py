@@ -44,9 +44,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--optimizers", nargs="+", default=["adam", "lbfgs"])
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     p.add_argument("--remat", nargs="+", choices=("off", "on"), default=["off", "on"])
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        default=None,
+        help="OPTIMIZER:DTYPE:REMAT triples (e.g. adam:bfloat16:on) instead of the full product",
+    )
     p.add_argument("--case-timeout", type=float, default=180.0, help="seconds per compile")
     p.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks" / "compiled")
     p.add_argument("--report", type=Path, default=None, help="print markdown from a folder")
+    p.add_argument("--roofline", type=Path, default=None, help="print the roofline from a folder")
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="write <target>.json from every <target>.jsonl line so far (several runs, or a killed one)",
+    )
     p.add_argument("--worker", nargs=2, metavar=("TARGET", "SIZE"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -54,11 +66,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def cases_of(args, size: int):
     from nstjax.bench.compiled import Case
 
+    if args.cases:
+        triples = [tuple(c.split(":")) for c in args.cases]
+    else:
+        triples = [(o, d, r) for o in args.optimizers for d in args.dtypes for r in args.remat]
     return [
         Case(size, optimizer, dtype, remat == "on", batch)
-        for optimizer in args.optimizers
-        for dtype in args.dtypes
-        for remat in args.remat
+        for optimizer, dtype, remat in triples
         for batch in sorted(args.batches)
     ]
 
@@ -69,7 +83,13 @@ def worker(args) -> int:
 
     compiled.setup_environment()
     target, size = args.worker[0], int(args.worker[1])
-    emit = lambda record: print(json.dumps(record), flush=True)
+    args.output.mkdir(parents=True, exist_ok=True)
+
+    def emit(record):  # to the parent, and appended to <target>.jsonl: a kill loses nothing done
+        print(json.dumps(record), flush=True)
+        with open(args.output / f"{target}.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
     try:
         device = compiled.compile_only_device(target)
     except Exception as e:
@@ -87,6 +107,7 @@ def worker(args) -> int:
             compile_s=seconds,
             memory=compiled.memory_record(exe),
             cost=compiled.cost_record(exe, lowered),
+            kernel_launches=compiled.kernel_launches(exe),
         )
         emit(record)
         if seconds > args.case_timeout:
@@ -124,10 +145,12 @@ def run_target(args, target: str) -> list[dict]:
     for size in args.sizes:
         n_cases = len(cases_of(args, size))
         command = [sys.executable, __file__, "--worker", target, str(size)]
-        for flag in ("batches", "optimizers", "dtypes", "remat"):
-            command += [f"--{flag.replace('_', '-')}", *map(str, getattr(args, flag))]
-        command += ["--case-timeout", str(args.case_timeout)]
+        for flag in ("batches", "optimizers", "dtypes", "remat", "cases"):
+            if getattr(args, flag):
+                command += [f"--{flag}", *map(str, getattr(args, flag))]
+        command += ["--case-timeout", str(args.case_timeout), "--output", str(args.output)]
         env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+        env.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
         limit = n_cases * args.case_timeout + SUBPROCESS_SLACK_S
         start = time.perf_counter()
         try:
@@ -146,6 +169,17 @@ def run_target(args, target: str) -> list[dict]:
         print(f"{target} {size}: {time.perf_counter() - start:.0f} s", flush=True)
         records += lines
     return records
+
+
+def collected(folder: Path, target: str) -> list[dict]:
+    """Every record of ``<target>.jsonl``, the last one of each case kept."""
+    path = folder / f"{target}.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    keep = {}
+    for r in lines:
+        key = tuple(r.get(k) for k in ("size", "optimizer", "dtype", "remat", "batch", "error"))
+        keep[key] = r
+    return list(keep.values())
 
 
 def summary_line(record: dict) -> str:
@@ -206,6 +240,9 @@ def main(argv=None) -> int:
     if args.report:
         print(markdown(args.report))
         return 0
+    if args.roofline:
+        print(roofline(args.roofline))
+        return 0
     args.output.mkdir(parents=True, exist_ok=True)
     import jax
 
@@ -217,10 +254,18 @@ def main(argv=None) -> int:
             versions[dist] = version(dist)
         except Exception:
             versions[dist] = None
-    costs = hlo_costs(args)
+    costs = {} if args.collect else hlo_costs(args)
     for target in args.targets:
         start = time.perf_counter()
-        records = run_target(args, target)
+        if not args.collect:
+            run_target(args, target)  # its workers append to <target>.jsonl
+        records = collected(args.output, target)
+        previous = args.output / f"{target}.json"
+        if previous.is_file():  # keep what earlier runs knew
+            costs = {
+                **json.loads(previous.read_text()).get("hlo_cost_per_image_batch1", {}),
+                **costs,
+            }
         result = {
             "target": target,
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -235,6 +280,56 @@ def main(argv=None) -> int:
         path.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {path}", flush=True)
     return 0
+
+
+DEVICES = {  # dense datasheet peaks (TFLOP/s) and memory bandwidth (TB/s); see docs/benchmarks.md
+    "H100 SXM": {"bf16": 989.4, "tf32": 494.7, "bandwidth": 3.35},
+    "H200": {"bf16": 989.4, "tf32": 494.7, "bandwidth": 4.8},
+    "TPU v5e": {"bf16": 197.0, "tf32": None, "bandwidth": 0.819},
+}
+LAUNCH_S = 5e-6
+"""Assumed cost of one kernel launch on a GPU, launch latency plus XLA's per-thunk dispatch."""
+
+
+def roofline(folder: Path) -> str:
+    """Markdown roofline: per size and number format, compute- and memory-bound img-it/s per
+    device, and the batch at which a step's compute equals its launch overhead."""
+    h100 = json.loads((folder / "h100.json").read_text())
+    cpu = json.loads((folder / "cpu.json").read_text())
+    launches = [r["kernel_launches"] for r in h100["records"] if r.get("kernel_launches")]
+    n_kernels = max(launches) if launches else None
+    fused = {  # bytes accessed per image after XLA:CPU's fusion (batch 1, no remat, Adam)
+        (r["size"], r["dtype"]): r["cost"]["bytes_accessed"]
+        for r in cpu["records"]
+        if r.get("cost") and r["batch"] == 1 and not r["remat"] and r["optimizer"] == "adam"
+    }
+    lines = [
+        f"kernels launched per step (optimised H100 program, entry computation): {n_kernels}; "
+        f"launch cost assumed {LAUNCH_S * 1e6:.0f} us each",
+        "",
+        "| px | format | GFLOP/img-it | GB/img-it (fused) | FLOP/byte | device | compute-bound "
+        "img-it/s | memory-bound img-it/s | batch where compute = launches |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (size, dtype), nbytes in sorted(fused.items()):
+        label = f"{size}px b1 adam {dtype} no-remat"
+        flops = h100["hlo_cost_per_image_batch1"].get(label, {}).get("flops")
+        if not flops or not nbytes:
+            continue
+        for device, spec in DEVICES.items():
+            fmt = "bf16" if dtype == "bfloat16" else "tf32"
+            if spec[fmt] is None:
+                continue
+            compute = spec[fmt] * 1e12 / flops
+            memory = spec["bandwidth"] * 1e12 / nbytes
+            per_image_s = 1 / min(compute, memory)
+            batch = n_kernels * LAUNCH_S / per_image_s if n_kernels else None
+            lines.append(
+                f"| {size} | {fmt} | {flops / 1e9:.0f} | {nbytes / 1e9:.2f} | {flops / nbytes:.0f} "
+                f"| {device} | {compute:,.0f} | {memory:,.0f} "
+                f"| {'n/a' if batch is None else f'{batch:.2f}'} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def _gb(value) -> str:

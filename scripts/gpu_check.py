@@ -24,7 +24,6 @@ Writes ``gpu_check.json`` (every record) and ``gpu_check.md`` (tables) into ``--
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -130,11 +129,9 @@ def step_remat_2048(sizes, weights):
 def step_torch(sizes, weights):
     import jax
 
-    spec = importlib.util.spec_from_file_location(
-        "compare_torch", ROOT / "scripts" / "compare_torch.py"
-    )
-    compare_torch = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare_torch)
+    sys.path.insert(0, str(ROOT / "scripts"))  # a plain import: its spawned worker re-imports it
+    import compare_torch
+
     from nstjax import weights as nstjax_weights
 
     size, batch = sizes["torch_case"]
@@ -305,7 +302,7 @@ def run_step(name: str, args, weights: dict, workdir: Path) -> dict:
     env["GPU_CHECK_WORKDIR"] = str(workdir)
     if name == "torch":  # the PyTorch child shares the GPU: no JAX preallocation of 75% of it
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    timeout = STEPS[name] * (3 if args.dry_run else 1)
+    timeout = STEPS[name] * float(os.environ.get("GPU_CHECK_TIME_SCALE", 3 if args.dry_run else 1))
     start = time.perf_counter()
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
@@ -345,6 +342,7 @@ def main(argv=None) -> int:
         return child(args)
     args.output.mkdir(parents=True, exist_ok=True)
     workdir = args.output / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
     weights = find_weights(args.weights, workdir / "weights")
     print(f"weights: {weights['source']}", flush=True)
     report = {  # no JAX in this process: it would hold the GPU the steps need

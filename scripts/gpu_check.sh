@@ -13,6 +13,8 @@
 # (3) the measurements of scripts/gpu_check.py (bench at 512 px bf16 and TF32, PyTorch on the same
 # GPU, 2048 px with remat, cold and warm `nstjax stylize`, the largest size), each in its own
 # process and timeout. Writes gpu_check.json and gpu_check.md into the output folder.
+# GPU_CHECK_TIME_SCALE=N multiplies every timeout (default 1; 3 with --dry-run);
+# GPU_CHECK_STEPS="bench_bf16 torch" runs only those measurement steps.
 set -u
 cd "$(dirname "$0")/.."
 DRY=0
@@ -37,7 +39,8 @@ FIRST=1
 step() {  # step NAME TIMEOUT COMMAND...: run, time, record; never stops the script
   local name="$1" limit="$2"; shift 2
   local start=$SECONDS status=ok
-  [ "$DRY" = 1 ] && limit=$((limit * 3))  # a shared CPU is slower than any GPU machine
+  # a shared CPU is slower than any GPU machine: GPU_CHECK_TIME_SCALE stretches every timeout
+  limit=$(( limit * ${GPU_CHECK_TIME_SCALE:-$([ "$DRY" = 1 ] && echo 3 || echo 1)} ))
   echo "[$name] (timeout ${limit}s) $*"
   timeout --kill-after=10 "$limit" bash -c '"$@"' _ "$@" > "$OUTPUT/$name.log" 2>&1
   local rc=$?

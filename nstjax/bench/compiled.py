@@ -17,6 +17,7 @@ device is then ``(capacity - fixed) // per_run`` (:func:`largest_batch`).
 import dataclasses
 import functools
 import os
+import re
 import time
 from typing import Any
 
@@ -245,3 +246,32 @@ def activation_elements(size: int, deepest: str = "conv5_1") -> int:
         side = size // downsampling(name)
         total += side * side * widths[int(name[4])]
     return total
+
+
+_NOT_LAUNCHES = (
+    "parameter", "constant", "tuple", "get-tuple-element", "bitcast", "copy-start", "copy-done",
+    "opt-barrier", "after-all", "partition-id", "replica-id",
+)  # fmt: skip
+
+
+def kernel_launches(compiled) -> int | None:
+    """Operations in the optimised entry computation that launch work on the device (fusions,
+    library calls, copies): a proxy for the kernels one step launches on a GPU.
+
+    Instructions that only name or reshape buffers (parameters, tuples, bitcasts) are not
+    counted; loops (``while``) count once, not per iteration.
+    """
+    try:
+        text = compiled.as_text()
+    except Exception:
+        return None
+    entry = text[text.find("\nENTRY") :]
+    entry = entry[: entry.find("\n}")]
+    count = 0
+    for line in entry.splitlines()[1:]:
+        if " = " not in line:
+            continue
+        op = re.search(r"\s([a-z][\w-]*)\(", " " + line.split(" = ", 1)[1])  # after the type
+        if op and op.group(1) not in _NOT_LAUNCHES:
+            count += 1
+    return count
