@@ -204,6 +204,35 @@ def planner_bytes(case) -> int:
     )
 
 
+ACTIVATION_BYTES_PER_ELEMENT = {"float32": 4.8, "bfloat16": 3.15}
+"""Bytes per activation element one run keeps without remat (fitted to the H100 compiles: the
+activation in its dtype plus what XLA keeps beside it, e.g. the fp32 copies the Grams read)."""
+REMAT_BLOCK_FACTOR = {"float32": 2.3, "bfloat16": 2.8}
+"""With remat: the largest block's activations live at once, times this, in its dtype."""
+
+
+def proposed_run_bytes(case: dict) -> float:
+    """The per-run estimate recommended for ``nstjax.sweep.plan.run_bytes`` (same inputs): the
+    planner's structure with factors fitted to the compiler's memory analysis."""
+    from nstjax.architecture import CHANNELS, LAYER_INDEX, LAYER_NAMES, downsampling
+
+    size, dtype = case["size"], case["dtype"]
+    itemsize = 2 if dtype == "bfloat16" else 4
+    blocks: dict[int, int] = {}
+    for name in LAYER_NAMES[: LAYER_INDEX["conv5_1"] + 1]:
+        f = downsampling(name)
+        blocks[f] = blocks.get(f, 0) + (size // f) ** 2 * CHANNELS[name]
+    if case["remat"]:
+        inputs = size * size * 3 + sum(
+            (size // f) ** 2 * CHANNELS[f"conv{f.bit_length() - 1}_1"] for f in blocks if f > 1
+        )
+        activations = (inputs + REMAT_BLOCK_FACTOR[dtype] * max(blocks.values())) * itemsize
+    else:
+        activations = ACTIVATION_BYTES_PER_ELEMENT[dtype] * sum(blocks.values())
+    slots = 2 + (2 * 20 + 2 if case["optimizer"] == "lbfgs" else 2)
+    return activations + slots * size * size * 3 * 4
+
+
 def fits(records: list[dict]) -> list[dict]:
     """Per (size, optimizer, dtype, remat): fixed and per-run bytes, planner, largest batches."""
     from nstjax.bench.compiled import fit_batches, largest_batch
@@ -225,6 +254,8 @@ def fits(records: list[dict]) -> list[dict]:
                 per_run_bytes=per_run,
                 planner_bytes=planner,
                 planner_over_compiler=planner / per_run,
+                proposed_bytes=proposed_run_bytes(entry),
+                proposed_over_compiler=proposed_run_bytes(entry) / per_run,
                 largest_batch={
                     f"{gb}GB": largest_batch(fixed, per_run, gb * 1e9) for gb in CAPACITIES_GB
                 },
@@ -291,44 +322,57 @@ LAUNCH_S = 5e-6
 """Assumed cost of one kernel launch on a GPU, launch latency plus XLA's per-thunk dispatch."""
 
 
-def roofline(folder: Path) -> str:
+def roofline(folder: Path, sizes=(512, 1024, 2048)) -> str:
     """Markdown roofline: per size and number format, compute- and memory-bound img-it/s per
-    device, and the batch at which a step's compute equals its launch overhead."""
+    device, and the batch at which a step's compute equals its launch overhead.
+
+    FLOPs: XLA's cost analysis of the unoptimised step (fp32 Adam, batch 1; the count does not
+    depend on the dtype). Bytes: XLA:CPU's cost analysis after fusion of the fp32 step at the
+    smallest size compiled on CPU, scaled by the pixel count to the other sizes (activations are
+    nearly all of it), and halved for bf16 (XLA:CPU converts bf16 to fp32 around its
+    convolutions, so its own bf16 count is no guide to a GPU's, which keeps bf16 activations).
+    """
     h100 = json.loads((folder / "h100.json").read_text())
     cpu = json.loads((folder / "cpu.json").read_text())
-    launches = [r["kernel_launches"] for r in h100["records"] if r.get("kernel_launches")]
+    launches = [  # of the programs without remat, which the roofline is about
+        r["kernel_launches"] for r in h100["records"] if r.get("kernel_launches") and not r["remat"]
+    ]
     n_kernels = max(launches) if launches else None
-    fused = {  # bytes accessed per image after XLA:CPU's fusion (batch 1, no remat, Adam)
+    costs = h100["hlo_cost_per_image_batch1"]
+    fused = {  # (size, dtype) -> bytes accessed per image after fusion (batch 1, Adam, no remat)
         (r["size"], r["dtype"]): r["cost"]["bytes_accessed"]
         for r in cpu["records"]
-        if r.get("cost") and r["batch"] == 1 and not r["remat"] and r["optimizer"] == "adam"
+        if (r.get("cost") or {}).get("bytes_accessed") and r["batch"] == 1 and not r["remat"]
     }
     lines = [
-        f"kernels launched per step (optimised H100 program, entry computation): {n_kernels}; "
+        f"kernels launched per step (optimised H100 program without remat, entry computation): "
+        f"{n_kernels}; "
         f"launch cost assumed {LAUNCH_S * 1e6:.0f} us each",
         "",
         "| px | format | GFLOP/img-it | GB/img-it (fused) | FLOP/byte | device | compute-bound "
         "img-it/s | memory-bound img-it/s | batch where compute = launches |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (size, dtype), nbytes in sorted(fused.items()):
-        label = f"{size}px b1 adam {dtype} no-remat"
-        flops = h100["hlo_cost_per_image_batch1"].get(label, {}).get("flops")
-        if not flops or not nbytes:
-            continue
-        for device, spec in DEVICES.items():
-            fmt = "bf16" if dtype == "bfloat16" else "tf32"
-            if spec[fmt] is None:
+    for size in sizes:
+        flops = costs.get(f"{size}px b1 adam float32 no-remat", {}).get("flops")
+        for dtype, fmt in (("bfloat16", "bf16"), ("float32", "tf32")):
+            known = sorted(s for s, d in fused if d == "float32")
+            if not flops or not known:
                 continue
-            compute = spec[fmt] * 1e12 / flops
-            memory = spec["bandwidth"] * 1e12 / nbytes
-            per_image_s = 1 / min(compute, memory)
-            batch = n_kernels * LAUNCH_S / per_image_s if n_kernels else None
-            lines.append(
-                f"| {size} | {fmt} | {flops / 1e9:.0f} | {nbytes / 1e9:.2f} | {flops / nbytes:.0f} "
-                f"| {device} | {compute:,.0f} | {memory:,.0f} "
-                f"| {'n/a' if batch is None else f'{batch:.2f}'} |"
-            )
+            nbytes = fused[(known[0], "float32")] * (size / known[0]) ** 2
+            nbytes /= 2 if dtype == "bfloat16" else 1
+            for device, spec in DEVICES.items():
+                if spec[fmt] is None:
+                    continue
+                compute = spec[fmt] * 1e12 / flops
+                memory = spec["bandwidth"] * 1e12 / nbytes
+                per_image_s = 1 / min(compute, memory)
+                batch = n_kernels * LAUNCH_S / per_image_s if n_kernels else None
+                lines.append(
+                    f"| {size} | {fmt} | {flops / 1e9:.0f} | {nbytes / 1e9:.2f} "
+                    f"| {flops / nbytes:.0f} | {device} | {compute:,.0f} | {memory:,.0f} "
+                    f"| {'n/a' if batch is None else f'{batch:.2f}'} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -344,7 +388,10 @@ def markdown(folder: Path) -> str:
         errors = [r for r in result["records"] if "error" in r or "skipped" in r]
         lines += [f"#### `{result['target']}` ({path.name})", ""]
         kinds = sorted({r["device_kind"] for r in result["records"] if "device_kind" in r})
-        lines.append(f"device: {', '.join(kinds) or 'none'}; wall time {result['wall_s']:.0f} s")
+        compile_s = sum(r.get("compile_s", 0) for r in result["records"])
+        lines.append(
+            f"device: {', '.join(kinds) or 'none'}; compile time, all cases: {compile_s:.0f} s"
+        )
         lines.append("")
         for r in errors:
             lines.append(f"- {r['size']} px: {r.get('error') or r.get('skipped')}")
@@ -352,17 +399,22 @@ def markdown(folder: Path) -> str:
             lines.append("")
         lines += [
             "| px | optimiser | dtype | remat | GB at batch 1 | fixed GB | per-run GB "
-            "| planner GB | planner ÷ compiler | batch in 80 GB | batch in 16 GB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| planner GB | planner ÷ compiler | proposed ÷ compiler | batch in 80 GB "
+            "| batch in 16 GB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f in result["fits"]:
-            if "per_run_bytes" not in f:
+            if "per_run_bytes" not in f:  # one batch size only: no fit
+                cells = [f["size"], f["optimizer"], f["dtype"], "on" if f["remat"] else "off"]
+                cells.append(_gb(f["total_bytes_by_batch"].get("1")))
+                lines.append("| " + " | ".join(map(str, cells)) + " |" + " n/a |" * 7)
                 continue
             lines.append(
                 f"| {f['size']} | {f['optimizer']} | {f['dtype']} | {'on' if f['remat'] else 'off'} "
                 f"| {_gb(f['total_bytes_by_batch'].get('1'))} | {_gb(f['fixed_bytes'])} "
                 f"| {_gb(f['per_run_bytes'])} | {_gb(f['planner_bytes'])} "
-                f"| {f['planner_over_compiler']:.2f} | {f['largest_batch']['80GB']} "
+                f"| {f['planner_over_compiler']:.2f} | {f['proposed_over_compiler']:.2f} "
+                f"| {f['largest_batch']['80GB']} "
                 f"| {f['largest_batch']['16GB']} |"
             )
         lines.append("")

@@ -227,7 +227,7 @@ def targets_met(report: dict) -> list[str]:
     torch = (_result(report, "torch") or {}).get("results", [])
     ratio = torch[0]["ratio_median_of_rounds"] if torch else None
     remat = (_result(report, "remat_2048") or {}).get("results", [])
-    remat_ok = bool(remat) and remat[0].get("status") == "ok"
+    remat_ok = remat[0].get("status") == "ok" if remat else None
     fmt = lambda ok: "n/a" if ok is None else ("met" if ok else "NOT met")
     return [
         f"- >= 40% MFU in bf16 at batch >= 16: best {max(mfus):.1%}, {fmt(max(mfus) >= 0.4)}"
