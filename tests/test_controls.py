@@ -375,7 +375,9 @@ def test_normalize_gradients_is_per_run(tiny_params, images):
 def test_multiscale_ends_at_size_and_starts_each_scale_from_the_last(tiny_params, images):
     content, style = _smooth(8, (48, 36)), images["style0"]
     run = _run(init="noise", seed=3)
-    (result,) = schedule.stylize_multiscale(tiny_params, [content], [style], [run], [(16, 3), (32, 3)])
+    (result,) = schedule.stylize_multiscale(
+        tiny_params, [content], [style], [run], [(16, 3), (32, 3)]
+    )
     assert result.image.shape == (32, 24, 3)
     assert result.history.shape == (6, 4)
     assert result.run == run
@@ -396,7 +398,11 @@ def test_multiscale_ends_at_size_and_starts_each_scale_from_the_last(tiny_params
 
 
 def test_parse_schedule():
-    assert schedule.parse_schedule("256:300, 512:200,1024:100") == [(256, 300), (512, 200), (1024, 100)]
+    assert schedule.parse_schedule("256:300, 512:200,1024:100") == [
+        (256, 300),
+        (512, 200),
+        (1024, 100),
+    ]
     assert schedule.parse_schedule("64:5") == [(64, 5)]
 
 

@@ -48,6 +48,7 @@ class Settings:
         loss_rtol: how closely the final losses must agree.
         images: folder of content images (:func:`load_images`; ``None``: its default).
         style: the style image (``None``: one from ``images``).
+        device: the PyTorch side's device (``"cpu"``, or ``"cuda"`` on a GPU machine).
     """
 
     iterations: int = 5
@@ -59,6 +60,7 @@ class Settings:
     loss_rtol: float = 0.03
     images: Path | None = None
     style: Path | None = None
+    device: str = "cpu"
 
 
 def parse_case(text: str) -> tuple[int, int]:
@@ -208,6 +210,7 @@ def compare_case(
         optimizer,
         settings.lbfgs_history,
         settings.threads,
+        settings.device,
     )
     try:
         jax_side = NstjaxBatch(params, convolution, contents, style, run, options)
