@@ -22,8 +22,8 @@ from jax import export
 from jax.sharding import AbstractMesh, NamedSharding, PartitionSpec
 
 from nstjax import engine, targets, vgg
-from nstjax.kernels import onednn
 from nstjax.architecture import LAYER_NAMES, downsampling
+from nstjax.kernels import onednn
 
 PLATFORMS = ("cuda", "tpu")
 
