@@ -1,0 +1,266 @@
+"""Presets: the objectives and settings of the reference implementations, in nstjax's terms.
+
+nstjax's losses are means (:mod:`nstjax.losses`): ``content_loss = mean((F - P)^2)``, each style
+layer ``mean((G - A)^2)`` with ``G = F^T F / (h w C)``, ``tv_loss = (sum dy^2 + sum dx^2) / (H W)``.
+A reference's formula is expressed *exactly* by the per-layer weights (and the three term
+weights), so a preset is plain data: per-run values that a batch can mix. Constants that depend
+on a layer's size (a sum is ``h w C`` times a mean) make some presets depend on the output shape,
+hence ``preset_values(name, shape)``.
+
+Conversions used below, for a layer with ``h x w`` positions and ``C`` channels (``M = h w``):
+
+- ``sum((F - P)^2) = h w C * content_loss``;
+- the unnormalised Gram ``F^T F = M C G``, so ``sum((F^T F - A_raw)^2) = M^2 C^2 * C^2 * mean(..)``
+  when the style image has the output's size (the paper's formula assumes it);
+- Gatys' notebook Gram ``F^T F / M = C G``, so its ``MSE = C^2 * mean((G - A)^2)``;
+- neural-style's Gram ``F^T F / (C H W)`` is nstjax's: its ``MSE`` is ``style_layer_loss``.
+
+Each preset's :attr:`Preset.sources` cites, per value, the file and lines (or notebook cell, by
+its ``In [n]`` label) it comes from, after pystiche_papers' ``hyper_parameters()`` habit; the
+commits are those of the copies read (the repositories' latest). :attr:`Preset.differences`
+states what nstjax does not reproduce.
+"""
+
+import dataclasses
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from nstjax.architecture import CHANNELS, downsampling
+from nstjax.errors import NstjaxError
+
+PRESET_NAMES = ("paper", "gatys", "neural-style", "nstjax")
+OPTION_NAMES = ("optimizer", "pooling", "steps", "size", "lbfgs_history", "multiscale")
+"""The static (per-batch) options a preset sets beside its :class:`nstjax.api.Run` fields."""
+
+STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+CONTENT_LAYER = "conv4_2"
+
+PAPER = (
+    "Gatys, Ecker, Bethge, 'Image Style Transfer Using Convolutional Neural Networks', CVPR 2016"
+)
+NOTEBOOK = "leongatys/PytorchNeuralStyleTransfer@be6c8e2 NeuralStyleTransfer.ipynb"
+SYNTHESIS = "leongatys/NeuralImageSynthesis@cced0b9 ExampleNotebooks/BasicStyleTransfer.ipynb"
+NEURAL_STYLE = "jcjohnson/neural-style@07c4b82 neural_style.lua"
+TORCH_OPTIM = "torch/optim@a5ceed7 lbfgs.lua"
+TORCH_LBFGS = "torch.optim.LBFGS defaults (history_size=100, lr=1, no line search)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A reference implementation's objective and settings.
+
+    Attributes:
+        name: one of :data:`PRESET_NAMES`.
+        run: values of :class:`nstjax.api.Run` fields (weights, layer-weight mappings, learning
+            rate, init, noise scale).
+        options: static options (:data:`OPTION_NAMES`): optimizer, pooling, steps, size (the
+            output's longer side), lbfgs_history, multiscale (``((size, steps), ...)`` or None).
+        sources: the citation of every key of ``run`` and ``options``.
+        differences: what nstjax does not reproduce of the reference.
+    """
+
+    name: str
+    run: dict[str, Any]
+    options: dict[str, Any]
+    sources: dict[str, str]
+    differences: tuple[str, ...]
+
+
+def feature_shape(
+    layer: str, shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS
+) -> tuple[int, int, int]:
+    """``(h, w, C)`` of a layer's activation for an ``(H, W)`` input (2x2 VALID pooling floors)."""
+    factor = downsampling(layer)
+    return shape[0] // factor, shape[1] // factor, channels[layer]
+
+
+def _split(name, values, differences) -> Preset:
+    run = {k: v for k, (v, _) in values.items() if k not in OPTION_NAMES}
+    options = {k: v for k, (v, _) in values.items() if k in OPTION_NAMES}
+    sources = {k: src for k, (_, src) in values.items()}
+    return Preset(name, run, options, sources, tuple(differences))
+
+
+def paper(
+    shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS, alpha_over_beta: float = 1e-3
+) -> Preset:
+    """Gatys et al. 2016's formulas as printed.
+
+    ``L = alpha * 1/2 sum (F - P)^2 + beta * sum_l w_l / (4 N_l^2 M_l^2) sum (G_raw - A_raw)^2``
+    with ``w_l = 1/5`` on conv1_1 ... conv5_1, content at conv4_2, no TV. alpha = 1 and
+    beta = 1 / ``alpha_over_beta`` (the paper gives only the ratio: 1e-3 and 1e-4 for the main
+    figures, 1e-5 ... 1e-1 for its grid).
+    """
+    h, w, c = feature_shape(CONTENT_LAYER, shape, channels)
+    content = {CONTENT_LAYER: 0.5 * h * w * c}  # 1/2 sum = 1/2 h w C mean
+    # 1/(4 N^2 M^2) * M^2 N^2 * N^2 mean = N^2 / 4 mean, times w_l = 1/5
+    style = {layer: 0.2 * channels[layer] ** 2 / 4.0 for layer in STYLE_LAYERS}
+    eq = f"{PAPER}, section 2"
+    values = {
+        "content_weight": (1.0, f"{eq}, eq. 7 (alpha; only alpha/beta is given)"),
+        "style_weight": (1.0 / alpha_over_beta, f"{eq}, eq. 7 and figure captions (alpha/beta)"),
+        "tv_weight": (0.0, f"{eq}, eq. 7 (no TV term)"),
+        "content_layers": (content, f"{eq}, eq. 1 (1/2 sum of squares) at conv4_2 (section 3)"),
+        "style_layers": (style, f"{eq}, eqs. 4-5 (E_l = sum/(4 N^2 M^2), w_l = 1/5, section 3)"),
+        "init": ("noise", f"{eq}: synthesis starts from white noise"),
+        "noise_scale": (1.0, f"{SYNTHESIS} In [5]: randn on the preprocessed image"),
+        "learning_rate": (1.0, f"{TORCH_OPTIM} line 47 (learningRate 1, no line search)"),
+        "optimizer": ("lbfgs", f"{eq}: L-BFGS"),
+        "pooling": ("avg", f"{eq}: max pooling replaced by average pooling"),
+        "lbfgs_history": (100, f"{TORCH_OPTIM} line 44 (nCorrection 100)"),
+        "steps": (500, f"{SYNTHESIS} In [3]: max_iter = 500 (the paper gives none)"),
+        "size": (512, f"{eq}: results at about 512 x 512; {SYNTHESIS} In [3]: img_size = 512"),
+        "multiscale": (None, f"{eq}: one scale"),
+    }
+    differences = (
+        "The paper's network is a normalised VGG-19 (each filter rescaled to mean activation 1 "
+        "over ImageNet; NeuralImageSynthesis' 'norm_pad' model); nstjax has the original "
+        "weights ('org_pad'), so the printed alpha/beta do not give the paper's balance.",
+        "The paper's Gram formula compares raw Grams, which assumes a style image of the "
+        "output's size; nstjax compares size-normalised Grams (the same value at equal sizes).",
+    )
+    return _split("paper", values, differences)
+
+
+def gatys(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS) -> Preset:
+    """Gatys' PyTorch notebook: ``MSE(F, P)`` at r42 + ``sum_l 1e3/n_l^2 MSE(F F^T/(h w), A)``.
+
+    Its Gram ``F^T F / (h w)`` is ``C`` times nstjax's, so its MSE is ``C^2`` times nstjax's
+    style layer loss: the per-layer weight ``(1/n_l^2) * C_l^2`` with the notebook's literal
+    ``n_l = 64, 128, 256, 512, 512`` is 1 on VGG-19's own channel counts.
+    """
+    del shape  # means only: nothing depends on the size
+    n_literal = dict(zip(STYLE_LAYERS, (64, 128, 256, 512, 512)))
+    style = {layer: channels[layer] ** 2 / n_literal[layer] ** 2 for layer in STYLE_LAYERS}
+    values = {
+        "content_weight": (1.0, f"{NOTEBOOK} In [8]: content_weights = [1e0]"),
+        "style_weight": (1e3, f"{NOTEBOOK} In [8]: style_weights = [1e3/n**2 ...]"),
+        "tv_weight": (0.0, f"{NOTEBOOK} In [9]: the loss has no TV term"),
+        "content_layers": ({CONTENT_LAYER: 1.0}, f"{NOTEBOOK} In [8]: content_layers = ['r42']"),
+        "style_layers": (style, f"{NOTEBOOK} In [3] (Gram / (h*w), MSE), In [8] (1/n**2)"),
+        "init": ("content", f"{NOTEBOOK} In [6]: opt_img = content_image.data.clone()"),
+        "noise_scale": (1.0, f"{NOTEBOOK} In [6]: the commented randn init (std 1)"),
+        "learning_rate": (1.0, f"{NOTEBOOK} In [9]: optim.LBFGS([opt_img]), {TORCH_LBFGS}"),
+        "optimizer": ("lbfgs", f"{NOTEBOOK} In [9]: optim.LBFGS"),
+        "pooling": ("max", f"{NOTEBOOK} In [5]: vgg = VGG() (pool='max', In [2])"),
+        "lbfgs_history": (100, TORCH_LBFGS),
+        "steps": (500, f"{NOTEBOOK} In [9]: max_iter = 500 (closure evaluations)"),
+        "size": (512, f"{NOTEBOOK} In [4]: img_size = 512"),
+        "multiscale": (
+            ((512, 500), (800, 200)),
+            f"{NOTEBOOK} In [10]: img_size_hr = 800, In [11]: max_iter_hr = 200",
+        ),
+    }
+    differences = (
+        "The notebook resizes the shorter side to img_size (transforms.Scale); nstjax's size is "
+        "the longer side.",
+        "torch's LBFGS.step re-evaluates once per 20 iterations, so 500 closure calls are about "
+        "476 iterations; nstjax counts iterations.",
+        "The high-resolution pass starts from the 8-bit low-resolution result in the notebook; "
+        "nstjax upsamples the float image.",
+    )
+    return _split("gatys", values, differences)
+
+
+def neural_style(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS) -> Preset:
+    """jcjohnson/neural-style's defaults: ``5 MSE(F, P) + sum_l 100 MSE(G, A)`` (Gram ÷ C H W),
+    plus the TV term whose gradient its ``TVLoss`` computes, ``1e-3 * 1/2 sum (dx^2 + dy^2)``.
+
+    nstjax's ``tv_loss`` is that sum divided by ``H W``, hence ``tv_weight = 1e-3 * H W / 2``.
+    """
+    del channels  # neural-style's normalisation is nstjax's: no channel constants
+    height, width = shape
+    ns = NEURAL_STYLE
+    values = {
+        "content_weight": (5.0, f"{ns} line 22 (-content_weight 5e0); lines 458, 464 (MSE)"),
+        "style_weight": (100.0, f"{ns} line 23 (-style_weight 1e2); lines 529-544 (MSE, Gram/N)"),
+        "tv_weight": (
+            1e-3 * height * width / 2.0,
+            f"{ns} line 24 (-tv_weight 1e-3); lines 582-596 (gradient of 1/2 sum of squares)",
+        ),
+        "content_layers": ({CONTENT_LAYER: 1.0}, f"{ns} line 48 (relu4_2)"),
+        "style_layers": (
+            {layer: 1.0 for layer in STYLE_LAYERS},
+            f"{ns} line 49 (relu1_1 ... relu5_1), line 143 (the full weight on each layer)",
+        ),
+        "init": ("noise", f"{ns} line 27 (-init random), lines 202-203"),
+        "noise_scale": (0.001, f"{ns} line 203: torch.randn(...):mul(0.001)"),
+        "learning_rate": (1.0, f"{TORCH_OPTIM} line 47 (line 30's 1e1 is Adam's, line 235)"),
+        "optimizer": ("lbfgs", f"{ns} line 29 (-optimizer lbfgs); lines 223-229"),
+        "pooling": ("max", f"{ns} line 41 (-pooling max)"),
+        "lbfgs_history": (100, f"{ns} line 31 (0: keep optim's default), {TORCH_OPTIM} line 44"),
+        "steps": (1000, f"{ns} line 25 (-num_iterations 1000), tolX = tolFun = -1 (227-228)"),
+        "size": (512, f"{ns} line 17 (-image_size 512, the longer side)"),
+        "multiscale": (None, f"{ns}: one scale"),
+    }
+    differences = (
+        "neural-style feeds VGG x256 - mean (preprocess, line 422); nstjax x255 (as Caffe, "
+        "neural-style-pt and Gatys' code).",
+        "Its TVLoss leaves out the last row's horizontal and the last column's vertical "
+        "differences (lines 585-590); nstjax's tv_loss includes them.",
+        "neural-style-pt's TV (neural_style.py lines 477-487) is an L1 sum, which nstjax does not "
+        "have; this preset follows the Lua original's squared TV.",
+    )
+    return _split("neural-style", values, differences)
+
+
+def nstjax(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS) -> Preset:
+    """nstjax's own defaults, read from :class:`nstjax.api.Run` and
+    :func:`nstjax.api.stylize_batch` (the one source of them)."""
+    del shape, channels
+    from nstjax import api
+
+    run = api.Run()
+    batch = {k: p.default for k, p in inspect.signature(api.stylize_batch).parameters.items()}
+    fields = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers")
+    fields += ("init", "learning_rate")
+    values = {k: (getattr(run, k), "nstjax.api.Run") for k in fields}
+    if hasattr(run, "noise_scale"):
+        values["noise_scale"] = (run.noise_scale, "nstjax.api.Run")
+    for k in ("optimizer", "pooling", "steps", "lbfgs_history"):
+        values[k] = (batch[k], "nstjax.api.stylize_batch")
+    values["size"] = (512, "nstjax stylize --size")
+    values["multiscale"] = (None, "nstjax stylize --multiscale")
+    return _split("nstjax", values, ())
+
+
+_PRESETS = {"paper": paper, "gatys": gatys, "neural-style": neural_style, "nstjax": nstjax}
+
+
+def check_preset_name(name: str) -> str:
+    """Returns ``name`` or raises NstjaxError listing the valid ones."""
+    if name not in _PRESETS:
+        raise NstjaxError(
+            f"preset {name!r} is unknown; valid presets are {', '.join(PRESET_NAMES)}"
+        )
+    return name
+
+
+def preset_values(
+    name: str, shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS, **kwargs
+) -> Preset:
+    """The preset called ``name`` for an output of ``shape``.
+
+    Args:
+        name: one of :data:`PRESET_NAMES`.
+        shape: the output's ``(height, width)``: the paper's content weight and neural-style's TV
+            weight are sums, which depend on it.
+        channels: channel count per layer (VGG-19's by default; tests pass a tiny network's).
+        **kwargs: preset-specific options, e.g. ``alpha_over_beta`` for ``"paper"``.
+
+    Returns:
+        A :class:`Preset`.
+
+    Raises:
+        NstjaxError: an unknown name or an option the preset does not take.
+    """
+    build = _PRESETS[check_preset_name(name)]
+    accepted = set(inspect.signature(build).parameters) - {"shape", "channels"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        takes = ", ".join(sorted(accepted)) or "no options"
+        raise NstjaxError(
+            f"preset {name!r}: unknown option(s) {', '.join(unknown)} (takes {takes})"
+        )
+    return build(tuple(shape), channels, **kwargs)
