@@ -23,10 +23,10 @@ states what nstjax does not reproduce.
 
 import dataclasses
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nstjax.architecture import CHANNELS, downsampling
+from nstjax.architecture import CHANNELS, check_layer_names, downsampling
 from nstjax.errors import NstjaxError
 
 PRESET_NAMES = ("paper", "gatys", "neural-style", "nstjax")
@@ -75,6 +75,35 @@ def feature_shape(
     return shape[0] // factor, shape[1] // factor, channels[layer]
 
 
+Layers = Sequence[str] | Mapping[str, float] | None
+
+
+def _chosen(layers: Layers, default: Sequence[str], names_weight) -> dict[str, float]:
+    """The user's layer choice as ``{layer: weight}``: ``None`` is the preset's ``default``
+    names; names get ``names_weight(count)`` each (the reference's convention); a mapping's
+    weights multiply the formula's per-layer constants."""
+    if layers is None:
+        layers = default
+    if isinstance(layers, str):
+        layers = [n.strip() for n in layers.split(",") if n.strip()]
+    if isinstance(layers, Mapping):
+        chosen = {n: float(w) for n, w in layers.items()}
+    else:
+        names = list(layers)
+        chosen = {n: names_weight(len(names)) for n in names}
+    check_layer_names(chosen, "layers")
+    return chosen
+
+
+def _equal(count: int) -> float:
+    return 1.0 / count
+
+
+def _each(count: int) -> float:
+    del count
+    return 1.0
+
+
 def _split(name, values, differences) -> Preset:
     run = {k: v for k, (v, _) in values.items() if k not in OPTION_NAMES}
     options = {k: v for k, (v, _) in values.items() if k in OPTION_NAMES}
@@ -83,19 +112,29 @@ def _split(name, values, differences) -> Preset:
 
 
 def paper(
-    shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS, alpha_over_beta: float = 1e-3
+    shape: tuple[int, int],
+    channels: Mapping[str, int] = CHANNELS,
+    content_layers: Layers = None,
+    style_layers: Layers = None,
+    alpha_over_beta: float = 1e-3,
 ) -> Preset:
     """Gatys et al. 2016's formulas as printed.
 
     ``L = alpha * 1/2 sum (F - P)^2 + beta * sum_l w_l / (4 N_l^2 M_l^2) sum (G_raw - A_raw)^2``
-    with ``w_l = 1/5`` on conv1_1 ... conv5_1, content at conv4_2, no TV. alpha = 1 and
-    beta = 1 / ``alpha_over_beta`` (the paper gives only the ratio: 1e-3 and 1e-4 for the main
-    figures, 1e-5 ... 1e-1 for its grid).
+    with ``w_l = 1/5`` on conv1_1 ... conv5_1 (``1/n`` on any ``n`` named layers), content at
+    conv4_2, no TV. alpha = 1 and beta = 1 / ``alpha_over_beta`` (the paper gives only the
+    ratio: 1e-3 and 1e-4 for the main figures, 1e-5 ... 1e-1 for its grid). The per-layer
+    constants follow the layers chosen: ``--content-layers conv2_2`` gets conv2_2's ``h w C / 2``.
     """
-    h, w, c = feature_shape(CONTENT_LAYER, shape, channels)
-    content = {CONTENT_LAYER: 0.5 * h * w * c}  # 1/2 sum = 1/2 h w C mean
-    # 1/(4 N^2 M^2) * M^2 N^2 * N^2 mean = N^2 / 4 mean, times w_l = 1/5
-    style = {layer: 0.2 * channels[layer] ** 2 / 4.0 for layer in STYLE_LAYERS}
+    content = {}
+    for layer, weight in _chosen(content_layers, (CONTENT_LAYER,), _equal).items():
+        h, w, c = feature_shape(layer, shape, channels)
+        content[layer] = weight * 0.5 * h * w * c  # 1/2 sum = 1/2 h w C mean
+    # 1/(4 N^2 M^2) * M^2 N^2 * N^2 mean = N^2 / 4 mean, times w_l
+    style = {
+        layer: weight * channels[layer] ** 2 / 4.0
+        for layer, weight in _chosen(style_layers, STYLE_LAYERS, _equal).items()
+    }
     eq = f"{PAPER}, section 2"
     values = {
         "content_weight": (1.0, f"{eq}, eq. 7 (alpha; only alpha/beta is given)"),
@@ -123,21 +162,30 @@ def paper(
     return _split("paper", values, differences)
 
 
-def gatys(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS) -> Preset:
+def gatys(
+    shape: tuple[int, int],
+    channels: Mapping[str, int] = CHANNELS,
+    content_layers: Layers = None,
+    style_layers: Layers = None,
+) -> Preset:
     """Gatys' PyTorch notebook: ``MSE(F, P)`` at r42 + ``sum_l 1e3/n_l^2 MSE(F F^T/(h w), A)``.
 
     Its Gram ``F^T F / (h w)`` is ``C`` times nstjax's, so its MSE is ``C^2`` times nstjax's
-    style layer loss: the per-layer weight ``(1/n_l^2) * C_l^2`` with the notebook's literal
-    ``n_l = 64, 128, 256, 512, 512`` is 1 on VGG-19's own channel counts.
+    style layer loss: the per-layer weight ``(1/n_l^2) * C_l^2`` with the notebook's
+    ``n_l = 64, 128, 256, 512, 512`` (VGG-19's widths, for any layer chosen) is 1 on VGG-19's own
+    channel counts. Each named layer gets the full weight (the notebook sums, never averages).
     """
     del shape  # means only: nothing depends on the size
-    n_literal = dict(zip(STYLE_LAYERS, (64, 128, 256, 512, 512)))
-    style = {layer: channels[layer] ** 2 / n_literal[layer] ** 2 for layer in STYLE_LAYERS}
+    content = _chosen(content_layers, (CONTENT_LAYER,), _each)
+    style = {
+        layer: weight * channels[layer] ** 2 / CHANNELS[layer] ** 2
+        for layer, weight in _chosen(style_layers, STYLE_LAYERS, _each).items()
+    }
     values = {
         "content_weight": (1.0, f"{NOTEBOOK} In [8]: content_weights = [1e0]"),
         "style_weight": (1e3, f"{NOTEBOOK} In [8]: style_weights = [1e3/n**2 ...]"),
         "tv_weight": (0.0, f"{NOTEBOOK} In [9]: the loss has no TV term"),
-        "content_layers": ({CONTENT_LAYER: 1.0}, f"{NOTEBOOK} In [8]: content_layers = ['r42']"),
+        "content_layers": (content, f"{NOTEBOOK} In [8]: content_layers = ['r42']"),
         "style_layers": (style, f"{NOTEBOOK} In [3] (Gram / (h*w), MSE), In [8] (1/n**2)"),
         "init": ("content", f"{NOTEBOOK} In [6]: opt_img = content_image.data.clone()"),
         "noise_scale": (1.0, f"{NOTEBOOK} In [6]: the commented randn init (std 1)"),
@@ -163,11 +211,17 @@ def gatys(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS) -> Pre
     return _split("gatys", values, differences)
 
 
-def neural_style(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS) -> Preset:
+def neural_style(
+    shape: tuple[int, int],
+    channels: Mapping[str, int] = CHANNELS,
+    content_layers: Layers = None,
+    style_layers: Layers = None,
+) -> Preset:
     """jcjohnson/neural-style's defaults: ``5 MSE(F, P) + sum_l 100 MSE(G, A)`` (Gram ÷ C H W),
     plus the TV term whose gradient its ``TVLoss`` computes, ``1e-3 * 1/2 sum (dx^2 + dy^2)``.
 
     nstjax's ``tv_loss`` is that sum divided by ``H W``, hence ``tv_weight = 1e-3 * H W / 2``.
+    Each named layer gets the full weight (lines 135, 143: one loss module per layer).
     """
     del channels  # neural-style's normalisation is nstjax's: no channel constants
     height, width = shape
@@ -179,9 +233,12 @@ def neural_style(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS)
             1e-3 * height * width / 2.0,
             f"{ns} line 24 (-tv_weight 1e-3); lines 582-596 (gradient of 1/2 sum of squares)",
         ),
-        "content_layers": ({CONTENT_LAYER: 1.0}, f"{ns} line 48 (relu4_2)"),
+        "content_layers": (
+            _chosen(content_layers, (CONTENT_LAYER,), _each),
+            f"{ns} line 48 (relu4_2), line 135 (the full weight on each layer)",
+        ),
         "style_layers": (
-            {layer: 1.0 for layer in STYLE_LAYERS},
+            _chosen(style_layers, STYLE_LAYERS, _each),
             f"{ns} line 49 (relu1_1 ... relu5_1), line 143 (the full weight on each layer)",
         ),
         "init": ("noise", f"{ns} line 27 (-init random), lines 202-203"),
@@ -205,9 +262,14 @@ def neural_style(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS)
     return _split("neural-style", values, differences)
 
 
-def nstjax(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS) -> Preset:
+def nstjax(
+    shape: tuple[int, int],
+    channels: Mapping[str, int] = CHANNELS,
+    content_layers: Layers = None,
+    style_layers: Layers = None,
+) -> Preset:
     """nstjax's own defaults, read from :class:`nstjax.api.Run` and
-    :func:`nstjax.api.stylize_batch` (the one source of them)."""
+    :func:`nstjax.api.stylize_batch` (the one source of them); named layers share weight 1."""
     del shape, channels
     from nstjax import api
 
@@ -216,6 +278,9 @@ def nstjax(shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS) -> Pr
     fields = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers")
     fields += ("init", "learning_rate")
     values = {k: (getattr(run, k), "nstjax.api.Run") for k in fields}
+    for key, chosen in (("content_layers", content_layers), ("style_layers", style_layers)):
+        if chosen is not None:
+            values[key] = (_chosen(chosen, (), _equal), "nstjax.api.Run")
     if hasattr(run, "noise_scale"):
         values["noise_scale"] = (run.noise_scale, "nstjax.api.Run")
     for k in ("optimizer", "pooling", "steps", "lbfgs_history"):
@@ -238,7 +303,13 @@ def check_preset_name(name: str) -> str:
 
 
 def preset_values(
-    name: str, shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS, **kwargs
+    name: str,
+    shape: tuple[int, int],
+    channels: Mapping[str, int] = CHANNELS,
+    *,
+    content_layers: Layers = None,
+    style_layers: Layers = None,
+    **kwargs,
 ) -> Preset:
     """The preset called ``name`` for an output of ``shape``.
 
@@ -247,6 +318,9 @@ def preset_values(
         shape: the output's ``(height, width)``: the paper's content weight and neural-style's TV
             weight are sums, which depend on it.
         channels: channel count per layer (VGG-19's by default; tests pass a tiny network's).
+        content_layers, style_layers: the layers to use instead of the preset's (names, or a
+            mapping whose weights multiply the preset's per-layer constants); the constants of
+            the reference's formula follow the layers chosen.
         **kwargs: preset-specific options, e.g. ``alpha_over_beta`` for ``"paper"``.
 
     Returns:
@@ -256,11 +330,12 @@ def preset_values(
         NstjaxError: an unknown name or an option the preset does not take.
     """
     build = _PRESETS[check_preset_name(name)]
-    accepted = set(inspect.signature(build).parameters) - {"shape", "channels"}
+    fixed = {"shape", "channels", "content_layers", "style_layers"}
+    accepted = set(inspect.signature(build).parameters) - fixed
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         takes = ", ".join(sorted(accepted)) or "no options"
         raise NstjaxError(
             f"preset {name!r}: unknown option(s) {', '.join(unknown)} (takes {takes})"
         )
-    return build(tuple(shape), channels, **kwargs)
+    return build(tuple(shape), channels, content_layers, style_layers, **kwargs)

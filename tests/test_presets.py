@@ -65,15 +65,15 @@ def _flat(f):
 
 
 # --- the references' formulas, in numpy ---
-def paper_formula(fx, fc, fs, alpha, beta):
-    """Gatys 2016, eqs. 1, 3-5, 7: 1/2 sum (F-P)^2; E_l = sum (G-A)^2 / (4 N^2 M^2), w_l = 1/5."""
-    content = 0.5 * np.sum((fx["conv4_2"] - fc["conv4_2"]) ** 2)
+def paper_formula(fx, fc, fs, alpha, beta, content_layer="conv4_2", style_layers=STYLE):
+    """Gatys 2016, eqs. 1, 3-5, 7: 1/2 sum (F-P)^2; E_l = sum (G-A)^2 / (4 N^2 M^2), w_l = 1/L."""
+    content = 0.5 * np.sum((fx[content_layer] - fc[content_layer]) ** 2)
     style = 0.0
-    for layer in STYLE:
+    for layer in style_layers:
         f, a = _flat(fx[layer]), _flat(fs[layer])
         m, n = f.shape
         g_raw, a_raw = f.T @ f, a.T @ a
-        style += 0.2 * np.sum((g_raw - a_raw) ** 2) / (4.0 * n**2 * m**2)
+        style += np.sum((g_raw - a_raw) ** 2) / (4.0 * n**2 * m**2) / len(style_layers)
     return alpha * content, beta * style, 0.0
 
 
@@ -130,7 +130,7 @@ def nstjax_formula(fx, fc, fs, pixels):
 def _compare(params, preset, shape, formula):
     pixels, content, style = _images(shape)
     pooling = preset.options["pooling"]
-    layers = ("conv4_2", *STYLE)
+    layers = (*preset.run["content_layers"], *preset.run["style_layers"])
     fx = _features64(params, pixels / 255.0, layers, pooling)
     fc = _features64(params, content, layers, pooling)
     fs = _features64(params, style, layers, pooling)
@@ -150,6 +150,36 @@ def test_paper_preset_is_the_papers_formula(tiny_params, shape, alpha_over_beta)
     np.testing.assert_allclose(terms, expected, rtol=2e-5, atol=1e-9)
     np.testing.assert_allclose(total, expected.sum(), rtol=2e-5)
     assert preset.options["pooling"] == "avg" and preset.run["tv_weight"] == 0.0
+
+
+def test_paper_preset_follows_the_layers_chosen(tiny_params):
+    """--content-layers conv2_2 and two style layers: the constants are those layers' (h w C / 2
+    at conv2_2; w_l = 1/2 and N_l^2 / 4 for the style layers)."""
+    shape = SHAPES[0]
+    preset = presets.preset_values(
+        "paper",
+        shape,
+        _channels(tiny_params),
+        content_layers=["conv2_2"],
+        style_layers=("conv1_1", "conv3_1"),
+    )
+    formula = lambda fx, fc, fs, _: paper_formula(
+        fx, fc, fs, 1.0, 1e3, "conv2_2", ("conv1_1", "conv3_1")
+    )
+    _, terms, expected, _ = _compare(tiny_params, preset, shape, formula)
+    np.testing.assert_allclose(terms, expected, rtol=2e-5, atol=1e-9)
+
+
+def test_layer_weight_mappings_multiply_the_constants():
+    base = presets.preset_values("paper", (64, 64), content_layers=["conv3_2"])
+    scaled = presets.preset_values("paper", (64, 64), content_layers={"conv3_2": 0.25})
+    assert scaled.run["content_layers"]["conv3_2"] == 0.25 * base.run["content_layers"]["conv3_2"]
+    ns = presets.preset_values("neural-style", (64, 64), style_layers="conv1_1,conv2_1")
+    assert ns.run["style_layers"] == {"conv1_1": 1.0, "conv2_1": 1.0}  # each the full weight
+    ours = presets.preset_values("nstjax", (64, 64), style_layers=["conv1_1", "conv2_1"])
+    assert ours.run["style_layers"] == {"conv1_1": 0.5, "conv2_1": 0.5}
+    with pytest.raises(NstjaxError, match="conv9_9"):
+        presets.preset_values("gatys", (64, 64), style_layers=["conv9_9"])
 
 
 @pytest.mark.parametrize("shape", SHAPES[:1])
