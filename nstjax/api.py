@@ -273,23 +273,45 @@ def _execute(params, batches, contents, styles, runs, mesh, observer) -> list[Re
     return results
 
 
-def stylize(content: np.ndarray, style: np.ndarray, *, params=None, **settings) -> np.ndarray:
+def stylize(
+    content: np.ndarray,
+    style: np.ndarray,
+    *,
+    params=None,
+    preset: str | None = None,
+    **settings,
+) -> np.ndarray:
     """Stylises one content image with one style image and returns the result.
 
     Args:
         content: ``[H, W, 3]`` in [0, 1], at the output size.
         style: ``[H, W, 3]`` in [0, 1].
         params: VGG parameters; loaded with :func:`nstjax.vgg.load_params` when ``None``.
+        preset: a reference implementation's objective and settings (:mod:`nstjax.presets`:
+            ``"paper"``, ``"gatys"``, ``"neural-style"``, ``"nstjax"``), with ``settings`` on
+            top; its ``size`` is ignored (``content`` is at the output size), a multiscale
+            schedule (``"gatys"``) resizes ``content`` per scale.
         **settings: fields of :class:`nstjax.Run` (weights, layers, learning_rate, init, seed,
             ...) and of :class:`nstjax.Options` (steps, optimizer, pooling, ...).
 
     Returns:
         ``[H, W, 3]`` float32 in [0, 1].
     """
+    params = vgg.load_params() if params is None else params
+    if preset is not None:
+        from nstjax import presets
+
+        made = presets.make(preset, content.shape[:2], **settings)
+        if made.schedule:
+            (result,) = stylize_multiscale(
+                params, [content], [style], [made.run], made.schedule, made.options
+            )
+        else:
+            (result,) = stylize_batch(params, [content], [style], [made.run], made.options)
+        return result.image
     run_fields = {f.name for f in dataclasses.fields(Run)}
     run = Run(**{k: v for k, v in settings.items() if k in run_fields})
     option_fields = {k: v for k, v in settings.items() if k not in run_fields}
-    params = vgg.load_params() if params is None else params
     (result,) = stylize_batch(params, [content], [style], [run], **option_fields)
     return result.image
 

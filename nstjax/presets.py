@@ -24,7 +24,7 @@ states what nstjax does not reproduce.
 import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from nstjax.architecture import CHANNELS, check_layer_names, downsampling
 from nstjax.errors import NstjaxError
@@ -268,25 +268,20 @@ def nstjax(
     content_layers: Layers = None,
     style_layers: Layers = None,
 ) -> Preset:
-    """nstjax's own defaults, read from :class:`nstjax.api.Run` and
-    :func:`nstjax.api.stylize_batch` (the one source of them); named layers share weight 1."""
+    """nstjax's own defaults, read from :class:`nstjax.Run` and :class:`nstjax.Options` (the one
+    source of them, :mod:`nstjax.run`); named layers share weight 1."""
     del shape, channels
-    from nstjax import api
+    from nstjax import run as defaults
 
-    run = api.Run()
-    batch = {k: p.default for k, p in inspect.signature(api.stylize_batch).parameters.items()}
-    fields = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers")
-    fields += ("init", "learning_rate")
-    values = {k: (getattr(run, k), "nstjax.api.Run") for k in fields}
+    run, options = defaults.Run(), defaults.Options()
+    where = "nstjax.run.Run"
+    values = {k: (getattr(run, k), where) for k in RUN_FIELDS}
     for key, chosen in (("content_layers", content_layers), ("style_layers", style_layers)):
-        if chosen is not None:
-            values[key] = (_chosen(chosen, (), _equal), "nstjax.api.Run")
-    if hasattr(run, "noise_scale"):
-        values["noise_scale"] = (run.noise_scale, "nstjax.api.Run")
+        values[key] = (_chosen(chosen, getattr(run, key), _equal), where)
     for k in ("optimizer", "pooling", "steps", "lbfgs_history"):
-        values[k] = (batch[k], "nstjax.api.stylize_batch")
-    values["size"] = (512, "nstjax stylize --size")
-    values["multiscale"] = (None, "nstjax stylize --multiscale")
+        values[k] = (getattr(options, k), "nstjax.run.Options")
+    values["size"] = (defaults.DEFAULT_SIZE, "nstjax.run.DEFAULT_SIZE")
+    values["multiscale"] = (None, "nstjax stylize: one scale unless --multiscale")
     return _split("nstjax", values, ())
 
 
@@ -339,3 +334,122 @@ def preset_values(
             f"preset {name!r}: unknown option(s) {', '.join(unknown)} (takes {takes})"
         )
     return build(tuple(shape), channels, content_layers, style_layers, **kwargs)
+
+
+RUN_FIELDS = (
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "content_layers",
+    "style_layers",
+    "learning_rate",
+    "init",
+    "noise_scale",
+)
+"""The :class:`nstjax.Run` fields a preset sets."""
+
+
+def shape_dependent(name: str, **kwargs) -> bool:
+    """Whether the preset's weights depend on the output's shape (it has sums, not means)."""
+    return (
+        preset_values(name, (64, 64), **kwargs).run != preset_values(name, (128, 96), **kwargs).run
+    )
+
+
+def resolve(
+    name: str,
+    shape: tuple[int, int],
+    explicit: Mapping[str, Any],
+    channels: Mapping[str, int] = CHANNELS,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A preset's run fields and options with the values a user gave explicitly on top.
+
+    Rules: an explicit value replaces the preset's; explicit layers keep the preset's formula
+    (its per-layer constants follow them); an explicit optimizer other than the preset's, without
+    an explicit learning rate, takes that optimiser's default step (``learning_rate=None``);
+    explicit ``size`` or ``steps`` replace the preset's multiscale schedule.
+
+    Args:
+        name: one of :data:`PRESET_NAMES`.
+        shape: the output's ``(height, width)``.
+        explicit: values of :data:`RUN_FIELDS` and :data:`OPTION_NAMES` the user set (``None``
+            values count as not set); ``multiscale`` as ``((size, steps), ...)``.
+        channels: channel count per layer.
+
+    Returns:
+        ``(run_fields, options)``: values for :class:`nstjax.Run` and the static options.
+
+    Raises:
+        NstjaxError: an unknown preset, or conflicting options (one line each): ``multiscale``
+            with ``size``/``steps``; a size-dependent preset with a multiscale schedule;
+            ``noise_scale`` with an init other than ``"noise"``.
+    """
+    given = {k: v for k, v in explicit.items() if v is not None}
+    unknown = sorted(set(given) - set(RUN_FIELDS) - set(OPTION_NAMES))
+    if unknown:
+        raise ValueError(f"not preset fields: {unknown}")
+    layers = {k: given.get(k) for k in ("content_layers", "style_layers")}
+    preset = preset_values(name, shape, channels, **layers)
+    run = {**preset.run, **{k: v for k, v in given.items() if k in RUN_FIELDS and k not in layers}}
+    options = {**preset.options, **{k: v for k, v in given.items() if k in OPTION_NAMES}}
+    changed_optimizer = given.get("optimizer", preset.options["optimizer"])
+    if changed_optimizer != preset.options["optimizer"] and "learning_rate" not in given:
+        run["learning_rate"] = None  # the preset's step belongs to its own optimiser
+    scale_given = [k for k in ("size", "steps") if k in given]
+    if "multiscale" in given and scale_given:
+        raise NstjaxError(
+            f"--multiscale replaces --{' and --'.join(scale_given)}; give one or the other"
+        )
+    if scale_given:
+        options["multiscale"] = None
+    if options["multiscale"] and shape_dependent(name, **layers):
+        raise NstjaxError(
+            f"--preset {name}: its weights depend on the output size (sums, not means), so it "
+            "cannot run a --multiscale schedule; use --size"
+        )
+    init = run["init"]
+    if "noise_scale" in given and not (isinstance(init, str) and init == "noise"):
+        shown = repr(init) if isinstance(init, str) else "an image"
+        raise NstjaxError(f"--noise-scale applies to --init noise only, and init is {shown}")
+    return run, options
+
+
+class Made(NamedTuple):
+    """What :func:`make` returns: a run, the static options, and the output size or schedule."""
+
+    run: Any  # nstjax.Run
+    options: Any  # nstjax.Options
+    size: int
+    schedule: tuple[tuple[int, int], ...] | None
+
+
+def make(name: str, shape: tuple[int, int], **settings) -> Made:
+    """A :class:`nstjax.Run` and :class:`nstjax.Options` from a preset, ``settings`` on top.
+
+    Args:
+        name: one of :data:`PRESET_NAMES`.
+        shape: the output's ``(height, width)`` (the preset's sums depend on it).
+        **settings: fields of :class:`nstjax.Run` and :class:`nstjax.Options`, ``size`` and
+            ``multiscale``; those a preset sets override it (:func:`resolve`'s rules).
+
+    Returns:
+        A :class:`Made`.
+
+    Raises:
+        NstjaxError: an unknown preset or setting, or conflicting settings.
+    """
+    from nstjax.run import Options, Run
+
+    run_names = {f.name for f in dataclasses.fields(Run)}
+    option_names = {f.name for f in dataclasses.fields(Options)}
+    unknown = sorted(set(settings) - run_names - option_names - set(OPTION_NAMES))
+    if unknown:
+        raise NstjaxError(f"unknown setting(s) {', '.join(unknown)} for preset {name!r}")
+    governed = set(RUN_FIELDS) | set(OPTION_NAMES)
+    run_fields, options = resolve(name, shape, {k: settings[k] for k in governed & set(settings)})
+    rest = {k: v for k, v in settings.items() if k not in governed}
+    run = Run(**{k: v for k, v in rest.items() if k in run_names}, **run_fields)
+    static = {k: options[k] for k in ("steps", "optimizer", "pooling", "lbfgs_history")}
+    opts = Options(**{k: v for k, v in rest.items() if k in option_names}, **static)
+    schedule = options["multiscale"]
+    return Made(run, opts, options["size"], tuple(schedule) if schedule else None)

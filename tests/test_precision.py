@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 
 from nstjax import api, engine, image, init, losses, metrics, vgg
+from nstjax.batch.plan import program_for
+from nstjax.run import Options, Run, layer_weight_vector
 
 SIZE = 32
 STEPS = 20
@@ -36,7 +38,7 @@ def _inputs(images_dir):
 
 def _runs(content):
     noise = init.uniform_noise(content.shape[:2], seed=5)  # full-range noise: bf16's worst start
-    return [api.Run(init="content"), api.Run(init=noise)]
+    return [Run(init="content"), Run(init=noise)]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def stylised(real_params, images_dir):
 
 def _gradient(params, dtype, run, pixels, content, style):
     """The image gradient of ``run``'s objective at ``pixels`` (0-255), hand-built targets."""
-    program = api.program_for([run], dtype=dtype)
+    program = program_for([run], Options(dtype=dtype), "xla")
     dt = jnp.dtype(dtype)
     content_feats = vgg.features(params, jnp.asarray(content), program.content_layers, dtype=dt)
     style_feats = vgg.features(params, jnp.asarray(style), program.style_layers, dtype=dt)
@@ -64,9 +66,9 @@ def _gradient(params, dtype, run, pixels, content, style):
         content_weight=jnp.float32(run.content_weight),
         style_weight=jnp.float32(run.style_weight),
         tv_weight=jnp.float32(run.tv_weight),
-        content_layer_weights=jnp.asarray(api.layer_weight_vector(run.content_layers, "c")),
-        style_layer_weights=jnp.asarray(api.layer_weight_vector(run.style_layers, "s")),
-        learning_rate=jnp.float32(run.learning_rate),
+        content_layer_weights=jnp.asarray(layer_weight_vector(run.content_layers, "c")),
+        style_layer_weights=jnp.asarray(layer_weight_vector(run.style_layers, "s")),
+        learning_rate=jnp.float32(run.step_size("adam")),
     )
     loss = lambda p: engine.run_loss(params, program, p, hyper, targets)[0]
     return np.asarray(jax.grad(loss)(jnp.asarray(pixels, jnp.float32)), np.float64)
@@ -82,7 +84,7 @@ def full_gradients(real_params, images_dir):
     content, style = _inputs(images_dir)
     noise = init.uniform_noise(content.shape[:2], seed=5) * 255.0
     return tuple(
-        _gradient(real_params, d, api.Run(), noise, content, style) for d in ("float32", "bfloat16")
+        _gradient(real_params, d, Run(), noise, content, style) for d in ("float32", "bfloat16")
     )
 
 
@@ -109,7 +111,7 @@ def test_bf16_image_within_30_db_of_fp32(stylised, start):
 def test_bf16_gradient_of_a_shallow_layer_within_1e2(real_params, images_dir):
     """One conv layer (style at conv1_1): the bf16 image gradient is within 1e-2 of fp32."""
     content, style = _inputs(images_dir)
-    run = api.Run(
+    run = Run(
         content_layers=("conv1_1",), style_layers=("conv1_1",), content_weight=0.0, tv_weight=0.0
     )
     fp32, bf16 = (
@@ -131,18 +133,18 @@ def test_bf16_gradient_of_the_full_objective_points_the_same_way(full_gradients)
 
 def test_bf16_program_computes_in_bf16_and_accumulates_losses_in_fp32(tiny_params):
     """Mechanics on the tiny network: bf16 features, fp32 losses."""
-    run = api.Run(content_layers=("conv3_1",), style_layers=("conv1_1", "conv3_1"))
+    run = Run(content_layers=("conv3_1",), style_layers=("conv1_1", "conv3_1"))
     rng = np.random.default_rng(0)
     content, style = (rng.random((16, 16, 3)).astype(np.float32) for _ in range(2))
-    program = api.program_for([run], dtype="bfloat16")
+    program = program_for([run], Options(dtype="bfloat16"), "xla")
     feats = vgg.features(tiny_params, jnp.asarray(content), ("conv3_1",), dtype=jnp.bfloat16)
     assert feats["conv3_1"].dtype == jnp.bfloat16
     gram = losses.gram(feats["conv3_1"])
     assert gram.dtype == jnp.float32
     hyper = engine.Hyper(
         *(jnp.float32(v) for v in (run.content_weight, run.style_weight, run.tv_weight)),
-        content_layer_weights=jnp.asarray(api.layer_weight_vector(run.content_layers, "c")),
-        style_layer_weights=jnp.asarray(api.layer_weight_vector(run.style_layers, "s")),
+        content_layer_weights=jnp.asarray(layer_weight_vector(run.content_layers, "c")),
+        style_layer_weights=jnp.asarray(layer_weight_vector(run.style_layers, "s")),
         learning_rate=jnp.float32(1.0),
     )
     style_feats = vgg.features(tiny_params, jnp.asarray(style), program.style_layers)

@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import api, engine, losses, presets, vgg
+from nstjax import engine, losses, presets, vgg
 from nstjax.architecture import LAYER_NAMES
 from nstjax.errors import NstjaxError
+from nstjax.run import layer_weight_vector
 
 SHAPES = [(32, 24), (48, 40)]  # non-square, so that a swapped height and width shows
 STYLE = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -45,8 +46,8 @@ def _engine_terms(params, preset, pixels, content, style):
         content_weight=jnp.float32(run["content_weight"]),
         style_weight=jnp.float32(run["style_weight"]),
         tv_weight=jnp.float32(run["tv_weight"]),
-        content_layer_weights=jnp.asarray(api.layer_weight_vector(run["content_layers"], "c")),
-        style_layer_weights=jnp.asarray(api.layer_weight_vector(run["style_layers"], "s")),
+        content_layer_weights=jnp.asarray(layer_weight_vector(run["content_layers"], "c")),
+        style_layer_weights=jnp.asarray(layer_weight_vector(run["style_layers"], "s")),
         learning_rate=jnp.float32(1.0),
     )
     total, terms = engine.run_loss(params, program, jnp.asarray(pixels), hyper, targets)
@@ -249,3 +250,112 @@ def test_bad_preset_name_is_a_one_line_error_listing_the_valid_ones():
 def test_unknown_preset_option_is_an_error():
     with pytest.raises(NstjaxError, match="alpha_over_beta"):
         presets.preset_values("gatys", (64, 64), alpha_over_beta=1e-3)
+
+
+# --- resolution: explicit values over a preset, conflicts (no compilation) ---
+def test_explicit_values_override_the_preset_and_layers_keep_its_formula():
+    run, options = presets.resolve(
+        "paper", (64, 64), {"content_layers": "conv2_2", "tv_weight": 0.5, "steps": 40}
+    )
+    assert run["content_layers"] == {"conv2_2": 0.5 * 32 * 32 * 128}  # conv2_2's own h w C / 2
+    assert run["tv_weight"] == 0.5 and options["steps"] == 40
+    assert options["pooling"] == "avg" and options["optimizer"] == "lbfgs"  # the preset's
+
+
+def test_another_optimizer_takes_its_own_default_step():
+    run, _ = presets.resolve("neural-style", (64, 64), {"optimizer": "adam"})
+    assert run["learning_rate"] is None  # Adam's default, not L-BFGS's 1
+    run, _ = presets.resolve("neural-style", (64, 64), {"optimizer": "adam", "learning_rate": 10})
+    assert run["learning_rate"] == 10
+
+
+def test_explicit_size_or_steps_drop_the_presets_schedule():
+    _, options = presets.resolve("gatys", (64, 64), {})
+    assert options["multiscale"] == ((512, 500), (800, 200))
+    _, options = presets.resolve("gatys", (64, 64), {"size": 128})
+    assert options["multiscale"] is None and options["size"] == 128
+
+
+@pytest.mark.parametrize(
+    "name, explicit, match",
+    [
+        ("nstjax", {"multiscale": ((32, 5), (64, 5)), "size": 64}, "--multiscale replaces --size"),
+        ("paper", {"multiscale": ((32, 5), (64, 5))}, "depend on the output size"),
+        ("neural-style", {"multiscale": ((32, 5), (64, 5))}, "depend on the output size"),
+        ("nstjax", {"noise_scale": 2.0}, "--noise-scale applies to --init noise only"),
+        ("paper", {"noise_scale": 2.0, "init": "content"}, "init is 'content'"),
+    ],
+)
+def test_conflicting_options_are_one_line_errors(name, explicit, match):
+    with pytest.raises(NstjaxError, match=match) as info:
+        presets.resolve(name, (64, 64), explicit)
+    assert "\n" not in str(info.value)
+
+
+def test_shape_dependence():
+    assert presets.shape_dependent("paper") and presets.shape_dependent("neural-style")
+    assert not presets.shape_dependent("gatys") and not presets.shape_dependent("nstjax")
+
+
+def test_make_gives_a_run_and_options():
+    made = presets.make("neural-style", (48, 64), seed=3, dtype="bfloat16", style_weight=50.0)
+    assert made.run.noise_scale == 0.001 and made.run.init == "noise" and made.run.seed == 3
+    assert made.run.style_weight == 50.0 and made.run.tv_weight == pytest.approx(1e-3 * 48 * 32)
+    assert (made.options.steps, made.options.optimizer, made.options.dtype) == (
+        1000,
+        "lbfgs",
+        "bfloat16",
+    )
+    assert made.size == 512 and made.schedule is None
+    with pytest.raises(NstjaxError, match="stepz"):
+        presets.make("paper", (64, 64), stepz=3)
+
+
+def test_cli_bad_preset_and_conflicts_fail_before_anything_runs(tmp_path, capsys):
+    from nstjax.cli import main
+
+    out = str(tmp_path / "r.png")
+    for extra, match in [
+        (["--preset", "gatys2016"], "valid presets are paper, gatys, neural-style, nstjax"),
+        (["--multiscale", "32:5,64:5", "--size", "64"], "--multiscale replaces --size"),
+        (["--preset", "paper", "--multiscale", "32:5,64:5"], "depend on the output size"),
+        (["--init", "content", "--noise-scale", "3"], "--noise-scale applies to --init noise"),
+    ]:
+        assert main(["stylize", "--output", out, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert match in err and "\n" not in err, err
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_sweep_config_preset_fills_what_the_config_leaves(images_dir):
+    from nstjax.sweep import default_config, prepare
+    from nstjax.sweep.expand import preset_run_fields
+
+    config = default_config()
+    config.data.content = [str(images_dir / "tubingen.jpg")]
+    config.data.style = [str(images_dir / "starry_night.jpg")]
+    config.data.size = 32
+    config.preset = "paper"
+    config.loss.style_weight = 0.0
+    config.sweep.axes.content_layers = [["conv1_2"], ["conv4_2"]]
+    sweep = prepare(config)
+    for run in sweep.runs:
+        v = run.values
+        assert (v["pooling"], v["optimizer"], v["lbfgs_history"], v["init"]) == (
+            "avg",
+            "lbfgs",
+            100,
+            "noise",
+        )
+        assert v["size"] == 32 and v["style_weight"] == 0.0  # the config's own values
+        h, w = sweep.output_shape(run)
+        (layer,) = v["content_layers"]
+        fields = preset_run_fields(v, (h, w))
+        f = presets.downsampling(layer)
+        expected = 0.5 * (h // f) * (w // f) * presets.CHANNELS[layer]
+        assert fields["content_layers"] == {layer: expected}
+    items = sweep.items()
+    assert (
+        items[0].run.content_layers
+        == preset_run_fields(sweep.runs[0].values, items[0].shape)["content_layers"]
+    )

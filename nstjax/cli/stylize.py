@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from nstjax.errors import NstjaxError
+from nstjax.presets import PRESET_NAMES
 from nstjax.run import (
     DEFAULT_LEARNING_RATES,
     DEFAULT_SIZE,
@@ -54,23 +55,42 @@ def register(subparsers) -> None:
         help="output file (.png/.jpg) for one pair; a folder when there are several pairs",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help="longer side of the output")
-    p.add_argument("--steps", type=int, default=options.steps, help="optimisation steps")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=options.optimizer)
+    p.add_argument(
+        "--preset",
+        default="nstjax",
+        help=f"{' | '.join(PRESET_NAMES)}: the objective and settings of a reference implementation (nstjax.presets): "
+        "paper (Gatys et al. 2016's formulas), gatys (their PyTorch notebook), neural-style "
+        "(jcjohnson's defaults), nstjax (this package's); the options below marked 'preset' "
+        "override it",
+    )
+    # default=None: "not given", so that the preset's value applies (nstjax's in brackets)
+    p.add_argument("--size", type=int, help=f"longer side of the output (preset; {DEFAULT_SIZE})")
+    p.add_argument("--steps", type=int, help=f"optimisation steps (preset; {options.steps})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"(preset; {options.optimizer})")
     lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
-    p.add_argument("--lr", type=float, default=None, help=f"step size; by optimiser: {lrs}")
-    p.add_argument("--content-weight", type=float, default=run.content_weight)
-    p.add_argument("--style-weight", type=float, default=run.style_weight)
-    p.add_argument("--tv-weight", type=float, default=run.tv_weight)
+    p.add_argument("--lr", type=float, help=f"step size (preset; by optimiser: {lrs})")
+    p.add_argument("--content-weight", type=float, help=f"(preset; {run.content_weight:g})")
+    p.add_argument("--style-weight", type=float, help=f"(preset; {run.style_weight:g})")
+    p.add_argument("--tv-weight", type=float, help=f"(preset; {run.tv_weight:g})")
     p.add_argument(
-        "--content-layers", default=",".join(run.content_layers), help="comma-separated conv names"
+        "--content-layers",
+        help=f"comma-separated conv names (preset; {','.join(run.content_layers)})",
     )
     p.add_argument(
-        "--style-layers", default=",".join(run.style_layers), help="comma-separated conv names"
+        "--style-layers", help=f"comma-separated conv names (preset; {','.join(run.style_layers)})"
     )
-    p.add_argument("--init", default=run.init, help=f"{' | '.join(INITS)} | PATH to an image")
+    p.add_argument(
+        "--init",
+        help=f"{' | '.join(INITS)} | PATH to an image (preset; {run.init}); noise: the "
+        "network's mean colour plus Gaussian noise of --noise-scale grey levels",
+    )
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        help=f"standard deviation of --init noise, grey levels 0-255 (preset; {run.noise_scale:g})",
+    )
     p.add_argument("--seed", type=int, default=run.seed, help="seed of the noise initialisation")
-    p.add_argument("--pooling", choices=POOLINGS, default=options.pooling)
+    p.add_argument("--pooling", choices=POOLINGS, help=f"(preset; {options.pooling})")
     p.add_argument(
         "--style-scale",
         type=float,
@@ -110,7 +130,7 @@ def register(subparsers) -> None:
         "--multiscale",
         default=None,
         metavar="SIZE:STEPS,...",
-        help="coarse-to-fine schedule, e.g. 256:300,512:200 (replaces --size/--steps)",
+        help="coarse-to-fine schedule, e.g. 256:300,512:200 (instead of --size/--steps; preset)",
     )
     p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
     p.add_argument(
@@ -119,7 +139,7 @@ def register(subparsers) -> None:
         default=None,
         help="most pairs per compiled batch (default: as many as fit in memory)",
     )
-    p.add_argument("--lbfgs-history", type=int, default=options.lbfgs_history)
+    p.add_argument("--lbfgs-history", type=int, help=f"(preset; {options.lbfgs_history})")
     p.add_argument("--dtype", choices=DTYPES, default=options.dtype)
     p.add_argument("--remat", action="store_true", help="recompute activations to save memory")
     p.add_argument(
@@ -128,6 +148,56 @@ def register(subparsers) -> None:
         help="VGG-19 weights (.h5 or .npz); default: $NSTJAX_WEIGHTS, the cache, or a download",
     )
     p.set_defaults(func=main)
+
+
+_PRESET_FLAGS = {
+    "size": "size",
+    "steps": "steps",
+    "optimizer": "optimizer",
+    "learning_rate": "lr",
+    "content_weight": "content_weight",
+    "style_weight": "style_weight",
+    "tv_weight": "tv_weight",
+    "content_layers": "content_layers",
+    "style_layers": "style_layers",
+    "init": "init",
+    "noise_scale": "noise_scale",
+    "pooling": "pooling",
+    "lbfgs_history": "lbfgs_history",
+    "multiscale": "multiscale",
+}
+"""Preset field -> the flag's attribute: the flags a preset supplies unless given."""
+
+
+def _explicit(args) -> dict:
+    """The preset fields the user gave on the command line."""
+    from nstjax import api
+
+    given = {field: getattr(args, attr) for field, attr in _PRESET_FLAGS.items()}
+    if given["multiscale"] is not None:
+        given["multiscale"] = tuple(api.parse_schedule(given["multiscale"]))
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _apply_preset(args) -> None:
+    """Fills the static flags (size, steps, optimizer, ...) from ``--preset`` where not given,
+    and checks for conflicts, before anything is read or compiled."""
+    from nstjax import presets
+
+    args.explicit = _explicit(args)  # before the preset's values fill the flags
+    run, options = presets.resolve(args.preset, (64, 64), args.explicit)  # options: any shape
+    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history", "init"):
+        setattr(args, _PRESET_FLAGS[field], run.get(field, options.get(field)))
+    args.schedule = list(options["multiscale"] or [(args.size, args.steps)])
+
+
+def _run_fields(args, shape: tuple[int, int]) -> dict:
+    """The preset's Run fields for an output of ``shape`` with the given flags on top."""
+    from nstjax import presets
+
+    run, _ = presets.resolve(args.preset, shape, args.explicit)
+    del run["init"]  # resolved once (an image path is read once)
+    return run
 
 
 def _options(args) -> Options:
@@ -193,24 +263,21 @@ def _snapshot_paths(path: Path, steps: int, every: int) -> list[Path]:
     return [path.with_name(f"{path.stem}_{s:05d}{path.suffix}") for s in range(every, steps, every)]
 
 
-def _runs(args, outputs, init, masks) -> list[Run]:
+def _runs(args, outputs, init, masks, shapes) -> list[Run]:
+    """One Run per output; ``shapes[i]``: content ``i``'s output shape (a preset's sums depend
+    on it)."""
     blend = dict(enumerate(args.style_blend or [1.0] * max(len(masks), 1)))
     return [
         Run(
             content=i,
             style=blend if j < 0 else j,  # -1: every style, blended (with masks: one region each)
-            content_weight=args.content_weight,
-            style_weight=args.style_weight,
-            tv_weight=args.tv_weight,
-            content_layers=args.content_layers,
-            style_layers=args.style_layers,
-            learning_rate=args.lr,
             init=init,
             seed=args.seed,
             style_scale=args.style_scale,
             colors=args.colors,
             masks=masks or None,
             normalize_gradients=args.normalize_gradients,
+            **_run_fields(args, shapes[i]),
         )
         for i, j in outputs
     ]
@@ -290,8 +357,9 @@ def main(args: argparse.Namespace) -> int:
     from nstjax.batch.plan import image_steps
     from nstjax.progress import ProgressDisplay
 
+    _apply_preset(args)
     options = _options(args)
-    schedule = api.parse_schedule(args.multiscale) if args.multiscale else [(args.size, args.steps)]
+    schedule = args.schedule
     size, total_steps = schedule[-1][0], sum(steps for _, steps in schedule)
     content_paths, style_paths = _inputs(args)
     output = Path(args.output)
@@ -306,7 +374,8 @@ def main(args: argparse.Namespace) -> int:
     content_shapes = [image.image_shape(p, "content image") for p in content_paths]
     _check_memory(content_shapes, style_paths, size, args.style_scale)
     init = args.init if args.init in INITS else image.load_image(args.init, what="--init image")
-    runs = _runs(args, paths_by_key, init, [None] * len(args.masks or []))
+    out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
+    runs = _runs(args, paths_by_key, init, [None] * len(args.masks or []), out_shapes)
     options = api.with_convolution(options)
     shapes = [content_shapes[r.content] for r in runs]
     plans = _plans(runs, shapes, options, schedule)  # checks every size fits, before any work
