@@ -22,9 +22,6 @@ from nstjax import image as nst_image
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 """``../shared/images`` beside the checkout: the public-domain test and gallery images."""
 
-CAFFE_MEAN_RGB = np.array([123.68, 116.779, 103.939]) / 255.0
-"""The ImageNet mean colour VGG-19 subtracts (Caffe convention), in [0, 1]."""
-
 STYLE_SUBSETS = (
     ("conv1_1",),
     ("conv1_1", "conv2_1"),
@@ -72,25 +69,6 @@ def learning_rate(args: argparse.Namespace) -> float:
     return args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 4.0)
 
 
-def mean_noise(shape: tuple[int, int], seed: int, std: float = 1.0 / 255.0) -> np.ndarray:
-    """White noise as Gatys et al.'s reference code initialises: the ImageNet mean colour plus
-    Gaussian noise of one grey level (``torch.randn`` on the mean-subtracted 0-255 image).
-
-    nstjax's ``init="noise"`` is uniform noise over the full [0, 1] range; reconstructions from
-    it keep part of that noise in directions VGG barely sees (docs/gallery.md).
-
-    Args:
-        shape: ``(height, width)``.
-        seed: numpy seed.
-        std: noise standard deviation in [0, 1] units.
-
-    Returns:
-        ``[height, width, 3]`` float32.
-    """
-    noise = np.random.default_rng(seed).normal(0.0, std, (*shape, 3))
-    return (CAFFE_MEAN_RGB + noise).astype(np.float32)
-
-
 def load_params(weights: str | None):
     """The real VGG-19 parameters (``--weights``, else ``$NSTJAX_WEIGHTS`` / the cache)."""
     from nstjax import vgg
@@ -112,7 +90,7 @@ def stylize(params, args: argparse.Namespace, contents, styles, runs, label: str
         pooling=args.pooling,
         lbfgs_history=args.lbfgs_history,
         chunk=25,
-        progress=Progress(label),
+        observer=Progress(label),
     )
 
 
@@ -122,15 +100,23 @@ def load(path: Path, size: int) -> np.ndarray:
 
 
 class Progress:
-    """Prints ``step/steps`` and the elapsed time to stderr after every chunk."""
+    """An :class:`nstjax.api.Observer` printing ``step/steps`` and the elapsed time to stderr
+    after every chunk."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.start = time.perf_counter()
 
-    def __call__(self, done: int, steps: int, metrics: np.ndarray) -> None:
+    def batch_started(self, batch) -> None:
+        pass
+
+    def chunk_done(self, batch, steps: int, metrics: np.ndarray, images) -> None:
         elapsed = time.perf_counter() - self.start
-        print(f"{self.label}: step {done}/{steps} ({elapsed:.0f}s)", file=sys.stderr, flush=True)
+        total = batch.group.options.steps
+        print(f"{self.label}: step {steps}/{total} ({elapsed:.0f}s)", file=sys.stderr, flush=True)
+
+    def batch_finished(self, batch, results) -> None:
+        pass
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
