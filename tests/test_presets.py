@@ -359,3 +359,19 @@ def test_sweep_config_preset_fills_what_the_config_leaves(images_dir):
         items[0].run.content_layers
         == preset_run_fields(sweep.runs[0].values, items[0].shape)["content_layers"]
     )
+
+
+def test_noise_scale_is_a_sweep_axis(images_dir):
+    from nstjax.sweep import default_config, prepare
+
+    config = default_config()
+    config.data.content = [str(images_dir / "tubingen.jpg")]
+    config.data.style = [str(images_dir / "starry_night.jpg")]
+    config.data.size = 32
+    config.init = "noise"
+    config.sweep.axes.noise_scale = [0.001, 1.0, 8.0]
+    sweep = prepare(config)
+    assert [r.run.noise_scale for r in sweep.items()] == [0.001, 1.0, 8.0]
+    config.preset = "bogus"
+    with pytest.raises(NstjaxError, match="valid presets are"):
+        prepare(config)
