@@ -25,6 +25,15 @@ from nstjax.run import (
 )
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except ``None`` ("not given": the preset's value applies)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def register(subparsers) -> None:
     from nstjax.color import COLOR_MODES
 
@@ -35,7 +44,7 @@ def register(subparsers) -> None:
         description="Gatys-style transfer of every content x style pair, batched and compiled. "
         "Without --content/--style it stylises the example photo with the example painting "
         "that ship with nstjax.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "--content",
