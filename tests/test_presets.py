@@ -375,3 +375,16 @@ def test_noise_scale_is_a_sweep_axis(images_dir):
     config.preset = "bogus"
     with pytest.raises(NstjaxError, match="valid presets are"):
         prepare(config)
+
+
+def test_api_stylize_takes_a_preset(tiny_params):
+    """The API argument: the preset's objective and options, the given settings on top."""
+    from nstjax import api
+
+    content, style, _ = (x / 255.0 if x.max() > 1 else x for x in _images((16, 16)))
+    out = api.stylize(
+        content, style, params=tiny_params, preset="neural-style", steps=2, lbfgs_history=3
+    )
+    assert out.shape == (16, 16, 3) and np.all(np.isfinite(out))
+    with pytest.raises(NstjaxError, match="--noise-scale applies"):
+        api.stylize(content, style, params=tiny_params, preset="gatys", noise_scale=2.0)
