@@ -1,204 +1,31 @@
-"""The Python API: describe runs, get stylised images. The one road from runs to compiled batches.
+"""The Python API: describe runs, get stylised images.
 
-:func:`stylize_batch` plans the runs (:mod:`nstjax.batch.plan`: grouped by output shape and
-options, batched to fit memory), builds each batch's arrays (:mod:`nstjax.batch.build`) and
-optimises it as one compiled program (:func:`nstjax.engine.optimize`). The command line, sweeps
-and the benchmark go through the same pieces: :func:`plan_runs`, :func:`run_batch`.
+:func:`stylize_batch` optimises many runs as a few compiled batches, :func:`stylize` one pair;
+both are thin layers over the executor (:mod:`nstjax.execute`: plan, build, optimise), whose
+pieces are re-exported here for the command line and for callers who want the plan first.
 """
 
 import dataclasses
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
 
-from nstjax import color, engine, kernels, vgg
-from nstjax.batch import build, plan
+from nstjax import vgg
 from nstjax.batch.build import Images
-from nstjax.run import Options, Run, validate_options, validate_run
-
-
-@dataclasses.dataclass
-class Result:
-    """One run's outcome (host arrays).
-
-    Attributes:
-        run: the run.
-        image: ``[H, W, 3]`` float32 in [0, 1]: the final image, or for a failed run the last
-            finite one.
-        history: ``[steps, 4]`` loss, content, style, tv before each step.
-        final: loss terms of the final image.
-        failed_at: step at which a non-finite value stopped the run, else None.
-        key: the handle the caller planned the run with (:class:`nstjax.batch.Item`).
-        converged_at: step at which the run met its loss or gradient tolerance, else None.
-        evaluations: loss/gradient evaluations the run made (a line search makes several a step).
-    """
-
-    run: Run
-    image: np.ndarray
-    history: np.ndarray
-    final: dict[str, float]
-    failed_at: int | None
-    key: Hashable = None
-    converged_at: int | None = None
-    evaluations: int = 0
-
-
-class Observer:
-    """Hooks of the batch loop; override what you need (the default does nothing). The
-    progress display (:class:`nstjax.progress.ProgressDisplay`) is one."""
-
-    def batch_started(self, batch: plan.Batch) -> None:
-        """A batch is about to be built and compiled."""
-
-    def chunk_done(self, batch: plan.Batch, steps: int, metrics: np.ndarray, images) -> None:
-        """``steps`` steps of ``batch`` are done.
-
-        Args:
-            batch: the batch.
-            steps: steps done so far.
-            metrics: ``[n, runs, 4]`` loss terms of the last chunk's steps (real runs only).
-            images: a callable returning the current images ``[runs, H, W, 3]`` in [0, 1].
-        """
-
-    def batch_finished(self, batch: plan.Batch, results: list[Result]) -> None:
-        """A batch's results are ready (in the order of ``batch.items``)."""
-
-
-class Observers(Observer):
-    """Several observers called in turn."""
-
-    def __init__(self, *observers):
-        self.observers = observers
-
-    def batch_started(self, batch):
-        for o in self.observers:
-            o.batch_started(batch)
-
-    def chunk_done(self, batch, steps, metrics, images):
-        for o in self.observers:
-            o.chunk_done(batch, steps, metrics, images)
-
-    def batch_finished(self, batch, results):
-        for o in self.observers:
-            o.batch_finished(batch, results)
-
-
-def with_convolution(options: Options, n_devices: int = 1) -> Options:
-    """``options`` with the convolution chosen (once per call or sweep)."""
-    if options.convolution is not None:
-        return options
-    return dataclasses.replace(options, convolution=kernels.choose(n_devices))
-
-
-def plan_runs(
-    runs: Sequence[Run],
-    shapes: Sequence[tuple[int, int]],
-    options: Options,
-    *,
-    n_devices: int = 1,
-    budget_bytes: float | None = None,
-) -> list[plan.Batch]:
-    """The batches of a call (each run's key is its index in ``runs``).
-
-    Args:
-        runs: the runs.
-        shapes: each run's output ``(height, width)``.
-        options: the call's options, with the convolution chosen (:func:`with_convolution`).
-        n_devices: devices the run axis is sharded over.
-        budget_bytes: memory one device may use (default: a share of what it has).
-    """
-    items = [plan.Item(run, tuple(shape), i) for i, (run, shape) in enumerate(zip(runs, shapes))]
-    return plan.plan(
-        items, options, options.convolution, n_devices=n_devices, budget_bytes=budget_bytes
-    )
-
-
-def _place_on_mesh(mesh, params, built: build.Built):
-    """Shards the per-run arrays' leading axis over ``mesh``'s ``"runs"`` axis; replicates params."""
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    by_run = NamedSharding(mesh, PartitionSpec("runs"))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    placed = build.Built(*(jax.device_put(x, by_run) for x in built))
-    return jax.device_put(params, replicated), placed
-
-
-def run_batch(
-    params,
-    batch: plan.Batch,
-    contents: Images,
-    styles: Images,
-    *,
-    mesh: jax.sharding.Mesh | None = None,
-    observer: Observer | None = None,
-) -> list[Result]:
-    """Optimises one planned batch.
-
-    Args:
-        params: VGG parameters prepared for the batch's convolution (:func:`nstjax.vgg.prepare`).
-        batch: from :func:`plan_runs` (or a sweep's planner).
-        contents: the content images the runs index, at the batch's output size.
-        styles: the style images the runs index.
-        mesh: a 1-D mesh with axis ``"runs"`` to shard the batch over (its size divides
-            ``batch.size``); ``None``: one device.
-        observer: progress and snapshot hooks.
-
-    Returns:
-        One :class:`Result` per real run of the batch, in order.
-    """
-    observer = observer or Observer()
-    observer.batch_started(batch)
-    program, options, n = batch.group.program, batch.group.options, len(batch.items)
-    built = build.build(params, program, batch.runs, contents, styles)
-    if mesh is not None:
-        params, built = _place_on_mesh(mesh, params, built)
-
-    def on_chunk(done, state, metrics):
-        images = lambda: np.clip(np.asarray(state.pixels[:n]) / 255.0, 0.0, 1.0)
-        observer.chunk_done(batch, done, metrics[:, :n], images)
-
-    outcome = engine.optimize(
-        params,
-        program,
-        built.pixels,
-        built.hyper,
-        built.targets,
-        options.steps,
-        loop=options.loop,
-        chunk=min(options.chunk, options.steps),
-        on_chunk=on_chunk,
-    )
-    results = []
-    for j, item in enumerate(batch.items):
-        image = np.clip(outcome.pixels[j] / 255.0, 0.0, 1.0)
-        if item.run.colors == "luminance":
-            image = color.luminance_transfer(image, contents[item.run.content])
-        step = lambda a, j=j: int(a[j]) if a[j] >= 0 else None
-        results.append(
-            Result(
-                run=item.run,
-                image=image,
-                history=outcome.history[:, j],
-                final=dict(zip(engine.METRICS, map(float, outcome.final[j]))),
-                failed_at=step(outcome.failed_at),
-                key=item.key,
-                converged_at=step(outcome.converged_at),
-                evaluations=int(outcome.evaluations[:, j].sum()),
-            )
-        )
-    observer.batch_finished(batch, results)
-    return results
-
-
-def checked_options(options: Options | None, option_fields: dict, mesh) -> Options:
-    """``options`` with ``option_fields`` applied, validated, and the convolution chosen."""
-    try:
-        options = dataclasses.replace(options or Options(), **option_fields)
-    except TypeError as e:
-        raise TypeError(f"unknown option: {e}") from e
-    validate_options(options)
-    return with_convolution(options, mesh.size if mesh is not None else 1)
+from nstjax.execute import (  # noqa: F401  (re-exported: the executor's public pieces)
+    Observer,
+    Observers,
+    Result,
+    checked_options,
+    plan_runs,
+    run_batch,
+    run_plan,
+    run_prepared,
+    with_convolution,
+)
+from nstjax.run import Options, Run, validate_run
+from nstjax.schedule import stylize_multiscale
 
 
 def stylize_batch(
@@ -240,66 +67,44 @@ def stylize_batch(
     return sorted(results, key=lambda r: r.key)
 
 
-def run_plan(
-    params,
-    batches: Sequence[plan.Batch],
-    contents: Images,
-    styles: Images,
-    runs: Sequence[Run] | None = None,
+def stylize(
+    content: np.ndarray,
+    style: np.ndarray,
     *,
-    mesh: jax.sharding.Mesh | None = None,
-    observer: Observer | None = None,
-) -> list[Result]:
-    """Runs every batch of a plan (:func:`plan_runs`), the parameters prepared once.
-
-    Args:
-        params: VGG parameters (prepared here for the plan's convolution).
-        batches: the plan; its runs' keys are indices into the result list.
-        contents: content images at the plan's output sizes.
-        styles: style images.
-        runs: the runs to execute, by key, in place of the planned ones (a caller that planned
-            before it read its masks or initial images); default: the planned runs.
-        mesh: see :func:`stylize_batch`.
-        observer: progress and snapshot hooks (a sweep writes each batch's results from
-            :meth:`Observer.batch_finished`).
-
-    Returns:
-        One :class:`Result` per planned run, in the plan's order (``Result.key`` says which).
-    """
-    if not batches:
-        return []
-    params = vgg.prepare(params, batches[0].group.program.convolution)
-    return run_prepared(params, batches, contents, styles, runs, mesh, observer)
-
-
-def run_prepared(params, batches, contents, styles, runs, mesh, observer) -> list[Result]:
-    """:func:`run_plan` with ``params`` already prepared for the plan's convolution."""
-    results = []
-    for batch in batches:
-        if runs is not None:
-            batch = dataclasses.replace(
-                batch, items=[dataclasses.replace(i, run=runs[i.key]) for i in batch.items]
-            )
-        results += run_batch(params, batch, contents, styles, mesh=mesh, observer=observer)
-    return results
-
-
-def stylize(content: np.ndarray, style: np.ndarray, *, params=None, **settings) -> np.ndarray:
+    params=None,
+    preset: str | None = None,
+    **settings,
+) -> np.ndarray:
     """Stylises one content image with one style image and returns the result.
 
     Args:
         content: ``[H, W, 3]`` in [0, 1], at the output size.
         style: ``[H, W, 3]`` in [0, 1].
         params: VGG parameters; loaded with :func:`nstjax.vgg.load_params` when ``None``.
+        preset: a reference implementation's objective and settings (:mod:`nstjax.presets`:
+            ``"paper"``, ``"gatys"``, ``"neural-style"``, ``"nstjax"``), with ``settings`` on
+            top; its ``size`` is ignored (``content`` is at the output size), a multiscale
+            schedule (``"gatys"``) resizes ``content`` per scale.
         **settings: fields of :class:`nstjax.Run` (weights, layers, learning_rate, init, seed,
             ...) and of :class:`nstjax.Options` (steps, optimizer, pooling, ...).
 
     Returns:
         ``[H, W, 3]`` float32 in [0, 1].
     """
+    params = vgg.load_params() if params is None else params
+    if preset is not None:
+        from nstjax import presets
+
+        made = presets.make(preset, content.shape[:2], **settings)
+        if made.schedule:
+            (result,) = stylize_multiscale(
+                params, [content], [style], [made.run], made.schedule, made.options
+            )
+        else:
+            (result,) = stylize_batch(params, [content], [style], [made.run], made.options)
+        return result.image
     run_fields = {f.name for f in dataclasses.fields(Run)}
     run = Run(**{k: v for k, v in settings.items() if k in run_fields})
     option_fields = {k: v for k, v in settings.items() if k not in run_fields}
-    params = vgg.load_params() if params is None else params
     (result,) = stylize_batch(params, [content], [style], [run], **option_fields)
     return result.image

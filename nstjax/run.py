@@ -19,13 +19,14 @@ import numpy as np
 from nstjax.architecture import LAYER_INDEX, LAYER_NAMES, check_layer_names
 from nstjax.color import COLOR_MODES
 from nstjax.errors import NstjaxError
+from nstjax.init import DEFAULT_NOISE_SCALE, INIT_KINDS
 from nstjax.optim import OPTIMIZERS
 
 DEFAULT_SIZE = 512
 """Longer side of the output, pixels."""
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("conv4_2",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-INITS: tuple[str, ...] = ("content", "noise", "style")
+INITS: tuple[str, ...] = INIT_KINDS  # ("content", "noise", "uniform", "style"): nstjax.init
 POOLINGS: tuple[str, ...] = ("max", "avg")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 LOOPS: tuple[str, ...] = ("python", "scan")
@@ -53,9 +54,13 @@ class Run:
         content_layers, style_layers: layer names (equal weights summing to 1), a
             comma-separated string of them, or a mapping from layer name to weight.
         learning_rate: step size; ``None`` takes :func:`default_learning_rate` of the optimiser.
-        init: ``"content"``, ``"noise"`` (uniform white noise from ``seed``), ``"style"`` (the
-            first style resized to the output), or an ``[H, W, 3]`` array in [0, 1] (resized).
+        init: ``"content"``, ``"noise"`` (the network's mean colour plus Gaussian noise of
+            ``noise_scale`` grey levels, as Gatys' and neural-style's code: :mod:`nstjax.init`),
+            ``"uniform"`` (uniform noise over [0, 1]), ``"style"`` (the first style resized to
+            the output), or an ``[H, W, 3]`` array in [0, 1] (resized).
         seed: seeds the noise initialisation.
+        noise_scale: standard deviation of ``init="noise"`` in grey levels (0-255 units); 1 is
+            Gatys' code, 0.001 neural-style's.
         style_scale: each style image's longer side relative to the output's longer side.
         colors: ``"style"`` (plain transfer), ``"luminance"`` (keep the content's colours:
             luminance-only transfer, YCbCr) or ``"histogram"`` (match the style's colour mean and
@@ -79,6 +84,7 @@ class Run:
     learning_rate: float | None = None
     init: Any = "content"
     seed: int = 0
+    noise_scale: float = DEFAULT_NOISE_SCALE
     style_scale: float = 1.0
     colors: str = "style"
     masks: Sequence[np.ndarray] | None = None
@@ -182,7 +188,8 @@ def validate_run(run: Run, n_contents: int, n_styles: int) -> None:
     if run.learning_rate is not None:
         _check_number(run.learning_rate, "lr", positive=True)
     if isinstance(run.init, str) and run.init not in INITS:
-        raise NstjaxError(f"init must be one of {INITS} or an image, got {run.init!r}")
+        raise NstjaxError(f"init must be one of {', '.join(INITS)} or an image, got {run.init!r}")
+    _check_number(run.noise_scale, "noise_scale")
     _check_number(run.style_scale, "style_scale", positive=True)
     if run.colors not in COLOR_MODES:
         raise NstjaxError(f"colors must be one of {COLOR_MODES}, got {run.colors!r}")

@@ -3,7 +3,7 @@
 ``--multiscale 256:300,512:200`` (Gatys et al. 2017's coarse-to-fine, neural-style's multires
 scripts): each ``(size, steps)`` is a plan of its own (:func:`plan_schedule`, made before any
 work so that the progress display and the memory checks see all of it), run through the same
-executor as everything else (:func:`nstjax.api.run_plan`).
+executor as everything else (:func:`nstjax.execute.run_plan`).
 """
 
 import dataclasses
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from nstjax import vgg
-from nstjax.api import Observer, Result, checked_options, plan_runs, run_prepared
 from nstjax.batch import plan
 from nstjax.batch.build import Images
 from nstjax.errors import NstjaxError
+from nstjax.execute import Observer, Result, checked_options, plan_runs, run_prepared
 from nstjax.image import long_side_shape, resize_long_side
 from nstjax.run import Options, Run, validate_run
 

@@ -22,9 +22,6 @@ from nstjax import image as nst_image
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 """``../shared/images`` beside the checkout: the public-domain test and gallery images."""
 
-CAFFE_MEAN_RGB = np.array([123.68, 116.779, 103.939]) / 255.0
-"""The ImageNet mean colour VGG-19 subtracts (Caffe convention), in [0, 1]."""
-
 STYLE_SUBSETS = (
     ("conv1_1",),
     ("conv1_1", "conv2_1"),
@@ -70,25 +67,6 @@ def parser(
 def learning_rate(args: argparse.Namespace) -> float:
     """The step size: ``--lr``, else 1 for L-BFGS and 4 (pixel units) for Adam."""
     return args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 4.0)
-
-
-def mean_noise(shape: tuple[int, int], seed: int, std: float = 1.0 / 255.0) -> np.ndarray:
-    """White noise as Gatys et al.'s reference code initialises: the ImageNet mean colour plus
-    Gaussian noise of one grey level (``torch.randn`` on the mean-subtracted 0-255 image).
-
-    nstjax's ``init="noise"`` is uniform noise over the full [0, 1] range; reconstructions from
-    it keep part of that noise in directions VGG barely sees (docs/gallery.md).
-
-    Args:
-        shape: ``(height, width)``.
-        seed: numpy seed.
-        std: noise standard deviation in [0, 1] units.
-
-    Returns:
-        ``[height, width, 3]`` float32.
-    """
-    noise = np.random.default_rng(seed).normal(0.0, std, (*shape, 3))
-    return (CAFFE_MEAN_RGB + noise).astype(np.float32)
 
 
 def load_params(weights: str | None):

@@ -9,11 +9,10 @@ leading run axis, so a batch that varies any of it compiles once.
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import color, engine, targets
+from nstjax import color, engine, init, targets
 from nstjax.architecture import downsampling
 from nstjax.image import long_side_shape, resize
 from nstjax.run import Run, layer_weight_vector
@@ -30,10 +29,6 @@ class Built(NamedTuple):
     targets: engine.Targets
 
 
-def _noise(seed: int, shape: tuple[int, int]) -> np.ndarray:
-    return np.asarray(jax.random.uniform(jax.random.key(seed), (*shape, 3), jnp.float32))
-
-
 def style_image(run: Run, style: np.ndarray, content: np.ndarray) -> np.ndarray:
     """A style image as ``run`` sees it: scaled relative to the output, recoloured if asked."""
     size = max(1, round(run.style_scale * max(content.shape[:2])))
@@ -41,18 +36,18 @@ def style_image(run: Run, style: np.ndarray, content: np.ndarray) -> np.ndarray:
     return color.match_histogram(image, content) if run.colors == "histogram" else image
 
 
-def initial_image(run: Run, content: np.ndarray, styles: Images) -> np.ndarray:
-    """The run's starting image ``[H, W, 3]`` in [0, 1], shaped like its content."""
-    shape = content.shape[:2]
-    if isinstance(run.init, str):
-        if run.init == "content":
-            return content
-        if run.init == "noise":
-            return _noise(run.seed, shape)
+def initial_image(
+    run: Run, content: np.ndarray, styles: Images, mean_rgb: np.ndarray = init.CAFFE_MEAN_RGB
+) -> np.ndarray:
+    """The run's starting image ``[H, W, 3]`` in [0, 1], shaped like its content
+    (:func:`nstjax.init.initial_image`; ``mean_rgb`` centres ``"noise"``)."""
+    style = None
+    if isinstance(run.init, str) and run.init == "style":
         first_style = next(iter(run.style_blend()))
-        return resize(style_image(run, styles[first_style], content), shape)
-    image = np.asarray(run.init, np.float32)
-    return image if image.shape[:2] == shape else resize(image, shape)
+        style = style_image(run, styles[first_style], content)
+    return init.initial_image(
+        run.init, content, style, run.seed, run.noise_scale, mean_rgb=mean_rgb
+    )
 
 
 def _style_key(run: Run, style: Any) -> tuple:
@@ -194,5 +189,7 @@ def build(
     run_targets = engine.Targets(
         content=_content_targets(params, program, runs, contents), style=style_targets, masks=masks
     )
-    pixels = np.stack([initial_image(r, contents[r.content], styles) for r in runs]) * 255.0
+    mean_rgb = init.mean_colour(params)  # the colour the weights' preprocessing maps to zero
+    starts = [initial_image(r, contents[r.content], styles, mean_rgb) for r in runs]
+    pixels = np.stack(starts) * 255.0
     return Built(pixels.astype(np.float32), hyper_of(runs, program.optimizer), run_targets)

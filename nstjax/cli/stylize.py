@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nstjax.cli import HelpWithDefaults
 from nstjax.errors import NstjaxError
+from nstjax.presets import PRESET_NAMES
 from nstjax.run import (
     DEFAULT_LEARNING_RATES,
     DEFAULT_SIZE,
@@ -60,7 +61,16 @@ def _io_arguments(p) -> None:
         help="output file (.png/.jpg) for one pair; a folder when there are several pairs",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help="longer side of the output")
+    p.add_argument(
+        "--preset",
+        default="nstjax",
+        help=f"{' | '.join(PRESET_NAMES)}: the objective and settings of a reference "
+        "implementation (nstjax.presets): paper (Gatys et al. 2016's formulas), gatys (their "
+        "PyTorch notebook), neural-style (jcjohnson's defaults), nstjax (this package's); the "
+        "options marked 'preset' override it",
+    )
+    # default=None: "not given", so that the preset's value applies (nstjax's in brackets)
+    p.add_argument("--size", type=int, help=f"longer side of the output (preset; {DEFAULT_SIZE})")
     p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
     p.add_argument(
         "--weights",
@@ -71,18 +81,30 @@ def _io_arguments(p) -> None:
 
 def _loss_arguments(p) -> None:
     run, options = Run(), Options()
-    p.add_argument("--content-weight", type=float, default=run.content_weight, help="alpha")
-    p.add_argument("--style-weight", type=float, default=run.style_weight, help="beta")
-    p.add_argument("--tv-weight", type=float, default=run.tv_weight, help="total-variation weight")
+    p.add_argument("--content-weight", type=float, help=f"alpha (preset; {run.content_weight:g})")
+    p.add_argument("--style-weight", type=float, help=f"beta (preset; {run.style_weight:g})")
+    p.add_argument("--tv-weight", type=float, help=f"total variation (preset; {run.tv_weight:g})")
     p.add_argument(
-        "--content-layers", default=",".join(run.content_layers), help="comma-separated conv names"
+        "--content-layers",
+        help=f"comma-separated conv names (preset; {','.join(run.content_layers)})",
     )
     p.add_argument(
-        "--style-layers", default=",".join(run.style_layers), help="comma-separated conv names"
+        "--style-layers", help=f"comma-separated conv names (preset; {','.join(run.style_layers)})"
     )
-    p.add_argument("--init", default=run.init, help=f"{' | '.join(INITS)} | PATH to an image")
+    p.add_argument(
+        "--init",
+        help=f"{' | '.join(INITS)} | PATH to an image (preset; {run.init}); noise: the "
+        "network's mean colour plus Gaussian noise of --noise-scale grey levels",
+    )
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        help=f"standard deviation of --init noise, grey levels 0-255 (preset; {run.noise_scale:g})",
+    )
     p.add_argument("--seed", type=int, default=run.seed, help="seed of the noise initialisation")
-    p.add_argument("--pooling", choices=POOLINGS, default=options.pooling, help="VGG's 2x2 pooling")
+    p.add_argument(
+        "--pooling", choices=POOLINGS, help=f"VGG's 2x2 pooling (preset; {options.pooling})"
+    )
     p.add_argument(
         "--normalize-gradients",
         action="store_true",
@@ -92,21 +114,20 @@ def _loss_arguments(p) -> None:
 
 def _optimizer_arguments(p) -> None:
     options = Options()
-    p.add_argument("--steps", type=int, default=options.steps, help="optimisation steps")
+    p.add_argument("--steps", type=int, help=f"optimisation steps (preset; {options.steps})")
     p.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
-        default=options.optimizer,
-        help="optimiser: adam, lbfgs (fixed step, as neural-style), lbfgs_wolfe (strong-Wolfe line "
-        "search, as torch's LBFGS(line_search_fn='strong_wolfe'))",
+        help="adam, lbfgs (fixed step, as neural-style), lbfgs_wolfe (strong-Wolfe line search, "
+        f"as torch's LBFGS(line_search_fn='strong_wolfe')) (preset; {options.optimizer})",
     )
     lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
-    p.add_argument("--lr", type=float, default=None, help=f"step size; by optimiser: {lrs}")
+    p.add_argument("--lr", type=float, help=f"step size (preset; by optimiser: {lrs})")
     p.add_argument(
         "--multiscale",
         default=None,
         metavar="SIZE:STEPS,...",
-        help="coarse-to-fine schedule, e.g. 256:300,512:200 (replaces --size/--steps)",
+        help="coarse-to-fine schedule, e.g. 256:300,512:200 (instead of --size/--steps; preset)",
     )
     p.add_argument(
         "--batch-size",
@@ -117,8 +138,7 @@ def _optimizer_arguments(p) -> None:
     p.add_argument(
         "--lbfgs-history",
         type=int,
-        default=options.lbfgs_history,
-        help="curvature pairs kept by L-BFGS",
+        help=f"curvature pairs kept by L-BFGS (preset; {options.lbfgs_history})",
     )
     run = Run()
     p.add_argument(
@@ -236,18 +256,127 @@ def _snapshot_paths(path: Path, steps: int, every: int) -> list[Path]:
     return [path.with_name(f"{path.stem}_{s:05d}{path.suffix}") for s in range(every, steps, every)]
 
 
-def _runs(args, outputs, init, masks) -> list[Run]:
+_PRESET_FLAGS = {
+    "size": "size",
+    "steps": "steps",
+    "optimizer": "optimizer",
+    "learning_rate": "lr",
+    "content_weight": "content_weight",
+    "style_weight": "style_weight",
+    "tv_weight": "tv_weight",
+    "content_layers": "content_layers",
+    "style_layers": "style_layers",
+    "init": "init",
+    "noise_scale": "noise_scale",
+    "pooling": "pooling",
+    "lbfgs_history": "lbfgs_history",
+    "multiscale": "multiscale",
+}
+"""Preset field -> the flag's attribute: the flags a preset supplies unless given."""
+
+
+def _explicit(args) -> dict:
+    """The preset fields the user gave on the command line."""
+    from nstjax import schedule
+
+    given = {field: getattr(args, attr) for field, attr in _PRESET_FLAGS.items()}
+    if given["multiscale"] is not None:
+        given["multiscale"] = tuple(schedule.parse_schedule(given["multiscale"]))
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _apply_preset(args) -> None:
+    """Fills the static flags (size, steps, optimizer, ...) from ``--preset`` where not given,
+    and checks for conflicts, before anything is read or compiled."""
+    from nstjax import presets
+
+    args.explicit = _explicit(args)  # before the preset's values fill the flags
+    run, options = presets.resolve(args.preset, (64, 64), args.explicit)  # options: any shape
+    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history", "init"):
+        setattr(args, _PRESET_FLAGS[field], run.get(field, options.get(field)))
+    args.schedule = list(options["multiscale"] or [(args.size, args.steps)])
+
+
+def _run_fields(args, shape: tuple[int, int]) -> dict:
+    """The preset's Run fields for an output of ``shape`` with the given flags on top."""
+    from nstjax import presets
+
+    run, _ = presets.resolve(args.preset, shape, args.explicit)
+    del run["init"]  # resolved once (an image path is read once)
+    return run
+
+
+def _options(args) -> Options:
+    from nstjax.run import validate_options
+
+    if args.save_every < 0:
+        raise NstjaxError(f"--save-every must be >= 0, got {args.save_every}")
+    if args.size < 1:
+        raise NstjaxError(f"--size must be > 0, got {args.size}")
+    if not args.style_scale > 0:
+        raise NstjaxError(f"--style-scale must be > 0, got {args.style_scale}")
+    options = Options(
+        steps=args.steps,
+        optimizer=args.optimizer,
+        pooling=args.pooling,
+        lbfgs_history=args.lbfgs_history,
+        dtype=args.dtype,
+        remat=args.remat,
+        batch_size=args.batch_size,
+        chunk=args.save_every or 10,
+    )
+    try:
+        validate_options(options)
+    except NstjaxError as e:
+        raise NstjaxError(f"--{e}") from e
+    return options
+
+
+def _inputs(args):
+    from nstjax import examples, image
+
+    contents = image.list_images(args.content or [examples.CONTENT], "content image")
+    styles = image.list_images(args.style or [examples.STYLE], "style image")
+    if args.style_blend is not None and len(args.style_blend) != len(styles):
+        raise NstjaxError(
+            f"--style-blend: {len(args.style_blend)} weight(s) for {len(styles)} style(s)"
+        )
+    if args.masks is not None and len(args.masks) != len(styles):
+        raise NstjaxError(f"--masks: {len(args.masks)} mask(s) for {len(styles)} style(s)")
+    return contents, styles
+
+
+def _output_paths(output: Path, contents, styles, blended: bool) -> dict[tuple[int, int], Path]:
+    """Output file per (content index, style index); style index -1 means "all styles blended"."""
+    from nstjax import outputs
+
+    content_names = outputs.labels(contents, "content image")
+    style_names = outputs.labels(styles, "style image")
+    style_keys = [(-1, "+".join(style_names))] if blended else list(enumerate(style_names))
+    if len(contents) * len(style_keys) == 1:
+        return {(0, style_keys[0][0]): output}
+    if output.suffix.lower() in outputs.IMAGE_SUFFIXES:
+        raise NstjaxError(
+            f"--output {output}: {len(contents) * len(style_keys)} results need a folder, "
+            "not an image file name"
+        )
+    return {
+        (i, j): output / f"{c}__{s}.png" for i, c in enumerate(content_names) for j, s in style_keys
+    }
+
+
+def _snapshot_paths(path: Path, steps: int, every: int) -> list[Path]:
+    return [path.with_name(f"{path.stem}_{s:05d}{path.suffix}") for s in range(every, steps, every)]
+
+
+def _runs(args, outputs, init, masks, shapes) -> list[Run]:
+    """One Run per output; ``shapes[i]``: content ``i``'s output shape (a preset's sums depend
+    on it)."""
     blend = dict(enumerate(args.style_blend or [1.0] * max(len(masks), 1)))
     return [
         Run(
             content=i,
             style=blend if j < 0 else j,  # -1: every style, blended (with masks: one region each)
-            content_weight=args.content_weight,
-            style_weight=args.style_weight,
-            tv_weight=args.tv_weight,
-            content_layers=args.content_layers,
-            style_layers=args.style_layers,
-            learning_rate=args.lr,
             init=init,
             seed=args.seed,
             style_scale=args.style_scale,
@@ -256,6 +385,7 @@ def _runs(args, outputs, init, masks) -> list[Run]:
             normalize_gradients=args.normalize_gradients,
             loss_tolerance=args.loss_tolerance,
             grad_tolerance=args.grad_tolerance,
+            **_run_fields(args, shapes[i]),
         )
         for i, j in outputs
     ]
@@ -369,15 +499,14 @@ def _execute(params, plans, scales, contents, styles, runs, observer):
 
 
 def main(args: argparse.Namespace) -> int:
-    from nstjax import api, image, schedule, vgg
+    from nstjax import api, image, vgg
     from nstjax.batch.plan import image_steps
     from nstjax.progress import ProgressDisplay
 
     # Everything that can be wrong is checked before any pixel is read or anything compiles.
+    _apply_preset(args)
     options = _options(args)
-    scales = (
-        schedule.parse_schedule(args.multiscale) if args.multiscale else [(args.size, args.steps)]
-    )
+    scales = args.schedule
     size, total_steps = scales[-1][0], sum(steps for _, steps in scales)
     content_paths, style_paths = _inputs(args)
     paths_by_pair = _checked_outputs(args, content_paths, style_paths, total_steps)
@@ -385,7 +514,8 @@ def main(args: argparse.Namespace) -> int:
     content_shapes = [image.image_shape(p, "content image") for p in content_paths]
     _check_memory(content_shapes, style_paths, size, args.style_scale)
     init = args.init if args.init in INITS else image.load_image(args.init, what="--init image")
-    runs = _runs(args, paths_by_pair, init, [None] * len(args.masks or []))
+    out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
+    runs = _runs(args, paths_by_pair, init, [None] * len(args.masks or []), out_shapes)
     options = api.with_convolution(options)
     shapes = [content_shapes[r.content] for r in runs]
     plans = _plans(runs, shapes, options, scales)  # checks that every size fits

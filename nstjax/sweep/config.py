@@ -15,8 +15,13 @@ files start from it and change a few fields::
     optim.optimizer            "adam" | "lbfgs" (fixed step) | "lbfgs_wolfe" (strong-Wolfe line search)
     optim.steps, optim.learning_rate (None: the optimiser's default), optim.lbfgs_history
     optim.loss_tolerance, optim.grad_tolerance   per-run convergence stops (0: off)
-    init                       "content" | "noise" | "style" | an image file
+    init                       "content" | "noise" | "uniform" | "style" | an image file
+    noise_scale                std of init "noise" in grey levels (nstjax.init)
     seed                       seed of the noise initialisation
+    preset                     "" or a reference's objective and settings (nstjax.presets):
+                               it supplies every field it sets that the config leaves at its
+                               default and no axis varies; its per-layer constants follow
+                               each run's layers and output size
     model.weights              VGG-19 weights file ("" = $NSTJAX_WEIGHTS, the cache, a download)
     model.pooling, model.dtype, model.remat
     sweep.axes                 field -> list of values, combined as a product
@@ -45,6 +50,7 @@ PER_RUN_FIELDS: dict[str, str] = {
     "loss_tolerance": "optim.loss_tolerance",
     "grad_tolerance": "optim.grad_tolerance",
     "init": "init",
+    "noise_scale": "noise_scale",
     "seed": "seed",
     "style_scale": "data.style_scale",
     "colors": "data.colors",
@@ -111,7 +117,9 @@ def default_config() -> ml_collections.ConfigDict:
     config.optim.grad_tolerance = run.grad_tolerance
 
     config.init = run.init
+    config.noise_scale = run.noise_scale
     config.seed = run.seed
+    config.preset = ""
 
     config.model = ml_collections.ConfigDict()
     config.model.weights = ""

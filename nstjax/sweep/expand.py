@@ -211,7 +211,7 @@ def expand(
         coords = {"content": value_label(content), "style": value_label(style)}
         coords.update({name: value_label(v) for name, v in chosen.items()})
         label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
-        values, run_problems = _values(base, chosen, defaults)
+        values, run_problems = _values(base, chosen, defaults, config.preset)
         for problem in run_problems:
             if problem not in seen:
                 seen.add(problem)
@@ -251,16 +251,59 @@ def _pairs(pairing: str, contents, styles, problems: list[str]) -> list[tuple[st
     return []
 
 
-def _values(base: dict, chosen: dict, defaults: dict) -> tuple[dict, list[str]]:
-    """A run's values: the config's, with the axes' choices (and a derived style weight)."""
+def _values(base: dict, chosen: dict, defaults: dict, preset: str) -> tuple[dict, list[str]]:
+    """A run's values: the config's, with the axes' choices, a preset's values where the config
+    left a field at its default, and a style weight derived from a content/style ratio."""
     values = {**base, **{k: v for k, v in chosen.items() if k != "content_style_ratio"}}
     problems = _check_run({**values, **chosen}, defaults)
     if isinstance(values["init"], str) and values["init"] not in INITS:
         values["init"] = str(Path(values["init"]).resolve())  # an image file
+    if preset and not problems:
+        problems = _apply_preset(preset, values, chosen, defaults)
     if "content_style_ratio" in chosen and not problems:
         weight = values["content_weight"] / chosen["content_style_ratio"]
         values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
     return values, problems
+
+
+def _apply_preset(name: str, values: dict, chosen: dict, defaults: dict) -> list[str]:
+    """Fills ``values`` from the preset ``name`` where the config left a field at its default
+    and no axis varies it; keeps what was explicit in ``values["preset"]`` for
+    :func:`preset_run_fields` (the per-layer constants need the output shape)."""
+    from nstjax import presets
+
+    fields = set(presets.RUN_FIELDS) | (set(presets.OPTION_NAMES) & set(values))
+    explicit = {k: values[k] for k in fields if k in chosen or _differs(values[k], defaults.get(k))}
+    if "content_style_ratio" in chosen:
+        explicit["style_weight"] = values["style_weight"]  # set from the ratio afterwards
+    try:
+        run, options = presets.resolve(name, (64, 64), explicit)
+    except NstjaxError as e:
+        return [str(e)]
+    values.update({k: v for k, v in options.items() if k in values})
+    values.update({k: v for k, v in run.items() if k in values})
+    values["preset"] = {"name": name, "explicit": explicit}
+    return []
+
+
+def _differs(value: Any, default: Any) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return list(value) != list(default)
+    return value != default
+
+
+def preset_run_fields(values: dict[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
+    """A run's preset fields at its output ``shape`` (empty without a preset)."""
+    from nstjax import presets
+
+    preset = values.get("preset")
+    if not preset:
+        return {}
+    run, _ = presets.resolve(preset["name"], shape, preset["explicit"])
+    run.pop("init")  # an init image file is resolved by the sweep's inputs
+    if "style_weight" in preset["explicit"]:
+        run["style_weight"] = values["style_weight"]  # content_style_ratio's, if any
+    return run
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from nstjax import api, kernels
-from nstjax.api import Observer, Observers
 from nstjax.batch import memory, plan
 from nstjax.engine import METRICS
 from nstjax.errors import NstjaxError
+from nstjax.execute import Observer, Observers
 from nstjax.progress import ProgressDisplay
 from nstjax.sweep import distributed, report
 from nstjax.sweep.expand import options_of as expand_options_of

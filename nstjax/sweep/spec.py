@@ -17,7 +17,7 @@ from nstjax.errors import NstjaxError
 from nstjax.image import long_side_shape
 from nstjax.sweep import config as sweep_config
 from nstjax.sweep import inputs as sweep_inputs
-from nstjax.sweep.expand import Expansion, SweepRun, expand, to_api_run
+from nstjax.sweep.expand import Expansion, SweepRun, expand, preset_run_fields, to_api_run
 from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.report import sheet_axes
 
@@ -52,8 +52,14 @@ class Sweep:
         images = self.inputs.images
         return [
             plan.Item(
-                to_api_run(
-                    r.values, (r.content, r.values["size"]), r.style, images.get(r.values["init"])
+                dataclasses.replace(
+                    to_api_run(
+                        r.values,
+                        (r.content, r.values["size"]),
+                        r.style,
+                        images.get(r.values["init"]),
+                    ),
+                    **preset_run_fields(r.values, self.output_shape(r)),
                 ),
                 self.output_shape(r),
                 r,
