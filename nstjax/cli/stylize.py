@@ -11,16 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from nstjax.cli import HelpWithDefaults
+from nstjax.cli import HelpWithDefaults, stylize_args
 from nstjax.errors import NstjaxError
-from nstjax.presets import PRESET_NAMES
 from nstjax.run import (
-    DEFAULT_LEARNING_RATES,
-    DEFAULT_SIZE,
-    DTYPES,
     INITS,
-    OPTIMIZERS,
-    POOLINGS,
     Options,
     Run,
 )
@@ -35,162 +29,8 @@ def register(subparsers) -> None:
         "that ship with nstjax.",
         formatter_class=HelpWithDefaults,
     )
-    _io_arguments(p)
-    _loss_arguments(p)
-    _optimizer_arguments(p)
-    _control_arguments(p)
+    stylize_args.add_arguments(p)
     p.set_defaults(func=main)
-
-
-def _io_arguments(p) -> None:
-    p.add_argument(
-        "--content",
-        nargs="+",
-        default=None,
-        help="content image(s) or folder(s) (default: the shipped example photo)",
-    )
-    p.add_argument(
-        "--style",
-        nargs="+",
-        default=None,
-        help="style image(s) or folder(s) (default: the shipped example painting)",
-    )
-    p.add_argument(
-        "--output",
-        required=True,
-        help="output file (.png/.jpg) for one pair; a folder when there are several pairs",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument(
-        "--preset",
-        default="nstjax",
-        help=f"{' | '.join(PRESET_NAMES)}: the objective and settings of a reference "
-        "implementation (nstjax.presets): paper (Gatys et al. 2016's formulas), gatys (their "
-        "PyTorch notebook), neural-style (jcjohnson's defaults), nstjax (this package's); the "
-        "options marked 'preset' override it",
-    )
-    # default=None: "not given", so that the preset's value applies (nstjax's in brackets)
-    p.add_argument("--size", type=int, help=f"longer side of the output (preset; {DEFAULT_SIZE})")
-    p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
-    p.add_argument(
-        "--weights",
-        default=None,
-        help="VGG-19 weights (.h5 or .npz); default: $NSTJAX_WEIGHTS, the cache, or a download",
-    )
-
-
-def _loss_arguments(p) -> None:
-    run, options = Run(), Options()
-    p.add_argument("--content-weight", type=float, help=f"alpha (preset; {run.content_weight:g})")
-    p.add_argument("--style-weight", type=float, help=f"beta (preset; {run.style_weight:g})")
-    p.add_argument("--tv-weight", type=float, help=f"total variation (preset; {run.tv_weight:g})")
-    p.add_argument(
-        "--content-layers",
-        help=f"comma-separated conv names (preset; {','.join(run.content_layers)})",
-    )
-    p.add_argument(
-        "--style-layers", help=f"comma-separated conv names (preset; {','.join(run.style_layers)})"
-    )
-    p.add_argument(
-        "--init",
-        help=f"{' | '.join(INITS)} | PATH to an image (preset; {run.init}); noise: the "
-        "network's mean colour plus Gaussian noise of --noise-scale grey levels",
-    )
-    p.add_argument(
-        "--noise-scale",
-        type=float,
-        help=f"standard deviation of --init noise, grey levels 0-255 (preset; {run.noise_scale:g})",
-    )
-    p.add_argument("--seed", type=int, default=run.seed, help="seed of the noise initialisation")
-    p.add_argument(
-        "--pooling", choices=POOLINGS, help=f"VGG's 2x2 pooling (preset; {options.pooling})"
-    )
-    p.add_argument(
-        "--normalize-gradients",
-        action="store_true",
-        help="L1-normalise each loss layer's gradient (as neural-style)",
-    )
-
-
-def _optimizer_arguments(p) -> None:
-    options = Options()
-    p.add_argument("--steps", type=int, help=f"optimisation steps (preset; {options.steps})")
-    p.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        help="adam, lbfgs (fixed step, as neural-style), lbfgs_wolfe (strong-Wolfe line search, "
-        f"as torch's LBFGS(line_search_fn='strong_wolfe')) (preset; {options.optimizer})",
-    )
-    lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
-    p.add_argument("--lr", type=float, help=f"step size (preset; by optimiser: {lrs})")
-    p.add_argument(
-        "--multiscale",
-        default=None,
-        metavar="SIZE:STEPS,...",
-        help="coarse-to-fine schedule, e.g. 256:300,512:200 (instead of --size/--steps; preset)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="most pairs per compiled batch (default: as many as fit in memory)",
-    )
-    p.add_argument(
-        "--lbfgs-history",
-        type=int,
-        help=f"curvature pairs kept by L-BFGS (preset; {options.lbfgs_history})",
-    )
-    run = Run()
-    p.add_argument(
-        "--loss-tolerance",
-        type=float,
-        default=run.loss_tolerance,
-        help="stop a run once its loss changes by at most this fraction in a step (0: never)",
-    )
-    p.add_argument(
-        "--grad-tolerance",
-        type=float,
-        default=run.grad_tolerance,
-        help="stop a run once its largest gradient entry is at most this (0: never)",
-    )
-    p.add_argument("--dtype", choices=DTYPES, default=options.dtype, help="activation dtype")
-    p.add_argument("--remat", action="store_true", help="recompute activations to save memory")
-
-
-def _control_arguments(p) -> None:
-    from nstjax.color import COLOR_MODES
-
-    run = Run()
-    p.add_argument(
-        "--style-scale",
-        type=float,
-        default=run.style_scale,
-        help="style image's longer side relative to the output's",
-    )
-    p.add_argument(
-        "--style-blend",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="W",
-        help="blend all styles into one target with these weights (one per style) "
-        "instead of running every content x style pair",
-    )
-    p.add_argument(
-        "--masks",
-        nargs="+",
-        default=None,
-        metavar="MASK",
-        help="spatial control: one mask image per style (white = that style's "
-        "region); implies a blend of all styles",
-    )
-    p.add_argument(
-        "--colors",
-        choices=COLOR_MODES,
-        default=run.colors,
-        help="style: the style's colours; luminance: keep the content's colours; "
-        "histogram: match the style's colours to the content first",
-    )
 
 
 def _options(args) -> Options:
@@ -304,69 +144,6 @@ def _run_fields(args, shape: tuple[int, int]) -> dict:
     run, _ = presets.resolve(args.preset, shape, args.explicit)
     del run["init"]  # resolved once (an image path is read once)
     return run
-
-
-def _options(args) -> Options:
-    from nstjax.run import validate_options
-
-    if args.save_every < 0:
-        raise NstjaxError(f"--save-every must be >= 0, got {args.save_every}")
-    if args.size < 1:
-        raise NstjaxError(f"--size must be > 0, got {args.size}")
-    if not args.style_scale > 0:
-        raise NstjaxError(f"--style-scale must be > 0, got {args.style_scale}")
-    options = Options(
-        steps=args.steps,
-        optimizer=args.optimizer,
-        pooling=args.pooling,
-        lbfgs_history=args.lbfgs_history,
-        dtype=args.dtype,
-        remat=args.remat,
-        batch_size=args.batch_size,
-        chunk=args.save_every or 10,
-    )
-    try:
-        validate_options(options)
-    except NstjaxError as e:
-        raise NstjaxError(f"--{e}") from e
-    return options
-
-
-def _inputs(args):
-    from nstjax import examples, image
-
-    contents = image.list_images(args.content or [examples.CONTENT], "content image")
-    styles = image.list_images(args.style or [examples.STYLE], "style image")
-    if args.style_blend is not None and len(args.style_blend) != len(styles):
-        raise NstjaxError(
-            f"--style-blend: {len(args.style_blend)} weight(s) for {len(styles)} style(s)"
-        )
-    if args.masks is not None and len(args.masks) != len(styles):
-        raise NstjaxError(f"--masks: {len(args.masks)} mask(s) for {len(styles)} style(s)")
-    return contents, styles
-
-
-def _output_paths(output: Path, contents, styles, blended: bool) -> dict[tuple[int, int], Path]:
-    """Output file per (content index, style index); style index -1 means "all styles blended"."""
-    from nstjax import outputs
-
-    content_names = outputs.labels(contents, "content image")
-    style_names = outputs.labels(styles, "style image")
-    style_keys = [(-1, "+".join(style_names))] if blended else list(enumerate(style_names))
-    if len(contents) * len(style_keys) == 1:
-        return {(0, style_keys[0][0]): output}
-    if output.suffix.lower() in outputs.IMAGE_SUFFIXES:
-        raise NstjaxError(
-            f"--output {output}: {len(contents) * len(style_keys)} results need a folder, "
-            "not an image file name"
-        )
-    return {
-        (i, j): output / f"{c}__{s}.png" for i, c in enumerate(content_names) for j, s in style_keys
-    }
-
-
-def _snapshot_paths(path: Path, steps: int, every: int) -> list[Path]:
-    return [path.with_name(f"{path.stem}_{s:05d}{path.suffix}") for s in range(every, steps, every)]
 
 
 def _runs(args, outputs, init, masks, shapes) -> list[Run]:
