@@ -15,8 +15,6 @@ import numpy as np
 from nstjax import color, engine, kernels, vgg
 from nstjax.batch import build, plan
 from nstjax.batch.build import Images
-from nstjax.errors import NstjaxError
-from nstjax.image import long_side_shape, resize_long_side
 from nstjax.run import Options, Run, validate_options, validate_run
 
 
@@ -32,6 +30,8 @@ class Result:
         final: loss terms of the final image.
         failed_at: step at which a non-finite value stopped the run, else None.
         key: the handle the caller planned the run with (:class:`nstjax.batch.Item`).
+        converged_at: step at which the run met its loss or gradient tolerance, else None.
+        evaluations: loss/gradient evaluations the run made (a line search makes several a step).
     """
 
     run: Run
@@ -40,6 +40,8 @@ class Result:
     final: dict[str, float]
     failed_at: int | None
     key: Hashable = None
+    converged_at: int | None = None
+    evaluations: int = 0
 
 
 class Observer:
@@ -169,20 +171,28 @@ def run_batch(
     )
     results = []
     for j, item in enumerate(batch.items):
-        failed = int(outcome.failed_at[j])
         image = np.clip(outcome.pixels[j] / 255.0, 0.0, 1.0)
         if item.run.colors == "luminance":
             image = color.luminance_transfer(image, contents[item.run.content])
-        final = dict(zip(engine.METRICS, map(float, outcome.final[j])))
-        history = outcome.history[:, j]
+        step = lambda a, j=j: int(a[j]) if a[j] >= 0 else None
         results.append(
-            Result(item.run, image, history, final, failed if failed >= 0 else None, item.key)
+            Result(
+                run=item.run,
+                image=image,
+                history=outcome.history[:, j],
+                final=dict(zip(engine.METRICS, map(float, outcome.final[j]))),
+                failed_at=step(outcome.failed_at),
+                key=item.key,
+                converged_at=step(outcome.converged_at),
+                evaluations=int(outcome.evaluations[:, j].sum()),
+            )
         )
     observer.batch_finished(batch, results)
     return results
 
 
-def _checked(options: Options | None, option_fields: dict, mesh) -> Options:
+def checked_options(options: Options | None, option_fields: dict, mesh) -> Options:
+    """``options`` with ``option_fields`` applied, validated, and the convolution chosen."""
     try:
         options = dataclasses.replace(options or Options(), **option_fields)
     except TypeError as e:
@@ -220,7 +230,7 @@ def stylize_batch(
     Returns:
         One :class:`Result` per run, in the order of ``runs``.
     """
-    options = _checked(options, option_fields, mesh)
+    options = checked_options(options, option_fields, mesh)
     for run in runs:
         validate_run(run, len(contents), len(styles))
     shapes = [contents[r.content].shape[:2] for r in runs]
@@ -259,10 +269,11 @@ def run_plan(
     if not batches:
         return []
     params = vgg.prepare(params, batches[0].group.program.convolution)
-    return _execute(params, batches, contents, styles, runs, mesh, observer)
+    return run_prepared(params, batches, contents, styles, runs, mesh, observer)
 
 
-def _execute(params, batches, contents, styles, runs, mesh, observer) -> list[Result]:
+def run_prepared(params, batches, contents, styles, runs, mesh, observer) -> list[Result]:
+    """:func:`run_plan` with ``params`` already prepared for the plan's convolution."""
     results = []
     for batch in batches:
         if runs is not None:
@@ -292,111 +303,3 @@ def stylize(content: np.ndarray, style: np.ndarray, *, params=None, **settings) 
     params = vgg.load_params() if params is None else params
     (result,) = stylize_batch(params, [content], [style], [run], **option_fields)
     return result.image
-
-
-def parse_schedule(text: str) -> list[tuple[int, int]]:
-    """``"256:300,512:200"`` -> ``[(256, 300), (512, 200)]`` (longer side : steps)."""
-    schedule = []
-    for item in text.split(","):
-        size, sep, steps = item.strip().partition(":")
-        try:
-            pair = (int(size), int(steps))
-        except ValueError:
-            pair = None
-        if not sep or pair is None or min(pair) < 1:
-            raise NstjaxError(
-                f"--multiscale {text!r}: expected SIZE:STEPS,... with positive integers"
-            )
-        schedule.append(pair)
-    if [s for s, _ in schedule] != sorted(s for s, _ in schedule):
-        raise NstjaxError(f"--multiscale {text!r}: sizes must grow from coarse to fine")
-    return schedule
-
-
-def plan_schedule(
-    runs: Sequence[Run],
-    shapes: Sequence[tuple[int, int]],
-    schedule: Sequence[tuple[int, int]],
-    options: Options,
-    n_devices: int = 1,
-) -> list[list[plan.Batch]]:
-    """The batches of each scale of a coarse-to-fine schedule (shapes at full resolution); each
-    batch's ``first_step`` counts the steps of the scales before it."""
-    plans, done = [], 0
-    for size, steps in schedule:
-        batches = plan_runs(
-            runs,
-            [long_side_shape(s, size) for s in shapes],
-            dataclasses.replace(options, steps=steps),
-            n_devices=n_devices,
-        )
-        for batch in batches:
-            batch.first_step = done
-        plans.append(batches)
-        done += steps
-    return plans
-
-
-def stylize_multiscale(
-    params,
-    contents: Sequence[np.ndarray],
-    styles: Images,
-    runs: Sequence[Run],
-    schedule: Sequence[tuple[int, int]],
-    options: Options | None = None,
-    *,
-    observer: Observer | None = None,
-    **option_fields,
-) -> list[Result]:
-    """Coarse-to-fine: each ``(size, steps)`` of ``schedule`` starts from the previous result.
-
-    Args:
-        params: VGG parameters.
-        contents: content images at full resolution; each scale resizes them so the longer side
-            is that scale's size.
-        styles: style images (resized per run by ``style_scale``, relative to each scale).
-        runs: as for :func:`stylize_batch`; a run's ``init`` applies to the first scale only.
-        schedule: ``[(size, steps), ...]`` with growing sizes, e.g. ``[(256, 300), (512, 200)]``.
-        options: static options; ``steps`` is each scale's.
-        observer: hooks, called for every scale's batches.
-        **option_fields: fields of :class:`nstjax.Options` overriding ``options``.
-
-    Returns:
-        One :class:`Result` per run at the last scale's size; ``history`` spans all scales.
-    """
-    options = _checked(options, option_fields, None)
-    for run in runs:
-        validate_run(run, len(contents), len(styles))
-    shapes = [contents[r.content].shape[:2] for r in runs]
-    plans = plan_schedule(runs, shapes, schedule, options)
-    return run_schedule(params, plans, schedule, contents, styles, runs, observer=observer)
-
-
-def run_schedule(
-    params,
-    plans: Sequence[Sequence[plan.Batch]],
-    schedule: Sequence[tuple[int, int]],
-    contents: Sequence[np.ndarray],
-    styles: Images,
-    runs: Sequence[Run],
-    *,
-    observer: Observer | None = None,
-) -> list[Result]:
-    """Runs the plans of a coarse-to-fine schedule (:func:`plan_schedule`), each scale starting
-    from the previous scale's images; see :func:`stylize_multiscale`. Returns one
-    :class:`Result` per run, in the order of ``runs`` (their keys are their indices)."""
-    params = vgg.prepare(params, plans[0][0].group.program.convolution)
-    histories = [[] for _ in runs]
-    current = list(runs)
-    results: list[Result] = []
-    for (size, _), batches in zip(schedule, plans):
-        scaled = [resize_long_side(c, size) for c in contents]
-        done = _execute(params, batches, scaled, styles, current, None, observer)
-        results = sorted(done, key=lambda r: r.key)
-        for history, result in zip(histories, results):
-            history.append(result.history)
-        current = [dataclasses.replace(r, init=res.image) for r, res in zip(runs, results)]
-    for run, result, history in zip(runs, results, histories):
-        result.run = run
-        result.history = np.concatenate(history)
-    return results

@@ -61,7 +61,7 @@ class ProgressDisplay:
             console = Console(file=self.stream, force_terminal=True)
             self._bar = Progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[steps]} {task.fields[rate]} {task.fields[status]}"),
                 TimeRemainingColumn(),

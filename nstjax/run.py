@@ -29,9 +29,9 @@ INITS: tuple[str, ...] = ("content", "noise", "style")
 POOLINGS: tuple[str, ...] = ("max", "avg")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 LOOPS: tuple[str, ...] = ("python", "scan")
-DEFAULT_LEARNING_RATES: dict[str, float] = {"adam": 4.0, "lbfgs": 1.0}
+DEFAULT_LEARNING_RATES: dict[str, float] = {"adam": 4.0, "lbfgs": 1.0, "lbfgs_wolfe": 1.0}
 """The step size when a run gives none: Adam's in 0-255 pixel units; L-BFGS's step along its
-direction (1 is natural, as neural-style runs it)."""
+direction (1 is natural, as neural-style runs it; the line search's first trial step)."""
 
 LayerWeights = Sequence[str] | Mapping[str, float]
 
@@ -63,6 +63,10 @@ class Run:
         masks: optional spatial control (Gatys et al. 2017): one ``[H, W]`` mask in [0, 1] per
             style of ``style`` (in its order), assigning output regions to styles (guided Grams).
         normalize_gradients: L1-normalise each loss layer's gradient (neural-style's option).
+        loss_tolerance: the run stops (converged) once the loss's relative change over one step
+            falls to this (0: never).
+        grad_tolerance: the run stops once the largest gradient entry (0-255 pixel units) falls
+            to this (0: never).
     """
 
     content: Hashable = 0
@@ -79,6 +83,8 @@ class Run:
     colors: str = "style"
     masks: Sequence[np.ndarray] | None = None
     normalize_gradients: bool = False
+    loss_tolerance: float = 0.0
+    grad_tolerance: float = 0.0
 
     def style_blend(self) -> dict[int, float]:
         """The styles this run uses, ``{index: weight}`` with weights summing to 1."""
@@ -171,7 +177,7 @@ def validate_run(run: Run, n_contents: int, n_styles: int) -> None:
     for index in run.style_blend():
         if not (isinstance(index, int) and 0 <= index < n_styles):
             raise NstjaxError(f"run style index {index} out of range (0..{n_styles - 1})")
-    for name in ("content_weight", "style_weight", "tv_weight"):
+    for name in ("content_weight", "style_weight", "tv_weight", "loss_tolerance", "grad_tolerance"):
         _check_number(getattr(run, name), name)
     if run.learning_rate is not None:
         _check_number(run.learning_rate, "lr", positive=True)

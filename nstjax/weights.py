@@ -15,23 +15,20 @@ with the command that rebuilds it (:data:`REBUILD_HINT`).
 
 import functools
 import hashlib
-import http.client
 import json
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from nstjax import download
 from nstjax.architecture import LAYER_NAMES, expected_shapes
 from nstjax.atomic import atomic_path
 from nstjax.cache import cache_dir
-from nstjax.errors import NstjaxError
+from nstjax.errors import NstjaxError, one_line
 
 WEIGHTS_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = (
@@ -88,10 +85,6 @@ def _md5(path: Path) -> str:
     """md5sum, computed once per process for an unchanged file."""
     st = path.stat()
     return _md5_memo(str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _cache_npz(md5: str) -> Path:
@@ -164,7 +157,7 @@ def read_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
             _check_shapes(path, {k: d.shape for k, d in datasets.items()})
             return {k: np.asarray(datasets[k][()], dtype=np.float32) for k in expected_shapes()}
     except (OSError, ValueError, KeyError) as e:
-        raise NstjaxError(f"{path}: not a readable VGG-19 HDF5 file ({_one_line(e)})") from e
+        raise NstjaxError(f"{path}: not a readable VGG-19 HDF5 file ({one_line(e)})") from e
 
 
 def _verify_md5(path: Path, found: str) -> None:
@@ -234,13 +227,13 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
         with np.load(path, allow_pickle=False) as npz:
             entries = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise NstjaxError(f"{path}: not a readable weights .npz ({_one_line(e)})") from e
+        raise NstjaxError(f"{path}: not a readable weights .npz ({one_line(e)})") from e
     if _META_KEY not in entries:
         raise NstjaxError(f"{path}: no {_META_KEY} entry; not written by `nstjax weights convert`")
     try:
         meta = json.loads(str(entries.pop(_META_KEY)))
     except json.JSONDecodeError as e:
-        raise NstjaxError(f"{path}: {_META_KEY} is not valid JSON ({_one_line(e)})") from e
+        raise NstjaxError(f"{path}: {_META_KEY} is not valid JSON ({one_line(e)})") from e
     _check_shapes(path, {k: v.shape for k, v in entries.items()})
     return {k: v.astype(np.float32, copy=False) for k, v in entries.items()}, meta
 
@@ -378,62 +371,6 @@ def describe(path: str | os.PathLike | None = None) -> dict:
     }
 
 
-def _progress_line(done: int, total: int | None, elapsed: float) -> str:
-    rate = done / 1e6 / max(elapsed, 1e-9)
-    if total:
-        return (
-            f"\r{done / 1e6:8.1f}/{total / 1e6:.1f} MB {100 * done / total:5.1f}% {rate:7.1f} MB/s"
-        )
-    return f"\r{done / 1e6:8.1f} MB {rate:7.1f} MB/s"
-
-
-def _manual_hint(url: str, dest: Path, expected_md5: str) -> str:
-    return (
-        f"Download {url} by hand and put it at {dest} (md5 {expected_md5}), "
-        f"or set {ENV_WEIGHTS} to the path of a copy."
-    )
-
-
-def _open(url: str, dest: Path, expected_md5: str) -> http.client.HTTPResponse:
-    try:
-        return urllib.request.urlopen(url, timeout=_TIMEOUT_S)
-    except (OSError, ValueError) as e:
-        raise NstjaxError(
-            f"could not download the VGG-19 weights from {url} ({_one_line(e)}). "
-            + _manual_hint(url, dest, expected_md5)
-        ) from e
-
-
-def _stream(response: http.client.HTTPResponse, out: Path, url: str, progress: bool) -> str:
-    """Copies the response body to ``out``; returns its md5, or raises if it was cut short."""
-    length = response.headers.get("Content-Length")
-    total = int(length) if length and length.isdigit() else None
-    digest, done, start, shown = hashlib.md5(), 0, time.monotonic(), 0.0
-    with open(out, "wb") as f:
-        while True:
-            try:
-                chunk = response.read(_CHUNK)
-            except (OSError, http.client.HTTPException) as e:
-                raise NstjaxError(
-                    f"download from {url} broke off after {done} bytes ({_one_line(e)}); retry"
-                ) from e
-            if not chunk:
-                break
-            f.write(chunk)
-            digest.update(chunk)
-            done += len(chunk)
-            if progress and time.monotonic() - shown > 0.2:
-                shown = time.monotonic()
-                print(
-                    _progress_line(done, total, shown - start), end="", file=sys.stderr, flush=True
-                )
-    if progress:
-        print(_progress_line(done, total, time.monotonic() - start), file=sys.stderr, flush=True)
-    if total is not None and done < total:
-        raise NstjaxError(f"download from {url} truncated: received {done} of {total} bytes; retry")
-    return digest.hexdigest()
-
-
 def fetch(
     url: str | None = None,
     dest: str | os.PathLike | None = None,
@@ -464,12 +401,10 @@ def fetch(
         return dest
     if progress:
         print(f"downloading {url} -> {dest}", file=sys.stderr)
-    with atomic_path(dest) as tmp:
-        with _open(url, dest, expected_md5) as response:
-            md5 = _stream(response, tmp, url, progress)
-        if md5 != expected_md5:
-            raise NstjaxError(
-                f"download from {url} is corrupt: md5 {md5}, expected {expected_md5}; "
-                + _manual_hint(url, dest, expected_md5)
-            )
-    return dest
+    hint = (
+        f"Download {url} by hand and put it at {dest} (md5 {expected_md5}), "
+        f"or set {ENV_WEIGHTS} to the path of a copy."
+    )
+    return download.download(
+        url, dest, expected_md5, hint, progress=progress, what="the VGG-19 weights"
+    )

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr, help="Adam step in 0-255 pixel units")
     p.add_argument("--lbfgs-history", type=int, default=d.lbfgs_history)
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
+    p.add_argument("--device", default=d.device, help="the PyTorch side's device (cpu, cuda)")
     p.add_argument("--loss-rtol", type=float, default=d.loss_rtol)
     p.add_argument("--images", type=Path, default=None, help="folder of content images")
     p.add_argument("--style", type=Path, default=None, help="style image")
@@ -73,6 +74,7 @@ def main(argv=None) -> int:
         lr=args.lr,
         lbfgs_history=args.lbfgs_history,
         threads=args.threads,
+        device=args.device,
         loss_rtol=args.loss_rtol,
         images=args.images,
         style=args.style,

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import api, color, losses, vgg
+from nstjax import api, color, losses, schedule, vgg
 from nstjax.architecture import LAYER_INDEX, LAYER_NAMES
 from nstjax.errors import NstjaxError
 from nstjax.image import long_side_shape, resize, resize_long_side, save_image
@@ -375,12 +375,14 @@ def test_normalize_gradients_is_per_run(tiny_params, images):
 def test_multiscale_ends_at_size_and_starts_each_scale_from_the_last(tiny_params, images):
     content, style = _smooth(8, (48, 36)), images["style0"]
     run = _run(init="noise", seed=3)
-    (result,) = api.stylize_multiscale(tiny_params, [content], [style], [run], [(16, 3), (32, 3)])
+    (result,) = schedule.stylize_multiscale(
+        tiny_params, [content], [style], [run], [(16, 3), (32, 3)]
+    )
     assert result.image.shape == (32, 24, 3)
     assert result.history.shape == (6, 4)
     assert result.run == run
 
-    (coarse,) = api.stylize_multiscale(tiny_params, [content], [style], [run], [(16, 3)])
+    (coarse,) = schedule.stylize_multiscale(tiny_params, [content], [style], [run], [(16, 3)])
     assert coarse.image.shape == (16, 12, 3)
     np.testing.assert_allclose(result.history[:3], coarse.history, rtol=1e-6)
     fine_content = resize_long_side(content, 32)
@@ -396,8 +398,12 @@ def test_multiscale_ends_at_size_and_starts_each_scale_from_the_last(tiny_params
 
 
 def test_parse_schedule():
-    assert api.parse_schedule("256:300, 512:200,1024:100") == [(256, 300), (512, 200), (1024, 100)]
-    assert api.parse_schedule("64:5") == [(64, 5)]
+    assert schedule.parse_schedule("256:300, 512:200,1024:100") == [
+        (256, 300),
+        (512, 200),
+        (1024, 100),
+    ]
+    assert schedule.parse_schedule("64:5") == [(64, 5)]
 
 
 @pytest.mark.parametrize(
@@ -405,7 +411,7 @@ def test_parse_schedule():
 )
 def test_parse_schedule_errors(text):
     with pytest.raises(NstjaxError, match="--multiscale"):
-        api.parse_schedule(text)
+        schedule.parse_schedule(text)
 
 
 @pytest.mark.parametrize(
@@ -498,7 +504,7 @@ def recorded_cli(tmp_path, monkeypatch):
     monkeypatch.setattr(vgg, "load_params", lambda *a, **k: None)
     recorder = _Recorder()
     monkeypatch.setattr(api, "run_plan", recorder.batch)
-    monkeypatch.setattr(api, "run_schedule", recorder.multiscale)
+    monkeypatch.setattr(schedule, "run_schedule", recorder.multiscale)
     for name, seed in (("c.png", 0), ("s0.png", 1), ("s1.png", 2), ("m0.png", 3), ("m1.png", 4)):
         save_image(tmp_path / name, _smooth(seed, (16, 16)))
     base = ["stylize", "--content", "c.png", "--style", "s0.png", "s1.png", "--size", "16"]

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from nstjax import engine, kernels, vgg
-from nstjax.kernels import conv, onednn
 from nstjax.bench.problem import make_problem
+from nstjax.kernels import conv, onednn
 
 IMPLS = conv.IMPLS
 ON_LINUX_X86 = platform.system() == "Linux" and platform.machine() == "x86_64"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from nstjax import engine, kernels, losses, vgg
-from nstjax.kernels import gram, onednn
 from nstjax.bench.problem import make_problem
+from nstjax.kernels import gram, onednn
 
 
 @pytest.fixture(autouse=True)

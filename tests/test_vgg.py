@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from nstjax import image, vgg
-from nstjax.kernels import onednn
 from nstjax.architecture import BLOCKS, LAYER_NAMES
 from nstjax.errors import NstjaxError
+from nstjax.kernels import onednn
 
 VGG19_CONV_PARAMETERS = 20_024_384  # 16 conv layers of Simonyan & Zisserman, 3x3 kernels + biases
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])  # B, G, R

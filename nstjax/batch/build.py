@@ -165,6 +165,8 @@ def hyper_of(runs: Sequence[Run], optimizer: str) -> engine.Hyper:
         ),
         learning_rate=column([r.step_size(optimizer) for r in runs]),
         normalize_gradients=jnp.asarray([r.normalize_gradients for r in runs]),
+        loss_tolerance=column([r.loss_tolerance for r in runs]),
+        grad_tolerance=column([r.grad_tolerance for r in runs]),
     )
 
 

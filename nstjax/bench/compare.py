@@ -48,6 +48,7 @@ class Settings:
         loss_rtol: how closely the final losses must agree.
         images: folder of content images (:func:`load_images`; ``None``: its default).
         style: the style image (``None``: one from ``images``).
+        device: the PyTorch side's device (``"cpu"``, or ``"cuda"`` on a GPU machine).
     """
 
     iterations: int = 5
@@ -59,6 +60,7 @@ class Settings:
     loss_rtol: float = 0.03
     images: Path | None = None
     style: Path | None = None
+    device: str = "cpu"
 
 
 def parse_case(text: str) -> tuple[int, int]:
@@ -155,13 +157,12 @@ class NstjaxBatch:
         self.first_loss: np.ndarray | None = None
 
     def steps(self, n: int) -> None:
-        """Runs ``n`` steps (the loop of :func:`nstjax.engine.optimize`'s ``"python"`` form, kept
-        here because the comparison steps one persistent state in timed blocks)."""
-        state = self.state
-        for _ in range(n):
-            state, metrics = self.compiled(self.params, state, self.hyper, self.targets)
-            if self.first_loss is None:
-                self.first_loss = np.asarray(metrics[:, 0])
+        """Runs ``n`` steps with the engine's own loop (:func:`nstjax.engine.advance`, the
+        ``"python"`` form over this batch's compiled step) and waits for them."""
+        runner = engine.Loop(self.compiled)
+        state, rows = engine.advance(runner, self.params, self.state, self.hyper, self.targets, n)
+        if self.first_loss is None:
+            self.first_loss = np.asarray(rows[0, :, 0])
         self.state = jax.block_until_ready(state)
 
     @property
@@ -209,6 +210,7 @@ def compare_case(
         optimizer,
         settings.lbfgs_history,
         settings.threads,
+        settings.device,
     )
     try:
         jax_side = NstjaxBatch(params, convolution, contents, style, run, options)

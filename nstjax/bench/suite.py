@@ -100,17 +100,13 @@ class CompiledLoop:
         self.compile_s = time.perf_counter() - start if loop == "scan" else step_compile_s
 
     def advance(self, state, n: int):
-        """Runs ``n`` steps from ``state`` (asynchronously) and returns the new state."""
-        if self.compiled_chunk is None:
-            for _ in range(n):
-                state, _ = self.compiled_step(self.params, state, self.hyper, self.targets)
-            return state
+        """Runs ``n`` steps from ``state`` (asynchronously) with the engine's own loop
+        (:func:`nstjax.engine.advance`) over this case's compiled executables."""
+        runner = engine.Loop(self.compiled_step, self.compiled_chunk, self.chunk)
         done = 0
         while done < n:
-            valid = min(self.chunk, n - done)
-            state, _ = self.compiled_chunk(
-                self.params, state, self.hyper, self.targets, jnp.int32(valid)
-            )
+            valid = min(runner.length if runner.chunk else n, n - done)
+            state, _ = engine.advance(runner, self.params, state, self.hyper, self.targets, valid)
             done += valid
         return state
 
@@ -171,6 +167,27 @@ def run_case(
             record["status"] = "oom"
             return record
         raise
+    peak_after = memory.peak_bytes_in_use(device)
+    per_image = lambda v: None if v is None else v / case.batch
+    record.update(
+        status="ok",
+        iterations=result.iterations,
+        repeats=len(result.run_s),
+        run_s=list(result.run_s),
+        spread=result.spread(),
+        compile_s=result.compile_s,
+        s_per_iteration=result.per_iteration_s,
+        peak_bytes_per_image=per_image(peak_after),
+        peak_bytes_rose=None if peak_after is None else peak_after != peak_before,
+        compiled_bytes_per_image=per_image(memory.compiled_bytes(compiled.compiled_step)),
+        **_rates(params, case, compiled, result, lbfgs_history, probes, flops_cache),
+    )
+    return record
+
+
+def _rates(params, case, compiled, result, lbfgs_history, probes, flops_cache) -> dict:
+    """Throughput, FLOPs (XLA's, the model's, by hand) and MFU of a timed case."""
+    device = jax.devices()[0]
     per_image_s = result.per_iteration_s / case.batch
     hardware = flops.cost_analysis_flops(compiled.compiled_step)
     plain = not case.remat and case.convolution == "xla"
@@ -182,15 +199,7 @@ def run_case(
     )
     throughput = 1.0 / per_image_s
     per_image = lambda v: None if v is None else v / case.batch
-    peak_after = memory.peak_bytes_in_use(device)
-    record.update(
-        status="ok",
-        iterations=result.iterations,
-        repeats=len(result.run_s),
-        run_s=list(result.run_s),
-        spread=result.spread(),
-        compile_s=result.compile_s,
-        s_per_iteration=result.per_iteration_s,
+    return dict(
         s_per_image_iteration=per_image_s,
         img_it_per_s=throughput,
         number_format=peak.number_format if peak else None,
@@ -206,11 +215,7 @@ def run_case(
         mfu_of_measured_peak=None
         if (measured_peak is None or model is None)
         else throughput * model / case.batch / measured_peak.flops_per_s,
-        peak_bytes_per_image=per_image(peak_after),
-        peak_bytes_rose=None if peak_after is None else peak_after != peak_before,
-        compiled_bytes_per_image=per_image(memory.compiled_bytes(compiled.compiled_step)),
     )
-    return record
 
 
 def cases_of(config) -> list[Case]:
@@ -268,7 +273,7 @@ def time_to_result(config, workdir: Path, weights: str | None) -> dict[str, Any]
                 sys.executable, "-m", "nstjax", "stylize",
                 "--content", str(content), "--style", str(style),
                 "--output", str(workdir / "ttr_output.png"),
-                "--size", str(spec.size), "--steps", str(spec.steps),
+                "--size", str(spec.size), "--steps", str(spec.steps), "--overwrite",
             ]  # fmt: skip
             if weights:
                 command += ["--weights", weights]

@@ -26,7 +26,7 @@ Features = Callable[[Any], dict[str, Any]]
 
 
 def torch_reference(
-    arrays: Mapping[str, np.ndarray], last_layer: str, preprocess: dict
+    arrays: Mapping[str, np.ndarray], last_layer: str, preprocess: dict, device: str = "cpu"
 ) -> Features:
     """VGG-19's features in PyTorch, built from h5-style arrays (HWIO kernels).
 
@@ -35,6 +35,7 @@ def torch_reference(
             channel counts (a tiny test network works as well as VGG-19).
         last_layer: the deepest layer computed.
         preprocess: the weights' input convention (:data:`nstjax.weights.CAFFE_PREPROCESS`).
+        device: torch's device (``"cpu"``, ``"cuda"``).
 
     Returns:
         ``features(pixels)`` for NCHW RGB images in 0-255 units, computing conv1_1 ...
@@ -52,12 +53,13 @@ def torch_reference(
                 break
             kernel = np.asarray(arrays[f"{name}/kernel"], np.float32).transpose(3, 2, 0, 1)
             bias = np.asarray(arrays[f"{name}/bias"], np.float32)
-            kernel = torch.from_numpy(np.ascontiguousarray(kernel))
-            convs.append((block, name, kernel, torch.from_numpy(bias.copy())))
+            kernel = torch.from_numpy(np.ascontiguousarray(kernel)).to(device)
+            convs.append((block, name, kernel, torch.from_numpy(bias.copy()).to(device)))
     order = {"BGR": [2, 1, 0], "RGB": [0, 1, 2]}[preprocess["channel_order"]]
     scale = preprocess["scale"] / 255.0
-    mean = torch.tensor(preprocess["mean_rgb"], dtype=torch.float32)[order].view(1, 3, 1, 1)
-    std = torch.tensor(preprocess["std_rgb"], dtype=torch.float32)[order].view(1, 3, 1, 1)
+    mean = torch.tensor(preprocess["mean_rgb"], dtype=torch.float32, device=device)
+    std = torch.tensor(preprocess["std_rgb"], dtype=torch.float32, device=device)
+    mean, std = mean[order].view(1, 3, 1, 1), std[order].view(1, 3, 1, 1)
 
     def features(pixels):
         x = (pixels[:, order] * scale - mean) / std
@@ -79,11 +81,12 @@ def gram(f):
     return f @ f.t() / (h * w * c)
 
 
-def to_nchw(image: np.ndarray):
+def to_nchw(image: np.ndarray, device: str = "cpu"):
     """An ``[H, W, 3]`` image in [0, 1] as a ``[1, 3, H, W]`` torch tensor in 0-255 units."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None] * 255.0))
+    pixels = np.ascontiguousarray(image.transpose(2, 0, 1)[None] * 255.0)
+    return torch.from_numpy(pixels).to(device)
 
 
 class TorchRun:
@@ -96,9 +99,19 @@ class TorchRun:
         run: the weights and layers (``run.content`` / ``run.style`` are ignored).
         optimizer: ``"adam"`` or ``"lbfgs"``.
         history: L-BFGS curvature pairs.
+        device: torch's device.
     """
 
-    def __init__(self, features: Features, content, style, run: Run, optimizer: str, history: int):
+    def __init__(
+        self,
+        features: Features,
+        content,
+        style,
+        run: Run,
+        optimizer: str,
+        history: int,
+        device: str = "cpu",
+    ):
         import torch
 
         self.torch = torch
@@ -109,11 +122,11 @@ class TorchRun:
         self.content_layers = {n: float(w) for n, w in cw.items() if w > 0}
         self.style_layers = {n: float(w) for n, w in sw.items() if w > 0}
         with torch.no_grad():
-            content_feats = features(to_nchw(content))
-            style_feats = features(to_nchw(style))
+            content_feats = features(to_nchw(content, device))
+            style_feats = features(to_nchw(style, device))
             self.content_targets = {n: content_feats[n] for n in self.content_layers}
             self.style_targets = {n: gram(style_feats[n]) for n in self.style_layers}
-        self.pixels = to_nchw(content).clone().requires_grad_(True)
+        self.pixels = to_nchw(content, device).clone().requires_grad_(True)
         lr = run.step_size(optimizer)
         if optimizer == "adam":
             self.opt = torch.optim.Adam([self.pixels], lr=lr)
@@ -182,6 +195,7 @@ class TorchWorker:
         optimizer: ``"adam"`` or ``"lbfgs"``.
         history: L-BFGS curvature pairs.
         threads: ``torch.set_num_threads``.
+        device: torch's device (``"cuda"`` synchronises before each block's time is read).
     """
 
     def __init__(
@@ -194,6 +208,7 @@ class TorchWorker:
         optimizer: str,
         history: int,
         threads: int,
+        device: str = "cpu",
     ):
         import multiprocessing
 
@@ -201,7 +216,18 @@ class TorchWorker:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
             target=_torch_worker,
-            args=(child, h5, preprocess, list(contents), style, run, optimizer, history, threads),
+            args=(
+                child,
+                h5,
+                preprocess,
+                list(contents),
+                style,
+                run,
+                optimizer,
+                history,
+                threads,
+                device,
+            ),  # fmt: skip
             daemon=True,
         )
         self.process.start()
@@ -232,15 +258,15 @@ class TorchWorker:
         self.process.join(timeout=60)
 
 
-def _torch_worker(conn, h5, preprocess, contents, style, run, optimizer, history, threads):
+def _torch_worker(conn, h5, preprocess, contents, style, run, optimizer, history, threads, device):
     try:
         import torch
 
         from nstjax import weights
 
         torch.set_num_threads(threads)
-        features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess)
-        runs = [TorchRun(features, c, style, run, optimizer, history) for c in contents]
+        features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess, device)
+        runs = [TorchRun(features, c, style, run, optimizer, history, device) for c in contents]
     except Exception as e:  # reported to the parent at its first request
         conn.recv()
         conn.send(("error", repr(e)))
@@ -255,6 +281,8 @@ def _torch_worker(conn, h5, preprocess, contents, style, run, optimizer, history
                 for r in runs:
                     for _ in range(message[1]):
                         r.step()
+                if device != "cpu":
+                    torch.cuda.synchronize()
                 conn.send(("ok", time.perf_counter() - start))
             elif message[0] == "evaluate":
                 conn.send(("ok", [r.evaluate() for r in runs]))

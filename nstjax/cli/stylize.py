@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from nstjax.cli import HelpWithDefaults
 from nstjax.errors import NstjaxError
 from nstjax.run import (
     DEFAULT_LEARNING_RATES,
@@ -25,17 +26,22 @@ from nstjax.run import (
 
 
 def register(subparsers) -> None:
-    from nstjax.color import COLOR_MODES
-
-    run, options = Run(), Options()
     p = subparsers.add_parser(
         "stylize",
         help="stylise content images with style images",
         description="Gatys-style transfer of every content x style pair, batched and compiled. "
         "Without --content/--style it stylises the example photo with the example painting "
         "that ship with nstjax.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpWithDefaults,
     )
+    _io_arguments(p)
+    _loss_arguments(p)
+    _optimizer_arguments(p)
+    _control_arguments(p)
+    p.set_defaults(func=main)
+
+
+def _io_arguments(p) -> None:
     p.add_argument(
         "--content",
         nargs="+",
@@ -55,13 +61,19 @@ def register(subparsers) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--size", type=int, default=DEFAULT_SIZE, help="longer side of the output")
-    p.add_argument("--steps", type=int, default=options.steps, help="optimisation steps")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=options.optimizer)
-    lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
-    p.add_argument("--lr", type=float, default=None, help=f"step size; by optimiser: {lrs}")
-    p.add_argument("--content-weight", type=float, default=run.content_weight)
-    p.add_argument("--style-weight", type=float, default=run.style_weight)
-    p.add_argument("--tv-weight", type=float, default=run.tv_weight)
+    p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="VGG-19 weights (.h5 or .npz); default: $NSTJAX_WEIGHTS, the cache, or a download",
+    )
+
+
+def _loss_arguments(p) -> None:
+    run, options = Run(), Options()
+    p.add_argument("--content-weight", type=float, default=run.content_weight, help="alpha")
+    p.add_argument("--style-weight", type=float, default=run.style_weight, help="beta")
+    p.add_argument("--tv-weight", type=float, default=run.tv_weight, help="total-variation weight")
     p.add_argument(
         "--content-layers", default=",".join(run.content_layers), help="comma-separated conv names"
     )
@@ -70,7 +82,65 @@ def register(subparsers) -> None:
     )
     p.add_argument("--init", default=run.init, help=f"{' | '.join(INITS)} | PATH to an image")
     p.add_argument("--seed", type=int, default=run.seed, help="seed of the noise initialisation")
-    p.add_argument("--pooling", choices=POOLINGS, default=options.pooling)
+    p.add_argument("--pooling", choices=POOLINGS, default=options.pooling, help="VGG's 2x2 pooling")
+    p.add_argument(
+        "--normalize-gradients",
+        action="store_true",
+        help="L1-normalise each loss layer's gradient (as neural-style)",
+    )
+
+
+def _optimizer_arguments(p) -> None:
+    options = Options()
+    p.add_argument("--steps", type=int, default=options.steps, help="optimisation steps")
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=options.optimizer,
+        help="optimiser: adam, lbfgs (fixed step, as neural-style), lbfgs_wolfe (strong-Wolfe line "
+        "search, as torch's LBFGS(line_search_fn='strong_wolfe'))",
+    )
+    lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
+    p.add_argument("--lr", type=float, default=None, help=f"step size; by optimiser: {lrs}")
+    p.add_argument(
+        "--multiscale",
+        default=None,
+        metavar="SIZE:STEPS,...",
+        help="coarse-to-fine schedule, e.g. 256:300,512:200 (replaces --size/--steps)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="most pairs per compiled batch (default: as many as fit in memory)",
+    )
+    p.add_argument(
+        "--lbfgs-history",
+        type=int,
+        default=options.lbfgs_history,
+        help="curvature pairs kept by L-BFGS",
+    )
+    run = Run()
+    p.add_argument(
+        "--loss-tolerance",
+        type=float,
+        default=run.loss_tolerance,
+        help="stop a run once its loss changes by at most this fraction in a step (0: never)",
+    )
+    p.add_argument(
+        "--grad-tolerance",
+        type=float,
+        default=run.grad_tolerance,
+        help="stop a run once its largest gradient entry is at most this (0: never)",
+    )
+    p.add_argument("--dtype", choices=DTYPES, default=options.dtype, help="activation dtype")
+    p.add_argument("--remat", action="store_true", help="recompute activations to save memory")
+
+
+def _control_arguments(p) -> None:
+    from nstjax.color import COLOR_MODES
+
+    run = Run()
     p.add_argument(
         "--style-scale",
         type=float,
@@ -101,33 +171,6 @@ def register(subparsers) -> None:
         help="style: the style's colours; luminance: keep the content's colours; "
         "histogram: match the style's colours to the content first",
     )
-    p.add_argument(
-        "--normalize-gradients",
-        action="store_true",
-        help="L1-normalise each loss layer's gradient (as neural-style)",
-    )
-    p.add_argument(
-        "--multiscale",
-        default=None,
-        metavar="SIZE:STEPS,...",
-        help="coarse-to-fine schedule, e.g. 256:300,512:200 (replaces --size/--steps)",
-    )
-    p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="most pairs per compiled batch (default: as many as fit in memory)",
-    )
-    p.add_argument("--lbfgs-history", type=int, default=options.lbfgs_history)
-    p.add_argument("--dtype", choices=DTYPES, default=options.dtype)
-    p.add_argument("--remat", action="store_true", help="recompute activations to save memory")
-    p.add_argument(
-        "--weights",
-        default=None,
-        help="VGG-19 weights (.h5 or .npz); default: $NSTJAX_WEIGHTS, the cache, or a download",
-    )
-    p.set_defaults(func=main)
 
 
 def _options(args) -> Options:
@@ -211,6 +254,8 @@ def _runs(args, outputs, init, masks) -> list[Run]:
             colors=args.colors,
             masks=masks or None,
             normalize_gradients=args.normalize_gradients,
+            loss_tolerance=args.loss_tolerance,
+            grad_tolerance=args.grad_tolerance,
         )
         for i, j in outputs
     ]
@@ -255,12 +300,12 @@ class _Snapshots:
             image.save_image(out.with_name(f"{out.stem}_{step:05d}{out.suffix}"), img)
 
 
-def _plans(runs, shapes, options, schedule):
-    from nstjax import api, image
+def _plans(runs, shapes, options, scales):
+    from nstjax import api, image, schedule
 
-    if len(schedule) > 1:
-        return api.plan_schedule(runs, shapes, schedule, options)
-    shapes = [image.long_side_shape(s, schedule[0][0]) for s in shapes]
+    if len(scales) > 1:
+        return schedule.plan_schedule(runs, shapes, scales, options)
+    shapes = [image.long_side_shape(s, scales[0][0]) for s in shapes]
     return [api.plan_runs(runs, shapes, options)]
 
 
@@ -271,6 +316,8 @@ def _report(results, paths, optimizer: str) -> int:
     for result, path in zip(results, paths):
         if result.failed_at is None:
             image.save_image(path, result.image, "output image")
+            if result.converged_at is not None:
+                print(f"nstjax: run {path.name} converged at step {result.converged_at}")
             continue
         failed_path = outputs.failed_path(path)
         image.save_image(failed_path, result.image, "output image")
@@ -285,36 +332,65 @@ def _report(results, paths, optimizer: str) -> int:
     return len(failed)
 
 
-def main(args: argparse.Namespace) -> int:
-    from nstjax import api, image, outputs, vgg
-    from nstjax.batch.plan import image_steps
-    from nstjax.progress import ProgressDisplay
+def _checked_outputs(args, content_paths, style_paths, total_steps) -> dict:
+    """The output file of every pair, every file the command may write checked first."""
+    from nstjax import outputs
 
-    options = _options(args)
-    schedule = api.parse_schedule(args.multiscale) if args.multiscale else [(args.size, args.steps)]
-    size, total_steps = schedule[-1][0], sum(steps for _, steps in schedule)
-    content_paths, style_paths = _inputs(args)
-    output = Path(args.output)
     blended = args.style_blend is not None or args.masks is not None
-    paths_by_key = _output_paths(output, content_paths, style_paths, blended)
-    paths = list(paths_by_key.values())
-    to_write = paths + [outputs.failed_path(p) for p in paths if outputs.failed_path(p).exists()]
+    paths = _output_paths(Path(args.output), content_paths, style_paths, blended)
+    failed = [outputs.failed_path(p) for p in paths.values()]
+    to_write = [*paths.values(), *(f for f in failed if f.exists())]
     if args.save_every:
-        to_write += [s for p in paths for s in _snapshot_paths(p, total_steps, args.save_every)]
+        every = args.save_every
+        to_write += [s for p in paths.values() for s in _snapshot_paths(p, total_steps, every)]
     outputs.check_outputs(to_write, args.overwrite)
+    return paths
 
-    content_shapes = [image.image_shape(p, "content image") for p in content_paths]
-    _check_memory(content_shapes, style_paths, size, args.style_scale)
-    init = args.init if args.init in INITS else image.load_image(args.init, what="--init image")
-    runs = _runs(args, paths_by_key, init, [None] * len(args.masks or []))
-    options = api.with_convolution(options)
-    shapes = [content_shapes[r.content] for r in runs]
-    plans = _plans(runs, shapes, options, schedule)  # checks every size fits, before any work
+
+def _read_images(args, content_paths, style_paths, size):
+    from nstjax import image
 
     contents = [image.load_image(p, size, "content image") for p in content_paths]
     style_size = max(1, round(size * args.style_scale))
     styles = [image.load_image(p, style_size, "style image") for p in style_paths]
     masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
+    return contents, styles, masks
+
+
+def _execute(params, plans, scales, contents, styles, runs, observer):
+    from nstjax import api, schedule
+
+    if len(scales) > 1:
+        return schedule.run_schedule(
+            params, plans, scales, contents, styles, runs, observer=observer
+        )
+    results = api.run_plan(params, plans[0], contents, styles, runs, observer=observer)
+    return sorted(results, key=lambda r: r.key)
+
+
+def main(args: argparse.Namespace) -> int:
+    from nstjax import api, image, schedule, vgg
+    from nstjax.batch.plan import image_steps
+    from nstjax.progress import ProgressDisplay
+
+    # Everything that can be wrong is checked before any pixel is read or anything compiles.
+    options = _options(args)
+    scales = (
+        schedule.parse_schedule(args.multiscale) if args.multiscale else [(args.size, args.steps)]
+    )
+    size, total_steps = scales[-1][0], sum(steps for _, steps in scales)
+    content_paths, style_paths = _inputs(args)
+    paths_by_pair = _checked_outputs(args, content_paths, style_paths, total_steps)
+    paths = list(paths_by_pair.values())
+    content_shapes = [image.image_shape(p, "content image") for p in content_paths]
+    _check_memory(content_shapes, style_paths, size, args.style_scale)
+    init = args.init if args.init in INITS else image.load_image(args.init, what="--init image")
+    runs = _runs(args, paths_by_pair, init, [None] * len(args.masks or []))
+    options = api.with_convolution(options)
+    shapes = [content_shapes[r.content] for r in runs]
+    plans = _plans(runs, shapes, options, scales)  # checks that every size fits
+
+    contents, styles, masks = _read_images(args, content_paths, style_paths, size)
     runs = [dataclasses.replace(r, masks=masks or None) for r in runs]
     for run in runs:
         api.validate_run(run, len(contents), len(styles))
@@ -322,21 +398,14 @@ def main(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     display = ProgressDisplay(sum(image_steps(p) for p in plans), "stylize")
-    observers = [display]
-    if args.save_every:
-        observers.append(_Snapshots(paths, args.save_every, total_steps))
-    observer = api.Observers(*observers)
-    if len(schedule) > 1:
-        results = api.run_schedule(
-            params, plans, schedule, contents, styles, runs, observer=observer
-        )
-    else:
-        results = api.run_plan(params, plans[0], contents, styles, runs, observer=observer)
-        results = sorted(results, key=lambda r: r.key)
+    observers = (
+        [display, _Snapshots(paths, args.save_every, total_steps)] if args.save_every else [display]
+    )
+    results = _execute(params, plans, scales, contents, styles, runs, api.Observers(*observers))
     display.close()
     failed = _report(results, paths, options.optimizer)
     elapsed = time.perf_counter() - started
-    where = output if len(paths) > 1 else paths[0]
+    where = args.output if len(paths) > 1 else paths[0]
     print(
         f"wrote {len(results) - failed} image(s) to {where} in {elapsed:.1f}s "
         f"({len(results) * total_steps / elapsed:.2f} img-it/s including compilation)"

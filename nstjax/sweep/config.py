@@ -12,8 +12,9 @@ files start from it and change a few fields::
     data.colors                "style" | "luminance" | "histogram" (see nstjax.color)
     loss.content_weight, loss.style_weight, loss.tv_weight, loss.content_layers,
     loss.style_layers, loss.normalize_gradients
-    optim.optimizer            "adam" | "lbfgs"
+    optim.optimizer            "adam" | "lbfgs" (fixed step) | "lbfgs_wolfe" (strong-Wolfe line search)
     optim.steps, optim.learning_rate (None: the optimiser's default), optim.lbfgs_history
+    optim.loss_tolerance, optim.grad_tolerance   per-run convergence stops (0: off)
     init                       "content" | "noise" | "style" | an image file
     seed                       seed of the noise initialisation
     model.weights              VGG-19 weights file ("" = $NSTJAX_WEIGHTS, the cache, a download)
@@ -41,6 +42,8 @@ PER_RUN_FIELDS: dict[str, str] = {
     "style_layers": "loss.style_layers",
     "normalize_gradients": "loss.normalize_gradients",
     "learning_rate": "optim.learning_rate",
+    "loss_tolerance": "optim.loss_tolerance",
+    "grad_tolerance": "optim.grad_tolerance",
     "init": "init",
     "seed": "seed",
     "style_scale": "data.style_scale",
@@ -104,6 +107,8 @@ def default_config() -> ml_collections.ConfigDict:
     # None: the optimiser's default (nstjax.run.DEFAULT_LEARNING_RATES: adam 4, lbfgs 1)
     config.optim.learning_rate = run.learning_rate
     config.optim.lbfgs_history = options.lbfgs_history
+    config.optim.loss_tolerance = run.loss_tolerance  # 0: never stop early
+    config.optim.grad_tolerance = run.grad_tolerance
 
     config.init = run.init
     config.seed = run.seed

@@ -184,6 +184,45 @@ def expand(
         different lengths, bad values). The expansion is only meaningful when there are none.
     """
     problems: list[str] = []
+    axes, zipped = _axes(config, problems)
+    pairs = _pairs(config.data.pairing, contents, styles, problems)
+    if problems:
+        return Expansion([], {}, []), problems
+
+    fields = {**PER_RUN_FIELDS, **STATIC_FIELDS}
+    base = {name: get(config, path) for name, path in fields.items()}
+    defaults = {name: get(default_config(), path) for name, path in fields.items()}
+    axis_names, zip_names = sorted(axes), sorted(zipped)
+    zip_rows = list(zip(*(zipped[n] for n in zip_names))) if zip_names else [()]
+    combos = list(itertools.product(pairs, *(axes[n] for n in axis_names), zip_rows))
+    labels: dict[str, list[str]] = {
+        "content": _unique([value_label(c) for c, _ in pairs]),
+        "style": _unique([value_label(s) for _, s in pairs]),
+        **{name: [value_label(v) for v in axes[name]] for name in axis_names},
+        **{name: [value_label(v) for v in zipped[name]] for name in zip_names},
+    }
+    varying = [name for name, values in labels.items() if len(set(values)) > 1]
+
+    width = max(4, len(str(len(combos) - 1)))
+    runs, seen = [], set()
+    for index, ((content, style), *rest) in enumerate(combos):
+        chosen = dict(zip(axis_names, rest[:-1]))
+        chosen.update(zip(zip_names, rest[-1]))
+        coords = {"content": value_label(content), "style": value_label(style)}
+        coords.update({name: value_label(v) for name, v in chosen.items()})
+        label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
+        values, run_problems = _values(base, chosen, defaults)
+        for problem in run_problems:
+            if problem not in seen:
+                seen.add(problem)
+                problems.append(f"run {label!r}: {problem}")
+        run_id = f"{index:0{width}d}"
+        runs.append(SweepRun(run_id, index, label, content, style, values, coords))
+    return Expansion(runs, labels, varying), problems
+
+
+def _axes(config, problems: list[str]) -> tuple[dict, dict]:
+    """The product axes and the zipped group, with their problems appended."""
     axes = _axis_lists(config.sweep.axes, "sweep.axes", problems)
     zipped = _axis_lists(config.sweep.zip, "sweep.zip", problems)
     for name in sorted(set(axes) & set(zipped)):
@@ -195,72 +234,33 @@ def expand(
     varied = set(axes) | set(zipped)
     if "content_style_ratio" in varied and "style_weight" in varied:
         problems.append("content_style_ratio and style_weight both vary; they set the same field")
+    return axes, zipped
 
-    pairing = config.data.pairing
+
+def _pairs(pairing: str, contents, styles, problems: list[str]) -> list[tuple[str, str]]:
     if pairing == "product":
-        pairs = list(itertools.product(contents, styles))
-    elif pairing == "zip":
+        return list(itertools.product(contents, styles))
+    if pairing == "zip":
         if len(contents) != len(styles):
             problems.append(
                 f"data.pairing='zip' needs as many content as style images, got "
                 f"{len(contents)} and {len(styles)}"
             )
-        pairs = list(zip(contents, styles))
-    else:
-        problems.append(f"data.pairing must be 'product' or 'zip', got {pairing!r}")
-        pairs = []
-    if problems:
-        return Expansion([], {}, []), problems
+        return list(zip(contents, styles))
+    problems.append(f"data.pairing must be 'product' or 'zip', got {pairing!r}")
+    return []
 
-    fields = {**PER_RUN_FIELDS, **STATIC_FIELDS}
-    base = {name: get(config, path) for name, path in fields.items()}
-    defaults = {name: get(default_config(), path) for name, path in fields.items()}
-    axis_names = sorted(axes)
-    zip_names = sorted(zipped)
-    zip_rows = list(zip(*(zipped[n] for n in zip_names))) if zip_names else [()]
-    combos = list(itertools.product(pairs, *(axes[n] for n in axis_names), zip_rows))
 
-    labels: dict[str, list[str]] = {
-        "content": _unique([value_label(c) for c, _ in pairs]),
-        "style": _unique([value_label(s) for _, s in pairs]),
-    }
-    for name in axis_names:
-        labels[name] = [value_label(v) for v in axes[name]]
-    for name in zip_names:
-        labels[name] = [value_label(v) for v in zipped[name]]
-    varying = [name for name, values in labels.items() if len(set(values)) > 1]
-
-    width = max(4, len(str(len(combos) - 1)))
-    runs, seen = [], set()
-    for index, ((content, style), *rest) in enumerate(combos):
-        chosen = dict(zip(axis_names, rest[:-1]))
-        chosen.update(zip(zip_names, rest[-1]))
-        values = {**base, **{k: v for k, v in chosen.items() if k != "content_style_ratio"}}
-        coords = {"content": value_label(content), "style": value_label(style)}
-        coords.update({name: value_label(v) for name, v in chosen.items()})
-        label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
-        run_problems = _check_run({**values, **chosen}, defaults)
-        if isinstance(values["init"], str) and values["init"] not in INITS:
-            values["init"] = str(Path(values["init"]).resolve())  # an image file
-        if "content_style_ratio" in chosen and not run_problems:
-            weight = values["content_weight"] / chosen["content_style_ratio"]
-            values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
-        for problem in run_problems:
-            if problem not in seen:
-                seen.add(problem)
-                problems.append(f"run {label!r}: {problem}")
-        runs.append(
-            SweepRun(
-                id=f"{index:0{width}d}",
-                index=index,
-                label=label,
-                content=content,
-                style=style,
-                values=values,
-                coords=coords,
-            )
-        )
-    return Expansion(runs, labels, varying), problems
+def _values(base: dict, chosen: dict, defaults: dict) -> tuple[dict, list[str]]:
+    """A run's values: the config's, with the axes' choices (and a derived style weight)."""
+    values = {**base, **{k: v for k, v in chosen.items() if k != "content_style_ratio"}}
+    problems = _check_run({**values, **chosen}, defaults)
+    if isinstance(values["init"], str) and values["init"] not in INITS:
+        values["init"] = str(Path(values["init"]).resolve())  # an image file
+    if "content_style_ratio" in chosen and not problems:
+        weight = values["content_weight"] / chosen["content_style_ratio"]
+        values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
+    return values, problems
 
 
 def _unique(items: list[str]) -> list[str]:

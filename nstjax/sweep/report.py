@@ -30,7 +30,7 @@ def summary_rows(
     hyper = list(expansion.runs[0].values) if expansion.runs else []
     header = ["id", "label", "status", *(f"axis:{a}" for a in expansion.varying)]
     header += ["content", "style", *hyper, *(f"final_{m}" for m in METRICS)]
-    header += ["failed_at", "wall_s", "image"]
+    header += ["failed_at", "converged_at", "evaluations", "wall_s", "image"]
     rows = []
     for run in expansion.runs:
         record = records.get(run.id) or {}
@@ -41,7 +41,8 @@ def summary_rows(
             + [run.content, run.style]
             + [_cell(run.values[h]) for h in hyper]
             + [final.get(m, "") for m in METRICS]
-            + [record.get("failed_at", ""), record.get("wall_s", "")]
+            + [record.get("failed_at", ""), record.get("converged_at", "")]
+            + [record.get("evaluations", ""), record.get("wall_s", "")]
             + [f"runs/{run.id}/image.png" if record else ""]
         )
     return header, rows

@@ -120,6 +120,8 @@ class _Recorder(Observer):
                 "status": "failed" if result.failed_at is not None else "done",
                 "final": result.final,
                 "failed_at": result.failed_at,
+                "converged_at": result.converged_at,
+                "evaluations": result.evaluations,
                 "history": _history(result.history),
                 "wall_s": round(wall, 3),
                 "batch": {"runs": len(batch.items), "size": batch.size, "group": group.name},
@@ -220,6 +222,44 @@ def run_sweep(
         NstjaxError: the workdir holds a different sweep or cannot be written.
     """
     cluster = cluster or distributed.Cluster()
+    work = _prepared_workdir(sweep, workdir, overwrite, cluster)
+    if isinstance(mesh, str):
+        mesh = distributed.local_mesh()
+    n_devices = mesh.size if mesh is not None else 1
+    budget = memory_gb * 1e9 if memory_gb else memory.device_memory_bytes() * memory.BUDGET_FRACTION
+    finished = work.finished(r.id for r in sweep.runs)
+    convolution = kernels.choose(n_devices)  # once for the whole sweep
+    batches = _plan_batches(sweep, finished, cluster, n_devices, budget, batch_size, convolution)
+    who = (
+        f"process {cluster.process_id}/{cluster.num_processes} "
+        if cluster.num_processes > 1
+        else ""
+    )
+    log(
+        f"sweep: {len(sweep.runs)} runs, {len(finished)} finished earlier; {who}computing "
+        f"{sum(len(b.items) for b in batches)} in {len(batches)} batch(es) on {n_devices} "
+        f"device(s) (batch sizes {sorted({b.size for b in batches}) or '-'})"
+    )
+    manifest = _Manifest(sweep, work) if cluster.is_leader else None
+    if manifest:
+        manifest.refresh()
+        manifest.write()
+    recorder = _Recorder(sweep, work, cluster, manifest)
+    _run_batches(sweep, params, batches, mesh, recorder, stream)
+    counts = _finish(sweep, work, manifest, recorder.computed, wait_timeout_s, log)
+    return SweepOutcome(
+        len(sweep.runs),
+        len(finished),
+        recorder.computed,
+        counts["done"],
+        counts["failed"],
+        counts["pending"],
+        [b.size for b in batches],
+    )
+
+
+def _prepared_workdir(sweep: Sweep, workdir: str, overwrite: bool, cluster) -> Workdir:
+    """Process 0 prepares (and locks) the workdir; every process learns whether it could."""
     work = Workdir(workdir)
     error = None
     if cluster.is_leader:
@@ -229,35 +269,10 @@ def run_sweep(
             error = e
     if not cluster.agree(error is None):
         raise error or NstjaxError(f"--workdir {workdir}: process 0 could not prepare it")
+    return work
 
-    if isinstance(mesh, str):
-        mesh = distributed.local_mesh()
-    n_devices = mesh.size if mesh is not None else 1
-    if memory_gb:
-        budget = memory_gb * 1e9
-    else:
-        budget = memory.device_memory_bytes() * memory.BUDGET_FRACTION
-    finished = work.finished(r.id for r in sweep.runs)
-    convolution = kernels.choose(n_devices)  # once for the whole sweep
-    batches = _plan_batches(sweep, finished, cluster, n_devices, budget, batch_size, convolution)
-    total = len(sweep.runs)
-    mine = sum(len(b.items) for b in batches)
-    who = (
-        f"process {cluster.process_id}/{cluster.num_processes} "
-        if cluster.num_processes > 1
-        else ""
-    )
-    log(
-        f"sweep: {total} runs, {len(finished)} finished earlier; {who}computing {mine} in "
-        f"{len(batches)} batch(es) on {n_devices} device(s) "
-        f"(batch sizes {sorted({b.size for b in batches}) or '-'})"
-    )
 
-    manifest = _Manifest(sweep, work) if cluster.is_leader else None
-    if manifest:
-        manifest.refresh()
-        manifest.write()
-    recorder = _Recorder(sweep, work, cluster, manifest)
+def _run_batches(sweep, params, batches, mesh, recorder, stream) -> None:
     display = ProgressDisplay(plan.image_steps(batches), "sweep", stream=stream)
     try:
         api.run_plan(
@@ -277,22 +292,17 @@ def run_sweep(
         ) from e
     finally:
         display.close()
-    computed = recorder.computed
 
+
+def _finish(sweep, work, manifest, computed, wait_timeout_s, log) -> dict[str, int]:
+    """Process 0 waits for the others' runs and writes the reports; returns the counts by status
+    (another process counts only its own runs)."""
     if not manifest:
-        status = {"pending": 0, "done": 0, "failed": 0}
+        counts = {"pending": 0, "done": 0, "failed": 0}
         for run_id in computed:
-            status[(work.read_run(run_id) or {}).get("status", "pending")] += 1
-        return SweepOutcome(
-            total,
-            len(finished),
-            computed,
-            status["done"],
-            status["failed"],
-            0,
-            [b.size for b in batches],
-        )
-
+            counts[(work.read_run(run_id) or {}).get("status", "pending")] += 1
+        counts["pending"] = 0
+        return counts
     deadline = time.monotonic() + wait_timeout_s
     manifest.refresh()
     if manifest.pending():
@@ -310,12 +320,4 @@ def run_sweep(
             file=sys.stderr,
         )
     counts = {s: sum(v == s for v in manifest.status.values()) for s in ("done", "failed")}
-    return SweepOutcome(
-        total,
-        len(finished),
-        computed,
-        counts["done"],
-        counts["failed"],
-        len(pending),
-        [b.size for b in batches],
-    )
+    return {**counts, "pending": len(pending)}
