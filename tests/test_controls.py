@@ -507,12 +507,12 @@ def recorded_cli(tmp_path, monkeypatch):
     monkeypatch.setattr(schedule, "run_schedule", recorder.multiscale)
     for name, seed in (("c.png", 0), ("s0.png", 1), ("s1.png", 2), ("m0.png", 3), ("m1.png", 4)):
         save_image(tmp_path / name, _smooth(seed, (16, 16)))
-    base = ["stylize", "--content", "c.png", "--style", "s0.png", "s1.png", "--size", "16"]
-    base.append("--overwrite")
+    base = ["stylize", "--content", "c.png", "--style", "s0.png", "s1.png", "--overwrite"]
 
     def run(*extra: str) -> list[tuple[str, list[api.Run], dict]]:
         recorder.calls.clear()
-        assert main([*base, *extra]) == 0
+        size = [] if "--multiscale" in extra else ["--size", "16"]  # the two are exclusive
+        assert main([*base, *size, *extra]) == 0
         return recorder.calls
 
     return run
