@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import losses, optim, vgg
+from nstjax import kernels, losses, optim, vgg
 from nstjax.architecture import LAYER_NAMES
 
 NUM_LAYERS = len(LAYER_NAMES)
@@ -41,6 +41,10 @@ class Program:
         dtype: ``"float32"`` or ``"bfloat16"`` (activations; Grams and losses accumulate in fp32).
         remat: rematerialise VGG blocks in the backward pass (memory for compute).
         guided: style targets are per-region (guided Grams with masks).
+        convolution: which kernels run VGG's convolutions and the Gram products
+            (:data:`nstjax.kernels.CONVOLUTIONS`), chosen once per call or sweep
+            (:func:`nstjax.kernels.choose`); the parameters must be prepared for it
+            (:func:`nstjax.vgg.prepare`).
     """
 
     content_layers: tuple[str, ...] = ("conv4_2",)
@@ -51,6 +55,7 @@ class Program:
     dtype: str = "float32"
     remat: bool = False
     guided: bool = False
+    convolution: str = "xla"
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -106,7 +111,13 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
     """
     dtype = jnp.dtype(program.dtype)
     feats = vgg.features(
-        params, pixels / 255.0, program.layers, program.pooling, dtype=dtype, remat=program.remat
+        params,
+        pixels / 255.0,
+        program.layers,
+        program.pooling,
+        dtype=dtype,
+        remat=program.remat,
+        convolution=program.convolution,
     )
     norm = hyper.normalize_gradients
     content = losses.weighted_content_loss(
@@ -119,8 +130,7 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
         targets.masks if program.guided else None,
         norm,
         hyper.style_weight,
-        # oneDNN's sgemm for the Grams where the convolutions are oneDNN's too (nstjax.gram)
-        use_onednn=vgg.convolution_of(params) == "onednn",
+        product=kernels.gram_product(program.convolution),
     )
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
@@ -233,7 +243,7 @@ def optimize(
     """Runs ``steps`` optimisation steps of a batch and returns the results.
 
     Args:
-        params: VGG parameters.
+        params: VGG parameters, prepared for ``program.convolution`` (:func:`nstjax.vgg.prepare`).
         program: the static configuration.
         pixels: ``[R, H, W, 3]`` initial images, 0-255 units.
         hyper: per-run hyperparameters.
@@ -251,8 +261,6 @@ def optimize(
     loop = loop or default_loop()
     if loop not in ("python", "scan"):
         raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
-    if "prepared" not in params:  # kernels rearranged once for the fast convolution (conv.py)
-        params = vgg.prepare(params)
     state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # the loop donates it
     history = []
     done = 0

@@ -190,6 +190,34 @@ def load_image(path: str | os.PathLike, size: int | None = None, what: str = "im
     return image
 
 
+def image_shape(path: str | os.PathLike, what: str = "image") -> tuple[int, int]:
+    """An image file's upright ``(height, width)`` from its header, without decoding it.
+
+    Args:
+        path: the image file.
+        what: how the file is called in error messages.
+
+    Raises:
+        NstjaxError: as :func:`load_image` for a missing or unidentifiable file.
+    """
+    label = _label(what, path)
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except FileNotFoundError as e:
+        raise NstjaxError(f"{label}: no such file") from e
+    except IsADirectoryError as e:
+        raise NstjaxError(f"{label}: is a folder, not an image file") from e
+    except Image.UnidentifiedImageError as e:
+        raise NstjaxError(
+            f"{label}: not an image Pillow can read (cannot identify image file)"
+        ) from e
+    except (OSError, Image.DecompressionBombError) as e:
+        raise NstjaxError(f"{label}: cannot read ({_one_line(e)})") from e
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
 def _check_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"image size must be a positive integer, got {size!r}")

@@ -458,7 +458,7 @@ def test_cli_control_errors(tmp_path, monkeypatch, capsys, extra, message):
 
 
 class _Recorder:
-    """Stands in for api.stylize_batch / api.stylize_multiscale: records the call, returns blanks."""
+    """Stands in for api.run_plan / api.run_schedule: records the call, returns blanks."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[api.Run], dict]] = []
@@ -471,16 +471,18 @@ class _Recorder:
                 history=np.zeros((steps, 4), np.float32),
                 final=dict.fromkeys(("loss", "content", "style", "tv"), 0.0),
                 failed_at=None,
+                key=i,
             )
-            for r in runs
+            for i, r in enumerate(runs)
         ]
 
-    def batch(self, params, contents, styles, runs, *, steps=1, **options):
-        self.calls.append(("batch", list(runs), dict(options, steps=steps)))
+    def batch(self, params, batches, contents, styles, runs, **hooks):
+        steps = batches[0].steps
+        self.calls.append(("batch", list(runs), {"steps": steps, "batches": batches}))
         return self._results(contents, runs, steps)
 
-    def multiscale(self, params, contents, styles, runs, schedule, **options):
-        self.calls.append(("multiscale", list(runs), dict(options, schedule=list(schedule))))
+    def multiscale(self, params, plans, schedule, contents, styles, runs, **hooks):
+        self.calls.append(("multiscale", list(runs), {"schedule": list(schedule), "plans": plans}))
         last = schedule[-1][0]
         scaled = [resize_long_side(c, last) for c in contents]
         return self._results(scaled, runs, sum(s for _, s in schedule))
@@ -495,11 +497,12 @@ def recorded_cli(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(vgg, "load_params", lambda *a, **k: None)
     recorder = _Recorder()
-    monkeypatch.setattr(api, "stylize_batch", recorder.batch)
-    monkeypatch.setattr(api, "stylize_multiscale", recorder.multiscale)
+    monkeypatch.setattr(api, "run_plan", recorder.batch)
+    monkeypatch.setattr(api, "run_schedule", recorder.multiscale)
     for name, seed in (("c.png", 0), ("s0.png", 1), ("s1.png", 2), ("m0.png", 3), ("m1.png", 4)):
-        save_image(tmp_path / name, _smooth(seed, (12, 16)))
+        save_image(tmp_path / name, _smooth(seed, (16, 16)))
     base = ["stylize", "--content", "c.png", "--style", "s0.png", "s1.png", "--size", "16"]
+    base.append("--overwrite")
 
     def run(*extra: str) -> list[tuple[str, list[api.Run], dict]]:
         recorder.calls.clear()
@@ -528,5 +531,7 @@ def test_cli_per_run_controls_reach_the_run(recorded_cli):
 
 
 def test_cli_multiscale_runs_the_schedule(recorded_cli, tmp_path):
-    ((kind, _, options),) = recorded_cli("--output", "o.png", "--multiscale", "8:2,16:3")
-    assert kind == "multiscale" and options["schedule"] == [(8, 2), (16, 3)]
+    ((kind, _, options),) = recorded_cli("--output", "out", "--multiscale", "16:2,32:3")
+    assert kind == "multiscale" and options["schedule"] == [(16, 2), (32, 3)]
+    assert [[b.group.shape for b in p] for p in options["plans"]] == [[(16, 16)], [(32, 32)]]
+    assert [[b.first_step for b in p] for p in options["plans"]] == [[0], [2]]

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from nstjax import engine, vgg
+from nstjax import engine, kernels, vgg
 from nstjax.bench import flops, memory, peaks, timing
 from nstjax.bench.problem import make_problem, pattern
 
@@ -34,6 +34,7 @@ class Case:
     precision: str  # one of peaks.PRECISIONS
     remat: bool
     optimizer: str
+    convolution: str = "xla"  # chosen once per suite (nstjax.kernels.choose)
 
     def label(self) -> str:
         remat = "remat" if self.remat else "no-remat"
@@ -55,6 +56,7 @@ def precision_context(precision: str) -> Iterator[None]:
 def program_for(case: Case, lbfgs_history: int = 20) -> engine.Program:
     """The engine program of a case (bf16 activations for ``bf16``, fp32 otherwise)."""
     return engine.Program(
+        convolution=case.convolution,
         optimizer=case.optimizer,
         lbfgs_history=lbfgs_history,
         dtype="bfloat16" if case.precision == "bf16" else "float32",
@@ -123,7 +125,7 @@ def model_flops(params, case: Case, lbfgs_history: int, cache: dict) -> float | 
     params = {k: v for k, v in params.items() if k != "prepared"}
     key = (case.size, case.batch, case.precision, case.optimizer)
     if key not in cache:
-        plain = dataclasses.replace(case, remat=False)
+        plain = dataclasses.replace(case, remat=False, convolution="xla")
         program = program_for(plain, lbfgs_history)
         problem = make_problem(params, program, case.batch, case.size)
         state = engine.init_state(program, problem.pixels)
@@ -171,7 +173,7 @@ def run_case(
         raise
     per_image_s = result.per_iteration_s / case.batch
     hardware = flops.cost_analysis_flops(compiled.compiled_step)
-    plain = not case.remat and "prepared" not in params
+    plain = not case.remat and case.convolution == "xla"
     model = hardware if plain else model_flops(params, case, lbfgs_history, flops_cache)
     hand = flops.hand_count(case.size, case.size)
     peak = peaks.device_peak(device, case.precision, probes)
@@ -223,13 +225,13 @@ def cases_of(config) -> list[Case]:
     ]
 
 
-def largest_size(params, config) -> dict[str, Any]:
+def largest_size(params, config, convolution: str) -> dict[str, Any]:
     """The largest image that runs a step at batch 1 (accelerators only; ``None`` on CPU)."""
     spec = config.largest
     device = jax.devices()[0]
 
     def try_size(size: int) -> None:
-        case = Case(size, 1, spec.precision, bool(spec.remat), spec.optimizer)
+        case = Case(size, 1, spec.precision, bool(spec.remat), spec.optimizer, convolution)
         compiled = CompiledLoop(params, case, "python", 1, config.lbfgs_history)
         jax.block_until_ready(compiled.advance(compiled.state, 2))
 
@@ -287,8 +289,8 @@ def run_suite(
 
     device = jax.devices()[0]
     loop = config.loop or engine.default_loop()
-    params = vgg.prepare(params, config.get("convolution") or None)
-    convolution = vgg.convolution_of(params)
+    convolution = config.get("convolution") or kernels.choose()
+    params = vgg.prepare(params, convolution)
     log(f"convolution: {convolution}")
     probes: dict[str, float] = {}
     if device.platform == "cpu":
@@ -301,6 +303,7 @@ def run_suite(
     flops_cache: dict = {}
     results = []
     for case in cases_of(config):
+        case = dataclasses.replace(case, convolution=convolution)
         record = run_case(
             params,
             case,
@@ -323,7 +326,7 @@ def run_suite(
         "results": results,
     }
     if config.largest.enabled:
-        out["largest"] = largest_size(params, config)
+        out["largest"] = largest_size(params, config, convolution)
         log(f"largest size at batch 1: {out['largest']['largest_size'] or 'n/a'}")
     if config.time_to_result.enabled:
         out["time_to_result"] = time_to_result(config, workdir, weights)

@@ -14,13 +14,9 @@ from typing import Any
 
 import ml_collections
 
-from nstjax import api
 from nstjax.errors import NstjaxError
+from nstjax.run import INITS, Options, Run, validate_options, validate_run
 from nstjax.sweep.config import AXES, PER_RUN_FIELDS, STATIC_FIELDS, default_config, get
-
-OPTIMIZERS = ("adam", "lbfgs")
-POOLINGS = ("max", "avg")
-DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,27 +101,40 @@ def _axis_lists(group: ml_collections.ConfigDict, where: str, problems: list[str
 
 def _check_static(values: dict[str, Any]) -> list[str]:
     problems = []
-    for name in ("size", "steps", "lbfgs_history"):
-        v = values[name]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            problems.append(f"{name} must be an integer >= 1, got {v!r}")
-    for name, allowed in (("optimizer", OPTIMIZERS), ("pooling", POOLINGS), ("dtype", DTYPES)):
-        if values[name] not in allowed:
-            problems.append(f"{name} must be one of {', '.join(allowed)}, got {values[name]!r}")
-    if not isinstance(values["remat"], bool):
-        problems.append(f"remat must be True or False, got {values['remat']!r}")
+    size = values["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        problems.append(f"size must be an integer >= 1, got {size!r}")
+    try:
+        validate_options(options_of(values))
+    except NstjaxError as e:
+        problems.append(str(e))
     return problems
 
 
-def to_api_run(values: dict[str, Any], content: int, style: int, init=None) -> api.Run:
-    """The :class:`nstjax.api.Run` of a run's values, with image indices (and an init image)."""
+def options_of(values: dict[str, Any], chunk: int = Options.chunk) -> Options:
+    """The :class:`nstjax.Options` of a run's values."""
+    return Options(
+        steps=values["steps"],
+        optimizer=values["optimizer"],
+        pooling=values["pooling"],
+        lbfgs_history=values["lbfgs_history"],
+        dtype=values["dtype"],
+        remat=values["remat"],
+        chunk=chunk,
+    )
+
+
+def to_api_run(values: dict[str, Any], content: Any, style: Any, init=None) -> Run:
+    """The :class:`nstjax.Run` of a run's values, with its images' keys (and an init image)."""
     fields = {name: values[name] for name in PER_RUN_FIELDS}
     if init is not None:
         fields["init"] = init
-    return api.Run(content=content, style=style, **fields)
+    return Run(content=content, style=style, **fields)
 
 
 def _type_ok(value: Any, default: Any) -> bool:
+    if default is None:  # learning_rate: a number, or None for the optimiser's default
+        return value is None or _type_ok(value, 1.0)
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(value, bool):
@@ -141,7 +150,8 @@ def _type_ok(value: Any, default: Any) -> bool:
 
 def _check_run(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     problems = [
-        f"{name} must be a {type(defaults[name]).__name__}, got {values[name]!r}"
+        f"{name} must be a {type(defaults[name]).__name__ if defaults[name] is not None else 'number'}"
+        f", got {values[name]!r}"
         for name in defaults
         if not _type_ok(values[name], defaults[name])
     ]
@@ -151,9 +161,9 @@ def _check_run(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     if problems:
         return problems
     problems = _check_static(values)
-    init = values["init"] if values["init"] in api.INITS else "content"  # files: inputs.py
+    init = values["init"] if values["init"] in INITS else "content"  # files: inputs.py
     try:
-        api.validate_run(to_api_run(values, 0, 0, init), 1, 1)
+        validate_run(to_api_run(values, 0, 0, init), 1, 1)
     except NstjaxError as e:
         problems.append(str(e))
     return problems
@@ -230,7 +240,7 @@ def expand(
         coords.update({name: value_label(v) for name, v in chosen.items()})
         label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
         run_problems = _check_run({**values, **chosen}, defaults)
-        if isinstance(values["init"], str) and values["init"] not in api.INITS:
+        if isinstance(values["init"], str) and values["init"] not in INITS:
             values["init"] = str(Path(values["init"]).resolve())  # an image file
         if "content_style_ratio" in chosen and not run_problems:
             weight = values["content_weight"] / chosen["content_style_ratio"]
