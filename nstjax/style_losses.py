@@ -87,7 +87,7 @@ def _weights(features: jax.Array, mask: jax.Array | None) -> jax.Array:
     """Per-position weights ``[n, 1]`` summing to 1: uniform, or ``mask^2`` normalised."""
     h, w, _ = features.shape
     if mask is None:
-        return jnp.full((h * w, 1), 1.0 / (h * w), jnp.float32)
+        return jnp.full((h * w, 1), 1.0 / max(h * w, 1), jnp.float32)
     m = mask.astype(jnp.float32).reshape(h * w, 1)
     m = m * m
     mass = jnp.sum(m)
@@ -308,7 +308,6 @@ STYLE_LOSSES: dict[str, StyleLoss] = {
         StyleLoss("mrf", mrf_target, mrf_score, False, False),
     )
 }
-DEFAULT_STYLE_LOSS = "gram"
 
 
 def _valid_names() -> str:
@@ -327,9 +326,16 @@ def parse_style_loss(spec: str | Mapping[str, float], option: str = "style-loss"
         ``{name: weight}`` in the order given, weights finite and >= 0, names unique.
 
     Raises:
-        NstjaxError: unknown names (the message lists the valid ones), malformed or repeated
-            entries, negative or non-finite weights, an empty spec.
+        NstjaxError: unknown names, malformed or repeated entries, negative or non-finite
+            weights, an empty spec; the one-line message lists the valid names.
     """
+
+    def bad(what: str) -> NstjaxError:
+        return NstjaxError(
+            f"{option} {spec!r}: {what} (expected NAME[:WEIGHT],... with NAME one of "
+            f"{_valid_names()})"
+        )
+
     if isinstance(spec, Mapping):
         items = [(str(k), v) for k, v in spec.items()]
     elif isinstance(spec, str):
@@ -338,26 +344,22 @@ def parse_style_loss(spec: str | Mapping[str, float], option: str = "style-loss"
             name, sep, weight = part.strip().partition(":")
             items.append((name.strip(), weight.strip() if sep else 1.0))
     else:
-        raise NstjaxError(f"{option}: expected a spec string or a mapping, got {spec!r}")
+        raise bad("not a spec string or a mapping")
     mix: dict[str, float] = {}
     for name, weight in items:
         if name not in STYLE_LOSSES:
-            raise NstjaxError(
-                f"{option} {spec!r}: unknown loss {name!r} (valid names: {_valid_names()})"
-            )
+            raise bad(f"unknown loss {name!r}")
         if name in mix:
-            raise NstjaxError(f"{option} {spec!r}: {name!r} given twice")
+            raise bad(f"{name!r} given twice")
         try:
             value = float(weight)
         except (TypeError, ValueError):
-            raise NstjaxError(
-                f"{option} {spec!r}: weight {weight!r} of {name!r} is not a number"
-            ) from None
+            raise bad(f"weight {weight!r} of {name!r} is not a number") from None
         if not (np.isfinite(value) and value >= 0):
-            raise NstjaxError(f"{option} {spec!r}: weight of {name!r} must be finite and >= 0")
+            raise bad(f"weight of {name!r} must be finite and >= 0")
         mix[name] = value
     if not mix:
-        raise NstjaxError(f"{option}: no loss given (valid names: {_valid_names()})")
+        raise bad("no loss given")
     return mix
 
 

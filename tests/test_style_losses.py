@@ -7,15 +7,21 @@ sliced loss are the one thing taken from JAX (its PRNG draws them). Gradients ar
 central finite differences of the numpy references.
 """
 
+import dataclasses
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
+from nstjax import engine
 from nstjax import style_losses as sl
+from nstjax.batch import build, plan
 from nstjax.errors import NstjaxError
+from nstjax.run import Options, Run, validate_run
 
 NAMES = ("gram", "mean_std", "gaussian_w2", "sliced_wasserstein", "histogram", "mrf")
 KEY = jax.random.key(7)
@@ -333,7 +339,7 @@ def test_parse_style_loss():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("gramm", "unknown loss 'gramm' \\(valid names: gram, mean_std, gaussian_w2"),
+        ("gramm", "unknown loss 'gramm' .* one of gram, mean_std, gaussian_w2"),
         ("gram:x", "weight 'x' of 'gram' is not a number"),
         ("gram:1,gram:2", "'gram' given twice"),
         ("mrf:-1", "must be finite and >= 0"),
@@ -343,3 +349,87 @@ def test_parse_style_loss():
 def test_parse_style_loss_errors(spec, message):
     with pytest.raises(NstjaxError, match=message):
         sl.parse_style_loss(spec)
+
+
+# --------------------------------------------------------------------------------------------
+# Through the engine: a batch mixing losses, weights as data, errors before compiling
+
+ENGINE_LAYERS = {"content_layers": ("conv2_1",), "style_layers": ("conv1_1", "conv2_1")}
+MIXED = (
+    Run(style_loss="gram", **ENGINE_LAYERS),
+    Run(style_loss="sliced_wasserstein", seed=3, **ENGINE_LAYERS),
+    Run(style_loss="gram:1,mean_std:2", **ENGINE_LAYERS),
+)
+
+
+@pytest.fixture(scope="module")
+def mixed(tiny_params):
+    """The mixed batch's program, images, and its result after 2 Adam steps."""
+    rng = np.random.default_rng(0)
+    contents = [rng.random((32, 32, 3)).astype(np.float32)]
+    styles = [rng.random((40, 32, 3)).astype(np.float32)]
+    program = plan.program_for(MIXED, Options(steps=2), "xla")
+
+    def optimize(runs, program=program):
+        built = build.build(tiny_params, program, runs, contents, styles)
+        return built, engine.optimize(tiny_params, program, *built, 2)
+
+    return program, optimize, optimize(MIXED)[1]
+
+
+def test_program_holds_the_losses_some_run_uses(mixed):
+    program, _, _ = mixed
+    assert program.style_losses == ("gram", "mean_std", "sliced_wasserstein")
+    default = plan.program_for([Run()], Options(), "xla")
+    assert default.style_losses == ("gram",)  # a Gram-only batch: today's program
+
+
+def test_each_run_of_a_mixed_batch_gets_what_it_gets_alone(mixed):
+    """Run i of the mixed batch is bit-identical to a batch of three copies of run i."""
+    _, optimize, out = mixed
+    for i, run in enumerate(MIXED):
+        alone = optimize([run] * 3)[1]
+        assert out.pixels[i].tobytes() == alone.pixels[0].tobytes(), run.style_loss
+        assert out.history[:, i].tobytes() == alone.history[:, 0].tobytes()
+    assert not np.array_equal(out.pixels[0], out.pixels[1])
+
+
+def test_changing_a_loss_weight_does_not_recompile(mixed):
+    program, optimize, out = mixed
+    compiled = engine.train_step._cache_size()
+    reweighted = [dataclasses.replace(r, style_loss={"gram": 0.5, "mean_std": 0}) for r in MIXED]
+    built, again = optimize(reweighted)
+    assert engine.train_step._cache_size() == compiled
+    assert built.hyper.style_loss_weights.tolist() == [[0.5, 0.0, 0.0]] * 3
+    assert not np.array_equal(again.pixels[2], out.pixels[2])
+
+
+@pytest.mark.parametrize(
+    "run, message",
+    [
+        (Run(style_loss="gramm"), "unknown loss 'gramm' (expected NAME[:WEIGHT],... with NAME"),
+        (Run(style={0: 1.0, 1: 1.0}, style_loss="mrf"), "'mrf' takes one style image"),
+        (
+            Run(style={0: 1.0, 1: 1.0}, style_loss="histogram", masks=[np.ones((4, 4))] * 2),
+            "'histogram' does not support masks",
+        ),
+    ],
+)
+def test_bad_style_loss_runs_are_rejected(run, message):
+    with pytest.raises(NstjaxError, match=re.escape(message)):
+        validate_run(run, 1, 2)
+
+
+def test_cli_style_loss_is_a_one_line_error_before_compiling(tmp_path, capsys, monkeypatch):
+    import nstjax.vgg
+    from nstjax.cli import main
+
+    monkeypatch.setattr(nstjax.vgg, "load_params", lambda *a, **k: pytest.fail("loaded weights"))
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    argv = ["stylize", "--content", str(image), "--style", str(image), "--output"]
+    for spec, fragment in (("gram,mrff", "unknown loss 'mrff'"), ("gram:", "weight '' of")):
+        assert main([*argv, str(tmp_path / "o.png"), "--style-loss", spec]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith("nstjax: error: --style-loss"), err
+        assert fragment in err and "mean_std, gaussian_w2, sliced_wasserstein" in err, err

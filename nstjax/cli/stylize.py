@@ -19,6 +19,7 @@ from nstjax.run import (
     INITS,
     OPTIMIZERS,
     POOLINGS,
+    STYLE_LOSS_NAMES,
     Options,
     Run,
 )
@@ -102,6 +103,13 @@ def register(subparsers) -> None:
         "histogram: match the style's colours to the content first",
     )
     p.add_argument(
+        "--style-loss",
+        default=run.style_loss,
+        metavar="LOSS[:W],...",
+        help=f"style loss, or a weighted mix such as gram:1,sliced_wasserstein:0.5; losses: "
+        f"{', '.join(STYLE_LOSS_NAMES)} (default {run.style_loss})",
+    )
+    p.add_argument(
         "--normalize-gradients",
         action="store_true",
         help="L1-normalise each loss layer's gradient (as neural-style)",
@@ -139,6 +147,9 @@ def _options(args) -> Options:
         raise NstjaxError(f"--size must be > 0, got {args.size}")
     if not args.style_scale > 0:
         raise NstjaxError(f"--style-scale must be > 0, got {args.style_scale}")
+    from nstjax.style_losses import parse_style_loss
+
+    parse_style_loss(args.style_loss, "--style-loss")
     options = Options(
         steps=args.steps,
         optimizer=args.optimizer,
@@ -211,6 +222,7 @@ def _runs(args, outputs, init, masks) -> list[Run]:
             colors=args.colors,
             masks=masks or None,
             normalize_gradients=args.normalize_gradients,
+            style_loss=args.style_loss,
         )
         for i, j in outputs
     ]
