@@ -27,20 +27,21 @@ STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 CONTENT_LAYER = "conv4_2"
 
 
-def make_step(params, name: str):
-    """Jitted ``[R, H, W, 3] -> (loss [R], grad)`` with ``name`` as the style loss."""
+def make_step(name: str):
+    """Jitted ``(params, [R, H, W, 3], ...) -> (loss [R], grad)`` with ``name`` as the style
+    loss (the parameters an argument, not constants folded into the program)."""
     layers = tuple(sorted(STYLE_LAYERS + (CONTENT_LAYER,), key=LAYER_INDEX.get))
     layer_weights = np.zeros(16, np.float32)
     layer_weights[[LAYER_INDEX[n] for n in STYLE_LAYERS]] = 1 / len(STYLE_LAYERS)
 
-    def loss(pixels, content, targets, key):
+    def loss(params, pixels, content, targets, key):
         feats = vgg.features(params, pixels / 255.0, layers, "max")
         style = style_losses.family_style_loss(
             feats, {name: targets}, layer_weights, jnp.ones(1), key, losses=(name,)
         )
         return losses.content_loss(feats[CONTENT_LAYER], content) + 1e3 * style
 
-    return jax.jit(jax.vmap(jax.value_and_grad(loss)))
+    return jax.jit(jax.vmap(jax.value_and_grad(loss, argnums=1), in_axes=(None, 0, 0, 0, 0)))
 
 
 def measure(params, size: int, runs: int, repeats: int) -> dict[str, float]:
@@ -54,8 +55,8 @@ def measure(params, size: int, runs: int, repeats: int) -> dict[str, float]:
     for name in style_losses.STYLE_LOSSES:
         one = style_losses.targets_of(feats, (name,), STYLE_LAYERS)[name]
         stacked = {layer: style_losses.stack([r] * runs) for layer, r in one.items()}
-        args[name] = (pixels, content, stacked, keys)
-        steps[name] = make_step(params, name)
+        args[name] = (params, pixels, content, stacked, keys)
+        steps[name] = make_step(name)
         jax.block_until_ready(steps[name](*args[name]))  # compile
     times = {name: [] for name in steps}
     for _ in range(repeats):
@@ -73,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
     params = vgg.load_params()
-    results = {size: measure(params, size, args.runs, args.repeats) for size in args.sizes}
+    results = {}
+    for size in args.sizes:  # printed as they come: 256 px takes minutes per loss on a CPU
+        results[size] = measure(params, size, args.runs, args.repeats)
+        print(size, json.dumps(results[size]), flush=True)
     print(json.dumps(machine_info()))
     header = " | ".join(f"{s} px: ms | x gram" for s in args.sizes)
     print(f"| loss | {header} |")

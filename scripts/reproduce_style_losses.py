@@ -67,6 +67,20 @@ def square(image: np.ndarray) -> np.ndarray:
     return image[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
 
 
+def stylize(params, args, contents, styles, runs):
+    """The figure's one batched call."""
+    return api.stylize_batch(
+        params,
+        contents,
+        styles,
+        runs,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        pooling=args.pooling,
+        lbfgs_history=args.lbfgs_history,
+    )
+
+
 def texture(params, args) -> str:
     styles = [square(_figures.load(_figures.SHARED_IMAGES / name, args.size)) for name in TEXTURES]
     init = _figures.mean_noise(styles[0].shape[:2], args.seed)
@@ -87,7 +101,7 @@ def texture(params, args) -> str:
         for i in range(len(styles))
         for loss in losses
     ]
-    results = _figures.stylize(params, args, styles, styles, runs, "texture")
+    results = stylize(params, args, styles, styles, runs)
     rows, cells, labels, verdicts = [], [], [], []
     for i, name in enumerate(TEXTURES):
         row_cells, row_labels, means = [styles[i]], [""], {}
@@ -146,7 +160,7 @@ def transfer(params, args) -> str:
         for i in range(len(PAIRS))
         for loss, layers in variants
     ]
-    results = _figures.stylize(params, args, contents, styles, runs, "transfer")
+    results = stylize(params, args, contents, styles, runs)
     cells, labels, rows = [], [], []
     for i, (c, s) in enumerate(PAIRS):
         mine = results[i * len(variants) : (i + 1) * len(variants)]
