@@ -29,7 +29,9 @@ Every score is a mean, so none depends on the image size (``F`` is ``[n = h w, C
   (output and style), XLA:CPU's temporaries for one layer's value and gradient are 419 MB at
   conv3_1 (15876 patches of 2304 floats: 146 MB each for the output's patches, their matches and
   their gradient; unchunked 1101 MB) and 203 MB at conv4_1 (3844 patches of 4608 floats), plus
-  the target's patches (146 MB and 71 MB per run); ``compiled.memory_analysis()``.
+  the target's patches (146 MB and 71 MB per run); ``compiled.memory_analysis()``. The matching
+  costs ``2 n m 9C`` FLOPs: use it at conv3_1/conv4_1 as Li & Wand do (at conv1_1, 128 px is
+  already ~145 GFLOP per step).
 
 The scales are comparable: on the real VGG-19 at 128 px (style *The Starry Night*, default
 layers conv1_1 ... conv5_1 with equal weights), the astronaut photo scores 0.23, 0.48, 0.19,

@@ -1,7 +1,8 @@
 """Cost of one loss-and-gradient evaluation with each style loss, relative to the Gram loss.
 
 What is timed is the compiled heart of an optimisation step: VGG-19 features of ``--runs``
-images (vmapped), the content loss at conv4_2 plus one style loss at conv1_1 ... conv5_1, and the
+images (vmapped), the content loss at conv4_2 plus one style loss at conv1_1 ... conv5_1 (mrf:
+conv3_1 and conv4_1, as Li & Wand), and the
 gradient with respect to the pixels (the optimiser's update, elementwise, is left out). Plain XLA
 convolutions, real weights. The losses are timed in turns (gram, mean_std, ..., gram, ...) so
 the machine's load falls on all of them alike; the table gives medians and ratios to gram.
@@ -25,14 +26,18 @@ from nstjax.bench.report import machine_info
 
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 CONTENT_LAYER = "conv4_2"
+LAYERS_OF = {"mrf": ("conv3_1", "conv4_1")}
+"""Losses timed at their paper's layers instead (Li & Wand's; MRF at conv1_1 matches every
+output patch against every style patch of a full-resolution map: ~145 GFLOP at 128 px)."""
 
 
 def make_step(name: str):
     """Jitted ``(params, [R, H, W, 3], ...) -> (loss [R], grad)`` with ``name`` as the style
     loss (the parameters an argument, not constants folded into the program)."""
     layers = tuple(sorted(STYLE_LAYERS + (CONTENT_LAYER,), key=LAYER_INDEX.get))
+    style_layers = LAYERS_OF.get(name, STYLE_LAYERS)
     layer_weights = np.zeros(16, np.float32)
-    layer_weights[[LAYER_INDEX[n] for n in STYLE_LAYERS]] = 1 / len(STYLE_LAYERS)
+    layer_weights[[LAYER_INDEX[n] for n in style_layers]] = 1 / len(style_layers)
 
     def loss(params, pixels, content, targets, key):
         feats = vgg.features(params, pixels / 255.0, layers, "max")
@@ -53,7 +58,7 @@ def measure(params, size: int, runs: int, repeats: int) -> dict[str, float]:
     keys = jax.random.split(jax.random.key(0), runs)
     steps, args = {}, {}
     for name in style_losses.STYLE_LOSSES:
-        one = style_losses.targets_of(feats, (name,), STYLE_LAYERS)[name]
+        one = style_losses.targets_of(feats, (name,), LAYERS_OF.get(name, STYLE_LAYERS))[name]
         stacked = {layer: style_losses.stack([r] * runs) for layer, r in one.items()}
         args[name] = (params, pixels, content, stacked, keys)
         steps[name] = make_step(name)
