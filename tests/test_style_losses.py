@@ -433,3 +433,17 @@ def test_cli_style_loss_is_a_one_line_error_before_compiling(tmp_path, capsys, m
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and err.startswith("nstjax: error: --style-loss"), err
         assert fragment in err and "mean_std, gaussian_w2, sliced_wasserstein" in err, err
+
+
+def test_sweep_axis_and_config_field():
+    from nstjax.sweep import config, expand
+
+    cfg = config.default_config()
+    assert cfg.loss.style_loss == Run().style_loss == "gram"
+    cfg.sweep.axes = {"style_loss": ["gram", "gram:1,sliced_wasserstein:0.5"]}
+    expansion, problems = expand.expand(cfg, ["c.png"], ["s.png"])
+    assert problems == []
+    assert [r.values["style_loss"] for r in expansion.runs] == cfg.sweep.axes["style_loss"]
+    cfg.sweep.axes = {"style_loss": ["gram", "bogus"]}
+    (problem,) = expand.expand(cfg, ["c.png"], ["s.png"])[1]
+    assert "unknown loss 'bogus'" in problem and "sliced_wasserstein" in problem
