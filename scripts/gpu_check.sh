@@ -60,7 +60,7 @@ import importlib, sys
 for name in ("jax", "flax", "optax", "ml_collections", "h5py", "PIL", "torch"):
     importlib.import_module(name)
 import jax
-sys.exit(0 if "--cpu" in sys.argv or jax.default_backend() == "gpu" else 1)
+sys.exit(0 if jax.default_backend() == "gpu" else 1)
 PY
 }
 
