@@ -59,8 +59,11 @@ class Group:
         o = self.options
         return f"{self.shape[0]}x{self.shape[1]} {o.optimizer} {o.steps} steps"
 
-    def run_bytes(self) -> int:
-        """Estimated device memory of one run of this group (:func:`memory.run_bytes`)."""
+    def run_bytes(self, platform: str | None = None) -> int:
+        """Estimated device memory of one run of this group (:func:`memory.run_bytes`) on
+        ``platform`` (default: JAX's default backend)."""
+        import jax
+
         p = self.program
         return memory.run_bytes(
             self.shape,
@@ -69,6 +72,7 @@ class Group:
             optimizer=p.optimizer,
             lbfgs_history=p.lbfgs_history,
             remat=p.remat,
+            platform=platform or jax.default_backend(),
         )
 
 
