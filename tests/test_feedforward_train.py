@@ -244,3 +244,21 @@ def test_cli_apply_writes_one_file_per_content_and_network(together, content_dir
     ]
     written = image.load_image(out / "tubingen__the_scream.png")
     assert written.shape == image.load_image(content_dir / "tubingen.png").shape
+
+
+def test_batch_norm_and_transposed_convolutions_train(
+    content_dir, images_dir, tiny_params, tmp_path
+):
+    net = NetworkConfig(norm="batch", upsample="transpose", width=2, residual_blocks=0)
+    config = _config(
+        content_dir, images_dir, styles=STYLES[:1], steps=2, size=16, style_size=32, network=net
+    )
+    result = train(config, tmp_path / "bn", vgg_params=tiny_params, progress=False)
+    stats = result.state.batch_stats["Norm_0"]["BatchNorm_0"]
+    assert not np.allclose(stats["mean"], 0) and not np.allclose(stats["var"], 1)
+    model = load_model(tmp_path / "bn")
+    np.testing.assert_array_equal(
+        model.variables["batch_stats"]["Norm_0"]["BatchNorm_0"]["mean"], stats["mean"]
+    )
+    (out,) = apply(model, [np.full((9, 11, 3), 0.5, np.float32)])
+    assert out.shape == (1, 9, 11, 3) and np.all(np.isfinite(out))

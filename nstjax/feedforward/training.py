@@ -15,6 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from nstjax import api, image, targets, vgg
+from nstjax.architecture import downsampling
 from nstjax.errors import NstjaxError
 from nstjax.feedforward import config as config_lib
 from nstjax.feedforward import data, plots, step
@@ -68,6 +69,14 @@ def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
     train_files, held_files = data.split_content(config.content_dir, config.holdout)
     style_size = config.style_size or config.size
     loaded = {p: image.load_image(p, style_size, "style image") for p in set(config.styles)}
+    factor = max(downsampling(n) for n in config.style_layers)
+    for path, style in loaded.items():
+        if min(style.shape[:2]) < factor:
+            raise NstjaxError(
+                f"style image '{path}': {style.shape[1]}x{style.shape[0]} at --style-size "
+                f"{style_size} is too small for {vgg.deepest(config.style_layers)} "
+                f"(needs {factor} px a side)"
+            )
     center = np.random.default_rng(0)
     held = [data.load_square(p, config.size, "center", center) for p in held_files]
     loader = data.Loader(train_files, config.size, config.batch_size, config.crop, config.seed)
