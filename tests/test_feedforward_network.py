@@ -41,7 +41,7 @@ def test_any_size_maps_to_the_same_size_in_unit_range(upsample):
     net = TransformerNet(width=2, residual_blocks=1, upsample=upsample)
     variables = jax.jit(net.init)(jax.random.key(0, impl="rbg"), jnp.zeros((1, 8, 8, 3)))
     forward = jax.jit(net.apply)
-    for h, w in ((13, 7), (16, 16), (5, 22)):
+    for h, w in ((13, 7), (5, 22)):  # neither a multiple of 4
         x = np.random.default_rng(h).random((2, h, w, 3), np.float32)
         y = np.asarray(forward(variables, x))
         assert y.shape == (2, h, w, 3)
