@@ -24,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.repeats = 3  # timed runs; the median is reported
     c.loop = ""  # "python" | "scan"; "" = the engine's default for the backend
     c.chunk = 10  # steps per compiled call with the scan loop
-    c.convolution = ""  # "xla" | "flipped" | "onednn"; "" = vgg.default_convolution()
+    c.convolution = ""  # "xla" | "flipped" | "onednn"; "" = nstjax.kernels.choose()
     c.probe_size = 2048  # CPU matmul probe (the CPU's peak for MFU)
     c.weights = ""  # VGG-19 .h5/.npz; "" = $NSTJAX_WEIGHTS, the cache, or a download
 

@@ -5,24 +5,20 @@
         --config.data.content=photos/ --config.data.style=paintings/
     nstjax sweep --config configs/pairs.py:quick --workdir /tmp/pairs   # CI-sized
 
-``data.content`` and ``data.style`` take files and folders (a folder stands for its images, by
-name). The pairs are a product (``data.pairing = "zip"`` pairs them in order instead); pairs of
+By default it pairs the example photo with both example paintings that ship with nstjax
+(``nstjax/examples``). ``data.content`` and ``data.style`` take files and folders (a folder stands
+for its images, by name). The pairs are a product (``data.pairing = "zip"`` pairs them in order instead); pairs of
 one output shape run as one compiled batch. The contact sheet has contents down and styles across.
 """
 
-from pathlib import Path
-
+from nstjax import examples
 from nstjax.sweep import default_config
-
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
-CONTENTS = ["tubingen.jpg", "golden_gate.jpg", "chicago.jpg", "skimage_chelsea.png"]
-STYLES = ["starry_night.jpg", "great_wave.jpg", "the_scream.jpg", "composition_vii.jpg"]
 
 
 def get_config(arg=None):
     config = default_config()
-    config.data.content = [str(IMAGES / name) for name in CONTENTS]
-    config.data.style = [str(IMAGES / name) for name in STYLES]
+    config.data.content = [str(examples.CONTENT)]
+    config.data.style = [str(path) for path in examples.STYLES]
     config.data.pairing = "product"
     config.data.size = 512
     config.optim.steps = 500
@@ -30,8 +26,6 @@ def get_config(arg=None):
     config.sweep.contact_sheet.cols = "style"
 
     if arg == "quick":
-        config.data.content = config.data.content[:2]
-        config.data.style = config.data.style[:2]
         config.data.size = 32
         config.optim.steps = 6
         config.sweep.chunk = 3

@@ -4,7 +4,8 @@ from nstjax import xla_flags
 
 xla_flags.apply_defaults()  # before anything starts a JAX backend
 
-from nstjax.api import Result, Run, stylize, stylize_batch  # noqa: E402
+from nstjax.api import Observer, Result, stylize, stylize_batch  # noqa: E402
+from nstjax.run import Options, Run  # noqa: E402
 
-__all__ = ["Result", "Run", "stylize", "stylize_batch"]
+__all__ = ["Observer", "Options", "Result", "Run", "stylize", "stylize_batch"]
 __version__ = "0.1.0"

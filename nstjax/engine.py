@@ -19,12 +19,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import losses, optim, vgg
+from nstjax import kernels, losses, optim, vgg
 from nstjax.architecture import LAYER_NAMES
 
 NUM_LAYERS = len(LAYER_NAMES)
 METRICS = ("loss", "content", "style", "tv")
 """Columns of the per-step history: the total and its three unweighted-by-alpha/beta terms."""
+STEP_COLUMNS = (*METRICS, "evaluations")
+"""Columns of what a step returns per run: :data:`METRICS` before the step, then the loss/gradient
+evaluations the step made for that run (0 once the run has stopped)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +39,15 @@ class Program:
             weight them; a weight of 0 switches one off without recompiling).
         style_layers: layers whose style loss is computed, likewise.
         pooling: ``"max"`` or ``"avg"``.
-        optimizer: ``"adam"`` or ``"lbfgs"``.
+        optimizer: one of :data:`nstjax.optim.OPTIMIZERS` (``"adam"``, ``"lbfgs"``, ``"lbfgs_wolfe"``).
         lbfgs_history: curvature pairs kept by L-BFGS.
         dtype: ``"float32"`` or ``"bfloat16"`` (activations; Grams and losses accumulate in fp32).
         remat: rematerialise VGG blocks in the backward pass (memory for compute).
         guided: style targets are per-region (guided Grams with masks).
+        convolution: which kernels run VGG's convolutions and the Gram products
+            (:data:`nstjax.kernels.CONVOLUTIONS`), chosen once per call or sweep
+            (:func:`nstjax.kernels.choose`); the parameters must be prepared for it
+            (:func:`nstjax.vgg.prepare`).
     """
 
     content_layers: tuple[str, ...] = ("conv4_2",)
@@ -51,12 +58,13 @@ class Program:
     dtype: str = "float32"
     remat: bool = False
     guided: bool = False
+    convolution: str = "xla"
 
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(n for n in LAYER_NAMES if n in self.content_layers or n in self.style_layers)
 
-    def make_optimizer(self) -> optim.Optimizer:
+    def make_optimizer(self) -> optim.Optimizer | optim.LineSearchOptimizer:
         return optim.make(self.optimizer, self.lbfgs_history)
 
 
@@ -70,6 +78,9 @@ class Hyper(NamedTuple):
     style_layer_weights: jax.Array  # [R, 16]
     learning_rate: jax.Array  # [R]
     normalize_gradients: jax.Array | None = None  # [R] bool, neural-style's -normalize_gradients
+    # Convergence stops (see State): None or 0 switches a test off.
+    loss_tolerance: jax.Array | None = None  # [R] on |f_k - f_{k-1}| / |f_{k-1}|
+    grad_tolerance: jax.Array | None = None  # [R] on max_i |g_k,i| (0-255 pixel units)
 
 
 class Targets(NamedTuple):
@@ -85,13 +96,32 @@ class Targets(NamedTuple):
 
 
 class State(NamedTuple):
-    """The optimisation state of a batch (leading run axis everywhere but ``step``)."""
+    """The optimisation state of a batch (leading run axis everywhere but ``step``).
+
+    A run is *active* until it stops, for one of two reasons, both recorded with the step ``k``
+    at which they happened (the run then took ``k`` steps and keeps its pixels from step ``k``):
+
+    - it *failed*: the loss or gradient at its pixels, or the result of step ``k`` (the new
+      pixels, the new optimiser state, and for a line search the loss and gradient at the new
+      pixels) is not finite. The step is rejected, so the pixels stay the last finite ones;
+    - it *converged*, before step ``k``: the relative loss change
+      ``|f_k - f_{k-1}| / |f_{k-1}|`` (``f_k`` the loss at its pixels before step ``k``,
+      ``k >= 1``) is at most ``Hyper.loss_tolerance``, or the gradient's max-norm at its pixels
+      is at most ``Hyper.grad_tolerance`` (torch's ``tolerance_grad`` test).
+
+    A stopped run is still computed with the batch (lockstep) but never changes again.
+    """
 
     pixels: jax.Array  # [R, H, W, 3] in 0-255 units
     opt_state: Any
-    active: jax.Array  # [R] bool: False once a run met a non-finite loss or gradient
-    failed_at: jax.Array  # [R] int32: the step at which it did, -1 if never
+    active: jax.Array  # [R] bool: False once a run failed or converged
+    failed_at: jax.Array  # [R] int32: the step at which it failed, -1 if never
     step: jax.Array  # [] int32
+    converged_at: jax.Array  # [R] int32: the step at which it converged, -1 if never
+    evaluations: jax.Array  # [R] int32: loss/gradient evaluations made for the run so far
+    last_loss: jax.Array  # [R] the loss before the previous step (for the relative change)
+    # A line-search optimiser's evaluation at ``pixels`` (made by the step before); else None.
+    evaluation: optim.Evaluation | None = None
 
 
 def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
@@ -106,7 +136,13 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
     """
     dtype = jnp.dtype(program.dtype)
     feats = vgg.features(
-        params, pixels / 255.0, program.layers, program.pooling, dtype=dtype, remat=program.remat
+        params,
+        pixels / 255.0,
+        program.layers,
+        program.pooling,
+        dtype=dtype,
+        remat=program.remat,
+        convolution=program.convolution,
     )
     norm = hyper.normalize_gradients
     content = losses.weighted_content_loss(
@@ -119,8 +155,7 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
         targets.masks if program.guided else None,
         norm,
         hyper.style_weight,
-        # oneDNN's sgemm for the Grams where the convolutions are oneDNN's too (nstjax.gram)
-        use_onednn=vgg.convolution_of(params) == "onednn",
+        product=kernels.gram_product(program.convolution),
     )
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
@@ -129,48 +164,129 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
 
 def init_state(program: Program, pixels: jax.Array) -> State:
     """Fresh optimiser state for ``pixels`` ``[R, H, W, 3]`` (0-255 units)."""
-    opt_state = jax.vmap(program.make_optimizer().init)(pixels)
+    optimizer = program.make_optimizer()
+    opt_state = jax.vmap(optimizer.init)(pixels)
     runs = pixels.shape[0]
+    evaluation = None
+    if isinstance(optimizer, optim.LineSearchOptimizer):  # filled at step 0 (see _one_step)
+        zeros = jnp.zeros((runs,), jnp.float32)
+        aux = jnp.zeros((runs, len(METRICS)), jnp.float32)
+        evaluation = optim.Evaluation(value=zeros, aux=aux, grad=jnp.zeros_like(pixels))
     return State(
         pixels=pixels,
         opt_state=opt_state,
         active=jnp.ones((runs,), bool),
         failed_at=jnp.full((runs,), -1, jnp.int32),
         step=jnp.int32(0),
+        converged_at=jnp.full((runs,), -1, jnp.int32),
+        evaluations=jnp.zeros((runs,), jnp.int32),
+        last_loss=jnp.zeros((runs,), jnp.float32),
+        evaluation=evaluation,
     )
 
 
-def _one_step(params, program, pixels, opt_state, active, failed_at, step, hyper, targets):
-    (_, metrics), grad = jax.value_and_grad(run_loss, argnums=2, has_aux=True)(
-        params, program, pixels, hyper, targets
+def _all_finite(tree) -> jax.Array:
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _converged(hyper: Hyper, here: optim.Evaluation, last_loss, step) -> jax.Array:
+    """The convergence tests of :class:`State` for one run (False where a tolerance is off)."""
+    converged = jnp.bool_(False)
+    if hyper.loss_tolerance is not None:
+        change = jnp.abs(here.value - last_loss)
+        small = change <= hyper.loss_tolerance * jnp.abs(last_loss)
+        converged |= (hyper.loss_tolerance > 0) & (step > 0) & small
+    if hyper.grad_tolerance is not None:
+        small = jnp.max(jnp.abs(here.grad)) <= hyper.grad_tolerance
+        converged |= (hyper.grad_tolerance > 0) & small
+    return converged
+
+
+def _one_step(params, program: Program, hyper: Hyper, targets: Targets, run: State):
+    """One step of ONE run (``run`` without the run axis; ``run.step`` is the batch's)."""
+    optimizer = program.make_optimizer()
+
+    def value_and_grad(pixels):
+        (value, metrics), grad = jax.value_and_grad(run_loss, argnums=2, has_aux=True)(
+            params, program, pixels, hyper, targets
+        )
+        return optim.Evaluation(value, metrics, grad)
+
+    line_search = isinstance(optimizer, optim.LineSearchOptimizer)
+    if line_search:
+        # The evaluation at the pixels was made by the previous step's search, except at step 0
+        # (the predicate is the batch's step, not per run, so this stays a real conditional).
+        first = run.step == 0
+        here = jax.lax.cond(first, value_and_grad, lambda _: run.evaluation, run.pixels)
+    else:
+        here = value_and_grad(run.pixels)
+    finite_here = jnp.isfinite(here.value) & jnp.all(jnp.isfinite(here.grad))
+    converged = run.active & finite_here & _converged(hyper, here, run.last_loss, run.step)
+    moving = run.active & finite_here & ~converged
+    if line_search:
+        pixels, opt_state, evaluation, evaluations = optimizer.update(
+            value_and_grad, here, run.opt_state, run.pixels, hyper.learning_rate, moving
+        )
+        evaluations = evaluations + first.astype(jnp.int32)
+        finite_result = _all_finite((pixels, opt_state, evaluation.value, evaluation.grad))
+    else:
+        pixels, opt_state = optimizer.update(
+            here.grad, run.opt_state, run.pixels, hyper.learning_rate
+        )
+        evaluation, evaluations = None, jnp.int32(1)
+        finite_result = _all_finite((pixels, opt_state))
+    go = moving & finite_result
+    failed = run.active & ~converged & ~go
+    evaluations = jnp.where(run.active, evaluations, 0)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(go, a, b), new, old)
+    new = State(
+        pixels=keep(pixels, run.pixels),
+        opt_state=keep(opt_state, run.opt_state),
+        active=go,
+        failed_at=jnp.where(failed, run.step, run.failed_at),
+        step=run.step,
+        converged_at=jnp.where(converged, run.step, run.converged_at),
+        evaluations=run.evaluations + evaluations,
+        last_loss=jnp.where(run.active, here.value, run.last_loss),
+        evaluation=keep(evaluation, here) if line_search else None,
     )
-    new_pixels, new_opt_state = program.make_optimizer().update(
-        grad, opt_state, pixels, hyper.learning_rate
-    )
-    finite = jnp.isfinite(metrics[0]) & jnp.all(jnp.isfinite(grad))
-    go = active & finite
-    pixels = jnp.where(go, new_pixels, pixels)
-    opt_state = jax.tree.map(lambda new, old: jnp.where(go, new, old), new_opt_state, opt_state)
-    failed_at = jnp.where(active & ~finite, step, failed_at)
-    return pixels, opt_state, go, failed_at, metrics
+    row = jnp.concatenate([here.aux, evaluations.astype(here.aux.dtype)[None]])
+    return new, row
+
+
+_RUN_AXES = State(
+    pixels=0,
+    opt_state=0,
+    active=0,
+    failed_at=0,
+    step=None,
+    converged_at=0,
+    evaluations=0,
+    last_loss=0,
+    evaluation=0,
+)
 
 
 def batched_step(params, program: Program, state: State, hyper: Hyper, targets: Targets):
-    """One optimisation step of every run in the batch; returns the new state and ``[R, 4]``
-    metrics (the loss terms BEFORE the step, in :data:`METRICS` order)."""
+    """One optimisation step of every run in the batch.
+
+    Returns:
+        The new state and ``[R, 5]`` rows in :data:`STEP_COLUMNS` order: the loss terms BEFORE
+        the step (:data:`METRICS`), then the evaluations the step made for each run.
+    """
+    axes = _RUN_AXES._replace(evaluation=None if state.evaluation is None else 0)
     step_fn = jax.vmap(
-        functools.partial(_one_step, params, program),
-        in_axes=(0, 0, 0, 0, None, 0, 0),
+        functools.partial(_one_step, params, program), in_axes=(0, 0, axes), out_axes=(axes, 0)
     )
-    pixels, opt_state, active, failed_at, metrics = step_fn(
-        state.pixels, state.opt_state, state.active, state.failed_at, state.step, hyper, targets
-    )
-    return State(pixels, opt_state, active, failed_at, state.step + 1), metrics
+    new, rows = step_fn(hyper, targets, state)
+    return new._replace(step=state.step + 1), rows
 
 
 @functools.partial(jax.jit, static_argnames=("program",), donate_argnames=("state",))
 def train_step(params, state: State, hyper: Hyper, targets: Targets, *, program: Program):
-    """One step, compiled: the form used from a Python loop (fastest on XLA:CPU)."""
+    """One step, compiled: the form used from a Python loop (fastest on XLA:CPU). Returns what
+    :func:`batched_step` returns."""
     return batched_step(params, program, state, hyper, targets)
 
 
@@ -182,7 +298,7 @@ def train_chunk(
 
     The rest are skipped by a ``lax.cond`` outside the vmap (no wasted compute), so one compiled
     program serves every chunk, the last short one included. Returns the state and
-    ``[length, R, 4]`` metrics (rows past ``n_valid`` are zeros).
+    ``[length, R, 5]`` rows as :func:`batched_step`'s (rows past ``n_valid`` are zeros).
     """
 
     def body(state, i):
@@ -190,7 +306,7 @@ def train_chunk(
             return batched_step(params, program, state, hyper, targets)
 
         def skip(state):
-            return state, jnp.zeros((state.pixels.shape[0], len(METRICS)), jnp.float32)
+            return state, jnp.zeros((state.pixels.shape[0], len(STEP_COLUMNS)), jnp.float32)
 
         return jax.lax.cond(i < n_valid, real, skip, state)
 
@@ -205,17 +321,62 @@ def evaluate(params, pixels, hyper: Hyper, targets: Targets, *, program: Program
 
 
 class Outcome(NamedTuple):
-    """What :func:`optimize` returns (numpy arrays, leading run axis)."""
+    """What :func:`optimize` returns (numpy arrays, leading run axis).
+
+    ``history`` and ``evaluations`` have one row per step the batch ran: ``steps``, or fewer when
+    every run stopped earlier (checked between chunks). A run that stopped (failed or converged,
+    see :class:`State`) keeps its pixels, so its rows after the stop repeat the loss terms of its
+    final pixels, and its evaluations there are 0.
+    """
 
     pixels: np.ndarray  # [R, H, W, 3] final images, 0-255 units, not clipped
     history: np.ndarray  # [steps, R, 4] loss terms before each step
     final: np.ndarray  # [R, 4] loss terms of the final images clipped to [0, 255]
     failed_at: np.ndarray  # [R] step at which a run stopped on a non-finite value, -1 if none
+    converged_at: np.ndarray  # [R] step at which a run met a convergence tolerance, -1 if none
+    evaluations: np.ndarray  # [steps, R] int: loss/gradient evaluations each step made per run
 
 
 def default_loop() -> str:
     """``"python"`` on CPU (measured faster there, docs/benchmarks.md), ``"scan"`` elsewhere."""
     return "python" if jax.default_backend() == "cpu" else "scan"
+
+
+class Loop(NamedTuple):
+    """How a batch advances: one compiled step from Python, or ``length`` steps per compiled call.
+
+    ``step(params, state, hyper, targets) -> (state, rows)`` and, for the scan form,
+    ``chunk(params, state, hyper, targets, n_valid) -> (state, rows)``; the jitted functions of
+    this module (:func:`loop_for`) or their ahead-of-time compiled executables (the benchmark).
+    """
+
+    step: Callable
+    chunk: Callable | None = None
+    length: int = 1
+
+
+def loop_for(program: Program, loop: str | None = None, chunk: int = 50) -> Loop:
+    """The loop :func:`optimize` runs: ``"python"`` or ``"scan"`` (``None``: :func:`default_loop`)."""
+    loop = loop or default_loop()
+    if loop not in ("python", "scan"):
+        raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
+    step = functools.partial(train_step, program=program)
+    if loop == "python":
+        return Loop(step)
+    return Loop(step, functools.partial(train_chunk, program=program, length=chunk), chunk)
+
+
+def advance(runner: Loop, params, state: State, hyper: Hyper, targets: Targets, n: int):
+    """``n`` steps (at most ``runner.length`` with the scan form); returns the new state and the
+    ``[n, R, len(STEP_COLUMNS)]`` rows, without waiting for them (no host synchronisation)."""
+    if runner.chunk is not None:
+        state, rows = runner.chunk(params, state, hyper, targets, jnp.int32(n))
+        return state, rows[:n]
+    rows = []
+    for _ in range(n):
+        state, row = runner.step(params, state, hyper, targets)
+        rows.append(row)
+    return state, jnp.stack(rows)
 
 
 def optimize(
@@ -233,52 +394,45 @@ def optimize(
     """Runs ``steps`` optimisation steps of a batch and returns the results.
 
     Args:
-        params: VGG parameters.
+        params: VGG parameters, prepared for ``program.convolution`` (:func:`nstjax.vgg.prepare`).
         program: the static configuration.
         pixels: ``[R, H, W, 3]`` initial images, 0-255 units.
         hyper: per-run hyperparameters.
         targets: per-run targets.
-        steps: number of steps.
+        steps: the step budget: the batch stops earlier once every run has failed or converged
+            (:class:`State`), checked after each chunk.
         loop: ``"python"`` (a jitted step called from Python) or ``"scan"`` (``chunk`` steps per
             compiled call); ``None`` picks :func:`default_loop`.
         chunk: steps between host synchronisations (progress, snapshots).
         on_chunk: called after each chunk with the number of steps done, the state and the
-            ``[n, R, 4]`` metrics of that chunk (host arrays).
+            ``[n, R, 4]`` loss terms of that chunk (host arrays).
 
     Returns:
         An :class:`Outcome`.
     """
-    loop = loop or default_loop()
-    if loop not in ("python", "scan"):
-        raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
-    if "prepared" not in params:  # kernels rearranged once for the fast convolution (conv.py)
-        params = vgg.prepare(params)
+    runner = loop_for(program, loop, chunk)
     state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # the loop donates it
     history = []
     done = 0
     while done < steps:
         n = min(chunk, steps - done)
-        if loop == "scan":
-            state, metrics = train_chunk(
-                params, state, hyper, targets, jnp.int32(n), program=program, length=chunk
-            )
-            metrics = np.asarray(metrics[:n])
-        else:
-            rows = []
-            for _ in range(n):
-                state, row = train_step(params, state, hyper, targets, program=program)
-                rows.append(row)
-            metrics = np.asarray(jnp.stack(rows))
+        state, rows = advance(runner, params, state, hyper, targets, n)
+        rows = np.asarray(rows)
         done += n
-        history.append(metrics)
+        history.append(rows)
         if on_chunk is not None:
-            on_chunk(done, state, metrics)
+            on_chunk(done, state, rows[..., : len(METRICS)])
+        if not np.any(np.asarray(state.active)):  # every run failed or converged
+            break
     # The loss of the images as they are saved: clipped to the valid range.
     final = evaluate(params, jnp.clip(state.pixels, 0.0, 255.0), hyper, targets, program=program)
     runs = pixels.shape[0]
+    rows = np.concatenate(history) if history else np.zeros((0, runs, len(STEP_COLUMNS)))
     return Outcome(
         pixels=np.asarray(state.pixels),
-        history=np.concatenate(history) if history else np.zeros((0, runs, len(METRICS))),
+        history=rows[..., : len(METRICS)],
         final=np.asarray(final),
         failed_at=np.asarray(state.failed_at),
+        converged_at=np.asarray(state.converged_at),
+        evaluations=rows[..., len(METRICS)].astype(np.int64),
     )

@@ -7,3 +7,8 @@ class NstjaxError(Exception):
     The CLI prints ``nstjax: error: <message>`` and exits with status 2, without a traceback.
     The message must name the file or option at fault and say what is wrong.
     """
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (its type's name when it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__

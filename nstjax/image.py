@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from nstjax.atomic import atomic_path
-from nstjax.errors import NstjaxError
+from nstjax.errors import NstjaxError, one_line
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -52,12 +52,6 @@ _RESAMPLE = Image.Resampling.LANCZOS
 # Modes whose samples are wider than 8 bits; they are converted to float without Pillow's
 # (8-bit) ``convert``.
 _WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-
-
-def _one_line(error: BaseException) -> str:
-    """The text of an exception squeezed onto one line (Pillow messages sometimes span lines)."""
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 def _label(what: str, path: str | os.PathLike) -> str:
@@ -159,7 +153,7 @@ def load_image(path: str | os.PathLike, size: int | None = None, what: str = "im
         if path.stat().st_size == 0:
             raise NstjaxError(f"{label}: file is empty")
     except OSError as e:
-        raise NstjaxError(f"{label}: cannot read ({_one_line(e)})") from e
+        raise NstjaxError(f"{label}: cannot read ({one_line(e)})") from e
 
     try:
         img = Image.open(path)
@@ -168,10 +162,10 @@ def load_image(path: str | os.PathLike, size: int | None = None, what: str = "im
             f"{label}: not an image Pillow can read (cannot identify image file)"
         ) from e
     except OSError as e:
-        reason = e.strerror or _one_line(e)
+        reason = e.strerror or one_line(e)
         raise NstjaxError(f"{label}: cannot read ({reason})") from e
     except Image.DecompressionBombError as e:
-        raise NstjaxError(f"{label}: image is too large ({_one_line(e)})") from e
+        raise NstjaxError(f"{label}: image is too large ({one_line(e)})") from e
     with img:
         try:
             img.load()
@@ -180,7 +174,7 @@ def load_image(path: str | os.PathLike, size: int | None = None, what: str = "im
         except MemoryError:
             raise
         except Exception as e:  # any decoder failure means a corrupt file
-            raise NstjaxError(f"{label}: cannot decode image ({_one_line(e)})") from e
+            raise NstjaxError(f"{label}: cannot decode image ({one_line(e)})") from e
         if img.width < 1 or img.height < 1:
             raise NstjaxError(f"{label}: image has no pixels ({img.width}x{img.height})")
         image = _to_float_rgb(img)
@@ -188,6 +182,34 @@ def load_image(path: str | os.PathLike, size: int | None = None, what: str = "im
     if size is not None:
         image = resize_long_side(image, size)
     return image
+
+
+def image_shape(path: str | os.PathLike, what: str = "image") -> tuple[int, int]:
+    """An image file's upright ``(height, width)`` from its header, without decoding it.
+
+    Args:
+        path: the image file.
+        what: how the file is called in error messages.
+
+    Raises:
+        NstjaxError: as :func:`load_image` for a missing or unidentifiable file.
+    """
+    label = _label(what, path)
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except FileNotFoundError as e:
+        raise NstjaxError(f"{label}: no such file") from e
+    except IsADirectoryError as e:
+        raise NstjaxError(f"{label}: is a folder, not an image file") from e
+    except Image.UnidentifiedImageError as e:
+        raise NstjaxError(
+            f"{label}: not an image Pillow can read (cannot identify image file)"
+        ) from e
+    except (OSError, Image.DecompressionBombError) as e:
+        raise NstjaxError(f"{label}: cannot read ({one_line(e)})") from e
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
 def _check_size(size: int) -> None:
@@ -343,7 +365,7 @@ def save_image(path: str | os.PathLike, image: np.ndarray, what: str = "image") 
         with atomic_path(path) as tmp:
             img.save(tmp, format=fmt, **options)
     except OSError as e:
-        reason = e.strerror or _one_line(e)
+        reason = e.strerror or one_line(e)
         raise NstjaxError(f"{label}: cannot write ({reason})") from e
 
 
@@ -400,7 +422,7 @@ def list_images(
             else:
                 raise NstjaxError(f"{label}: no such file or folder")
         except OSError as e:
-            raise NstjaxError(f"{label}: cannot read ({e.strerror or _one_line(e)})") from e
+            raise NstjaxError(f"{label}: cannot read ({e.strerror or one_line(e)})") from e
     if given == 0:
         raise NstjaxError(f"no {what} given")
     return found

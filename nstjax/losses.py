@@ -17,16 +17,23 @@ up to a per-layer constant, so only the scale of the style weight differs.
 """
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from nstjax.architecture import LAYER_INDEX
-from nstjax.gram import gram_product
+
+Product = Callable[[jax.Array], jax.Array]
+"""``f -> f^T f`` for a ``[P, C]`` float32 matrix (:func:`nstjax.kernels.gram_product`)."""
+
+
+def _product(f: jax.Array) -> jax.Array:
+    return jnp.einsum("kc,kd->cd", f, f, preferred_element_type=jnp.float32)
 
 
 def gram(
-    features: jax.Array, mask: jax.Array | None = None, *, use_onednn: bool = False
+    features: jax.Array, mask: jax.Array | None = None, *, product: Product = _product
 ) -> jax.Array:
     """Normalised Gram matrix ``F^T F / (h w C)`` of one layer's features, in float32.
 
@@ -34,7 +41,8 @@ def gram(
         features: ``[h, w, C]``.
         mask: optional ``[h, w]`` weights (guided Gram of Gatys et al. 2017): the Gram of
             ``mask * F``, normalised by the mask's mass ``sum(mask^2)`` instead of ``h w``.
-        use_onednn: compute the product with oneDNN's sgemm (:mod:`nstjax.gram`; CPU only).
+        product: how ``F^T F`` is computed (default: XLA's dot; the engine passes the kernel
+            that goes with its convolution, :func:`nstjax.kernels.gram_product`).
 
     Returns:
         ``[C, C]`` float32.
@@ -48,7 +56,7 @@ def gram(
         f = f * m
         mass = jnp.sum(m * m)
         norm = jnp.where(mass > 0, mass, 1.0)  # an empty region has a zero Gram
-    return gram_product(f, use_onednn) / (norm * c)
+    return product(f) / (norm * c)
 
 
 def content_loss(features: jax.Array, target: jax.Array) -> jax.Array:
@@ -138,7 +146,7 @@ def weighted_style_loss(
     normalize: jax.Array | None = None,
     scale: jax.Array = 1.0,
     *,
-    use_onednn: bool = False,
+    product: Product = _product,
 ) -> jax.Array:
     """``sum_l w_l style_layer_loss(gram(F_l), A_l)`` over the layers in ``target_grams``.
 
@@ -150,9 +158,9 @@ def weighted_style_loss(
         masks: optional layer name to ``[K, h, w]`` region masks at that layer's resolution.
         normalize: optional traced flag: L1-normalise each layer's gradient.
         scale: the weight this sum will be multiplied by (the style weight).
-        use_onednn: Gram products through oneDNN (:func:`gram`).
+        product: how Gram products are computed (:func:`gram`).
     """
-    gram_of = functools.partial(gram, use_onednn=use_onednn)
+    gram_of = functools.partial(gram, product=product)
     total = jnp.float32(0.0)
     for name, target in target_grams.items():
         w = layer_weights[LAYER_INDEX[name]]

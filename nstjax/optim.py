@@ -1,9 +1,21 @@
 """Optimisers for ONE generated image, written to be vmapped over runs.
 
-Each optimiser is an ``init(pixels) -> state`` and an ``update(grad, state, pixels, learning_rate)
--> (new_pixels, new_state)`` pair. The learning rate is an argument (a traced per-run value), not a
-constant baked into the transformation, so a batch of runs with different rates compiles once.
-Nothing couples runs: under ``jax.vmap`` every run keeps its own moments or curvature history.
+Two kinds, both an ``init(pixels) -> state`` and an ``update``:
+
+- :class:`Optimizer` (Adam, fixed-step L-BFGS): ``update(grad, state, pixels, learning_rate)
+  -> (new_pixels, new_state)``; the caller evaluates the gradient at ``pixels``, once per step.
+- :class:`LineSearchOptimizer` (L-BFGS with a strong-Wolfe line search): ``update(value_and_grad,
+  evaluation, state, pixels, learning_rate, search) -> (new_pixels, new_state, new_evaluation,
+  evaluations)``. It evaluates the loss itself, as often as its line search needs, through
+  ``value_and_grad`` (a point -> :class:`~nstjax.linesearch.Evaluation`); ``evaluation`` is the
+  one at ``pixels`` (the caller evaluates it once, at the first step, then passes back the
+  ``new_evaluation`` of the step before: the search already made it, so no step evaluates a
+  point twice), and ``evaluations`` counts what the step made.
+
+The learning rate is an argument (a traced per-run value), not a constant baked into the
+transformation, so a batch of runs with different rates compiles once. Nothing couples runs:
+under ``jax.vmap`` every run keeps its own moments or curvature history, and runs its own line
+search.
 """
 
 from collections.abc import Callable
@@ -12,6 +24,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
+from nstjax.linesearch import Evaluation, ValueAndGrad, strong_wolfe, vdot
 
 
 class Optimizer(NamedTuple):
@@ -46,8 +60,61 @@ class LbfgsState(NamedTuple):
     iteration: jax.Array
 
 
-def _vdot(a: jax.Array, b: jax.Array) -> jax.Array:
-    return jnp.vdot(a.astype(jnp.float32), b.astype(jnp.float32))
+def _lbfgs_init(pixels: jax.Array, m: int) -> LbfgsState:
+    dtype = jnp.promote_types(pixels.dtype, jnp.float32)  # float32, or float64 under x64
+    zeros = jnp.zeros((m, *pixels.shape), dtype)
+    return LbfgsState(
+        s=zeros,
+        y=zeros,
+        rho=jnp.zeros((m,), dtype),
+        count=jnp.int32(0),
+        head=jnp.int32(0),
+        h_diag=jnp.ones((), dtype),
+        prev_grad=jnp.zeros(pixels.shape, dtype),
+        prev_step=jnp.zeros(pixels.shape, dtype),
+        iteration=jnp.int32(0),
+    )
+
+
+def _lbfgs_direction(grad: jax.Array, st: LbfgsState) -> tuple[jax.Array, LbfgsState]:
+    """Stores the pair of the previous step (if ``y . s > 1e-10``) and returns the two-loop
+    direction ``-H g`` with the updated memory. ``grad`` is in the state's dtype."""
+    m = st.s.shape[0]
+    first = st.iteration == 0
+    y = grad - st.prev_grad
+    ys = vdot(y, st.prev_step)
+    keep = jnp.logical_and(jnp.logical_not(first), ys > 1e-10)
+    slot = st.head
+    st = st._replace(
+        # Only one slot changes: select within it rather than over the whole buffer.
+        s=st.s.at[slot].set(jnp.where(keep, st.prev_step, st.s[slot])),
+        y=st.y.at[slot].set(jnp.where(keep, y, st.y[slot])),
+        rho=st.rho.at[slot].set(jnp.where(keep, 1.0 / jnp.where(keep, ys, 1.0), st.rho[slot])),
+        count=jnp.where(keep, jnp.minimum(st.count + 1, m), st.count),
+        head=jnp.where(keep, (st.head + 1) % m, st.head),
+        h_diag=jnp.where(keep, ys / jnp.maximum(vdot(y, y), 1e-30), st.h_diag),
+    )
+
+    def newest_first(i, carry):
+        q, alphas = carry
+        idx = (st.head - 1 - i) % m
+        alpha = jnp.where(i < st.count, st.rho[idx] * vdot(st.s[idx], q), 0.0)
+        return q - alpha * st.y[idx], alphas.at[idx].set(alpha)
+
+    q, alphas = jax.lax.fori_loop(0, m, newest_first, (-grad, jnp.zeros_like(st.rho)))
+
+    def oldest_first(i, r):
+        idx = (st.head - st.count + i) % m
+        beta = st.rho[idx] * vdot(st.y[idx], r)
+        return r + jnp.where(i < st.count, alphas[idx] - beta, 0.0) * st.s[idx]
+
+    return jax.lax.fori_loop(0, m, oldest_first, q * st.h_diag), st
+
+
+def _first_step_scale(grad: jax.Array, first: jax.Array) -> jax.Array:
+    """torch's first step: ``min(1, 1 / |g|_1)`` (the direction is then ``-g``); 1 later."""
+    scale = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sum(jnp.abs(grad)), 1e-30))
+    return jnp.where(first, scale, 1.0)
 
 
 def lbfgs(history: int = 20) -> Optimizer:
@@ -62,71 +129,91 @@ def lbfgs(history: int = 20) -> Optimizer:
         history: number of curvature pairs kept (neural-style-pt keeps 100; 20 costs a fifth of
             the memory traffic at nearly the same progress per step).
     """
-    m = history
-
-    def init(pixels):
-        zeros = jnp.zeros((m, *pixels.shape), jnp.float32)
-        return LbfgsState(
-            s=zeros,
-            y=zeros,
-            rho=jnp.zeros((m,), jnp.float32),
-            count=jnp.int32(0),
-            head=jnp.int32(0),
-            h_diag=jnp.float32(1.0),
-            prev_grad=jnp.zeros(pixels.shape, jnp.float32),
-            prev_step=jnp.zeros(pixels.shape, jnp.float32),
-            iteration=jnp.int32(0),
-        )
-
-    def direction(grad, st):
-        def newest_first(i, carry):
-            q, alphas = carry
-            idx = (st.head - 1 - i) % m
-            alpha = jnp.where(i < st.count, st.rho[idx] * _vdot(st.s[idx], q), 0.0)
-            return q - alpha * st.y[idx], alphas.at[idx].set(alpha)
-
-        q, alphas = jax.lax.fori_loop(0, m, newest_first, (-grad, jnp.zeros((m,), jnp.float32)))
-
-        def oldest_first(i, r):
-            idx = (st.head - st.count + i) % m
-            beta = st.rho[idx] * _vdot(st.y[idx], r)
-            return r + jnp.where(i < st.count, alphas[idx] - beta, 0.0) * st.s[idx]
-
-        return jax.lax.fori_loop(0, m, oldest_first, q * st.h_diag)
 
     def update(grad, st, pixels, learning_rate):
-        grad = grad.astype(jnp.float32)
+        grad = grad.astype(st.prev_grad.dtype)
         first = st.iteration == 0
-        y = grad - st.prev_grad
-        ys = _vdot(y, st.prev_step)
-        keep = jnp.logical_and(jnp.logical_not(first), ys > 1e-10)
-        slot = st.head
-        st = st._replace(
-            # Only one slot changes: select within it rather than over the whole buffer.
-            s=st.s.at[slot].set(jnp.where(keep, st.prev_step, st.s[slot])),
-            y=st.y.at[slot].set(jnp.where(keep, y, st.y[slot])),
-            rho=st.rho.at[slot].set(jnp.where(keep, 1.0 / jnp.where(keep, ys, 1.0), st.rho[slot])),
-            count=jnp.where(keep, jnp.minimum(st.count + 1, m), st.count),
-            head=jnp.where(keep, (st.head + 1) % m, st.head),
-            h_diag=jnp.where(keep, ys / jnp.maximum(_vdot(y, y), 1e-30), st.h_diag),
-        )
-        d = direction(grad, st)
-        first_scale = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sum(jnp.abs(grad)), 1e-30))
-        t = jnp.where(first, first_scale, 1.0) * learning_rate
-        step = t * d
+        d, st = _lbfgs_direction(grad, st)
+        step = _first_step_scale(grad, first) * learning_rate * d
         st = st._replace(prev_grad=grad, prev_step=step, iteration=st.iteration + 1)
         return pixels + step.astype(pixels.dtype), st
 
-    return Optimizer(init, update)
+    return Optimizer(lambda pixels: _lbfgs_init(pixels, history), update)
 
 
-OPTIMIZERS = ("adam", "lbfgs")
+class LineSearchOptimizer(NamedTuple):
+    """An optimiser of one image that evaluates the loss itself (module docstring)."""
+
+    init: Callable[[jax.Array], Any]
+    update: Callable[
+        [ValueAndGrad, Evaluation, Any, jax.Array, jax.Array, jax.Array],
+        tuple[jax.Array, Any, Evaluation, jax.Array],
+    ]
 
 
-def make(name: str, lbfgs_history: int = 20) -> Optimizer:
-    """The optimiser called ``name`` (``"adam"`` or ``"lbfgs"``)."""
+def lbfgs_wolfe(
+    history: int = 20,
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    tolerance_change: float = 1e-9,
+    max_line_search: int = 25,
+) -> LineSearchOptimizer:
+    """L-BFGS with a strong-Wolfe line search: one iteration of
+    ``torch.optim.LBFGS(line_search_fn="strong_wolfe")`` per step.
+
+    The direction and memory are those of :func:`lbfgs`; the first trial step is
+    ``learning_rate`` (``min(1, 1 / |g|_1) * learning_rate`` at the first step) and
+    :func:`nstjax.linesearch.strong_wolfe` moves it until the strong Wolfe conditions hold. A step
+    costs the line search's evaluations (1 when the first trial is accepted, as it mostly is
+    once the memory has filled; at most ``max_line_search + 1``); the very first step of a run
+    costs one more, the evaluation at the starting point, made by the caller. When the direction
+    does not descend (``g . d > -tolerance_change``, at a stationary point) the step is zero and
+    makes no evaluation (torch stops there).
+
+    Args:
+        history: number of curvature pairs kept.
+        c1: sufficient-decrease constant of the Wolfe conditions (torch's 1e-4).
+        c2: curvature constant (torch's 0.9).
+        tolerance_change: torch's ``tolerance_change``, as its line search uses it.
+        max_line_search: torch's ``max_ls``.
+    """
+
+    def update(value_and_grad, evaluation, st, pixels, learning_rate, search=True):
+        grad = evaluation.grad.astype(st.prev_grad.dtype)
+        first = st.iteration == 0
+        d, st = _lbfgs_direction(grad, st)
+        t = _first_step_scale(grad, first) * learning_rate
+        gtd = vdot(grad, d)
+        found = strong_wolfe(
+            value_and_grad,
+            pixels,
+            t.astype(gtd.dtype),
+            d,
+            evaluation,
+            gtd,
+            search=jnp.logical_and(search, gtd <= -tolerance_change),
+            c1=c1,
+            c2=c2,
+            tolerance_change=tolerance_change,
+            max_ls=max_line_search,
+        )
+        step = found.step * d
+        st = st._replace(prev_grad=grad, prev_step=step, iteration=st.iteration + 1)
+        return pixels + step.astype(pixels.dtype), st, found.evaluation, found.evaluations
+
+    return LineSearchOptimizer(lambda pixels: _lbfgs_init(pixels, history), update)
+
+
+OPTIMIZERS = ("adam", "lbfgs", "lbfgs_wolfe")
+
+
+def make(name: str, lbfgs_history: int = 20) -> Optimizer | LineSearchOptimizer:
+    """The optimiser called ``name``: ``"adam"``, ``"lbfgs"`` (fixed step) or ``"lbfgs_wolfe"``
+    (strong-Wolfe line search, a :class:`LineSearchOptimizer`)."""
     if name == "adam":
         return adam()
     if name == "lbfgs":
         return lbfgs(lbfgs_history)
+    if name == "lbfgs_wolfe":
+        return lbfgs_wolfe(lbfgs_history)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")

@@ -5,20 +5,29 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nstjax import losses, vgg
+from nstjax import kernels, losses, vgg
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "pooling", "dtype"))
-def content_features(params, images, *, layers: tuple[str, ...], pooling: str, dtype: str):
+@functools.partial(jax.jit, static_argnames=("layers", "pooling", "dtype", "convolution"))
+def content_features(
+    params, images, *, layers: tuple[str, ...], pooling: str, dtype: str, convolution: str = "xla"
+):
     """Features of a stack of same-shaped content images ``[N, H, W, 3]`` in [0, 1].
 
     Returns a dict from layer name to ``[N, h, w, C]`` (in ``dtype``).
     """
-    return vgg.features(params, images, layers, pooling, dtype=jnp.dtype(dtype))
+    return vgg.features(
+        params, images, layers, pooling, dtype=jnp.dtype(dtype), convolution=convolution
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "pooling", "dtype"))
-def style_grams(params, image, *, layers: tuple[str, ...], pooling: str, dtype: str):
+@functools.partial(jax.jit, static_argnames=("layers", "pooling", "dtype", "convolution"))
+def style_grams(
+    params, image, *, layers: tuple[str, ...], pooling: str, dtype: str, convolution: str = "xla"
+):
     """Gram matrices ``[C, C]`` (float32) of one style image ``[H, W, 3]`` in [0, 1], by layer."""
-    feats = vgg.features(params, image, layers, pooling, dtype=jnp.dtype(dtype))
-    return {name: losses.gram(f) for name, f in feats.items()}
+    feats = vgg.features(
+        params, image, layers, pooling, dtype=jnp.dtype(dtype), convolution=convolution
+    )
+    product = kernels.gram_product(convolution)
+    return {name: losses.gram(f, product=product) for name, f in feats.items()}

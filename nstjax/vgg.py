@@ -9,8 +9,9 @@ The parameters are a plain pytree::
 ``"params"`` is what the Flax module takes; ``"preprocess"`` is the input convention that travels
 with the weights (for the Caffe weights: RGB -> BGR, x255, minus the ImageNet mean), applied inside
 :func:`features` so callers always pass RGB images in [0, 1]. ``"prepared"`` holds the kernels
-rearranged once for a faster convolution (:func:`prepare`, :mod:`nstjax.conv`); the engine adds it
-before optimising. Everything is an array, so the whole pytree can be an argument of a jitted
+rearranged once for a faster convolution (:func:`prepare`, :mod:`nstjax.kernels`); which
+convolution is named by the caller (``features(..., convolution=...)``, ``engine.Program``), never
+inferred from the pytree. Everything is an array, so the whole pytree can be an argument of a jitted
 function.
 """
 
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import conv, onednn, weights
+from nstjax import kernels, weights
 from nstjax.architecture import BLOCKS, LAYER_INDEX, LAYER_NAMES, check_layer_names
 
 Params = dict[str, Any]
@@ -39,12 +40,13 @@ def _pool(x: jax.Array, pooling: str) -> jax.Array:
 
 
 class Conv3x3(nn.Module):
-    """3x3 convolution + bias + ReLU (:func:`nstjax.conv.conv3x3_relu`), parameters ``kernel``
+    """3x3 convolution + bias + ReLU (:func:`nstjax.kernels.conv3x3_relu`), parameters ``kernel``
     (HWIO) and ``bias`` as ``nn.Conv`` names them; kernels prepared by :func:`prepare` come in
     the ``"prepared"`` collection."""
 
     features: int
     dtype: Any = jnp.float32
+    convolution: str = "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -52,7 +54,7 @@ class Conv3x3(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         prepared = self.variables.get("prepared") or None
-        return conv.conv3x3_relu(x.astype(self.dtype), kernel, bias, prepared)
+        return kernels.conv3x3_relu(x.astype(self.dtype), kernel, bias, prepared, self.convolution)
 
 
 class VGG19(nn.Module):
@@ -66,6 +68,7 @@ class VGG19(nn.Module):
         dtype: the computation dtype (parameters stay float32).
         remat: recompute each block's activations in the backward pass instead of storing them
             (``jax.checkpoint`` per block: about +50% FLOPs for a fraction of the memory).
+        convolution: which kernels run the convolutions (:data:`nstjax.kernels.CONVOLUTIONS`).
     """
 
     channels: Sequence[int] = tuple(c for _, c in BLOCKS)
@@ -73,12 +76,14 @@ class VGG19(nn.Module):
     pooling: str = "max"
     dtype: Any = jnp.float32
     remat: bool = False
+    convolution: str = "xla"
 
     def setup(self):
         for block, ((count, _), cout) in enumerate(zip(BLOCKS, self.channels), start=1):
             for i in range(1, count + 1):
                 name = f"conv{block}_{i}"
-                setattr(self, name, Conv3x3(cout, dtype=self.dtype, name=name))
+                layer = Conv3x3(cout, dtype=self.dtype, convolution=self.convolution, name=name)
+                setattr(self, name, layer)
 
     def _block(self, x: jax.Array, names: tuple[str, ...]) -> tuple[jax.Array, dict]:
         outputs = {}
@@ -107,7 +112,9 @@ class VGG19(nn.Module):
         return outputs
 
 
-def _module_for(params: Params, last_layer: str, pooling: str, dtype: Any, remat: bool) -> VGG19:
+def _module_for(
+    params: Params, last_layer: str, pooling: str, dtype: Any, remat: bool, convolution: str
+) -> VGG19:
     convs = params["params"]
     # Widths of the blocks present; blocks past the deepest layer need no parameters at all.
     channels = tuple(
@@ -115,7 +122,12 @@ def _module_for(params: Params, last_layer: str, pooling: str, dtype: Any, remat
         for b, (_, width) in enumerate(BLOCKS, start=1)
     )
     return VGG19(
-        channels=channels, last_layer=last_layer, pooling=pooling, dtype=dtype, remat=remat
+        channels=channels,
+        last_layer=last_layer,
+        pooling=pooling,
+        dtype=dtype,
+        remat=remat,
+        convolution=convolution,
     )
 
 
@@ -139,6 +151,7 @@ def features(
     *,
     dtype: Any = jnp.float32,
     remat: bool = False,
+    convolution: str = "xla",
 ) -> dict[str, jax.Array]:
     """Rectified activations of VGG-19 at the requested layers.
 
@@ -149,6 +162,8 @@ def features(
         pooling: ``"max"`` (VGG's own) or ``"avg"`` (Gatys et al.'s choice).
         dtype: computation dtype, e.g. ``jnp.bfloat16``; activations come back in it.
         remat: rematerialise each block in the backward pass to save memory.
+        convolution: which kernels run the convolutions (:data:`nstjax.kernels.CONVOLUTIONS`);
+            anything but ``"xla"`` needs ``params`` from :func:`prepare` for it.
 
     Returns:
         A dict from each requested layer name to its activation after ReLU, ``[h, w, C]`` or
@@ -159,53 +174,38 @@ def features(
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     single = images.ndim == 3
     x = preprocess(params, images[None] if single else images)
-    module = _module_for(params, deepest(layers), pooling, dtype, remat)
+    module = _module_for(params, deepest(layers), pooling, dtype, remat, convolution)
     variables = {"params": params["params"]}
-    if params.get("prepared"):
+    if convolution != "xla":
+        if not params.get("prepared"):
+            raise ValueError(
+                f"convolution {convolution!r} needs params from nstjax.vgg.prepare(params, "
+                f"{convolution!r})"
+            )
         variables["prepared"] = params["prepared"]
     outputs = module.apply(variables, x.astype(dtype))
     return {name: outputs[name][0] if single else outputs[name] for name in layers}
 
 
-def default_convolution() -> str:
-    """The convolution :func:`prepare` picks: ``"onednn"`` on CPU where it is available,
-    ``"flipped"`` on CPU otherwise, ``"xla"`` on accelerators (docs/benchmarks.md)."""
-    if jax.default_backend() != "cpu":
-        return "xla"
-    return "onednn" if onednn.available() else "flipped"
-
-
-def prepare(params: Params, convolution: str | None = None) -> Params:
-    """``params`` with each kernel rearranged once for a faster convolution and its gradient.
+def prepare(params: Params, convolution: str) -> Params:
+    """``params`` with each kernel rearranged once for ``convolution`` and its gradient.
 
     Args:
         params: from :func:`load_params` or :func:`init_params` (an existing ``"prepared"`` entry
             is replaced).
-        convolution: one of :data:`nstjax.conv.IMPLS`; ``None`` picks
-            :func:`default_convolution`. ``"xla"`` removes the entry.
+        convolution: one of :data:`nstjax.kernels.CONVOLUTIONS` (usually
+            ``engine.Program.convolution``); ``"xla"`` needs nothing and removes the entry.
 
     Returns:
-        A new pytree with a ``"prepared"`` entry; :func:`features` uses it. It computes the same
-        values (to float32 rounding) as without it.
+        A new pytree with a ``"prepared"`` entry for ``features(..., convolution=...)``. It
+        computes the same values (to float32 rounding) as without it.
     """
-    convolution = convolution or default_convolution()
-    if convolution not in conv.IMPLS:
-        raise ValueError(f"convolution must be one of {conv.IMPLS}, got {convolution!r}")
     out = {k: v for k, v in params.items() if k != "prepared"}
-    if convolution != "xla":
-        out["prepared"] = {
-            name: conv.prepare(p["kernel"], convolution) for name, p in params["params"].items()
-        }
+    kernels_by_layer = {name: p["kernel"] for name, p in params["params"].items()}
+    prepared = kernels.prepare(kernels_by_layer, convolution)
+    if prepared:
+        out["prepared"] = prepared
     return out
-
-
-def convolution_of(params: Params) -> str:
-    """Which convolution ``params`` were prepared for (``"xla"`` when not prepared)."""
-    prepared = params.get("prepared") or {}
-    first = next(iter(prepared.values()), {})
-    if "onednn_forward" in first:
-        return "onednn"
-    return "flipped" if "flipped" in first else "xla"
 
 
 def _preprocess_arrays(meta: dict) -> dict[str, jax.Array]:

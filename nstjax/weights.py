@@ -6,27 +6,29 @@ once, checked against :func:`nstjax.architecture.expected_shapes`, and cached as
 keys (``"conv1_1/kernel"`` ... ``"conv5_4/bias"``) and the input convention that goes with them.
 
 Resolution order of :func:`load_arrays`: an explicit path, then ``$NSTJAX_WEIGHTS``, then the converted
-cache in :func:`cache_dir`, then a download (:func:`fetch`) followed by :func:`convert`.
+cache in :func:`cache_dir`, then a download (:func:`fetch`) followed by :func:`convert`. An explicit
+path or ``$NSTJAX_WEIGHTS`` is read as it is (an ``.h5`` md5-checked and read with h5py, an ``.npz``
+loaded) and never touches the cache. Only the last two steps use the cache: a cache entry that does
+not load is rebuilt from the downloaded ``.h5`` beside it (md5-checked), or, without one, reported
+with the command that rebuilds it (:data:`REBUILD_HINT`).
 """
 
 import functools
 import hashlib
-import http.client
 import json
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from nstjax import download
 from nstjax.architecture import LAYER_NAMES, expected_shapes
 from nstjax.atomic import atomic_path
-from nstjax.errors import NstjaxError
+from nstjax.cache import cache_dir
+from nstjax.errors import NstjaxError, one_line
 
 WEIGHTS_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = (
@@ -35,6 +37,11 @@ WEIGHTS_URL = (
 WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
 ENV_WEIGHTS = "NSTJAX_WEIGHTS"
 ENV_URL = "NSTJAX_WEIGHTS_URL"
+REBUILD_HINT = (
+    "rebuild it with `nstjax weights fetch` (or `nstjax weights convert FILE.h5`), "
+    f"or set {ENV_WEIGHTS} to a good .h5"
+)
+"""What an error about a broken cache entry tells the user to run."""
 
 CAFFE_PREPROCESS = {
     "name": "caffe",
@@ -51,16 +58,6 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 30.0
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
-
-
-def cache_dir() -> Path:
-    """Directory of downloaded and converted weights.
-
-    Returns:
-        ``$XDG_CACHE_HOME/nstjax`` when XDG_CACHE_HOME is set, else ``~/.cache/nstjax``.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nstjax"
 
 
 def md5sum(path: str | os.PathLike) -> str:
@@ -88,10 +85,6 @@ def _md5(path: Path) -> str:
     """md5sum, computed once per process for an unchanged file."""
     st = path.stat()
     return _md5_memo(str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _cache_npz(md5: str) -> Path:
@@ -164,7 +157,7 @@ def read_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
             _check_shapes(path, {k: d.shape for k, d in datasets.items()})
             return {k: np.asarray(datasets[k][()], dtype=np.float32) for k in expected_shapes()}
     except (OSError, ValueError, KeyError) as e:
-        raise NstjaxError(f"{path}: not a readable VGG-19 HDF5 file ({_one_line(e)})") from e
+        raise NstjaxError(f"{path}: not a readable VGG-19 HDF5 file ({one_line(e)})") from e
 
 
 def _verify_md5(path: Path, found: str) -> None:
@@ -173,6 +166,16 @@ def _verify_md5(path: Path, found: str) -> None:
             f"{path}: md5 {found} does not match the VGG-19 weights' md5 {WEIGHTS_MD5} "
             "(corrupt or a different file)"
         )
+
+
+def _h5_meta(h5_path: Path, md5: str) -> dict:
+    """The metadata of weights read from an ``.h5`` (stored in the ``.npz`` by :func:`convert`)."""
+    return {
+        "format": _FORMAT,
+        "preprocess": CAFFE_PREPROCESS,
+        "source_md5": md5,
+        "source_file": h5_path.name,
+    }
 
 
 def convert(
@@ -199,12 +202,7 @@ def convert(
     if verify_md5:
         _verify_md5(h5_path, md5)
     arrays = read_h5(h5_path)
-    meta = {
-        "format": _FORMAT,
-        "preprocess": CAFFE_PREPROCESS,
-        "source_md5": md5,
-        "source_file": h5_path.name,
-    }
+    meta = _h5_meta(h5_path, md5)
     out_path = Path(out_path) if out_path is not None else _cache_npz(md5)
     with atomic_path(out_path) as tmp:
         np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(meta))})
@@ -229,13 +227,13 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
         with np.load(path, allow_pickle=False) as npz:
             entries = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise NstjaxError(f"{path}: not a readable weights .npz ({_one_line(e)})") from e
+        raise NstjaxError(f"{path}: not a readable weights .npz ({one_line(e)})") from e
     if _META_KEY not in entries:
         raise NstjaxError(f"{path}: no {_META_KEY} entry; not written by `nstjax weights convert`")
     try:
         meta = json.loads(str(entries.pop(_META_KEY)))
     except json.JSONDecodeError as e:
-        raise NstjaxError(f"{path}: {_META_KEY} is not valid JSON ({_one_line(e)})") from e
+        raise NstjaxError(f"{path}: {_META_KEY} is not valid JSON ({one_line(e)})") from e
     _check_shapes(path, {k: v.shape for k, v in entries.items()})
     return {k: v.astype(np.float32, copy=False) for k, v in entries.items()}, meta
 
@@ -250,14 +248,32 @@ def _sniff(path: Path) -> str:
     raise NstjaxError(f"{path}: neither an HDF5 (.h5) nor an .npz weights file")
 
 
-def _npz_for(path: Path) -> Path:
-    """The ``.npz`` to load for a weights file: itself, or the md5-verified cache of an ``.h5``."""
+def _read_given(path: Path) -> tuple[dict[str, np.ndarray], dict, Path | None]:
+    """Reads a file the user named, without the cache: an ``.npz``, or an md5-checked ``.h5``;
+    returns ``(arrays, metadata, the .npz read or None)``."""
     if _sniff(path) == "npz":
-        return path
+        return *load_npz(path), path
     md5 = _md5(path)
     _verify_md5(path, md5)
-    npz = _cache_npz(md5)
-    return npz if npz.is_file() else convert(path, npz)
+    return read_h5(path), _h5_meta(path, md5), None
+
+
+def _load_cache() -> tuple[dict[str, np.ndarray], dict, Path]:
+    """Loads the cache entry, (re)building it from the downloaded ``.h5`` when it is missing or
+    does not load; returns ``(arrays, metadata, the entry)``."""
+    npz, h5 = _cache_npz(WEIGHTS_MD5), cache_dir() / WEIGHTS_FILENAME
+    if npz.is_file():
+        try:
+            return *load_npz(npz), npz
+        except NstjaxError as e:
+            if not h5.is_file():
+                raise NstjaxError(f"weights cache {e}; {REBUILD_HINT}") from e
+            print(f"nstjax: weights cache {e}; rebuilding it from {h5}", file=sys.stderr)
+    try:
+        convert(h5, npz)
+    except NstjaxError as e:
+        raise NstjaxError(f"downloaded weights {e}; {REBUILD_HINT}") from e
+    return *load_npz(npz), npz
 
 
 def _resolve(path: str | os.PathLike | None, download: bool) -> tuple[str, Path]:
@@ -281,13 +297,37 @@ def _resolve(path: str | os.PathLike | None, download: bool) -> tuple[str, Path]
     )
 
 
+def locate(path: str | os.PathLike | None = None) -> tuple[str, Path]:
+    """Which step of the resolution order would supply the weights, without reading or
+    downloading anything.
+
+    Args:
+        path: an explicit weights file, or None to resolve.
+
+    Returns:
+        ``(source, file)``: ``source`` is ``"argument"``, ``"$NSTJAX_WEIGHTS"``, ``"cache"`` (the
+        converted ``.npz``) or ``"download"`` (the downloaded ``.h5``, not yet converted).
+
+    Raises:
+        NstjaxError: an explicit path or ``$NSTJAX_WEIGHTS`` that is not a file (naming where it
+            came from), or no weights present locally.
+    """
+    return _resolve(path, download=False)
+
+
+def _load(source: str, found: Path) -> tuple[dict[str, np.ndarray], dict, Path | None]:
+    """``(arrays, metadata, the .npz read or None)`` for a step of the resolution order."""
+    return _load_cache() if source in ("cache", "download") else _read_given(found)
+
+
 def load_arrays(path: str | os.PathLike | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Finds, checks and loads the weights.
 
     Resolution order: ``path``, then ``$NSTJAX_WEIGHTS``, then the converted cache in
-    :func:`cache_dir`, then :func:`fetch` and :func:`convert`. An ``.h5`` is md5-verified and
-    converted once into the cache, which later calls load instead; an ``.npz`` from
-    :func:`convert` is loaded directly.
+    :func:`cache_dir`, then :func:`fetch` and :func:`convert`. A file given by ``path`` or
+    ``$NSTJAX_WEIGHTS`` is read directly and the cache is neither read nor written: an ``.h5`` is
+    md5-verified and read with h5py, an ``.npz`` from :func:`convert` is loaded. A cache entry that
+    does not load is rebuilt from the downloaded ``.h5`` (md5-verified) if there is one.
 
     Args:
         path: an ``.h5`` or ``.npz`` weights file, or None to resolve.
@@ -297,10 +337,11 @@ def load_arrays(path: str | os.PathLike | None = None) -> tuple[dict[str, np.nda
 
     Raises:
         NstjaxError: a path that does not exist (naming where it came from), a file that does not
-            check out, or a failed download.
+            check out, a cache entry that does not load and cannot be rebuilt (saying which
+            command rebuilds it), or a failed download.
     """
-    _, found = _resolve(path, download=True)
-    return load_npz(_npz_for(found))
+    arrays, meta, _ = _load(*_resolve(path, download=True))
+    return arrays, meta
 
 
 def describe(path: str | os.PathLike | None = None) -> dict:
@@ -310,20 +351,19 @@ def describe(path: str | os.PathLike | None = None) -> dict:
         path: as for :func:`load_arrays`.
 
     Returns:
-        A dict with ``source`` (``"argument"``, ``"$NSTJAX_WEIGHTS"``, ``"cache"`` or
-        ``"download"``), ``path`` (the file found), ``npz`` (the cache loaded), ``md5`` (of the
-        original ``.h5``), ``preprocess`` and ``parameters`` (the parameter count).
+        A dict with ``source`` (as :func:`locate` says), ``path`` (the file found), ``npz`` (the
+        ``.npz`` loaded, or None when an ``.h5`` is read directly), ``md5`` (of the original
+        ``.h5``), ``preprocess`` and ``parameters`` (the parameter count).
 
     Raises:
         NstjaxError: as :func:`load_arrays`, or when no weights are present locally.
     """
-    source, found = _resolve(path, download=False)
-    npz = _npz_for(found)
-    arrays, meta = load_npz(npz)
+    source, found = locate(path)
+    arrays, meta, npz = _load(source, found)
     return {
         "source": source,
         "path": str(found),
-        "npz": str(npz),
+        "npz": None if npz is None else str(npz),
         "md5": meta.get("source_md5"),
         "preprocess": meta.get("preprocess"),
         "layers": len(LAYER_NAMES),
@@ -331,66 +371,10 @@ def describe(path: str | os.PathLike | None = None) -> dict:
     }
 
 
-def _progress_line(done: int, total: int | None, elapsed: float) -> str:
-    rate = done / 1e6 / max(elapsed, 1e-9)
-    if total:
-        return (
-            f"\r{done / 1e6:8.1f}/{total / 1e6:.1f} MB {100 * done / total:5.1f}% {rate:7.1f} MB/s"
-        )
-    return f"\r{done / 1e6:8.1f} MB {rate:7.1f} MB/s"
-
-
-def _manual_hint(url: str, dest: Path, expected_md5: str) -> str:
-    return (
-        f"Download {url} by hand and put it at {dest} (md5 {expected_md5}), "
-        f"or set {ENV_WEIGHTS} to the path of a copy."
-    )
-
-
-def _open(url: str, dest: Path, expected_md5: str) -> http.client.HTTPResponse:
-    try:
-        return urllib.request.urlopen(url, timeout=_TIMEOUT_S)
-    except (OSError, ValueError) as e:
-        raise NstjaxError(
-            f"could not download the VGG-19 weights from {url} ({_one_line(e)}). "
-            + _manual_hint(url, dest, expected_md5)
-        ) from e
-
-
-def _stream(response: http.client.HTTPResponse, out: Path, url: str, progress: bool) -> str:
-    """Copies the response body to ``out``; returns its md5, or raises if it was cut short."""
-    length = response.headers.get("Content-Length")
-    total = int(length) if length and length.isdigit() else None
-    digest, done, start, shown = hashlib.md5(), 0, time.monotonic(), 0.0
-    with open(out, "wb") as f:
-        while True:
-            try:
-                chunk = response.read(_CHUNK)
-            except (OSError, http.client.HTTPException) as e:
-                raise NstjaxError(
-                    f"download from {url} broke off after {done} bytes ({_one_line(e)}); retry"
-                ) from e
-            if not chunk:
-                break
-            f.write(chunk)
-            digest.update(chunk)
-            done += len(chunk)
-            if progress and time.monotonic() - shown > 0.2:
-                shown = time.monotonic()
-                print(
-                    _progress_line(done, total, shown - start), end="", file=sys.stderr, flush=True
-                )
-    if progress:
-        print(_progress_line(done, total, time.monotonic() - start), file=sys.stderr, flush=True)
-    if total is not None and done < total:
-        raise NstjaxError(f"download from {url} truncated: received {done} of {total} bytes; retry")
-    return digest.hexdigest()
-
-
 def fetch(
     url: str | None = None,
     dest: str | os.PathLike | None = None,
-    expected_md5: str = WEIGHTS_MD5,
+    expected_md5: str | None = None,
     progress: bool = True,
     force: bool = False,
 ) -> Path:
@@ -399,7 +383,7 @@ def fetch(
     Args:
         url: where from; default ``$NSTJAX_WEIGHTS_URL`` or :data:`WEIGHTS_URL`.
         dest: where to; default ``cache_dir()/WEIGHTS_FILENAME``.
-        expected_md5: the md5 the file must have.
+        expected_md5: the md5 the file must have; default :data:`WEIGHTS_MD5`.
         progress: show a progress bar (bytes, percent, MB/s) on stderr.
         force: download even when ``dest`` already has the expected md5.
 
@@ -411,17 +395,16 @@ def fetch(
             ``dest`` (beyond what was there before) and no temporary file remains.
     """
     url = url or os.environ.get(ENV_URL) or WEIGHTS_URL
+    expected_md5 = expected_md5 or WEIGHTS_MD5
     dest = Path(dest) if dest is not None else cache_dir() / WEIGHTS_FILENAME
     if not force and dest.is_file() and _md5(dest) == expected_md5:
         return dest
     if progress:
         print(f"downloading {url} -> {dest}", file=sys.stderr)
-    with atomic_path(dest) as tmp:
-        with _open(url, dest, expected_md5) as response:
-            md5 = _stream(response, tmp, url, progress)
-        if md5 != expected_md5:
-            raise NstjaxError(
-                f"download from {url} is corrupt: md5 {md5}, expected {expected_md5}; "
-                + _manual_hint(url, dest, expected_md5)
-            )
-    return dest
+    hint = (
+        f"Download {url} by hand and put it at {dest} (md5 {expected_md5}), "
+        f"or set {ENV_WEIGHTS} to the path of a copy."
+    )
+    return download.download(
+        url, dest, expected_md5, hint, progress=progress, what="the VGG-19 weights"
+    )

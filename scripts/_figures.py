@@ -2,7 +2,7 @@
 
 The scripts are thin: each builds a list of :class:`nstjax.api.Run` and makes one batched call
 to :func:`nstjax.api.stylize_batch`. What lives here is presentation (a PNG grid with labels
-drawn by Pillow, a markdown table) and the few lines every script shares.
+drawn by :mod:`nstjax.grid`, a markdown table) and the few lines every script shares.
 """
 
 from __future__ import annotations
@@ -10,20 +10,17 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
+from nstjax import grid as nst_grid
 from nstjax import image as nst_image
 
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 """``../shared/images`` beside the checkout: the public-domain test and gallery images."""
-
-CAFFE_MEAN_RGB = np.array([123.68, 116.779, 103.939]) / 255.0
-"""The ImageNet mean colour VGG-19 subtracts (Caffe convention), in [0, 1]."""
 
 STYLE_SUBSETS = (
     ("conv1_1",),
@@ -72,25 +69,6 @@ def learning_rate(args: argparse.Namespace) -> float:
     return args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 4.0)
 
 
-def mean_noise(shape: tuple[int, int], seed: int, std: float = 1.0 / 255.0) -> np.ndarray:
-    """White noise as Gatys et al.'s reference code initialises: the ImageNet mean colour plus
-    Gaussian noise of one grey level (``torch.randn`` on the mean-subtracted 0-255 image).
-
-    nstjax's ``init="noise"`` is uniform noise over the full [0, 1] range; reconstructions from
-    it keep part of that noise in directions VGG barely sees (docs/gallery.md).
-
-    Args:
-        shape: ``(height, width)``.
-        seed: numpy seed.
-        std: noise standard deviation in [0, 1] units.
-
-    Returns:
-        ``[height, width, 3]`` float32.
-    """
-    noise = np.random.default_rng(seed).normal(0.0, std, (*shape, 3))
-    return (CAFFE_MEAN_RGB + noise).astype(np.float32)
-
-
 def load_params(weights: str | None):
     """The real VGG-19 parameters (``--weights``, else ``$NSTJAX_WEIGHTS`` / the cache)."""
     from nstjax import vgg
@@ -99,83 +77,32 @@ def load_params(weights: str | None):
 
 
 def stylize(params, args: argparse.Namespace, contents, styles, runs, label: str):
-    """One batched ``api.stylize_batch`` call with the scripts' shared command-line options."""
+    """One batched call with the scripts' shared command-line options, its progress shown by
+    :class:`nstjax.progress.ProgressDisplay` (sized from the same plan)."""
     from nstjax import api
+    from nstjax.batch.plan import image_steps
+    from nstjax.progress import ProgressDisplay
+    from nstjax.run import Options
 
-    return api.stylize_batch(
-        params,
-        contents,
-        styles,
-        runs,
+    options = Options(
         steps=args.steps,
         optimizer=args.optimizer,
         pooling=args.pooling,
         lbfgs_history=args.lbfgs_history,
         chunk=25,
-        progress=Progress(label),
     )
+    shapes = [contents[r.content].shape[:2] for r in runs]
+    planned = api.plan_runs(runs, shapes, api.with_convolution(options))
+    display = ProgressDisplay(image_steps(planned), label)
+    try:
+        return api.stylize_batch(params, contents, styles, runs, options, observer=display)
+    finally:
+        display.close()
 
 
 def load(path: Path, size: int) -> np.ndarray:
     """An image resized so that its longer side is ``size``, ``[H, W, 3]`` in [0, 1]."""
     return nst_image.load_image(path, size, "image")
-
-
-class Progress:
-    """Prints ``step/steps`` and the elapsed time to stderr after every chunk."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.start = time.perf_counter()
-
-    def __call__(self, done: int, steps: int, metrics: np.ndarray) -> None:
-        elapsed = time.perf_counter() - self.start
-        print(f"{self.label}: step {done}/{steps} ({elapsed:.0f}s)", file=sys.stderr, flush=True)
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow built without FreeType
-        return ImageFont.load_default()
-
-
-def _text_block(lines: Sequence[str], width: int, font, pad: int = 4) -> Image.Image:
-    """White strip with centred lines of text, ``width`` wide."""
-    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    heights = [draw.textbbox((0, 0), line or " ", font=font)[3] for line in lines]
-    line_h = max(heights, default=0) + 2
-    block = Image.new("RGB", (width, line_h * len(lines) + 2 * pad), "white")
-    draw = ImageDraw.Draw(block)
-    for i, line in enumerate(lines):
-        w = draw.textlength(line, font=font)
-        draw.text(((width - w) / 2, pad + i * line_h), line, fill="black", font=font)
-    return block
-
-
-def _wrap(text: str, width: int, font) -> list[str]:
-    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    lines: list[str] = []
-    for paragraph in text.split("\n"):
-        line = ""
-        for word in paragraph.split():
-            candidate = f"{line} {word}".strip()
-            if draw.textlength(candidate, font=font) <= width or not line:
-                line = candidate
-            else:
-                lines.append(line)
-                line = word
-        lines.append(line)
-    return lines
-
-
-def _fit(img: np.ndarray, cell: int) -> Image.Image:
-    """The image as Pillow RGB, scaled (nearest neighbour: pixels stay visible) to a long side
-    of ``cell``."""
-    pic = Image.fromarray(nst_image.to_uint8(img))
-    scale = cell / max(pic.size)
-    size = (max(1, round(pic.width * scale)), max(1, round(pic.height * scale)))
-    return pic.resize(size, Image.Resampling.NEAREST)
 
 
 def grid(
@@ -189,7 +116,7 @@ def grid(
     caption: str = "",
     font_size: int = 12,
 ) -> Image.Image:
-    """A labelled grid of images (rows x columns), drawn with Pillow.
+    """A labelled grid of images (rows x columns): :func:`nstjax.grid.labelled_grid`.
 
     Args:
         cells: rows of ``[H, W, 3]`` images in [0, 1]; ``None`` leaves a cell blank. Each image
@@ -205,53 +132,20 @@ def grid(
     Returns:
         The figure as an RGB Pillow image.
     """
-    font = _font(font_size)
-    rows, cols = len(cells), max(len(r) for r in cells)
-    gap = 6
-    fitted = [[None if img is None else _fit(img, cell) for img in row] for row in cells]
-    box_w = max((p.width for row in fitted for p in row if p is not None), default=cell)
-    box_h = max((p.height for row in fitted for p in row if p is not None), default=cell)
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_w = max((int(measure.textlength(t, font=font)) for t in row_labels), default=0)
-    label_w = label_w + 2 * gap if row_labels else 0
-    lines_under = max((len(t.split("\n")) for row in (cell_labels or []) for t in row), default=0)
-    under = lines_under * (font_size + 2) + 4 if lines_under else 0
-    head = font_size + 2 * gap if col_labels else 0
-    width = label_w + cols * (box_w + gap) + gap
-    height = head + rows * (box_h + under + gap) + gap
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    for j, text in enumerate(col_labels):
-        x = label_w + gap + j * (box_w + gap) + (box_w - draw.textlength(text, font=font)) / 2
-        draw.text((x, gap), text, fill="black", font=font)
-    for i, row in enumerate(fitted):
-        y = head + i * (box_h + under + gap) + gap
-        if i < len(row_labels):
-            text_w = draw.textlength(row_labels[i], font=font)
-            xy = (label_w - gap - text_w, y + box_h / 2 - font_size / 2)
-            draw.text(xy, row_labels[i], fill="black", font=font)
-        for j, pic in enumerate(row):
-            x = label_w + gap + j * (box_w + gap)
-            if pic is not None:
-                canvas.paste(pic, (x + (box_w - pic.width) // 2, y + (box_h - pic.height) // 2))
-            if cell_labels is not None and j < len(cell_labels[i]):
-                for k, line in enumerate(cell_labels[i][j].split("\n")):
-                    xy = (x + (box_w - draw.textlength(line, font=font)) / 2,
-                          y + box_h + 2 + k * (font_size + 2))  # fmt: skip
-                    draw.text(xy, line, fill="black", font=font)
-    parts = []
-    if title:
-        big = _font(font_size + 2)
-        parts.append(_text_block(_wrap(title, width - 16, big), width, big))
-    parts.append(canvas)
-    if caption:
-        parts.append(_text_block(_wrap(caption, width - 16, font), width, font))
-    figure = Image.new("RGB", (width, sum(p.height for p in parts)), "white")
-    y = 0
-    for part in parts:
-        figure.paste(part, (0, y))
-        y += part.height
-    return figure
+    pictures = [
+        [None if img is None else nst_grid.thumbnail(img, cell, smooth=False) for img in row]
+        for row in cells
+    ]
+    return nst_grid.labelled_grid(
+        pictures,
+        col_labels=col_labels,
+        row_labels=row_labels,
+        cell_labels=cell_labels,
+        cell=cell,
+        title=title,
+        caption=caption,
+        font_size=font_size,
+    )
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -16,11 +16,13 @@ that changed the maths shows itself.
 Variants (``--variants``) are a base, optionally followed by ``+modifier``s, e.g.
 ``engine+vjp+bf16``:
 
-- ``torch``: the PyTorch reference of ``scripts/compare_torch.py`` (looping over the batch).
-- ``engine``: ``nstjax.engine.train_step`` from a Python loop (the CPU default).
+- ``torch``: the PyTorch reference, :mod:`nstjax.bench.torch_reference` (looping over the batch).
+- ``engine``: ``nstjax.engine.train_step`` from a Python loop (the CPU default), XLA's
+  convolutions (``Program(convolution="xla")``, unprepared params).
 - ``scan``: ``nstjax.engine.train_chunk`` (``lax.scan`` over N steps in one call).
 - ``lax``: the same objective written directly with ``lax.conv`` (NHWC), batched natively (no
-  vmap, no Flax), Adam by hand, the kernels closed over as constants.
+  vmap, no Flax; :mod:`nstjax.bench.lax_reference`), Adam by hand, the kernels closed over as
+  constants.
 
 Modifiers:
 
@@ -31,19 +33,21 @@ Modifiers:
 - ``ynn``: ``NSTJAX_XLA_DEFAULTS=0``, i.e. YNNPACK fusions back on (XLA:CPU's own default).
 - ``ynndot``: ``--xla_cpu_experimental_ynn_fusion_type=individual_dot``: YNNPACK for matrix
   products only (its bf16 matmul uses the CPU's AMX units), XLA's own convolutions.
-- ``poolreshape`` (engine, scan): 2x2 max pooling written as a reshape and a max (its gradient
-  is elementwise) instead of ``reduce_window`` (whose gradient is an argmax reduce-window and a
-  scatter). ``nstjax.vgg`` pools this way itself since the change this script measured, so the
-  modifier is now a no-op kept for the old figures.
 - ``const`` (engine): the VGG parameters closed over as compile-time constants, so XLA folds the
   per-step reversal and transposition of every kernel for the input gradients.
 - ``args`` (lax): the kernels passed as arguments instead of constants.
 - ``vjp`` (engine, scan; lax, where it implies ``args``): a ``custom_vjp`` convolution whose input
   gradient is a plain convolution with a flipped, transposed copy of the kernel prepared once
-  outside the step (for the engine: ``vgg.prepare(params, "flipped")``, the library's version of
-  what this script first measured with its own copy).
+  outside the step (for the engine: ``Program(convolution="flipped")`` with
+  ``vgg.prepare(params, "flipped")``, the library's version of what this script first measured
+  with its own copy).
 - ``nchw`` (lax): NCHW activations instead of NHWC.
 - ``bf16`` (engine, scan): ``Program(dtype="bfloat16")`` (bf16 activations; not the same numbers).
+
+The ``poolreshape`` modifier of the earlier figures (2x2 max pooling as a reshape and a max, whose
+gradient is elementwise, instead of ``reduce_window``, whose gradient is a select-and-scatter) is
+gone: ``nstjax.vgg`` pools that way itself since the change it measured, so ``engine`` is what
+``engine+poolreshape`` was.
 """
 
 import argparse
@@ -57,9 +61,6 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # compare_torch, beside this file
-
 ENV_FLAGS = {
     "onednn": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true",
     "noynn": "--xla_cpu_experimental_ynn_fusion_type=",
@@ -71,7 +72,6 @@ MODIFIERS = (
     "noynn",
     "ynn",
     "ynndot",
-    "poolreshape",
     "const",
     "args",
     "vjp",
@@ -99,22 +99,23 @@ def variant_type(text: str) -> str:
 
 
 def _images(size: int, batch: int):
-    from compare_torch import IMAGES, load_images
+    from nstjax.bench.compare import load_images
 
-    return load_images(size, batch, IMAGES, None)
+    return load_images(size, batch)
 
 
 def torch_worker(args):
     import torch
-    from compare_torch import TorchRun, torch_reference
 
-    from nstjax import api, weights
+    from nstjax import weights
+    from nstjax.bench.torch_reference import TorchRun, torch_reference
+    from nstjax.run import Run
 
     torch.set_num_threads(args.threads)
     arrays = weights.read_h5(os.environ[weights.ENV_WEIGHTS])
     features = torch_reference(arrays, "conv5_1", weights.CAFFE_PREPROCESS)
     contents, style = _images(args.size, args.batch)
-    runs = [TorchRun(features, c, style, api.Run(), "adam", 20) for c in contents]
+    runs = [TorchRun(features, c, style, Run(), "adam", 20) for c in contents]
 
     def advance(n):
         for r in runs:
@@ -127,31 +128,22 @@ def torch_worker(args):
     return advance, lambda: sum(r.steps for r in runs) // len(runs), loss
 
 
-def _reshape_pool(x, pooling):
-    *lead, h, w, c = x.shape
-    x = x[..., : h // 2 * 2, : w // 2 * 2, :].reshape(*lead, h // 2, 2, w // 2, 2, c)
-    return x.max(axis=(-4, -2)) if pooling == "max" else x.mean(axis=(-4, -2))
-
-
 def engine_worker(args):
     import jax
     import jax.numpy as jnp
 
     from nstjax import engine, vgg
+    from nstjax.bench.compare import batch_arrays
+    from nstjax.run import Options, Run
 
     base, mods = parse_variant(args.variant)
-    if "poolreshape" in mods:
-        vgg._pool = _reshape_pool  # this worker process only
-    from nstjax.bench.problem import make_problem
-
-    params = vgg.load_params()  # unprepared: XLA's convolutions, plain autodiff
-    if "vjp" in mods:
-        params = vgg.prepare(params, "flipped")
-    program = engine.Program(dtype="bfloat16" if "bf16" in mods else "float32")
+    convolution = "flipped" if "vjp" in mods else "xla"  # "xla": plain autodiff
+    params = vgg.prepare(vgg.load_params(), convolution)
+    options = Options(dtype="bfloat16" if "bf16" in mods else "float32")
     contents, style = _images(args.size, args.batch)
-    problem = make_problem(params, program, args.batch, args.size, contents=contents, style=style)
-    hyper, targets = problem.hyper, problem.targets
-    box = {"state": engine.init_state(program, problem.pixels)}
+    program, built = batch_arrays(params, convolution, contents, style, Run(), options)
+    hyper, targets = built.hyper, built.targets
+    box = {"state": engine.init_state(program, jnp.asarray(built.pixels))}
     if base == "scan":
         compiled = engine.train_chunk.lower(
             params,
@@ -202,73 +194,24 @@ def lax_worker(args):
     import jax
     import jax.numpy as jnp
 
-    from nstjax import api, weights
-    from nstjax.architecture import LAYER_INDEX, LAYERS, block_of
+    from nstjax import weights
+    from nstjax.architecture import LAYER_INDEX, LAYERS
+    from nstjax.bench import lax_reference
+    from nstjax.run import Run
 
     _, mods = parse_variant(args.variant)
-    nchw = "nchw" in mods
-    use_vjp = "vjp" in mods
-    as_args = "args" in mods or use_vjp
-    arrays = weights.read_h5(os.environ[weights.ENV_WEIGHTS])
+    as_args = "args" in mods or "vjp" in mods
     names = [name for name, _, _ in LAYERS[: LAYER_INDEX["conv5_1"] + 1]]
-    convs = []  # (kernel, bias, flipped kernel) per layer: a pytree of arrays
-    for name in names:
-        kernel = arrays[f"{name}/kernel"]
-        if name == "conv1_1":
-            kernel = kernel[:, :, ::-1, :]  # BGR weights take RGB input
-        flipped = np.ascontiguousarray(kernel[::-1, ::-1].swapaxes(2, 3))
-        bias = jnp.asarray(arrays[f"{name}/bias"])
-        convs.append((jnp.asarray(kernel.copy()), bias, jnp.asarray(flipped)))
-    mean = jnp.asarray(weights.CAFFE_PREPROCESS["mean_rgb"], jnp.float32)
-    dn = ("NCHW", "HWIO", "NCHW") if nchw else ("NHWC", "HWIO", "NHWC")
+    convs = lax_reference.convs(weights.read_h5(os.environ[weights.ENV_WEIGHTS]), names)
+    features, gram = lax_reference.network(names, nchw="nchw" in mods, use_vjp="vjp" in mods)
     style_layers = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-
-    def plain_conv(x, k):
-        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn)
-
-    @jax.custom_vjp
-    def conv(x, k, flipped):
-        return plain_conv(x, k)
-
-    def conv_fwd(x, k, flipped):
-        return plain_conv(x, k), (k, flipped)
-
-    def conv_bwd(res, g):
-        k, flipped = res
-        return plain_conv(g, flipped), jnp.zeros_like(k), jnp.zeros_like(flipped)
-
-    conv.defvjp(conv_fwd, conv_bwd)
-
-    def features(x, convs=convs):  # x: [N, H, W, 3] pixels 0-255
-        x = x - mean
-        if nchw:
-            x = jnp.transpose(x, (0, 3, 1, 2))
-        out, current = {}, 1
-        window = (1, 1, 2, 2) if nchw else (1, 2, 2, 1)
-        for name, (k, b, flipped) in zip(names, convs):
-            block = block_of(name)
-            if block != current:
-                x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, window, "VALID")
-                current = block
-            y = conv(x, k, flipped) if use_vjp else plain_conv(x, k)
-            x = out[name] = jax.nn.relu(y + (b[:, None, None] if nchw else b))
-        return out
-
-    def gram(f):  # one layer, batched: [N, C, C]
-        if nchw:
-            n, c, h, w = f.shape
-            f = f.reshape(n, c, h * w)
-            return jnp.einsum("nck,ndk->ncd", f, f) / (h * w * c)
-        n, h, w, c = f.shape
-        f = f.reshape(n, h * w, c)
-        return jnp.einsum("nkc,nkd->ncd", f, f) / (h * w * c)
-
     contents, style = _images(args.size, args.batch)
     content = jnp.asarray(np.stack(contents) * 255.0)
-    style_feats = features(jnp.asarray(style[None] * 255.0))
+    style_feats = features(jnp.asarray(style[None] * 255.0), convs)
     targets_style = {n: gram(style_feats[n]) for n in style_layers}
-    target_content = features(content)["conv4_2"]
-    run = api.Run()
+    target_content = features(content, convs)["conv4_2"]
+    run = Run()
+    learning_rate = run.step_size("adam")
 
     def loss_per_image(x, convs=convs):
         f = features(x, convs)
@@ -288,7 +231,7 @@ def lax_worker(args):
         v = 0.999 * v + 0.001 * g * g
         mhat = m / (1 - 0.9**t)
         vhat = v / (1 - 0.999**t)
-        return x - run.learning_rate * mhat / (jnp.sqrt(vhat) + 1e-8), m, v, t
+        return x - learning_rate * mhat / (jnp.sqrt(vhat) + 1e-8), m, v, t
 
     if as_args:
         jitted = jax.jit(step_with, donate_argnums=(1, 2, 3))
@@ -370,6 +313,50 @@ class Worker:
         return self.proc.stdout.readline().split()
 
 
+def _time_rounds(workers, args) -> tuple[dict, dict]:
+    """Every worker runs a block in turn, round after round; returns the seconds per
+    image-iteration of each block and each variant's ``(final loss, steps)``, by variant."""
+    times = {w.variant: [] for w in workers}
+    for _ in range(args.rounds):
+        for w in workers:
+            _, elapsed, done = w.ask(f"run {args.iterations}")
+            if int(done) != args.iterations:
+                raise RuntimeError(f"{w.variant} ran {done} steps, expected {args.iterations}")
+            times[w.variant].append(float(elapsed) / (args.iterations * args.batch))
+    losses = {}
+    for w in workers:
+        _, loss, steps = w.ask("loss")
+        losses[w.variant] = (float(loss), int(steps))
+        w.ask("quit")
+        w.proc.wait()
+    return times, losses
+
+
+def _rows(workers, times, losses, base: str) -> list[dict]:
+    """One record per variant (printed as it is made)."""
+    rows = []
+    for w in workers:
+        med = statistics.median(times[w.variant])
+        paired = statistics.median(b / t for b, t in zip(times[base], times[w.variant]))
+        loss, steps = losses[w.variant]
+        rows.append(
+            {
+                "variant": w.variant,
+                "s_per_image_iteration": med,
+                "speed_vs_first": paired,
+                "block_times": times[w.variant],
+                "warmup_s": w.warmup_s,
+                "final_loss": loss,
+                "steps": steps,
+            }
+        )
+        print(
+            f"  {w.variant:28s} {med * 1e3:8.1f} ms/img-it   speed vs {base}: {paired:5.2f}x   "
+            f"loss after {steps} steps {loss:.4e}"
+        )
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", nargs="+", default=["torch", "engine"], type=variant_type)
@@ -391,45 +378,14 @@ def main(argv=None) -> int:
         w = Worker(variant, args)
         w.wait_ready()
         workers.append(w)
-    times = {w.variant: [] for w in workers}
     load_start = os.getloadavg()
-    for _ in range(args.rounds):
-        for w in workers:
-            _, elapsed, done = w.ask(f"run {args.iterations}")
-            if int(done) != args.iterations:
-                raise RuntimeError(f"{w.variant} ran {done} steps, expected {args.iterations}")
-            times[w.variant].append(float(elapsed) / (args.iterations * args.batch))
+    times, losses = _time_rounds(workers, args)
     load_end = os.getloadavg()
-    losses = {}
-    for w in workers:
-        _, loss, steps = w.ask("loss")
-        losses[w.variant] = (float(loss), int(steps))
-        w.ask("quit")
-        w.proc.wait()
-    base = args.variants[0]
-    rows = []
     print(
         f"{args.size} px, batch {args.batch}, {args.rounds} rounds x {args.iterations} steps; "
         f"load {load_start[0]:.1f} -> {load_end[0]:.1f}"
     )
-    for w in workers:
-        med = statistics.median(times[w.variant])
-        paired = statistics.median(b / t for b, t in zip(times[base], times[w.variant]))
-        rows.append(
-            {
-                "variant": w.variant,
-                "s_per_image_iteration": med,
-                "speed_vs_first": paired,
-                "block_times": times[w.variant],
-                "warmup_s": w.warmup_s,
-                "final_loss": losses[w.variant][0],
-                "steps": losses[w.variant][1],
-            }
-        )
-        print(
-            f"  {w.variant:28s} {med * 1e3:8.1f} ms/img-it   speed vs {base}: {paired:5.2f}x   "
-            f"loss after {losses[w.variant][1]} steps {losses[w.variant][0]:.4e}"
-        )
+    rows = _rows(workers, times, losses, args.variants[0])
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         record = {
@@ -437,7 +393,7 @@ def main(argv=None) -> int:
             "batch": args.batch,
             "iterations": args.iterations,
             "rounds": args.rounds,
-            "first": base,
+            "first": args.variants[0],
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "load_average": [load_start, load_end],
             "results": rows,

@@ -16,7 +16,8 @@ import sys
 import _figures
 import numpy as np
 
-from nstjax import api, image, metrics
+from nstjax import api, image, init, metrics
+from nstjax.batch import build
 
 LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
 
@@ -37,33 +38,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--init",
-        choices=("mean-noise", "noise"),
-        default="mean-noise",
-        help="mean-noise: ImageNet mean + 1 grey level of Gaussian noise, as Gatys et al.'s code "
-        "(default); noise: nstjax's uniform [0, 1] noise",
+        choices=("noise", "uniform"),
+        default="noise",
+        help="noise: the network's mean colour plus --noise-scale grey levels of Gaussian noise, "
+        "as Gatys et al.'s code (nstjax.init; default); uniform: uniform [0, 1] noise",
+    )
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        default=init.DEFAULT_NOISE_SCALE,
+        help=f"standard deviation of --init noise, grey levels ({init.DEFAULT_NOISE_SCALE:g})",
     )
     args = p.parse_args(argv)
     content = _figures.load(args.content, args.size)
-    init = (
-        _figures.mean_noise(content.shape[:2], args.seed) if args.init == "mean-noise" else "noise"
-    )
+    params = _figures.load_params(args.weights)
     runs = [
         api.Run(
             content_layers=(layer,),
             style_layers=("conv1_1",),  # unused (weight 0); a program needs one style layer
             style_weight=0.0,
             tv_weight=0.0,
-            init=init,
+            init=args.init,
+            noise_scale=args.noise_scale,
             seed=args.seed,
             learning_rate=_figures.learning_rate(args),
         )
         for layer in LAYERS
     ]
-    results = _figures.stylize(
-        _figures.load_params(args.weights), args, [content], [content], runs, "content"
-    )
+    results = _figures.stylize(params, args, [content], [content], runs, "content")
 
-    start = api.initial_image(runs[0], content, [content])
+    start = build.initial_image(runs[0], content, [content], init.mean_colour(params))
     rows = [["initial noise", metrics.psnr(start, content), metrics.ssim(start, content),
              coarse_psnr(start, content), "", ""]]  # fmt: skip
     labels = [f"PSNR {rows[0][1]:.1f}\nSSIM {rows[0][2]:.2f}"]
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     setting = (
         f"{content.shape[1]}x{content.shape[0]} px, {args.steps} {args.optimizer} steps, "
         f"{args.pooling} pooling, init {args.init}"
+        + (f" ({args.noise_scale:g} grey levels)" if args.init == "noise" else "")
     )
     figure = _figures.grid(
         [[content, start, *(r.image for r in results)]],

@@ -6,12 +6,12 @@ compiled batch (same shape, same program; the weights and layer weights are per-
 
 The ratio axis. The paper's columns read alpha/beta = 1e-5 ... 1e-1 for *its* losses: a content
 loss ``1/2 sum (F - P)^2`` and per-layer style losses ``1/(4 N^2 M^2) sum (G - A)^2`` with
-unnormalised Grams. nstjax uses means (``nstjax/losses.py``): its content loss is the paper's
-divided by ``N M / 2`` and its layer-l style loss the paper's times ``4 / N_l^2``. The two
-ratio scales therefore differ by a factor that depends on the image size and on the layer, so
-no single shift maps one onto the other. The columns here are labelled with nstjax's own
-alpha/beta, and as multiples of nstjax's default ratio (``api.Run()``'s content weight over its
-style weight), over the same four decades as the paper.
+unnormalised Grams. With ``--preset paper`` (the default) every run carries exactly those
+formulas as per-layer weights (:func:`nstjax.presets.paper`: ``h w C / 2`` on the content
+layer, ``N_l^2 / 4`` times ``w_l = 1/n`` on the style layers), so the columns are the paper's own
+numbers; what still differs is the network (the paper's VGG-19 had its filters rescaled). With
+``--preset nstjax`` the losses are nstjax's means and the columns are multiples of nstjax's
+default ratio (``Run()``'s content weight over its style weight), over the same five decades.
 
     python scripts/reproduce_ratio_grid.py --size 64 --steps 150 --workdir reproductions
 """
@@ -22,10 +22,43 @@ import sys
 
 import _figures
 
-from nstjax import api
+from nstjax import init, presets
+from nstjax.run import Run
 
 RELATIVE = (1e-2, 1e-1, 1.0, 1e1, 1e2)
-"""alpha/beta as multiples of nstjax's default ratio (columns, left = most style)."""
+"""alpha/beta as multiples of nstjax's default ratio (columns with ``--preset nstjax``)."""
+PAPER_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+"""alpha/beta as the paper prints them (columns with ``--preset paper``)."""
+
+
+def _runs(args, content):
+    """The 25 runs, and the column labels: the paper's ratios with its own formulas
+    (:func:`nstjax.presets.paper`), or multiples of nstjax's default ratio."""
+    common = dict(init=args.init, seed=args.seed, learning_rate=_figures.learning_rate(args))
+    if args.init == "noise":
+        common["noise_scale"] = args.noise_scale
+    if args.preset == "paper":
+        shape = content.shape[:2]
+        runs = [
+            presets.make("paper", shape, style_layers=subset, style_weight=1.0 / r, **common).run
+            for subset in _figures.STYLE_SUBSETS
+            for r in PAPER_RATIOS
+        ]
+        return runs, [f"{r:g}" for r in PAPER_RATIOS]
+    default = Run()
+    base_ratio = default.content_weight / default.style_weight
+    runs = [
+        Run(
+            content_weight=default.content_weight,
+            style_weight=default.style_weight / relative,
+            style_layers=subset,
+            tv_weight=0.0,
+            **common,
+        )
+        for subset in _figures.STYLE_SUBSETS
+        for relative in RELATIVE
+    ]
+    return runs, [f"{base_ratio * r:.2g} ({r:g}x)" for r in RELATIVE]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,46 +70,36 @@ def main(argv: list[str] | None = None) -> int:
         style="composition_vii.jpg",
     )
     p.add_argument(
+        "--preset",
+        choices=("paper", "nstjax"),
+        default="paper",
+        help="paper: the paper's formulas (sums, nstjax.presets) and its ratios 1e-5 ... 1e-1 "
+        "(default); nstjax: nstjax's means, ratios as multiples of its default",
+    )
+    p.add_argument(
         "--init",
-        choices=("content", "mean-noise", "noise"),
+        choices=("content", "noise", "uniform"),
         default="content",
-        help="content: start from the photo (nstjax's default, fewer steps needed; default); "
-        "mean-noise: ImageNet mean + 1 grey level of noise, as the paper's code; noise: uniform",
+        help="content: start from the photo (fewer steps needed; default); noise: the mean "
+        "colour plus --noise-scale grey levels, as the paper's code; uniform: uniform noise",
+    )
+    p.add_argument(
+        "--noise-scale", type=float, default=init.DEFAULT_NOISE_SCALE, help="grey levels"
     )
     args = p.parse_args(argv)
     content = _figures.load(args.content, args.size)
     style = _figures.load(args.style, args.size)
-    init = {
-        "content": "content",
-        "noise": "noise",
-        "mean-noise": _figures.mean_noise(content.shape[:2], args.seed),
-    }[args.init]
-    default = api.Run()
-    base_ratio = default.content_weight / default.style_weight
-    runs = [
-        api.Run(
-            content_weight=default.content_weight,
-            style_weight=default.style_weight / relative,
-            style_layers=subset,
-            tv_weight=0.0,
-            init=init,
-            seed=args.seed,
-            learning_rate=_figures.learning_rate(args),
-        )
-        for subset in _figures.STYLE_SUBSETS
-        for relative in RELATIVE
-    ]
+    runs, col_names = _runs(args, content)
     results = _figures.stylize(
         _figures.load_params(args.weights), args, [content], [style], runs, "ratio grid"
     )
 
-    cols = len(RELATIVE)
+    cols = len(col_names)
     grid_results = [results[i : i + cols] for i in range(0, len(results), cols)]
     row_names = ["conv1_1"] + [f"+ conv{k}_1" for k in range(2, 6)]
-    col_names = [f"{base_ratio * r:.2g} ({r:g}x)" for r in RELATIVE]
     setting = (
         f"{content.shape[1]}x{content.shape[0]} px, {args.steps} {args.optimizer} steps, "
-        f"{args.pooling} pooling, init {args.init}, content conv4_2, no TV"
+        f"{args.pooling} pooling, init {args.init}, content conv4_2, no TV, preset {args.preset}"
     )
     figure = _figures.grid(
         [[r.image for r in row] for row in grid_results],
@@ -84,11 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         row_labels=row_names,
         cell=max(96, args.size),
         title=f"Content/style ratio alpha/beta (columns) vs style layers (rows), {setting}",
-        caption="Columns: content weight / style weight in nstjax's normalisation (means, "
-        f"nstjax/losses.py), and as a multiple of nstjax's default ({base_ratio:.2g}). The "
-        "paper's 1e-5 ... 1e-1 labels are for summed losses; the two scales differ by a size- "
-        "and layer-dependent factor, so only the span (four decades) carries over. Rows: style "
-        "loss on conv1_1, then adding conv2_1 ... conv5_1 (equal weights).",
+        caption=(
+            "Columns: alpha/beta as the paper prints it, with the paper's own formulas "
+            "(--preset paper: 1/2 sum of squares, E_l = sum / (4 N^2 M^2), w_l = 1/n; on the "
+            "original, not the paper's normalised, VGG-19)."
+            if args.preset == "paper"
+            else "Columns: content weight / style weight in nstjax's normalisation (means, "
+            "nstjax/losses.py), and as a multiple of nstjax's default."
+        )
+        + " Rows: style loss on conv1_1, then adding conv2_1 ... conv5_1 (equal weights).",
     )
     header = ["style layers", *col_names]
     content_rows = [
@@ -96,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     style_rows = [[n, *(r.final["style"] for r in row)] for n, row in zip(row_names, grid_results)]
     table = (
-        f"Ratio grid, {setting}. Columns: alpha/beta in nstjax units (x nstjax default).\n\n"
+        f"Ratio grid, {setting}. Columns: alpha/beta ({args.preset}'s units).\n\n"
         "Final content loss (conv4_2):\n\n"
         + _figures.markdown_table(header, content_rows)
         + "\nFinal style loss (over each row's layers):\n\n"

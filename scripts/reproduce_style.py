@@ -18,7 +18,7 @@ import sys
 import _figures
 import jax.numpy as jnp
 
-from nstjax import api, losses, vgg
+from nstjax import api, init, losses, vgg
 
 ALL = _figures.STYLE_SUBSETS[-1]
 
@@ -42,10 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--init",
-        choices=("mean-noise", "noise"),
-        default="mean-noise",
-        help="mean-noise: ImageNet mean + 1 grey level of Gaussian noise, as Gatys et al.'s code "
-        "(default); noise: nstjax's uniform [0, 1] white noise",
+        choices=("noise", "uniform"),
+        default="noise",
+        help="noise: the network's mean colour plus --noise-scale grey levels of Gaussian noise, "
+        "as Gatys et al.'s code (nstjax.init; default); uniform: uniform [0, 1] noise",
+    )
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        default=init.DEFAULT_NOISE_SCALE,
+        help=f"standard deviation of --init noise, grey levels ({init.DEFAULT_NOISE_SCALE:g})",
     )
     p.add_argument(
         "--style-weight",
@@ -57,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     style = _figures.load(args.style, args.size)
-    init = _figures.mean_noise(style.shape[:2], args.seed) if args.init == "mean-noise" else "noise"
     runs = [
         api.Run(
             content_weight=0.0,
@@ -65,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             style_layers=subset,
             style_weight=args.style_weight,
             tv_weight=0.0,
-            init=init,
+            init=args.init,
+            noise_scale=args.noise_scale,
             seed=args.seed,
             learning_rate=_figures.learning_rate(args),
         )

@@ -1,5 +1,12 @@
-"""Shared fixtures: a tiny random VGG for mechanics, the real weights for end-to-end checks."""
+"""Shared fixtures: a tiny random VGG for mechanics, the real weights for end-to-end checks.
 
+The real weights are found as :func:`nstjax.weights.locate` finds them for the user running the
+tests: ``$NSTJAX_WEIGHTS``, else the user's own cache (``nstjax weights fetch``). Tests that need
+them take ``real_weights``, ``real_h5`` or ``real_params`` and skip, with the reason, when there are
+none.
+"""
+
+import contextlib
 import os
 from pathlib import Path
 
@@ -8,6 +15,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 IMAGES = SHARED / "images"
+_USER_CACHE_HOME = os.environ.get("XDG_CACHE_HOME")  # before _cache_in_tmp redirects it
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,22 +30,95 @@ def _cache_in_tmp(tmp_path_factory):
         os.environ["XDG_CACHE_HOME"] = old
 
 
+@contextlib.contextmanager
+def _environ(**values: str | None):
+    """Sets (or, for None, removes) environment variables for the duration of a block."""
+    old = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _locate_user_weights(drop_env: bool = False) -> tuple[str, Path]:
+    """:func:`nstjax.weights.locate` with the user's own cache (not the tests' temporary one)."""
+    from nstjax import weights
+
+    env = {"XDG_CACHE_HOME": _USER_CACHE_HOME}
+    if drop_env:
+        env[weights.ENV_WEIGHTS] = None
+    with _environ(**env):
+        return weights.locate()
+
+
+def _user_cache_h5() -> Path:
+    """Where ``nstjax weights fetch`` keeps the downloaded ``.h5`` for the user."""
+    from nstjax import weights
+
+    with _environ(XDG_CACHE_HOME=_USER_CACHE_HOME):
+        return weights.cache_dir() / weights.WEIGHTS_FILENAME
+
+
+@pytest.fixture(scope="session")
+def real_weights() -> Path:
+    """The real VGG-19 weights file (``.h5`` or converted ``.npz``).
+
+    Found as the package finds it: ``$NSTJAX_WEIGHTS``, else the user's cache; a
+    ``$NSTJAX_WEIGHTS`` naming a missing file falls back to the cache. Skips, saying why, when
+    neither has them. For the session, ``$NSTJAX_WEIGHTS`` is set to the file found, so that
+    ``vgg.load_params()`` and subprocesses running the CLI use it too.
+    """
+    from nstjax import weights
+    from nstjax.errors import NstjaxError
+
+    try:
+        _, found = _locate_user_weights()
+    except NstjaxError as given:
+        try:
+            _, found = _locate_user_weights(drop_env=True)
+        except NstjaxError as cache:
+            reason = f"{given}; {cache}" if os.environ.get(weights.ENV_WEIGHTS) else str(given)
+            pytest.skip(f"real VGG-19 weights not found: {reason}")
+    with _environ(**{weights.ENV_WEIGHTS: str(found)}):
+        yield found
+
+
+@pytest.fixture(scope="session")
+def real_h5(real_weights) -> Path:
+    """The real weights as the Keras ``.h5`` (for tests that read it with h5py); skips when only
+    a converted ``.npz`` is present."""
+    with open(real_weights, "rb") as f:
+        if f.read(4) == b"\x89HDF":
+            return real_weights
+    downloaded = _user_cache_h5()
+    if downloaded.is_file():
+        return downloaded
+    pytest.skip(f"only the converted {real_weights} found; these tests read the original .h5")
+
+
+@pytest.fixture(scope="session")
+def real_params(real_weights):
+    """The real VGG-19 parameters (see ``real_weights``; skips when there are none)."""
+    from nstjax import vgg
+
+    return vgg.load_params(real_weights)
+
+
 @pytest.fixture(scope="session")
 def tiny_params():
     """A randomly initialised VGG-19 with 4..16 channels per block (Caffe input convention)."""
     from nstjax import vgg
 
     return vgg.init_params(jax.random.key(0))
-
-
-@pytest.fixture(scope="session")
-def real_params():
-    """The real VGG-19 weights from $NSTJAX_WEIGHTS (skips when unset)."""
-    if not os.environ.get("NSTJAX_WEIGHTS"):
-        pytest.skip("NSTJAX_WEIGHTS is not set (CI points it at ../shared/weights)")
-    from nstjax import vgg
-
-    return vgg.load_params()
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def test_bad_input_is_one_line_error_before_any_compile(tmp_path, pair, capsys, 
     content, style = pair
     out = str(tmp_path / "out.png")
     base = ["stylize", "--content", content, "--style", style, "--output", out]
-    _fails(capsys, base + ["--steps", "0"], "--steps", "> 0")
+    _fails(capsys, base + ["--steps", "0"], "--steps", ">= 1")
     _fails(capsys, base + ["--size", "-4"], "--size")
     _fails(capsys, base + ["--style-weight", "-1"], "style-weight", ">= 0")
     _fails(capsys, base + ["--content-layers", "conv4_9"], "conv4_9", "conv1_1", "conv5_4")

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import api, color, losses, vgg
+from nstjax import api, color, losses, schedule, vgg
 from nstjax.architecture import LAYER_INDEX, LAYER_NAMES
 from nstjax.errors import NstjaxError
 from nstjax.image import long_side_shape, resize, resize_long_side, save_image
@@ -375,12 +375,14 @@ def test_normalize_gradients_is_per_run(tiny_params, images):
 def test_multiscale_ends_at_size_and_starts_each_scale_from_the_last(tiny_params, images):
     content, style = _smooth(8, (48, 36)), images["style0"]
     run = _run(init="noise", seed=3)
-    (result,) = api.stylize_multiscale(tiny_params, [content], [style], [run], [(16, 3), (32, 3)])
+    (result,) = schedule.stylize_multiscale(
+        tiny_params, [content], [style], [run], [(16, 3), (32, 3)]
+    )
     assert result.image.shape == (32, 24, 3)
     assert result.history.shape == (6, 4)
     assert result.run == run
 
-    (coarse,) = api.stylize_multiscale(tiny_params, [content], [style], [run], [(16, 3)])
+    (coarse,) = schedule.stylize_multiscale(tiny_params, [content], [style], [run], [(16, 3)])
     assert coarse.image.shape == (16, 12, 3)
     np.testing.assert_allclose(result.history[:3], coarse.history, rtol=1e-6)
     fine_content = resize_long_side(content, 32)
@@ -396,8 +398,12 @@ def test_multiscale_ends_at_size_and_starts_each_scale_from_the_last(tiny_params
 
 
 def test_parse_schedule():
-    assert api.parse_schedule("256:300, 512:200,1024:100") == [(256, 300), (512, 200), (1024, 100)]
-    assert api.parse_schedule("64:5") == [(64, 5)]
+    assert schedule.parse_schedule("256:300, 512:200,1024:100") == [
+        (256, 300),
+        (512, 200),
+        (1024, 100),
+    ]
+    assert schedule.parse_schedule("64:5") == [(64, 5)]
 
 
 @pytest.mark.parametrize(
@@ -405,7 +411,7 @@ def test_parse_schedule():
 )
 def test_parse_schedule_errors(text):
     with pytest.raises(NstjaxError, match="--multiscale"):
-        api.parse_schedule(text)
+        schedule.parse_schedule(text)
 
 
 @pytest.mark.parametrize(
@@ -458,7 +464,7 @@ def test_cli_control_errors(tmp_path, monkeypatch, capsys, extra, message):
 
 
 class _Recorder:
-    """Stands in for api.stylize_batch / api.stylize_multiscale: records the call, returns blanks."""
+    """Stands in for api.run_plan / api.run_schedule: records the call, returns blanks."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[api.Run], dict]] = []
@@ -471,16 +477,18 @@ class _Recorder:
                 history=np.zeros((steps, 4), np.float32),
                 final=dict.fromkeys(("loss", "content", "style", "tv"), 0.0),
                 failed_at=None,
+                key=i,
             )
-            for r in runs
+            for i, r in enumerate(runs)
         ]
 
-    def batch(self, params, contents, styles, runs, *, steps=1, **options):
-        self.calls.append(("batch", list(runs), dict(options, steps=steps)))
+    def batch(self, params, batches, contents, styles, runs, **hooks):
+        steps = batches[0].steps
+        self.calls.append(("batch", list(runs), {"steps": steps, "batches": batches}))
         return self._results(contents, runs, steps)
 
-    def multiscale(self, params, contents, styles, runs, schedule, **options):
-        self.calls.append(("multiscale", list(runs), dict(options, schedule=list(schedule))))
+    def multiscale(self, params, plans, schedule, contents, styles, runs, **hooks):
+        self.calls.append(("multiscale", list(runs), {"schedule": list(schedule), "plans": plans}))
         last = schedule[-1][0]
         scaled = [resize_long_side(c, last) for c in contents]
         return self._results(scaled, runs, sum(s for _, s in schedule))
@@ -495,15 +503,16 @@ def recorded_cli(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(vgg, "load_params", lambda *a, **k: None)
     recorder = _Recorder()
-    monkeypatch.setattr(api, "stylize_batch", recorder.batch)
-    monkeypatch.setattr(api, "stylize_multiscale", recorder.multiscale)
+    monkeypatch.setattr(api, "run_plan", recorder.batch)
+    monkeypatch.setattr(schedule, "run_schedule", recorder.multiscale)
     for name, seed in (("c.png", 0), ("s0.png", 1), ("s1.png", 2), ("m0.png", 3), ("m1.png", 4)):
-        save_image(tmp_path / name, _smooth(seed, (12, 16)))
-    base = ["stylize", "--content", "c.png", "--style", "s0.png", "s1.png", "--size", "16"]
+        save_image(tmp_path / name, _smooth(seed, (16, 16)))
+    base = ["stylize", "--content", "c.png", "--style", "s0.png", "s1.png", "--overwrite"]
 
     def run(*extra: str) -> list[tuple[str, list[api.Run], dict]]:
         recorder.calls.clear()
-        assert main([*base, *extra]) == 0
+        size = [] if "--multiscale" in extra else ["--size", "16"]  # the two are exclusive
+        assert main([*base, *size, *extra]) == 0
         return recorder.calls
 
     return run
@@ -528,5 +537,7 @@ def test_cli_per_run_controls_reach_the_run(recorded_cli):
 
 
 def test_cli_multiscale_runs_the_schedule(recorded_cli, tmp_path):
-    ((kind, _, options),) = recorded_cli("--output", "o.png", "--multiscale", "8:2,16:3")
-    assert kind == "multiscale" and options["schedule"] == [(8, 2), (16, 3)]
+    ((kind, _, options),) = recorded_cli("--output", "out", "--multiscale", "16:2,32:3")
+    assert kind == "multiscale" and options["schedule"] == [(16, 2), (32, 3)]
+    assert [[b.group.shape for b in p] for p in options["plans"]] == [[(16, 16)], [(32, 32)]]
+    assert [[b.first_step for b in p] for p in options["plans"]] == [[0], [2]]

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import conv, engine, onednn, vgg
+from nstjax import engine, kernels, vgg
 from nstjax.bench.problem import make_problem
+from nstjax.kernels import conv, onednn
 
 IMPLS = conv.IMPLS
 ON_LINUX_X86 = platform.system() == "Linux" and platform.machine() == "x86_64"
@@ -201,16 +202,15 @@ def test_prepared_network_matches_plain(tiny_params, impl):
     plain autodiff through XLA's convolutions, an independent path."""
     _needs(impl)
     prepared = vgg.prepare(tiny_params, impl)
-    assert vgg.convolution_of(prepared) == impl
     img = jax.random.uniform(jax.random.key(3), (2, 24, 24, 3))
     layers = ("conv1_1", "conv2_1", "conv3_1", "conv4_2", "conv5_1")
 
-    def loss(params, img):
-        feats = vgg.features(params, img, layers)
+    def loss(params, img, convolution):
+        feats = vgg.features(params, img, layers, convolution=convolution)
         return sum(jnp.sum(jnp.sin(f)) for f in feats.values())
 
-    got = jax.value_and_grad(loss, argnums=1)(prepared, img)
-    want = jax.value_and_grad(loss, argnums=1)(tiny_params, img)
+    got = jax.value_and_grad(loss, argnums=1)(prepared, img, impl)
+    want = jax.value_and_grad(loss, argnums=1)(tiny_params, img, "xla")
     assert abs(float(got[0]) - float(want[0])) < 1e-4 * abs(float(want[0]))
     assert _rel(got[1], want[1]) < 1e-4
 
@@ -222,15 +222,30 @@ def test_prepare_xla_removes_the_entry(tiny_params):
         vgg.prepare(tiny_params, "winograd")
 
 
+def test_a_convolution_without_its_kernels_is_refused(tiny_params):
+    """The convolution is named, never inferred: asking for one the params were not prepared
+    for is an error, not a silent fallback."""
+    img = jnp.zeros((1, 8, 8, 3))
+    with pytest.raises(ValueError, match="needs params from nstjax.vgg.prepare"):
+        vgg.features(tiny_params, img, ["conv1_1"], convolution="flipped")
+
+
+def test_choose_picks_by_backend_and_mesh():
+    if jax.default_backend() != "cpu":
+        assert kernels.choose() == "xla"
+        return
+    assert kernels.choose(4) == "flipped"  # oneDNN's custom call has no sharding rule
+    assert kernels.choose() == ("onednn" if onednn.available() else "flipped")
+
+
 def test_engine_step_runs_onednn_on_cpu(tiny_params):
     """On CPU with oneDNN available, the compiled step's convolutions are oneDNN calls, none of
     XLA's are left (the speed of docs/benchmarks.md depends on it)."""
     if jax.default_backend() != "cpu":
         pytest.skip("CPU only")
     _needs("onednn")
-    params = vgg.prepare(tiny_params)
-    assert vgg.convolution_of(params) == "onednn"
-    program = engine.Program()
+    params = vgg.prepare(tiny_params, "onednn")
+    program = engine.Program(convolution="onednn")
     problem = make_problem(params, program, 2, 32)
     state = engine.init_state(program, problem.pixels)
     text = (

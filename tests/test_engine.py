@@ -17,8 +17,9 @@ def _images(n, seed):
     return list(np.random.default_rng(seed).random((n, SIZE, SIZE, 3)).astype(np.float32))
 
 
-def _batch(params, runs, program, contents, styles):
-    """Per-run arrays for the engine, built by hand from numpy-side choices."""
+def _batch(params, runs, program, contents, styles, tolerances=False):
+    """Per-run arrays for the engine, built by hand from numpy-side choices (with
+    ``tolerances``, per-run convergence tolerances ``ltol``/``gtol``, 0 = off)."""
     feats = vgg.features(params, jnp.stack(contents), program.content_layers)
     grams = [
         {n: losses.gram(f) for n, f in vgg.features(params, s, program.style_layers).items()}
@@ -37,6 +38,11 @@ def _batch(params, runs, program, contents, styles):
         style_layer_weights=jnp.asarray(np.stack([vec(STYLE_LAYERS)] * len(runs)), jnp.float32),
         learning_rate=jnp.asarray([r.get("lr", 2.0) for r in runs], jnp.float32),
     )
+    if tolerances:
+        hyper = hyper._replace(
+            loss_tolerance=jnp.asarray([r.get("ltol", 0.0) for r in runs], jnp.float32),
+            grad_tolerance=jnp.asarray([r.get("gtol", 0.0) for r in runs], jnp.float32),
+        )
     pixels = jnp.stack([contents[r["content"]] for r in runs]) * 255.0
     return pixels, hyper, targets
 
@@ -55,7 +61,7 @@ RUNS = [
 ]
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs", "lbfgs_wolfe"])
 def test_runs_are_independent(setup, optimizer):
     """Changing one run's hyperparameters leaves every other run bit-identical."""
     params, program, contents, styles = setup
@@ -147,3 +153,160 @@ def test_same_seed_same_output(tiny_params):
     different = api.stylize_batch(tiny_params, contents, styles, [other], steps=3)[0].image
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, different)
+
+
+# --------------------------------------------------------------------------------------------
+# non-finite steps (issue 15)
+
+
+@pytest.mark.parametrize(
+    "bad, steps",
+    [
+        # the step's result is NaN while the loss and gradient before it are finite (measured:
+        # step 6; the engine used to accept it and end with an all-NaN image)
+        (dict(sw=1e30, lr=4.0, tv=1e-4), 10),
+        # the shape of issue 15's CLI example (L-BFGS, lr 4, style weight 1e5, tv 1e-4) on the
+        # tiny net: the loss overflows at step 13
+        (dict(sw=1e5, lr=4.0, tv=1e-4), 16),
+    ],
+)
+def test_a_non_finite_step_is_rejected(setup, bad, steps):
+    params, _, contents, styles = setup
+    program = engine.Program(
+        content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, optimizer="lbfgs"
+    )
+    runs = [RUNS[0], dict(RUNS[1], **bad), RUNS[2]]
+    out = engine.optimize(params, program, *_batch(params, runs, program, contents, styles), steps)
+    k = int(out.failed_at[1])
+    assert out.failed_at[0] == out.failed_at[2] == -1 and 0 < k < steps
+    assert out.converged_at.tolist() == [-1, -1, -1]
+    # It keeps the pixels after its last accepted step (k steps), finite.
+    assert np.all(np.isfinite(out.pixels[1]))
+    fewer = engine.optimize(params, program, *_batch(params, runs, program, contents, styles), k)
+    np.testing.assert_array_equal(out.pixels[1], fewer.pixels[1])
+    # (Not compared with the run optimised alone: a diverging run's pixels reach 1e8 and a batch
+    # of another size rounds differently, which the divergence amplifies.)
+    # It stopped: later rows repeat the loss at those pixels, with no evaluation counted.
+    np.testing.assert_array_equal(
+        out.history[k + 1 :, 1], np.broadcast_to(out.history[k, 1], (steps - k - 1, 4))
+    )
+    assert out.evaluations[:, 1].tolist() == [1] * (k + 1) + [0] * (steps - k - 1)
+    # The other runs are bit-identical to a batch where a sane run takes its place.
+    sane = [RUNS[0], RUNS[1], RUNS[2]]
+    healthy = engine.optimize(
+        params, program, *_batch(params, sane, program, contents, styles), steps
+    )
+    np.testing.assert_array_equal(out.pixels[[0, 2]], healthy.pixels[[0, 2]])
+    np.testing.assert_array_equal(out.history[:, [0, 2]], healthy.history[:, [0, 2]])
+
+
+# --------------------------------------------------------------------------------------------
+# L-BFGS with a strong-Wolfe line search
+
+
+def test_line_search_in_the_engine_is_torchs_algorithm(setup):
+    """The engine's lbfgs_wolfe (cached evaluations, counts) against the numpy transcription of
+    torch's strong-Wolfe L-BFGS (tests/test_linesearch.py) on one run of the tiny VGG."""
+    from test_linesearch import np_lbfgs_wolfe
+
+    params, _, contents, styles = setup
+    program = engine.Program(
+        content_layers=CONTENT_LAYERS,
+        style_layers=STYLE_LAYERS,
+        optimizer="lbfgs_wolfe",
+        lbfgs_history=3,
+    )
+    pixels, hyper, targets = _batch(params, RUNS[1:2], program, contents, styles)
+    out = engine.optimize(params, program, pixels, hyper, targets, 5)
+    one = jax.tree.map(lambda x: x[0], (hyper, targets))
+    grad_fn = jax.jit(jax.value_and_grad(lambda p: engine.run_loss(params, program, p, *one)[0]))
+
+    def obj(x):  # float32 evaluations, float64 line-search arithmetic
+        value, grad = grad_fn(jnp.asarray(x.reshape(pixels.shape[1:]), jnp.float32))
+        return float(value), np.asarray(grad, np.float64).ravel()
+
+    want, want_evals = np_lbfgs_wolfe(obj, np.asarray(pixels[0], np.float64).ravel(), 5, 3, 1.0)
+    assert out.evaluations[:, 0].tolist() == [1 + want_evals[0], *want_evals[1:]]
+    np.testing.assert_allclose(out.pixels[0].ravel(), want[-1], rtol=0, atol=0.05)
+    assert np.abs(want[-1] - np.asarray(pixels[0]).ravel()).max() > 10  # it did move
+
+
+def test_line_search_runs_needing_more_evaluations_change_nothing_in_the_others(setup):
+    params, _, contents, styles = setup
+    program = engine.Program(
+        content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, optimizer="lbfgs_wolfe"
+    )
+    a = engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 5)
+    changed = [RUNS[0], RUNS[1], dict(RUNS[2], lr=300.0)]  # first trials far too long: zooms
+    b = engine.optimize(params, program, *_batch(params, changed, program, contents, styles), 5)
+    assert b.evaluations[:, 2].sum() > a.evaluations[:, 2].sum()
+    np.testing.assert_array_equal(a.pixels[:2], b.pixels[:2])
+    np.testing.assert_array_equal(a.history[:, :2], b.history[:, :2])
+    np.testing.assert_array_equal(a.evaluations[:, :2], b.evaluations[:, :2])
+    assert a.evaluations[0].min() >= 2  # step 0: the starting point, then the search
+    assert np.all(a.evaluations >= 1)
+
+
+# --------------------------------------------------------------------------------------------
+# convergence stops
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs_wolfe"])
+def test_loss_tolerance_stops_a_run_where_the_relative_change_first_meets_it(setup, optimizer):
+    params, _, contents, styles = setup
+    program = engine.Program(
+        content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, optimizer=optimizer
+    )
+    steps = 8
+    batch = lambda runs, n: engine.optimize(
+        params, program, *_batch(params, runs, program, contents, styles, tolerances=True), n
+    )
+    free = batch(RUNS, steps)
+    # By hand: the relative loss changes of the free run, and the first step meeting a tolerance.
+    loss = free.history[:, 2, 0].astype(np.float64)
+    change = np.abs(np.diff(loss)) / np.abs(loss[:-1])  # change[k - 1] is tested at step k
+    tolerance = float(np.sort(change)[len(change) // 2]) * 1.001
+    k = 1 + int(np.argmax(change <= tolerance))
+    assert 1 <= k < steps - 1
+    out = batch([RUNS[0], RUNS[1], dict(RUNS[2], ltol=tolerance)], steps)
+    assert out.converged_at.tolist() == [-1, -1, k]
+    assert out.failed_at.tolist() == [-1, -1, -1]
+    np.testing.assert_array_equal(out.pixels[:2], free.pixels[:2])  # the others: untouched
+    np.testing.assert_array_equal(out.history[: k + 1, 2], free.history[: k + 1, 2])
+    np.testing.assert_array_equal(
+        out.history[k:, 2], np.broadcast_to(out.history[k, 2], (steps - k, 4))
+    )
+    # Evaluations until it stopped (the line search evaluated the point of step k in step k - 1)
+    assert np.all(out.evaluations[:k, 2] > 0) and np.all(out.evaluations[k + 1 :, 2] == 0)
+    np.testing.assert_array_equal(out.pixels[2], batch(RUNS, k).pixels[2])  # k steps taken
+
+
+def test_grad_tolerance_and_the_batch_ends_when_every_run_stopped(setup):
+    params, program, contents, styles = setup
+    pixels, hyper, targets = _batch(params, RUNS, program, contents, styles)
+    one = lambda i: jax.tree.map(lambda x: x[i], (hyper, targets))
+    grad_max = [  # by hand: the gradient's max-norm at the starting pixels
+        float(
+            jnp.max(
+                jnp.abs(
+                    jax.grad(lambda p, i=i: engine.run_loss(params, program, p, *one(i))[0])(
+                        pixels[i]
+                    )
+                )
+            )
+        )
+        for i in range(len(RUNS))
+    ]
+    runs = [dict(r, gtol=1.01 * g) for r, g in zip(RUNS, grad_max)]  # all met at step 0
+    pixels, hyper, targets = _batch(params, runs, program, contents, styles, tolerances=True)
+    out = engine.optimize(params, program, pixels, hyper, targets, 10, chunk=2)
+    assert out.converged_at.tolist() == [0, 0, 0]
+    assert out.history.shape[0] == 2  # stopped after the first chunk, not 10 steps
+    np.testing.assert_array_equal(out.pixels, np.asarray(pixels))
+    # Just below the norm: not met at step 0 (a tolerance of 0 is off).
+    runs = [dict(RUNS[0], gtol=0.99 * grad_max[0]), RUNS[1], RUNS[2]]
+    out = engine.optimize(
+        params, program, *_batch(params, runs, program, contents, styles, True), 2
+    )
+    assert out.converged_at[0] != 0 and out.converged_at[1:].tolist() == [-1, -1]
+    assert out.history.shape[0] == 2

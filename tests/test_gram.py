@@ -1,12 +1,14 @@
-"""oneDNN's sgemm (nstjax.onednn.matmul) and the Gram product on it (nstjax.gram) against numpy."""
+"""oneDNN's sgemm (nstjax.kernels.onednn.matmul) and the Gram product on it (nstjax.kernels.gram)
+against numpy."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import engine, gram, losses, onednn, vgg
+from nstjax import engine, kernels, losses, vgg
 from nstjax.bench.problem import make_problem
+from nstjax.kernels import gram, onednn
 
 
 @pytest.fixture(autouse=True)
@@ -78,14 +80,14 @@ def test_style_loss_gradient_with_onednn_grams_matches_einsum(masked):
         targets = {"conv1_1": jnp.asarray(rng.random((4, 4)) * 0.1, jnp.float32)}
     weights = jnp.ones(16)
 
-    def loss(f, use_onednn):
+    def loss(f, convolution):
         return losses.weighted_style_loss(
-            {"conv1_1": f}, targets, weights, masks, use_onednn=use_onednn
+            {"conv1_1": f}, targets, weights, masks, product=kernels.gram_product(convolution)
         )
 
     f = feats["conv1_1"]
-    v1, g1 = jax.value_and_grad(loss)(f, True)
-    v0, g0 = jax.value_and_grad(loss)(f, False)
+    v1, g1 = jax.value_and_grad(loss)(f, "onednn")
+    v0, g0 = jax.value_and_grad(loss)(f, "xla")
     assert abs(float(v1) - float(v0)) < 1e-6 * abs(float(v0))
     assert _rel(g1, g0) < 1e-5
 
@@ -93,8 +95,9 @@ def test_style_loss_gradient_with_onednn_grams_matches_einsum(masked):
 def test_engine_step_uses_onednn_grams_with_onednn_params(tiny_params):
     if jax.default_backend() != "cpu":
         pytest.skip("CPU only")
-    program = engine.Program()
-    for params, expected in ((vgg.prepare(tiny_params, "onednn"), True), (tiny_params, False)):
+    for convolution, expected in (("onednn", True), ("xla", False)):
+        program = engine.Program(convolution=convolution)
+        params = vgg.prepare(tiny_params, convolution)
         problem = make_problem(params, program, 1, 32)
         state = engine.init_state(program, problem.pixels)
         text = engine.train_step.lower(

@@ -168,8 +168,8 @@ def test_overrides_typos_listed_together():
         ("gatys2016.py:quick", 1),
         ("sweep_style_weight.py", 25),
         ("sweep_style_weight.py:quick", 25),
-        ("pairs.py", 16),
-        ("pairs.py:quick", 4),
+        ("pairs.py", 2),
+        ("pairs.py:quick", 2),
     ],
 )
 def test_shipped_configs(spec, count, images_dir):

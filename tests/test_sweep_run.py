@@ -49,6 +49,7 @@ def test_workdir_layout(finished):
     assert (outcome.total, outcome.done, outcome.failed, outcome.pending) == (4, 4, 0, 0)
     assert outcome.batch_sizes == [3, 3]
     assert sorted(p.name for p in workdir.iterdir()) == [
+        ".lock",
         "config.json",
         "contact_sheet.png",
         "loss_curves.png",

@@ -4,12 +4,11 @@ The reference is never the package's own output: the real weights are read here 
 Keras ``.h5`` with h5py (not through :mod:`nstjax.weights`), and a float64 numpy VGG-19 (Caffe
 preprocessing, 3x3 SAME cross-correlation, ReLU, 2x2 pooling) is built from them.
 
-Tests marked ``weights`` need ``$NSTJAX_WEIGHTS`` set to the real ``.h5`` (see
-``shared/weights/README.md``); the rest use tiny random networks from :func:`vgg.init_params`.
+Tests marked ``weights`` need the real ``.h5`` (``$NSTJAX_WEIGHTS``, or ``nstjax weights fetch``;
+they skip without it); the rest use tiny random networks from :func:`vgg.init_params`.
 ``tiny_params`` and ``images_dir`` (skips when ``shared/images`` is absent) come from conftest.py.
 """
 
-import os
 from pathlib import Path
 
 import flax
@@ -19,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import image, onednn, vgg
+from nstjax import image, vgg
 from nstjax.architecture import BLOCKS, LAYER_NAMES
 from nstjax.errors import NstjaxError
+from nstjax.kernels import onednn
 
 VGG19_CONV_PARAMETERS = 20_024_384  # 16 conv layers of Simonyan & Zisserman, 3x3 kernels + biases
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])  # B, G, R
@@ -33,20 +33,15 @@ REL_TOL = 1e-4  # max abs error / max abs value, per layer, float32 port vs floa
 
 
 @pytest.fixture(scope="module")
-def h5_path() -> Path:
-    path = os.environ.get("NSTJAX_WEIGHTS")
-    if not path:
-        pytest.skip(
-            "NSTJAX_WEIGHTS is not set to the real VGG-19 .h5 (see shared/weights/README.md)"
-        )
-    return Path(path)
+def h5_path(real_h5) -> Path:
+    """The real ``.h5`` (conftest.py's ``real_h5``: skips, saying why, when it is not found)."""
+    return real_h5
 
 
 @pytest.fixture(scope="module")
-def params(h5_path):
-    """The real parameters, loaded once per module through the package's own resolution
-    (conftest.py keeps the cache it writes under a temporary XDG_CACHE_HOME)."""
-    return vgg.load_params()
+def params(real_params):
+    """The real parameters, loaded once through the package's own loader (conftest.py)."""
+    return real_params
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +171,12 @@ def test_every_layer_matches_numpy_reference(port_chelsea, ref_chelsea, layer):
 @pytest.mark.weights
 @pytest.mark.parametrize("convolution", ["flipped", "onednn"])
 def test_prepared_convolutions_match_numpy_reference(params, chelsea32, ref_chelsea, convolution):
-    """The kernels rearranged by vgg.prepare (nstjax.conv) give the same features."""
+    """The kernels rearranged by vgg.prepare (nstjax.kernels) give the same features."""
     if convolution == "onednn" and not onednn.available():
         pytest.skip(f"oneDNN unavailable: {onednn.unavailable_reason()}")
     prepared = vgg.prepare(params, convolution)
-    got = jax.device_get(vgg.features(prepared, jnp.asarray(chelsea32), LAYER_NAMES))
+    got = vgg.features(prepared, jnp.asarray(chelsea32), LAYER_NAMES, convolution=convolution)
+    got = jax.device_get(got)
     for layer in LAYER_NAMES:
         err = rel_err(got[layer], ref_chelsea[layer])
         assert err < REL_TOL, f"{layer} ({convolution}): relative error {err:.2e}"

@@ -31,16 +31,6 @@ def _isolated_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def real_h5() -> Path:
-    path = os.environ.get("NSTJAX_WEIGHTS")
-    if not path:
-        pytest.skip(
-            "NSTJAX_WEIGHTS is not set to the real VGG-19 .h5 (see shared/weights/README.md)"
-        )
-    return Path(path)
-
-
-@pytest.fixture(scope="session")
 def real_arrays(real_h5) -> dict[str, np.ndarray]:
     return weights.read_h5(real_h5)
 
@@ -128,24 +118,11 @@ def test_convert_then_load_npz_round_trips(real_npz, real_arrays):
 
 
 @pytest.mark.weights
-def test_load_arrays_converts_h5_once_into_xdg_cache(real_h5, real_arrays, tmp_path, monkeypatch):
-    arrays, _ = weights.load_arrays(real_h5)
-    cached = tmp_path / "xdg" / "nstjax" / "vgg19-caffe-253f8cb51578.npz"
-    assert cached.is_file()
+def test_real_h5_is_read_directly_without_the_cache(real_h5, real_arrays, tmp_path):
+    arrays, meta = weights.load_arrays(real_h5)
     np.testing.assert_array_equal(arrays["conv3_4/kernel"], real_arrays["conv3_4/kernel"])
-
-    def no_second_read(path):
-        raise AssertionError(f"read_h5({path}) called again")
-
-    monkeypatch.setattr(weights, "read_h5", no_second_read)
-    again, _ = weights.load_arrays(real_h5)
-    np.testing.assert_array_equal(again["conv3_4/kernel"], real_arrays["conv3_4/kernel"])
-    monkeypatch.setenv("NSTJAX_WEIGHTS", str(real_h5))
-    assert weights.describe()["source"] == "$NSTJAX_WEIGHTS"
-    monkeypatch.delenv("NSTJAX_WEIGHTS")
-    info = weights.describe()
-    assert (info["source"], info["path"]) == ("cache", str(cached))
-    assert info["parameters"] == VGG19_CONV_PARAMETERS
+    assert meta["source_md5"] == weights.WEIGHTS_MD5
+    assert not (tmp_path / "xdg").exists()
 
 
 @pytest.mark.weights
@@ -287,6 +264,117 @@ def test_describe_without_local_weights_does_not_download(monkeypatch):
     monkeypatch.setattr(weights, "fetch", pytest.fail)
     with pytest.raises(NstjaxError, match="nstjax weights fetch"):
         weights.describe()
+
+
+# --- where the weights come from; a corrupt cache ------------------------------------------------
+
+
+@pytest.fixture
+def canonical_fake_h5(tmp_path, monkeypatch) -> Path:
+    """A fake .h5 (conv1_1's kernel all ones, the rest zeros) taken as the canonical file."""
+    (tmp_path / "given").mkdir()
+    h5 = make_fake_h5(tmp_path / "given" / "w.h5", data=True)
+    monkeypatch.setattr(weights, "WEIGHTS_MD5", weights.md5sum(h5))
+    monkeypatch.delenv("NSTJAX_WEIGHTS", raising=False)
+    return h5
+
+
+def cache_entry(tmp_path: Path) -> Path:
+    """Where the converted canonical weights live (XDG_CACHE_HOME is tmp_path/xdg)."""
+    return tmp_path / "xdg" / "nstjax" / f"vgg19-caffe-{weights.WEIGHTS_MD5[:12]}.npz"
+
+
+def corrupt_cache(tmp_path: Path) -> tuple[Path, bytes]:
+    """Writes a broken cache entry (a cut-off zip); returns it and its bytes."""
+    npz, garbage = cache_entry(tmp_path), b"PK\x03\x04 cut off here"
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    npz.write_bytes(garbage)
+    return npz, garbage
+
+
+def is_the_fake(arrays: dict[str, np.ndarray]) -> bool:
+    return bool((arrays["conv1_1/kernel"] == 1).all() and not arrays["conv1_2/kernel"].any())
+
+
+@pytest.mark.parametrize("how", ["argument", "env h5", "env npz"])
+def test_explicit_weights_ignore_a_corrupt_cache(canonical_fake_h5, tmp_path, monkeypatch, how):
+    given = canonical_fake_h5
+    if how == "env npz":
+        given = weights.convert(given, tmp_path / "given" / "w.npz")
+    npz, garbage = corrupt_cache(tmp_path)
+    if how != "argument":
+        monkeypatch.setenv("NSTJAX_WEIGHTS", str(given))
+    arrays, meta = weights.load_arrays(given if how == "argument" else None)
+    assert is_the_fake(arrays) and meta["source_md5"] == weights.WEIGHTS_MD5
+    assert npz.read_bytes() == garbage  # neither read nor rebuilt
+    assert [p.name for p in npz.parent.iterdir()] == [npz.name]
+
+
+def test_explicit_h5_leaves_no_cache_and_info_says_so(canonical_fake_h5, tmp_path, capsys):
+    info = weights.describe(canonical_fake_h5)
+    assert (info["source"], info["path"], info["npz"]) == (
+        "argument",
+        str(canonical_fake_h5),
+        None,
+    )
+    assert info["md5"] == weights.md5sum(canonical_fake_h5)
+    assert main(["weights", "info", "--path", str(canonical_fake_h5)]) == 0
+    assert "read directly" in capsys.readouterr().out
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_corrupt_cache_without_an_h5_names_file_and_rebuild_command(canonical_fake_h5, tmp_path):
+    npz, _ = corrupt_cache(tmp_path)
+    with pytest.raises(NstjaxError) as e:
+        weights.load_arrays()
+    message = str(e.value)
+    assert message.startswith(f"weights cache {npz}: not a readable weights .npz")
+    assert "`nstjax weights fetch`" in message and "nstjax weights convert" in message
+    assert "\n" not in message
+
+
+def test_cli_corrupt_cache_is_one_line_exit_2(canonical_fake_h5, tmp_path, capsys):
+    npz, _ = corrupt_cache(tmp_path)
+    assert main(["weights", "info"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(npz) in err and "nstjax weights fetch" in err
+
+
+def test_corrupt_cache_is_rebuilt_from_the_downloaded_h5(canonical_fake_h5, tmp_path, capsys):
+    npz, garbage = corrupt_cache(tmp_path)
+    downloaded = npz.parent / weights.WEIGHTS_FILENAME
+    downloaded.write_bytes(canonical_fake_h5.read_bytes())
+    assert is_the_fake(weights.load_arrays()[0])
+    err = capsys.readouterr().err
+    assert f"rebuilding it from {downloaded}" in err and err.count("\n") == 1
+    assert npz.read_bytes() != garbage and is_the_fake(weights.load_npz(npz)[0])
+    info = weights.describe()
+    assert (info["source"], info["npz"]) == ("cache", str(npz))
+
+
+def test_corrupt_cache_and_a_corrupt_download_say_how_to_rebuild(canonical_fake_h5, tmp_path):
+    npz, _ = corrupt_cache(tmp_path)
+    (npz.parent / weights.WEIGHTS_FILENAME).write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    with pytest.raises(NstjaxError) as e:
+        weights.load_arrays()
+    message = str(e.value)
+    assert weights.WEIGHTS_FILENAME in message and "does not match" in message
+    assert "`nstjax weights fetch`" in message and "\n" not in message
+
+
+def test_downloaded_h5_is_converted_once_into_the_cache(canonical_fake_h5, tmp_path, monkeypatch):
+    downloaded = cache_entry(tmp_path).parent / weights.WEIGHTS_FILENAME
+    downloaded.parent.mkdir(parents=True)
+    downloaded.write_bytes(canonical_fake_h5.read_bytes())
+    assert weights.locate() == ("download", downloaded)
+    assert is_the_fake(weights.load_arrays()[0])
+    assert weights.locate() == ("cache", cache_entry(tmp_path))
+
+    def no_second_read(path):
+        raise AssertionError(f"read_h5({path}) called again")
+
+    monkeypatch.setattr(weights, "read_h5", no_second_read)
+    assert is_the_fake(weights.load_arrays()[0])
 
 
 # --- download -----------------------------------------------------------------------------------

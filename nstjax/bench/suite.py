@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from nstjax import engine, vgg
+from nstjax import engine, kernels, vgg
 from nstjax.bench import flops, memory, peaks, timing
 from nstjax.bench.problem import make_problem, pattern
 
@@ -34,6 +34,7 @@ class Case:
     precision: str  # one of peaks.PRECISIONS
     remat: bool
     optimizer: str
+    convolution: str = "xla"  # chosen once per suite (nstjax.kernels.choose)
 
     def label(self) -> str:
         remat = "remat" if self.remat else "no-remat"
@@ -55,6 +56,7 @@ def precision_context(precision: str) -> Iterator[None]:
 def program_for(case: Case, lbfgs_history: int = 20) -> engine.Program:
     """The engine program of a case (bf16 activations for ``bf16``, fp32 otherwise)."""
     return engine.Program(
+        convolution=case.convolution,
         optimizer=case.optimizer,
         lbfgs_history=lbfgs_history,
         dtype="bfloat16" if case.precision == "bf16" else "float32",
@@ -98,17 +100,13 @@ class CompiledLoop:
         self.compile_s = time.perf_counter() - start if loop == "scan" else step_compile_s
 
     def advance(self, state, n: int):
-        """Runs ``n`` steps from ``state`` (asynchronously) and returns the new state."""
-        if self.compiled_chunk is None:
-            for _ in range(n):
-                state, _ = self.compiled_step(self.params, state, self.hyper, self.targets)
-            return state
+        """Runs ``n`` steps from ``state`` (asynchronously) with the engine's own loop
+        (:func:`nstjax.engine.advance`) over this case's compiled executables."""
+        runner = engine.Loop(self.compiled_step, self.compiled_chunk, self.chunk)
         done = 0
         while done < n:
-            valid = min(self.chunk, n - done)
-            state, _ = self.compiled_chunk(
-                self.params, state, self.hyper, self.targets, jnp.int32(valid)
-            )
+            valid = min(runner.length if runner.chunk else n, n - done)
+            state, _ = engine.advance(runner, self.params, state, self.hyper, self.targets, valid)
             done += valid
         return state
 
@@ -123,7 +121,7 @@ def model_flops(params, case: Case, lbfgs_history: int, cache: dict) -> float | 
     params = {k: v for k, v in params.items() if k != "prepared"}
     key = (case.size, case.batch, case.precision, case.optimizer)
     if key not in cache:
-        plain = dataclasses.replace(case, remat=False)
+        plain = dataclasses.replace(case, remat=False, convolution="xla")
         program = program_for(plain, lbfgs_history)
         problem = make_problem(params, program, case.batch, case.size)
         state = engine.init_state(program, problem.pixels)
@@ -169,18 +167,8 @@ def run_case(
             record["status"] = "oom"
             return record
         raise
-    per_image_s = result.per_iteration_s / case.batch
-    hardware = flops.cost_analysis_flops(compiled.compiled_step)
-    plain = not case.remat and "prepared" not in params
-    model = hardware if plain else model_flops(params, case, lbfgs_history, flops_cache)
-    hand = flops.hand_count(case.size, case.size)
-    peak = peaks.device_peak(device, case.precision, probes)
-    measured_peak = peaks.table_peak(
-        device.device_kind, peaks.number_format(device.platform, case.precision), measured=True
-    )
-    throughput = 1.0 / per_image_s
-    per_image = lambda v: None if v is None else v / case.batch
     peak_after = memory.peak_bytes_in_use(device)
+    per_image = lambda v: None if v is None else v / case.batch
     record.update(
         status="ok",
         iterations=result.iterations,
@@ -189,6 +177,29 @@ def run_case(
         spread=result.spread(),
         compile_s=result.compile_s,
         s_per_iteration=result.per_iteration_s,
+        peak_bytes_per_image=per_image(peak_after),
+        peak_bytes_rose=None if peak_after is None else peak_after != peak_before,
+        compiled_bytes_per_image=per_image(memory.compiled_bytes(compiled.compiled_step)),
+        **_rates(params, case, compiled, result, lbfgs_history, probes, flops_cache),
+    )
+    return record
+
+
+def _rates(params, case, compiled, result, lbfgs_history, probes, flops_cache) -> dict:
+    """Throughput, FLOPs (XLA's, the model's, by hand) and MFU of a timed case."""
+    device = jax.devices()[0]
+    per_image_s = result.per_iteration_s / case.batch
+    hardware = flops.cost_analysis_flops(compiled.compiled_step)
+    plain = not case.remat and case.convolution == "xla"
+    model = hardware if plain else model_flops(params, case, lbfgs_history, flops_cache)
+    hand = flops.hand_count(case.size, case.size)
+    peak = peaks.device_peak(device, case.precision, probes)
+    measured_peak = peaks.table_peak(
+        device.device_kind, peaks.number_format(device.platform, case.precision), measured=True
+    )
+    throughput = 1.0 / per_image_s
+    per_image = lambda v: None if v is None else v / case.batch
+    return dict(
         s_per_image_iteration=per_image_s,
         img_it_per_s=throughput,
         number_format=peak.number_format if peak else None,
@@ -204,11 +215,7 @@ def run_case(
         mfu_of_measured_peak=None
         if (measured_peak is None or model is None)
         else throughput * model / case.batch / measured_peak.flops_per_s,
-        peak_bytes_per_image=per_image(peak_after),
-        peak_bytes_rose=None if peak_after is None else peak_after != peak_before,
-        compiled_bytes_per_image=per_image(memory.compiled_bytes(compiled.compiled_step)),
     )
-    return record
 
 
 def cases_of(config) -> list[Case]:
@@ -223,13 +230,13 @@ def cases_of(config) -> list[Case]:
     ]
 
 
-def largest_size(params, config) -> dict[str, Any]:
+def largest_size(params, config, convolution: str) -> dict[str, Any]:
     """The largest image that runs a step at batch 1 (accelerators only; ``None`` on CPU)."""
     spec = config.largest
     device = jax.devices()[0]
 
     def try_size(size: int) -> None:
-        case = Case(size, 1, spec.precision, bool(spec.remat), spec.optimizer)
+        case = Case(size, 1, spec.precision, bool(spec.remat), spec.optimizer, convolution)
         compiled = CompiledLoop(params, case, "python", 1, config.lbfgs_history)
         jax.block_until_ready(compiled.advance(compiled.state, 2))
 
@@ -266,7 +273,7 @@ def time_to_result(config, workdir: Path, weights: str | None) -> dict[str, Any]
                 sys.executable, "-m", "nstjax", "stylize",
                 "--content", str(content), "--style", str(style),
                 "--output", str(workdir / "ttr_output.png"),
-                "--size", str(spec.size), "--steps", str(spec.steps),
+                "--size", str(spec.size), "--steps", str(spec.steps), "--overwrite",
             ]  # fmt: skip
             if weights:
                 command += ["--weights", weights]
@@ -287,8 +294,8 @@ def run_suite(
 
     device = jax.devices()[0]
     loop = config.loop or engine.default_loop()
-    params = vgg.prepare(params, config.get("convolution") or None)
-    convolution = vgg.convolution_of(params)
+    convolution = config.get("convolution") or kernels.choose()
+    params = vgg.prepare(params, convolution)
     log(f"convolution: {convolution}")
     probes: dict[str, float] = {}
     if device.platform == "cpu":
@@ -301,6 +308,7 @@ def run_suite(
     flops_cache: dict = {}
     results = []
     for case in cases_of(config):
+        case = dataclasses.replace(case, convolution=convolution)
         record = run_case(
             params,
             case,
@@ -323,7 +331,7 @@ def run_suite(
         "results": results,
     }
     if config.largest.enabled:
-        out["largest"] = largest_size(params, config)
+        out["largest"] = largest_size(params, config, convolution)
         log(f"largest size at batch 1: {out['largest']['largest_size'] or 'n/a'}")
     if config.time_to_result.enabled:
         out["time_to_result"] = time_to_result(config, workdir, weights)

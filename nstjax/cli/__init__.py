@@ -11,6 +11,18 @@ import sys
 SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply")
 
 
+class HelpWithDefaults(argparse.HelpFormatter):
+    """``--help`` shows each option's default (except where there is none to show)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = not (action.default is None or action.default is False)
+        shown = shown and action.default is not argparse.SUPPRESS
+        if shown and action.option_strings and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nstjax", description="Batched, compiled neural style transfer in JAX."

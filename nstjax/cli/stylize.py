@@ -1,257 +1,321 @@
-"""``nstjax stylize``: every content x style pair, optimised as one batch per output shape."""
+"""``nstjax stylize``: every content x style pair, optimised as one batch per output shape.
+
+Everything that can be wrong with the input is checked before anything is compiled: options,
+image files (from their headers), output names and locations, and whether the size can fit in
+memory. Then the images are read, the weights loaded, and the plan run.
+"""
 
 import argparse
-import math
-import os
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
+from nstjax.cli import HelpWithDefaults, stylize_args
 from nstjax.errors import NstjaxError
+from nstjax.run import (
+    INITS,
+    Options,
+    Run,
+)
 
 
 def register(subparsers) -> None:
-    from nstjax import api
-
-    run = api.Run()
     p = subparsers.add_parser(
         "stylize",
         help="stylise content images with style images",
-        description="Gatys-style transfer of every content x style pair, batched and compiled.",
+        description="Gatys-style transfer of every content x style pair, batched and compiled. "
+        "Without --content/--style it stylises the example photo with the example painting "
+        "that ship with nstjax.",
+        formatter_class=HelpWithDefaults,
     )
-    p.add_argument("--content", nargs="+", required=True, help="content image(s) or folder(s)")
-    p.add_argument("--style", nargs="+", required=True, help="style image(s) or folder(s)")
-    p.add_argument(
-        "--output",
-        required=True,
-        help="output file (.png/.jpg) for one pair; a folder when there are several pairs",
-    )
-    p.add_argument("--size", type=int, default=512, help="longer side of the output (512)")
-    p.add_argument("--steps", type=int, default=500, help="optimisation steps (500)")
-    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help=f"step size in 0-255 pixel units (adam {run.learning_rate}; lbfgs 1)",
-    )
-    p.add_argument("--content-weight", type=float, default=run.content_weight)
-    p.add_argument("--style-weight", type=float, default=run.style_weight)
-    p.add_argument("--tv-weight", type=float, default=run.tv_weight)
-    p.add_argument(
-        "--content-layers",
-        default=",".join(api.DEFAULT_CONTENT_LAYERS),
-        help="comma-separated conv names, e.g. conv4_2",
-    )
-    p.add_argument(
-        "--style-layers",
-        default=",".join(api.DEFAULT_STYLE_LAYERS),
-        help="comma-separated conv names, e.g. conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
-    )
-    p.add_argument("--init", default="content", help="content | noise | style | PATH to an image")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise initialisation")
-    p.add_argument("--pooling", choices=("max", "avg"), default="max")
-    p.add_argument(
-        "--style-scale",
-        type=float,
-        default=1.0,
-        help="style image's longer side relative to the output's (1.0)",
-    )
-    p.add_argument(
-        "--style-blend",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="W",
-        help="blend all styles into one target with these weights (one per style) instead of "
-        "running every content x style pair",
-    )
-    p.add_argument(
-        "--masks",
-        nargs="+",
-        default=None,
-        metavar="MASK",
-        help="spatial control: one mask image per style (white = that style's region); "
-        "implies a blend of all styles",
-    )
-    p.add_argument(
-        "--colors",
-        choices=("style", "luminance", "histogram"),
-        default="style",
-        help="style: the style's colours; luminance: keep the content's colours "
-        "(luminance-only transfer); histogram: match the style's colours to the content first",
-    )
-    p.add_argument(
-        "--normalize-gradients",
-        action="store_true",
-        help="L1-normalise each loss layer's gradient (as neural-style)",
-    )
-    p.add_argument(
-        "--multiscale",
-        default=None,
-        metavar="SIZE:STEPS,...",
-        help="coarse-to-fine schedule, e.g. 256:300,512:200,1024:100 (replaces --size/--steps)",
-    )
-    p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
-    p.add_argument("--batch-size", type=int, default=0, help="most pairs per compiled batch")
-    p.add_argument("--lbfgs-history", type=int, default=20)
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--remat", action="store_true", help="recompute activations to save memory")
-    p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    stylize_args.add_arguments(p)
     p.set_defaults(func=main)
 
 
-def _positive(value, option: str, integer: bool = True) -> None:
-    ok = value > 0 and (integer or math.isfinite(value))
-    if not ok:
-        raise NstjaxError(f"--{option} must be > 0, got {value}")
+def _options(args) -> Options:
+    from nstjax.run import validate_options
+
+    if args.save_every < 0:
+        raise NstjaxError(f"--save-every must be >= 0, got {args.save_every}")
+    if args.size < 1:
+        raise NstjaxError(f"--size must be > 0, got {args.size}")
+    if not args.style_scale > 0:
+        raise NstjaxError(f"--style-scale must be > 0, got {args.style_scale}")
+    options = Options(
+        steps=args.steps,
+        optimizer=args.optimizer,
+        pooling=args.pooling,
+        lbfgs_history=args.lbfgs_history,
+        dtype=args.dtype,
+        remat=args.remat,
+        batch_size=args.batch_size,
+        chunk=args.save_every or 10,
+    )
+    try:
+        validate_options(options)
+    except NstjaxError as e:
+        raise NstjaxError(f"--{e}") from e
+    return options
 
 
-def _check_writable(output: Path, folder: bool) -> None:
-    target = output if folder else output.parent
-    if not folder and output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise NstjaxError(f"--output {output}: suffix must be .png, .jpg or .jpeg")
-    if target.exists() and not target.is_dir():
-        raise NstjaxError(f"--output {output}: {target} exists and is not a folder")
-    probe = target
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise NstjaxError(f"--output {output}: {probe} is not writable")
+def _inputs(args):
+    from nstjax import examples, image
+
+    contents = image.list_images(args.content or [examples.CONTENT], "content image")
+    styles = image.list_images(args.style or [examples.STYLE], "style image")
+    if args.style_blend is not None and len(args.style_blend) != len(styles):
+        raise NstjaxError(
+            f"--style-blend: {len(args.style_blend)} weight(s) for {len(styles)} style(s)"
+        )
+    if args.masks is not None and len(args.masks) != len(styles):
+        raise NstjaxError(f"--masks: {len(args.masks)} mask(s) for {len(styles)} style(s)")
+    return contents, styles
 
 
 def _output_paths(output: Path, contents, styles, blended: bool) -> dict[tuple[int, int], Path]:
     """Output file per (content index, style index); style index -1 means "all styles blended"."""
-    style_keys = (
-        [(-1, "+".join(s.stem for s in styles))]
-        if blended
-        else [(j, s.stem) for j, s in enumerate(styles)]
-    )
+    from nstjax import outputs
+
+    content_names = outputs.labels(contents, "content image")
+    style_names = outputs.labels(styles, "style image")
+    style_keys = [(-1, "+".join(style_names))] if blended else list(enumerate(style_names))
     if len(contents) * len(style_keys) == 1:
         return {(0, style_keys[0][0]): output}
+    if output.suffix.lower() in outputs.IMAGE_SUFFIXES:
+        raise NstjaxError(
+            f"--output {output}: {len(contents) * len(style_keys)} results need a folder, "
+            "not an image file name"
+        )
     return {
-        (i, j): output / f"{c.stem}__{stem}.png"
-        for i, c in enumerate(contents)
-        for j, stem in style_keys
+        (i, j): output / f"{c}__{s}.png" for i, c in enumerate(content_names) for j, s in style_keys
     }
 
 
-def main(args: argparse.Namespace) -> int:
-    from nstjax import api, image
+def _snapshot_paths(path: Path, steps: int, every: int) -> list[Path]:
+    return [path.with_name(f"{path.stem}_{s:05d}{path.suffix}") for s in range(every, steps, every)]
 
-    for option in ("size", "steps"):
-        _positive(getattr(args, option), option)
-    _positive(args.style_scale, "style-scale", integer=False)
-    if args.lbfgs_history < 1:
-        raise NstjaxError(f"--lbfgs-history must be >= 1, got {args.lbfgs_history}")
-    if args.save_every < 0 or args.batch_size < 0:
-        raise NstjaxError("--save-every and --batch-size must be >= 0")
-    lr = (
-        args.lr
-        if args.lr is not None
-        else (1.0 if args.optimizer == "lbfgs" else api.Run().learning_rate)
-    )
 
-    schedule = api.parse_schedule(args.multiscale) if args.multiscale else [(args.size, args.steps)]
-    size, total_steps = schedule[-1][0], sum(steps for _, steps in schedule)
-    content_paths = image.list_images(args.content, "content image")
-    style_paths = image.list_images(args.style, "style image")
-    blended = args.style_blend is not None or args.masks is not None
-    if args.style_blend is not None and len(args.style_blend) != len(style_paths):
-        raise NstjaxError(
-            f"--style-blend: {len(args.style_blend)} weight(s) for {len(style_paths)} style(s)"
-        )
-    if args.masks is not None and len(args.masks) != len(style_paths):
-        raise NstjaxError(f"--masks: {len(args.masks)} mask(s) for {len(style_paths)} style(s)")
-    output = Path(args.output)
-    outputs = _output_paths(output, content_paths, style_paths, blended)
-    _check_writable(output, folder=len(outputs) > 1)
+_PRESET_FLAGS = {
+    "size": "size",
+    "steps": "steps",
+    "optimizer": "optimizer",
+    "learning_rate": "lr",
+    "content_weight": "content_weight",
+    "style_weight": "style_weight",
+    "tv_weight": "tv_weight",
+    "content_layers": "content_layers",
+    "style_layers": "style_layers",
+    "init": "init",
+    "noise_scale": "noise_scale",
+    "pooling": "pooling",
+    "lbfgs_history": "lbfgs_history",
+    "multiscale": "multiscale",
+}
+"""Preset field -> the flag's attribute: the flags a preset supplies unless given."""
 
-    init = args.init
-    if init not in api.INITS:
-        init = image.load_image(init, what="--init image")
-    # At the final size; a multi-scale run resizes down from it for the coarser scales.
-    contents = [image.load_image(p, size, "content image") for p in content_paths]
-    style_size = max(1, round(size * args.style_scale))
-    styles = [image.load_image(p, style_size, "style image") for p in style_paths]
-    masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
-    blend = dict(enumerate(args.style_blend or [1.0] * len(style_paths)))
-    runs = [
-        api.Run(
+
+def _explicit(args) -> dict:
+    """The preset fields the user gave on the command line."""
+    from nstjax import schedule
+
+    given = {field: getattr(args, attr) for field, attr in _PRESET_FLAGS.items()}
+    if given["multiscale"] is not None:
+        given["multiscale"] = tuple(schedule.parse_schedule(given["multiscale"]))
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _apply_preset(args) -> None:
+    """Fills the static flags (size, steps, optimizer, ...) from ``--preset`` where not given,
+    and checks for conflicts, before anything is read or compiled."""
+    from nstjax import presets
+
+    args.explicit = _explicit(args)  # before the preset's values fill the flags
+    run, options = presets.resolve(args.preset, (64, 64), args.explicit)  # options: any shape
+    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history", "init"):
+        setattr(args, _PRESET_FLAGS[field], run.get(field, options.get(field)))
+    args.schedule = list(options["multiscale"] or [(args.size, args.steps)])
+
+
+def _run_fields(args, shape: tuple[int, int]) -> dict:
+    """The preset's Run fields for an output of ``shape`` with the given flags on top."""
+    from nstjax import presets
+
+    run, _ = presets.resolve(args.preset, shape, args.explicit)
+    del run["init"]  # resolved once (an image path is read once)
+    return run
+
+
+def _runs(args, outputs, init, masks, shapes) -> list[Run]:
+    """One Run per output; ``shapes[i]``: content ``i``'s output shape (a preset's sums depend
+    on it)."""
+    blend = dict(enumerate(args.style_blend or [1.0] * max(len(masks), 1)))
+    return [
+        Run(
             content=i,
             style=blend if j < 0 else j,  # -1: every style, blended (with masks: one region each)
-            content_weight=args.content_weight,
-            style_weight=args.style_weight,
-            tv_weight=args.tv_weight,
-            content_layers=args.content_layers,
-            style_layers=args.style_layers,
-            learning_rate=lr,
             init=init,
             seed=args.seed,
             style_scale=args.style_scale,
             colors=args.colors,
             masks=masks or None,
             normalize_gradients=args.normalize_gradients,
+            loss_tolerance=args.loss_tolerance,
+            grad_tolerance=args.grad_tolerance,
+            **_run_fields(args, shapes[i]),
         )
         for i, j in outputs
     ]
+
+
+def _check_memory(content_shapes, style_paths, size, style_scale) -> None:
+    from nstjax import image
+    from nstjax.batch import memory
+
+    style_size = max(1, round(size * style_scale))
+    shapes = [image.long_side_shape(s, size) for s in content_shapes]
+    shapes += [image.long_side_shape(image.image_shape(p), style_size) for p in style_paths]
+    need = max(memory.image_bytes(s) for s in shapes)
+    have = memory.host_memory_bytes() * memory.BUDGET_FRACTION
+    if need > have:
+        raise NstjaxError(
+            f"--size {size}: reading an image at that size needs about {need / 1e9:.1f} GB, more "
+            f"than the {have / 1e9:.1f} GB this machine may use; choose a smaller --size"
+        )
+
+
+class _Snapshots:
+    """Saves ``OUT_<step>.png`` every ``every`` steps of a run (its own steps, all scales)."""
+
+    def __init__(self, paths: list[Path], every: int, total: int):
+        self.paths, self.every, self.total = paths, every, total
+
+    def batch_started(self, batch):
+        pass
+
+    def batch_finished(self, batch, results):
+        pass
+
+    def chunk_done(self, batch, steps, metrics, images):
+        from nstjax import image
+
+        step = batch.first_step + steps
+        if step % self.every or step >= self.total:
+            return
+        for item, img in zip(batch.items, images()):
+            out = self.paths[item.key]
+            image.save_image(out.with_name(f"{out.stem}_{step:05d}{out.suffix}"), img)
+
+
+def _plans(runs, shapes, options, scales):
+    from nstjax import api, image, schedule
+
+    if len(scales) > 1:
+        return schedule.plan_schedule(runs, shapes, scales, options)
+    shapes = [image.long_side_shape(s, scales[0][0]) for s in shapes]
+    return [api.plan_runs(runs, shapes, options)]
+
+
+def _report(results, paths, optimizer: str) -> int:
+    from nstjax import image, outputs
+
+    failed = []
+    for result, path in zip(results, paths):
+        if result.failed_at is None:
+            image.save_image(path, result.image, "output image")
+            if result.converged_at is not None:
+                print(f"nstjax: run {path.name} converged at step {result.converged_at}")
+            continue
+        failed_path = outputs.failed_path(path)
+        image.save_image(failed_path, result.image, "output image")
+        r = result.run
+        failed.append(path.name)
+        print(
+            f"nstjax: run {path.name} stopped at step {result.failed_at} on a non-finite value "
+            f"(content-weight {r.content_weight}, style-weight {r.style_weight}, tv-weight "
+            f"{r.tv_weight}, lr {r.step_size(optimizer)}); its last finite image is {failed_path}",
+            file=sys.stderr,
+        )
+    return len(failed)
+
+
+def _checked_outputs(args, content_paths, style_paths, total_steps) -> dict:
+    """The output file of every pair, every file the command may write checked first."""
+    from nstjax import outputs
+
+    blended = args.style_blend is not None or args.masks is not None
+    paths = _output_paths(Path(args.output), content_paths, style_paths, blended)
+    failed = [outputs.failed_path(p) for p in paths.values()]
+    to_write = [*paths.values(), *(f for f in failed if f.exists())]
+    if args.save_every:
+        every = args.save_every
+        to_write += [s for p in paths.values() for s in _snapshot_paths(p, total_steps, every)]
+    outputs.check_outputs(to_write, args.overwrite)
+    return paths
+
+
+def _read_images(args, content_paths, style_paths, size):
+    from nstjax import image
+
+    contents = [image.load_image(p, size, "content image") for p in content_paths]
+    style_size = max(1, round(size * args.style_scale))
+    styles = [image.load_image(p, style_size, "style image") for p in style_paths]
+    masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
+    return contents, styles, masks
+
+
+def _execute(params, plans, scales, contents, styles, runs, observer):
+    from nstjax import api, schedule
+
+    if len(scales) > 1:
+        return schedule.run_schedule(
+            params, plans, scales, contents, styles, runs, observer=observer
+        )
+    results = api.run_plan(params, plans[0], contents, styles, runs, observer=observer)
+    return sorted(results, key=lambda r: r.key)
+
+
+def main(args: argparse.Namespace) -> int:
+    from nstjax import api, image, vgg
+    from nstjax.batch.plan import image_steps
+    from nstjax.progress import ProgressDisplay
+
+    # Everything that can be wrong is checked before any pixel is read or anything compiles.
+    _apply_preset(args)
+    options = _options(args)
+    scales = args.schedule
+    size, total_steps = scales[-1][0], sum(steps for _, steps in scales)
+    content_paths, style_paths = _inputs(args)
+    paths_by_pair = _checked_outputs(args, content_paths, style_paths, total_steps)
+    paths = list(paths_by_pair.values())
+    content_shapes = [image.image_shape(p, "content image") for p in content_paths]
+    _check_memory(content_shapes, style_paths, size, args.style_scale)
+    init = args.init if args.init in INITS else image.load_image(args.init, what="--init image")
+    out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
+    runs = _runs(args, paths_by_pair, init, [None] * len(args.masks or []), out_shapes)
+    options = api.with_convolution(options)
+    shapes = [content_shapes[r.content] for r in runs]
+    plans = _plans(runs, shapes, options, scales)  # checks that every size fits
+
+    contents, styles, masks = _read_images(args, content_paths, style_paths, size)
+    runs = [dataclasses.replace(r, masks=masks or None) for r in runs]
     for run in runs:
         api.validate_run(run, len(contents), len(styles))
-
-    from nstjax import vgg
-    from nstjax.progress import ProgressBar
-
     params = vgg.load_params(args.weights)
-    keys = list(outputs)
-    batch = args.batch_size or len(runs)
-    shapes = [contents[run.content].shape for run in runs]  # one compiled group per shape
-    batches = sum(math.ceil(shapes.count(shape) / batch) for shape in set(shapes))
-    bar = ProgressBar(total_steps * batches, min(batch, len(runs)), "stylize ")
-    finished = [0]  # steps of the batches (and scales) already done, for the bar
-
-    def progress(done, steps, metrics):
-        bar.update(finished[0] + done, metrics[-1])
-        if done == steps:
-            finished[0] += steps
-
-    def snapshot(step, indices, images):  # step: the run's own steps so far
-        if step % args.save_every == 0 and step < total_steps:
-            for i, img in zip(indices, images):
-                out = outputs[keys[i]]
-                image.save_image(out.with_name(f"{out.stem}_{step:05d}{out.suffix}"), img)
 
     started = time.perf_counter()
-    options = dict(
-        optimizer=args.optimizer,
-        pooling=args.pooling,
-        lbfgs_history=args.lbfgs_history,
-        dtype=args.dtype,
-        remat=args.remat,
-        batch_size=args.batch_size or None,
-        chunk=args.save_every or 10,
-        progress=progress,
-        on_snapshot=snapshot if args.save_every else None,
+    display = ProgressDisplay(sum(image_steps(p) for p in plans), "stylize")
+    observers = (
+        [display, _Snapshots(paths, args.save_every, total_steps)] if args.save_every else [display]
     )
-    if len(schedule) > 1:
-        results = api.stylize_multiscale(params, contents, styles, runs, schedule, **options)
-    else:
-        results = api.stylize_batch(params, contents, styles, runs, steps=args.steps, **options)
-    bar.close()
-    failed = 0
-    for key, result in zip(keys, results):
-        image.save_image(outputs[key], result.image)
-        if result.failed_at is not None:
-            failed += 1
-            r = result.run
-            print(
-                f"nstjax: run {outputs[key].name} stopped at "
-                f"step {result.failed_at}: non-finite loss (content-weight {r.content_weight}, "
-                f"style-weight {r.style_weight}, tv-weight {r.tv_weight}, lr {r.learning_rate})",
-                file=sys.stderr,
-            )
+    results = _execute(params, plans, scales, contents, styles, runs, api.Observers(*observers))
+    display.close()
+    failed = _report(results, paths, options.optimizer)
     elapsed = time.perf_counter() - started
+    where = args.output if len(paths) > 1 else paths[0]
     print(
-        f"wrote {len(results)} image(s) to {output} in {elapsed:.1f}s "
+        f"wrote {len(results) - failed} image(s) to {where} in {elapsed:.1f}s "
         f"({len(results) * total_steps / elapsed:.2f} img-it/s including compilation)"
+        + (f"; {failed} run(s) failed (see above)" if failed else "")
     )
     return 1 if failed else 0

@@ -54,7 +54,7 @@ def _info(args: argparse.Namespace) -> int:
     pre = info["preprocess"]
     print(f"source:      {info['source']}")
     print(f"path:        {info['path']}")
-    print(f"npz:         {info['npz']}")
+    print(f"npz:         {info['npz'] or '- (the .h5 is read directly; the cache is not used)'}")
     print(f"md5:         {info['md5']}")
     print(f"layers:      {info['layers']}")
     print(f"parameters:  {info['parameters']:,}")

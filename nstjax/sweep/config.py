@@ -4,17 +4,24 @@ A sweep config is an ``ml_collections.ConfigDict`` returned by ``get_config(arg)
 file (see ``configs/``); :func:`default_config` holds every field with its default, and config
 files start from it and change a few fields::
 
-    data.content, data.style   lists of image files or folders (folders: their images, by name)
+    data.content, data.style   lists of image files or folders (folders: their images, by name);
+                               default: the example photo and painting shipped with nstjax
     data.pairing               "product" (every content with every style) or "zip" (in order)
     data.size                  longer side of the output, pixels
     data.style_scale           style image's longer side relative to the output's
     data.colors                "style" | "luminance" | "histogram" (see nstjax.color)
     loss.content_weight, loss.style_weight, loss.tv_weight, loss.content_layers,
     loss.style_layers, loss.normalize_gradients
-    optim.optimizer            "adam" | "lbfgs"
-    optim.steps, optim.learning_rate, optim.lbfgs_history
-    init                       "content" | "noise" | "style" | an image file
+    optim.optimizer            "adam" | "lbfgs" (fixed step) | "lbfgs_wolfe" (strong-Wolfe line search)
+    optim.steps, optim.learning_rate (None: the optimiser's default), optim.lbfgs_history
+    optim.loss_tolerance, optim.grad_tolerance   per-run convergence stops (0: off)
+    init                       "content" | "noise" | "uniform" | "style" | an image file
+    noise_scale                std of init "noise" in grey levels (nstjax.init)
     seed                       seed of the noise initialisation
+    preset                     "" or a reference's objective and settings (nstjax.presets):
+                               it supplies every field it sets that the config leaves at its
+                               default and no axis varies; its per-layer constants follow
+                               each run's layers and output size
     model.weights              VGG-19 weights file ("" = $NSTJAX_WEIGHTS, the cache, a download)
     model.pooling, model.dtype, model.remat
     sweep.axes                 field -> list of values, combined as a product
@@ -40,7 +47,10 @@ PER_RUN_FIELDS: dict[str, str] = {
     "style_layers": "loss.style_layers",
     "normalize_gradients": "loss.normalize_gradients",
     "learning_rate": "optim.learning_rate",
+    "loss_tolerance": "optim.loss_tolerance",
+    "grad_tolerance": "optim.grad_tolerance",
     "init": "init",
+    "noise_scale": "noise_scale",
     "seed": "seed",
     "style_scale": "data.style_scale",
     "colors": "data.colors",
@@ -68,43 +78,54 @@ AXES: tuple[str, ...] = (*PER_RUN_FIELDS, *STATIC_FIELDS, *DERIVED_AXES)
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """Every field of a sweep config with its default: one run, the package's defaults.
+    """Every field of a sweep config with its default: one run of the shipped example pair with
+    the package's defaults, read from :class:`nstjax.Run` and :class:`nstjax.Options` (so a sweep
+    and ``nstjax stylize`` cannot drift apart).
 
     Returns:
         An unlocked ConfigDict; config files change fields and return it.
     """
+    from nstjax import examples
+    from nstjax.run import DEFAULT_SIZE, Options, Run
+
+    run, options = Run(), Options()
     config = ml_collections.ConfigDict()
 
     config.data = ml_collections.ConfigDict()
-    config.data.content = []
-    config.data.style = []
+    config.data.content = [str(examples.CONTENT)]
+    config.data.style = [str(examples.STYLE)]
     config.data.pairing = "product"
-    config.data.size = 512
-    config.data.style_scale = 1.0
-    config.data.colors = "style"
+    config.data.size = DEFAULT_SIZE
+    config.data.style_scale = run.style_scale
+    config.data.colors = run.colors
 
     config.loss = ml_collections.ConfigDict()
-    config.loss.content_weight = 1.0
-    config.loss.style_weight = 1e5
-    config.loss.tv_weight = 1e-4
-    config.loss.content_layers = ["conv4_2"]
-    config.loss.style_layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
-    config.loss.normalize_gradients = False
+    config.loss.content_weight = run.content_weight
+    config.loss.style_weight = run.style_weight
+    config.loss.tv_weight = run.tv_weight
+    config.loss.content_layers = list(run.content_layers)
+    config.loss.style_layers = list(run.style_layers)
+    config.loss.normalize_gradients = run.normalize_gradients
 
     config.optim = ml_collections.ConfigDict()
-    config.optim.optimizer = "adam"
-    config.optim.steps = 500
-    config.optim.learning_rate = 4.0
-    config.optim.lbfgs_history = 20
+    config.optim.optimizer = options.optimizer
+    config.optim.steps = options.steps
+    # None: the optimiser's default (nstjax.run.DEFAULT_LEARNING_RATES: adam 4, lbfgs 1)
+    config.optim.learning_rate = run.learning_rate
+    config.optim.lbfgs_history = options.lbfgs_history
+    config.optim.loss_tolerance = run.loss_tolerance  # 0: never stop early
+    config.optim.grad_tolerance = run.grad_tolerance
 
-    config.init = "content"
-    config.seed = 0
+    config.init = run.init
+    config.noise_scale = run.noise_scale
+    config.seed = run.seed
+    config.preset = ""
 
     config.model = ml_collections.ConfigDict()
     config.model.weights = ""
-    config.model.pooling = "max"
-    config.model.dtype = "float32"
-    config.model.remat = False
+    config.model.pooling = options.pooling
+    config.model.dtype = options.dtype
+    config.model.remat = options.remat
 
     config.sweep = ml_collections.ConfigDict()
     config.sweep.axes = ml_collections.ConfigDict()
@@ -114,7 +135,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.sweep.contact_sheet.cols = ""
     config.sweep.contact_sheet.cell = 128
     config.sweep.save_every = 0
-    config.sweep.chunk = 50
+    config.sweep.chunk = options.chunk
     config.sweep.run_memory_mb = 0.0
     return config
 

@@ -6,6 +6,11 @@ index (``--coordinator HOST:PORT --num-processes N --process-id I``, or the envi
 :func:`jax.distributed.initialize`. Each then computes its own share of the global run list on its
 local devices; no collective runs during the sweep, only two small agreements (the workdir is
 ready; process 0 broadcasts whether it could prepare it).
+
+Only process 0 prepares the workdir and takes its lock (:meth:`nstjax.sweep.workdir.Workdir.lock`).
+The others coordinate through :meth:`Cluster.agree`: they write nothing into the workdir until
+process 0 says it is prepared, and stop when it could not prepare it (for instance because
+another sweep holds the lock). Process 0's lock therefore guards every process of the sweep.
 """
 
 import dataclasses
@@ -43,6 +48,9 @@ class Cluster:
 
     def agree(self, ok: bool) -> bool:
         """Waits for every process and returns process 0's ``ok`` to all of them.
+
+        The sweep uses it once, after process 0 has prepared and locked the workdir: the other
+        processes start writing into it only when this returns True.
 
         Args:
             ok: on process 0, whether it succeeded at what the others wait for.

@@ -14,13 +14,9 @@ from typing import Any
 
 import ml_collections
 
-from nstjax import api
 from nstjax.errors import NstjaxError
+from nstjax.run import INITS, Options, Run, validate_options, validate_run
 from nstjax.sweep.config import AXES, PER_RUN_FIELDS, STATIC_FIELDS, default_config, get
-
-OPTIMIZERS = ("adam", "lbfgs")
-POOLINGS = ("max", "avg")
-DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,27 +101,40 @@ def _axis_lists(group: ml_collections.ConfigDict, where: str, problems: list[str
 
 def _check_static(values: dict[str, Any]) -> list[str]:
     problems = []
-    for name in ("size", "steps", "lbfgs_history"):
-        v = values[name]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            problems.append(f"{name} must be an integer >= 1, got {v!r}")
-    for name, allowed in (("optimizer", OPTIMIZERS), ("pooling", POOLINGS), ("dtype", DTYPES)):
-        if values[name] not in allowed:
-            problems.append(f"{name} must be one of {', '.join(allowed)}, got {values[name]!r}")
-    if not isinstance(values["remat"], bool):
-        problems.append(f"remat must be True or False, got {values['remat']!r}")
+    size = values["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        problems.append(f"size must be an integer >= 1, got {size!r}")
+    try:
+        validate_options(options_of(values))
+    except NstjaxError as e:
+        problems.append(str(e))
     return problems
 
 
-def to_api_run(values: dict[str, Any], content: int, style: int, init=None) -> api.Run:
-    """The :class:`nstjax.api.Run` of a run's values, with image indices (and an init image)."""
+def options_of(values: dict[str, Any], chunk: int = Options.chunk) -> Options:
+    """The :class:`nstjax.Options` of a run's values."""
+    return Options(
+        steps=values["steps"],
+        optimizer=values["optimizer"],
+        pooling=values["pooling"],
+        lbfgs_history=values["lbfgs_history"],
+        dtype=values["dtype"],
+        remat=values["remat"],
+        chunk=chunk,
+    )
+
+
+def to_api_run(values: dict[str, Any], content: Any, style: Any, init=None) -> Run:
+    """The :class:`nstjax.Run` of a run's values, with its images' keys (and an init image)."""
     fields = {name: values[name] for name in PER_RUN_FIELDS}
     if init is not None:
         fields["init"] = init
-    return api.Run(content=content, style=style, **fields)
+    return Run(content=content, style=style, **fields)
 
 
 def _type_ok(value: Any, default: Any) -> bool:
+    if default is None:  # learning_rate: a number, or None for the optimiser's default
+        return value is None or _type_ok(value, 1.0)
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(value, bool):
@@ -141,7 +150,8 @@ def _type_ok(value: Any, default: Any) -> bool:
 
 def _check_run(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     problems = [
-        f"{name} must be a {type(defaults[name]).__name__}, got {values[name]!r}"
+        f"{name} must be a {type(defaults[name]).__name__ if defaults[name] is not None else 'number'}"
+        f", got {values[name]!r}"
         for name in defaults
         if not _type_ok(values[name], defaults[name])
     ]
@@ -151,9 +161,9 @@ def _check_run(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     if problems:
         return problems
     problems = _check_static(values)
-    init = values["init"] if values["init"] in api.INITS else "content"  # files: inputs.py
+    init = values["init"] if values["init"] in INITS else "content"  # files: inputs.py
     try:
-        api.validate_run(to_api_run(values, 0, 0, init), 1, 1)
+        validate_run(to_api_run(values, 0, 0, init), 1, 1)
     except NstjaxError as e:
         problems.append(str(e))
     return problems
@@ -174,6 +184,45 @@ def expand(
         different lengths, bad values). The expansion is only meaningful when there are none.
     """
     problems: list[str] = []
+    axes, zipped = _axes(config, problems)
+    pairs = _pairs(config.data.pairing, contents, styles, problems)
+    if problems:
+        return Expansion([], {}, []), problems
+
+    fields = {**PER_RUN_FIELDS, **STATIC_FIELDS}
+    base = {name: get(config, path) for name, path in fields.items()}
+    defaults = {name: get(default_config(), path) for name, path in fields.items()}
+    axis_names, zip_names = sorted(axes), sorted(zipped)
+    zip_rows = list(zip(*(zipped[n] for n in zip_names))) if zip_names else [()]
+    combos = list(itertools.product(pairs, *(axes[n] for n in axis_names), zip_rows))
+    labels: dict[str, list[str]] = {
+        "content": _unique([value_label(c) for c, _ in pairs]),
+        "style": _unique([value_label(s) for _, s in pairs]),
+        **{name: [value_label(v) for v in axes[name]] for name in axis_names},
+        **{name: [value_label(v) for v in zipped[name]] for name in zip_names},
+    }
+    varying = [name for name, values in labels.items() if len(set(values)) > 1]
+
+    width = max(4, len(str(len(combos) - 1)))
+    runs, seen = [], set()
+    for index, ((content, style), *rest) in enumerate(combos):
+        chosen = dict(zip(axis_names, rest[:-1]))
+        chosen.update(zip(zip_names, rest[-1]))
+        coords = {"content": value_label(content), "style": value_label(style)}
+        coords.update({name: value_label(v) for name, v in chosen.items()})
+        label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
+        values, run_problems = _values(base, chosen, defaults, config.preset)
+        for problem in run_problems:
+            if problem not in seen:
+                seen.add(problem)
+                problems.append(f"run {label!r}: {problem}")
+        run_id = f"{index:0{width}d}"
+        runs.append(SweepRun(run_id, index, label, content, style, values, coords))
+    return Expansion(runs, labels, varying), problems
+
+
+def _axes(config, problems: list[str]) -> tuple[dict, dict]:
+    """The product axes and the zipped group, with their problems appended."""
     axes = _axis_lists(config.sweep.axes, "sweep.axes", problems)
     zipped = _axis_lists(config.sweep.zip, "sweep.zip", problems)
     for name in sorted(set(axes) & set(zipped)):
@@ -185,72 +234,76 @@ def expand(
     varied = set(axes) | set(zipped)
     if "content_style_ratio" in varied and "style_weight" in varied:
         problems.append("content_style_ratio and style_weight both vary; they set the same field")
+    return axes, zipped
 
-    pairing = config.data.pairing
+
+def _pairs(pairing: str, contents, styles, problems: list[str]) -> list[tuple[str, str]]:
     if pairing == "product":
-        pairs = list(itertools.product(contents, styles))
-    elif pairing == "zip":
+        return list(itertools.product(contents, styles))
+    if pairing == "zip":
         if len(contents) != len(styles):
             problems.append(
                 f"data.pairing='zip' needs as many content as style images, got "
                 f"{len(contents)} and {len(styles)}"
             )
-        pairs = list(zip(contents, styles))
-    else:
-        problems.append(f"data.pairing must be 'product' or 'zip', got {pairing!r}")
-        pairs = []
-    if problems:
-        return Expansion([], {}, []), problems
+        return list(zip(contents, styles))
+    problems.append(f"data.pairing must be 'product' or 'zip', got {pairing!r}")
+    return []
 
-    fields = {**PER_RUN_FIELDS, **STATIC_FIELDS}
-    base = {name: get(config, path) for name, path in fields.items()}
-    defaults = {name: get(default_config(), path) for name, path in fields.items()}
-    axis_names = sorted(axes)
-    zip_names = sorted(zipped)
-    zip_rows = list(zip(*(zipped[n] for n in zip_names))) if zip_names else [()]
-    combos = list(itertools.product(pairs, *(axes[n] for n in axis_names), zip_rows))
 
-    labels: dict[str, list[str]] = {
-        "content": _unique([value_label(c) for c, _ in pairs]),
-        "style": _unique([value_label(s) for _, s in pairs]),
-    }
-    for name in axis_names:
-        labels[name] = [value_label(v) for v in axes[name]]
-    for name in zip_names:
-        labels[name] = [value_label(v) for v in zipped[name]]
-    varying = [name for name, values in labels.items() if len(set(values)) > 1]
+def _values(base: dict, chosen: dict, defaults: dict, preset: str) -> tuple[dict, list[str]]:
+    """A run's values: the config's, with the axes' choices, a preset's values where the config
+    left a field at its default, and a style weight derived from a content/style ratio."""
+    values = {**base, **{k: v for k, v in chosen.items() if k != "content_style_ratio"}}
+    problems = _check_run({**values, **chosen}, defaults)
+    if isinstance(values["init"], str) and values["init"] not in INITS:
+        values["init"] = str(Path(values["init"]).resolve())  # an image file
+    if preset and not problems:
+        problems = _apply_preset(preset, values, chosen, defaults)
+    if "content_style_ratio" in chosen and not problems:
+        weight = values["content_weight"] / chosen["content_style_ratio"]
+        values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
+    return values, problems
 
-    width = max(4, len(str(len(combos) - 1)))
-    runs, seen = [], set()
-    for index, ((content, style), *rest) in enumerate(combos):
-        chosen = dict(zip(axis_names, rest[:-1]))
-        chosen.update(zip(zip_names, rest[-1]))
-        values = {**base, **{k: v for k, v in chosen.items() if k != "content_style_ratio"}}
-        coords = {"content": value_label(content), "style": value_label(style)}
-        coords.update({name: value_label(v) for name, v in chosen.items()})
-        label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
-        run_problems = _check_run({**values, **chosen}, defaults)
-        if isinstance(values["init"], str) and values["init"] not in api.INITS:
-            values["init"] = str(Path(values["init"]).resolve())  # an image file
-        if "content_style_ratio" in chosen and not run_problems:
-            weight = values["content_weight"] / chosen["content_style_ratio"]
-            values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
-        for problem in run_problems:
-            if problem not in seen:
-                seen.add(problem)
-                problems.append(f"run {label!r}: {problem}")
-        runs.append(
-            SweepRun(
-                id=f"{index:0{width}d}",
-                index=index,
-                label=label,
-                content=content,
-                style=style,
-                values=values,
-                coords=coords,
-            )
-        )
-    return Expansion(runs, labels, varying), problems
+
+def _apply_preset(name: str, values: dict, chosen: dict, defaults: dict) -> list[str]:
+    """Fills ``values`` from the preset ``name`` where the config left a field at its default
+    and no axis varies it; keeps what was explicit in ``values["preset"]`` for
+    :func:`preset_run_fields` (the per-layer constants need the output shape)."""
+    from nstjax import presets
+
+    fields = set(presets.RUN_FIELDS) | (set(presets.OPTION_NAMES) & set(values))
+    explicit = {k: values[k] for k in fields if k in chosen or _differs(values[k], defaults.get(k))}
+    if "content_style_ratio" in chosen:
+        explicit["style_weight"] = values["style_weight"]  # set from the ratio afterwards
+    try:
+        run, options = presets.resolve(name, (64, 64), explicit)
+    except NstjaxError as e:
+        return [str(e)]
+    values.update({k: v for k, v in options.items() if k in values})
+    values.update({k: v for k, v in run.items() if k in values})
+    values["preset"] = {"name": name, "explicit": explicit}
+    return []
+
+
+def _differs(value: Any, default: Any) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return list(value) != list(default)
+    return value != default
+
+
+def preset_run_fields(values: dict[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
+    """A run's preset fields at its output ``shape`` (empty without a preset)."""
+    from nstjax import presets
+
+    preset = values.get("preset")
+    if not preset:
+        return {}
+    run, _ = presets.resolve(preset["name"], shape, preset["explicit"])
+    run.pop("init")  # an init image file is resolved by the sweep's inputs
+    if "style_weight" in preset["explicit"]:
+        run["style_weight"] = values["style_weight"]  # content_style_ratio's, if any
+    return run
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nstjax import api, image
+from nstjax import image
 from nstjax.errors import NstjaxError
+from nstjax.run import INITS
 
 
 @dataclasses.dataclass
@@ -67,7 +68,7 @@ def load(
     images: dict[str, np.ndarray] = {}
     wanted = [(p, "content image") for p in contents] + [(p, "style image") for p in styles]
     wanted += [
-        (str(Path(i).resolve()), "init image") for i in dict.fromkeys(inits) if i not in api.INITS
+        (str(Path(i).resolve()), "init image") for i in dict.fromkeys(inits) if i not in INITS
     ]
     for path, what in wanted:
         if path in images:

@@ -8,19 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from nstjax import atomic
+from nstjax import atomic, grid
 from nstjax.engine import METRICS
 from nstjax.errors import NstjaxError
 from nstjax.sweep.expand import Expansion, SweepRun
 
 ImagePath = Callable[[SweepRun], Path | None]
 """A run -> its image file, or ``None`` when it has none (yet)."""
-
-BACKGROUND = (255, 255, 255)
-MISSING = (200, 200, 200)
-TEXT = (0, 0, 0)
 
 
 def summary_rows(
@@ -34,7 +30,7 @@ def summary_rows(
     hyper = list(expansion.runs[0].values) if expansion.runs else []
     header = ["id", "label", "status", *(f"axis:{a}" for a in expansion.varying)]
     header += ["content", "style", *hyper, *(f"final_{m}" for m in METRICS)]
-    header += ["failed_at", "wall_s", "image"]
+    header += ["failed_at", "converged_at", "evaluations", "wall_s", "image"]
     rows = []
     for run in expansion.runs:
         record = records.get(run.id) or {}
@@ -45,7 +41,8 @@ def summary_rows(
             + [run.content, run.style]
             + [_cell(run.values[h]) for h in hyper]
             + [final.get(m, "") for m in METRICS]
-            + [record.get("failed_at", ""), record.get("wall_s", "")]
+            + [record.get("failed_at", ""), record.get("converged_at", "")]
+            + [record.get("evaluations", ""), record.get("wall_s", "")]
             + [f"runs/{run.id}/image.png" if record else ""]
         )
     return header, rows
@@ -92,34 +89,21 @@ def sheet_axes(expansion: Expansion, rows: str = "", cols: str = "") -> tuple[st
     return rows, cols
 
 
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
 def _thumbnail(path: Path, cell: int) -> Image.Image | None:
-    """The image scaled to fit a ``cell`` square: Lanczos down, nearest-neighbour up (so that a
-    tiny test image shows its pixels rather than a blur)."""
+    """The image file as a thumbnail for a ``cell`` square, ``None`` if it cannot be read."""
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        return grid.thumbnail(path, cell)
     except OSError:
         return None
-    scale = cell / max(img.size)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST
-    return img.resize(size, resample)
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    """``text`` shortened with an ellipsis so that it fits in ``width`` pixels."""
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text + "..."
+def _sheet_cell(run: SweepRun | None, image_path: ImagePath, cell: int) -> grid.Cell:
+    """A run's thumbnail; grey for a run without a (readable) image, blank for no run."""
+    if run is None:
+        return None
+    path = image_path(run)
+    thumb = _thumbnail(path, cell) if path is not None else None
+    return grid.MISSING if thumb is None else thumb
 
 
 def contact_sheet(
@@ -140,55 +124,35 @@ def contact_sheet(
         cell: longer side of each thumbnail, pixels.
 
     Returns:
-        The sheet as an RGB Pillow image.
+        The sheet as an RGB Pillow image (:func:`nstjax.grid.labelled_grid` panels).
     """
     row_values, col_values = expansion.axes[rows], expansion.axes[cols]
     others = [a for a in expansion.varying if a not in (rows, cols)]
     panels = list(itertools.product(*(expansion.axes[a] for a in others))) or [()]
-    font = _font(max(10, cell // 10))
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    line = int(font.getbbox("Ag")[3]) + 4
-    label_w = min(max(int(probe.textlength(v, font=font)) for v in row_values) + 8, 400)
-    pad = 4
-    title_h = line if others else 0
-    panel_h = title_h + line + len(row_values) * (cell + pad)
-    width = label_w + len(col_values) * (cell + pad) + pad
-    sheet = Image.new("RGB", (width, panel_h * len(panels) + pad), BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
-    cells: dict[tuple, SweepRun] = {}
+    runs: dict[tuple, SweepRun] = {}
     for run in expansion.runs:
         key = (tuple(run.coords[a] for a in others), run.coords[rows], run.coords[cols])
-        cells.setdefault(key, run)
-    for p, panel in enumerate(panels):
-        top = p * panel_h + pad
-        if others:
-            title = ", ".join(f"{a}={v}" for a, v in zip(others, panel))
-            draw.text((pad, top), _fit(draw, title, font, width - 2 * pad), fill=TEXT, font=font)
-        grid_top = top + title_h + line
-        corner = _fit(draw, f"{rows} \\ {cols}", font, label_w - 8)
-        draw.text((pad, top + title_h), corner, fill=MISSING, font=font)
-        for c, value in enumerate(col_values):
-            x = label_w + c * (cell + pad)
-            draw.text((x, top + title_h), _fit(draw, value, font, cell), fill=TEXT, font=font)
-        for r, value in enumerate(row_values):
-            y = grid_top + r * (cell + pad)
-            draw.text(
-                (pad, y + cell // 2 - line // 2),
-                _fit(draw, value, font, label_w - 8),
-                fill=TEXT,
-                font=font,
+        runs.setdefault(key, run)
+    sheets = []
+    for panel in panels:
+        cells = [
+            [_sheet_cell(runs.get((panel, r, c)), image_path, cell) for c in col_values]
+            for r in row_values
+        ]
+        title = ", ".join(f"{a}={v}" for a, v in zip(others, panel))
+        sheets.append(
+            grid.labelled_grid(
+                cells,
+                col_labels=[str(v) for v in col_values],
+                row_labels=[str(v) for v in row_values],
+                corner=f"{rows} \\ {cols}",
+                title=title,
+                cell=cell,
+                font_size=max(10, cell // 10),
+                gap=4,
             )
-            for c, col_value in enumerate(col_values):
-                x = label_w + c * (cell + pad)
-                run = cells.get((panel, value, col_value))
-                path = image_path(run) if run is not None else None
-                thumb = _thumbnail(path, cell) if path is not None else None
-                if thumb is None:
-                    if run is not None:
-                        draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=MISSING)
-                    continue
-                sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
-    return sheet
+        )
+    return grid.stack(sheets)
 
 
 def write_contact_sheet(

@@ -4,17 +4,19 @@ import dataclasses
 import datetime
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from nstjax import api
+from nstjax import api, kernels
+from nstjax.batch import memory, plan
 from nstjax.engine import METRICS
 from nstjax.errors import NstjaxError
-from nstjax.sweep import distributed, plan, report
-from nstjax.sweep.expand import SweepRun, to_api_run
-from nstjax.sweep.progress import SweepProgress
+from nstjax.execute import Observer, Observers
+from nstjax.progress import ProgressDisplay
+from nstjax.sweep import distributed, report
+from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.spec import Sweep
 from nstjax.sweep.workdir import CONTACT_SHEET, LOSS_CURVES, SUMMARY, Workdir
 
@@ -41,11 +43,22 @@ class SweepOutcome:
     batch_sizes: list[int]
 
 
-@dataclasses.dataclass
-class _Batch:
-    group: plan.Group
-    runs: list[SweepRun]
-    size: int
+class _Contents(Mapping):
+    """Content images by ``(path, size)``, resized on first use (a run's ``content`` key)."""
+
+    def __init__(self, inputs):
+        self.inputs, self.cache = inputs, {}
+
+    def __getitem__(self, key):
+        if key not in self.cache:
+            self.cache[key] = self.inputs.content_at(*key)
+        return self.cache[key]
+
+    def __iter__(self):
+        return iter(self.cache)
+
+    def __len__(self):
+        return len(self.cache)
 
 
 def _plan_batches(
@@ -55,25 +68,24 @@ def _plan_batches(
     n_devices: int,
     budget_bytes: float,
     batch_size: int | None,
-) -> list[_Batch]:
+    convolution: str,
+) -> list[plan.Batch]:
+    """This process's batches: each group's share (distributed.share) less the finished runs,
+    cut to fit memory. Every batch of a group compiles to the group's one program."""
     out = []
     run_mb = sweep.config.sweep.run_memory_mb
-    for group in plan.group_runs(sweep.runs, sweep.output_shape):
-        mine = distributed.share(group.runs, cluster.process_id, cluster.num_processes)
-        pending = [r for r in mine if r.id not in finished]
+    chunk = sweep.config.sweep.save_every or sweep.config.sweep.chunk
+    options_of = lambda item: expand_options_of(item.key.values, chunk)
+    for group in plan.group(sweep.items(), options_of, convolution):
+        mine = distributed.share(group.items, cluster.process_id, cluster.num_processes)
+        pending = [i for i in mine if i.key.id not in finished]
         if not pending:
             continue
-        s = group.static
-        per_run = run_mb * 2**20 or plan.run_bytes(
-            group.shape,
-            plan.deepest_layer(group.runs),
-            dtype=s["dtype"],
-            optimizer=s["optimizer"],
-            lbfgs_history=s["lbfgs_history"],
-            remat=s["remat"],
-        )
+        per_run = run_mb * 2**20 or group.run_bytes()
+        if not run_mb:
+            plan.check_fits(group, budget_bytes)
         size = plan.batch_size(len(pending), per_run, budget_bytes, n_devices, batch_size)
-        out.extend(_Batch(group, b, size) for b in plan.batches(pending, size))
+        out += plan.cut(group, pending, size)
     return out
 
 
@@ -81,92 +93,46 @@ def _history(history: np.ndarray) -> dict[str, list[float]]:
     return {name: [float(v) for v in history[:, i]] for i, name in enumerate(METRICS)}
 
 
-def _run_batch(
-    sweep: Sweep,
-    workdir: Workdir,
-    params,
-    batch: _Batch,
-    mesh,
-    bar: SweepProgress,
-    cluster: distributed.Cluster,
-) -> list[str]:
-    config = sweep.config
-    images = sweep.inputs.images
-    size = batch.runs[0].values["size"]
-    content_paths = list(dict.fromkeys(r.content for r in batch.runs))
-    style_paths = list(dict.fromkeys(r.style for r in batch.runs))
-    contents = [sweep.inputs.content_at(p, size) for p in content_paths]
-    styles = [images[p] for p in style_paths]
-    api_runs = [
-        to_api_run(
-            r.values,
-            content_paths.index(r.content),
-            style_paths.index(r.style),
-            images.get(r.values["init"]),
-        )
-        for r in batch.runs
-    ]
-    static = batch.group.static
-    save_every = config.sweep.save_every
-    steps = static["steps"]
+class _Recorder(Observer):
+    """Writes each batch's snapshots and results into the workdir as the plan runs."""
 
-    def progress(done, steps, metrics):
-        bar.update(done, metrics[-1])
+    def __init__(self, sweep, workdir, cluster, manifest):
+        self.sweep, self.workdir, self.cluster, self.manifest = sweep, workdir, cluster, manifest
+        self.computed: list[str] = []
 
-    def snapshot(step, indices, pixels):
-        if step % save_every == 0 and step < steps:
-            for i, img in zip(indices, pixels):
-                workdir.write_snapshot(batch.runs[i].id, step, img)
+    def batch_started(self, batch):
+        self.started = time.perf_counter()
 
-    started = time.perf_counter()
-    try:
-        results = api.stylize_batch(
-            params,
-            contents,
-            styles,
-            api_runs,
-            steps=steps,
-            optimizer=static["optimizer"],
-            pooling=static["pooling"],
-            lbfgs_history=static["lbfgs_history"],
-            dtype=static["dtype"],
-            remat=static["remat"],
-            batch_size=batch.size,
-            chunk=save_every or min(config.sweep.chunk, steps),
-            progress=progress,
-            on_snapshot=snapshot if save_every else None,
-            mesh=mesh,
-            # every batch of the group compiles to the same program, whatever layers it weights
-            layers_from=[
-                api.Run(
-                    content_layers=r.values["content_layers"], style_layers=r.values["style_layers"]
-                )
-                for r in batch.group.runs
-            ],
-        )
-    except Exception as e:
-        if "RESOURCE_EXHAUSTED" not in str(e):
-            raise
-        raise NstjaxError(
-            f"a batch of {batch.size} runs at {batch.group.name} ran out of device memory; "
-            "pass a smaller --batch-size or --memory-gb (finished runs are kept)"
-        ) from e
-    wall = time.perf_counter() - started
-    finished_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    for run, result in zip(batch.runs, results):
-        record = {
-            **run.record(),
-            "status": "failed" if result.failed_at is not None else "done",
-            "final": result.final,
-            "failed_at": result.failed_at,
-            "history": _history(result.history),
-            "wall_s": round(wall, 3),
-            "batch": {"runs": len(batch.runs), "size": batch.size, "group": batch.group.name},
-            "process": cluster.process_id,
-            "finished": finished_at,
-        }
-        workdir.write_run(run.id, result.image, record)
-    return [r.id for r in batch.runs]
+    def chunk_done(self, batch, steps, metrics, images):
+        every = self.sweep.config.sweep.save_every
+        if every and steps % every == 0 and steps < batch.steps:
+            for item, img in zip(batch.items, images()):
+                self.workdir.write_snapshot(item.key.id, steps, img)
+
+    def batch_finished(self, batch, results):
+        wall = time.perf_counter() - self.started
+        finished_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        group = batch.group
+        for result in results:
+            run = result.key
+            record = {
+                **run.record(),
+                "status": "failed" if result.failed_at is not None else "done",
+                "final": result.final,
+                "failed_at": result.failed_at,
+                "converged_at": result.converged_at,
+                "evaluations": result.evaluations,
+                "history": _history(result.history),
+                "wall_s": round(wall, 3),
+                "batch": {"runs": len(batch.items), "size": batch.size, "group": group.name},
+                "process": self.cluster.process_id,
+                "finished": finished_at,
+            }
+            self.workdir.write_run(run.id, result.image, record)
+            self.computed.append(run.id)
+        if self.manifest:
+            self.manifest.refresh()
+            self.manifest.write()
 
 
 class _Manifest:
@@ -256,6 +222,44 @@ def run_sweep(
         NstjaxError: the workdir holds a different sweep or cannot be written.
     """
     cluster = cluster or distributed.Cluster()
+    work = _prepared_workdir(sweep, workdir, overwrite, cluster)
+    if isinstance(mesh, str):
+        mesh = distributed.local_mesh()
+    n_devices = mesh.size if mesh is not None else 1
+    budget = memory_gb * 1e9 if memory_gb else memory.device_memory_bytes() * memory.BUDGET_FRACTION
+    finished = work.finished(r.id for r in sweep.runs)
+    convolution = kernels.choose(n_devices)  # once for the whole sweep
+    batches = _plan_batches(sweep, finished, cluster, n_devices, budget, batch_size, convolution)
+    who = (
+        f"process {cluster.process_id}/{cluster.num_processes} "
+        if cluster.num_processes > 1
+        else ""
+    )
+    log(
+        f"sweep: {len(sweep.runs)} runs, {len(finished)} finished earlier; {who}computing "
+        f"{sum(len(b.items) for b in batches)} in {len(batches)} batch(es) on {n_devices} "
+        f"device(s) (batch sizes {sorted({b.size for b in batches}) or '-'})"
+    )
+    manifest = _Manifest(sweep, work) if cluster.is_leader else None
+    if manifest:
+        manifest.refresh()
+        manifest.write()
+    recorder = _Recorder(sweep, work, cluster, manifest)
+    _run_batches(sweep, params, batches, mesh, recorder, stream)
+    counts = _finish(sweep, work, manifest, recorder.computed, wait_timeout_s, log)
+    return SweepOutcome(
+        len(sweep.runs),
+        len(finished),
+        recorder.computed,
+        counts["done"],
+        counts["failed"],
+        counts["pending"],
+        [b.size for b in batches],
+    )
+
+
+def _prepared_workdir(sweep: Sweep, workdir: str, overwrite: bool, cluster) -> Workdir:
+    """Process 0 prepares (and locks) the workdir; every process learns whether it could."""
     work = Workdir(workdir)
     error = None
     if cluster.is_leader:
@@ -265,61 +269,40 @@ def run_sweep(
             error = e
     if not cluster.agree(error is None):
         raise error or NstjaxError(f"--workdir {workdir}: process 0 could not prepare it")
+    return work
 
-    if isinstance(mesh, str):
-        mesh = distributed.local_mesh()
-    n_devices = mesh.size if mesh is not None else 1
-    if memory_gb:
-        budget = memory_gb * 1e9
-    else:
-        budget = plan.device_memory_bytes() * plan.BUDGET_FRACTION
-    finished = work.finished(r.id for r in sweep.runs)
-    batches = _plan_batches(sweep, finished, cluster, n_devices, budget, batch_size)
-    total = len(sweep.runs)
-    mine = sum(len(b.runs) for b in batches)
-    who = (
-        f"process {cluster.process_id}/{cluster.num_processes} "
-        if cluster.num_processes > 1
-        else ""
-    )
-    log(
-        f"sweep: {total} runs, {len(finished)} finished earlier; {who}computing {mine} in "
-        f"{len(batches)} batch(es) on {n_devices} device(s) "
-        f"(batch sizes {sorted({b.size for b in batches}) or '-'})"
-    )
 
-    manifest = _Manifest(sweep, work) if cluster.is_leader else None
-    if manifest:
-        manifest.refresh()
-        manifest.write()
-    bar = SweepProgress(
-        mine, sum(len(b.runs) * b.group.static["steps"] for b in batches), stream=stream
-    )
-    params = api.prepare_params(params, mesh)  # once for the whole sweep
-    computed: list[str] = []
-    for i, batch in enumerate(batches, start=1):
-        bar.start_batch(i, len(batches), len(batch.runs), batch.group.static["steps"])
-        computed += _run_batch(sweep, work, params, batch, mesh, bar, cluster)
-        bar.end_batch()
-        if manifest:
-            manifest.refresh()
-            manifest.write()
-    bar.close()
-
-    if not manifest:
-        status = {"pending": 0, "done": 0, "failed": 0}
-        for run_id in computed:
-            status[(work.read_run(run_id) or {}).get("status", "pending")] += 1
-        return SweepOutcome(
-            total,
-            len(finished),
-            computed,
-            status["done"],
-            status["failed"],
-            0,
-            [b.size for b in batches],
+def _run_batches(sweep, params, batches, mesh, recorder, stream) -> None:
+    display = ProgressDisplay(plan.image_steps(batches), "sweep", stream=stream)
+    try:
+        api.run_plan(
+            params,
+            batches,
+            _Contents(sweep.inputs),
+            sweep.inputs.images,
+            mesh=mesh,
+            observer=Observers(recorder, display),
         )
+    except Exception as e:
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        raise NstjaxError(
+            "a batch ran out of device memory; pass a smaller --batch-size or --memory-gb "
+            "(finished runs are kept)"
+        ) from e
+    finally:
+        display.close()
 
+
+def _finish(sweep, work, manifest, computed, wait_timeout_s, log) -> dict[str, int]:
+    """Process 0 waits for the others' runs and writes the reports; returns the counts by status
+    (another process counts only its own runs)."""
+    if not manifest:
+        counts = {"pending": 0, "done": 0, "failed": 0}
+        for run_id in computed:
+            counts[(work.read_run(run_id) or {}).get("status", "pending")] += 1
+        counts["pending"] = 0
+        return counts
     deadline = time.monotonic() + wait_timeout_s
     manifest.refresh()
     if manifest.pending():
@@ -337,12 +320,4 @@ def run_sweep(
             file=sys.stderr,
         )
     counts = {s: sum(v == s for v in manifest.status.values()) for s in ("done", "failed")}
-    return SweepOutcome(
-        total,
-        len(finished),
-        computed,
-        counts["done"],
-        counts["failed"],
-        len(pending),
-        [b.size for b in batches],
-    )
+    return {**counts, "pending": len(pending)}

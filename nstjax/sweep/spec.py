@@ -12,11 +12,13 @@ from typing import Any
 import ml_collections
 
 from nstjax.architecture import downsampling
+from nstjax.batch import plan
 from nstjax.errors import NstjaxError
 from nstjax.image import long_side_shape
 from nstjax.sweep import config as sweep_config
 from nstjax.sweep import inputs as sweep_inputs
-from nstjax.sweep.expand import Expansion, SweepRun, expand
+from nstjax.sweep.expand import Expansion, SweepRun, expand, preset_run_fields, to_api_run
+from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.report import sheet_axes
 
 
@@ -42,6 +44,28 @@ class Sweep:
     def output_shape(self, run: SweepRun) -> tuple[int, int]:
         """A run's output ``(height, width)``: its content image at its ``size``."""
         return long_side_shape(self.inputs.images[run.content].shape, run.values["size"])
+
+    def items(self) -> list[plan.Item]:
+        """The runs as planner items: each :class:`nstjax.Run` names its images by key (content
+        ``(path, size)``, style path) and carries its init image; the item's key is the
+        :class:`SweepRun`."""
+        images = self.inputs.images
+        return [
+            plan.Item(
+                dataclasses.replace(
+                    to_api_run(
+                        r.values,
+                        (r.content, r.values["size"]),
+                        r.style,
+                        images.get(r.values["init"]),
+                    ),
+                    **preset_run_fields(r.values, self.output_shape(r)),
+                ),
+                self.output_shape(r),
+                r,
+            )
+            for r in self.runs
+        ]
 
     def record(self) -> dict[str, Any]:
         """What identifies the sweep (``config.json``): the config and the resolved inputs."""
@@ -69,18 +93,17 @@ def _too_small(sweep: "Sweep") -> list[str]:
     """Images too small for the deepest layer computed: VGG's 2x2 poolings would leave nothing
     (and a Gram of nothing is NaN). The deepest layer of a group counts for all its runs, since
     a batch computes every layer any of its runs uses."""
-    from nstjax.sweep import plan
-
     problems = []
-    for group in plan.group_runs(sweep.runs, sweep.output_shape):
-        deepest = plan.deepest_layer(group.runs)
-        need = downsampling(deepest)
-        if min(group.shape) < need:
-            problems.append(
-                f"output {group.shape[0]}x{group.shape[1]} is too small for {deepest} (each "
-                f"side needs >= {need} px); raise data.size"
-            )
-        for run in group.runs:
+    options_of = lambda item: expand_options_of(item.key.values)
+    for group in plan.group(sweep.items(), options_of, "xla"):
+        try:
+            plan.check_large_enough(group)
+        except NstjaxError as e:
+            problems.append(f"{e} (data.size)")
+        need = downsampling(plan.deepest_layer(group.program.layers))
+        deepest = plan.deepest_layer(group.program.layers)
+        for item in group.items:
+            run = item.key
             style = sweep.inputs.images[run.style].shape
             long_side = max(1, round(run.values["style_scale"] * max(group.shape)))
             h, w = long_side_shape(style, long_side)

@@ -7,15 +7,26 @@ Layout::
     DIR/runs/<id>/image.png  the final image (and step_NNNNN.png snapshots, if asked)
     DIR/runs/<id>/run.json   hyperparameters, final losses, loss history, wall time
     DIR/summary.csv, DIR/contact_sheet.png, DIR/loss_curves.png
+    DIR/.lock                the lock of the sweep using the folder: its PID and host
 
 Every file is written under a temporary name and renamed (:mod:`nstjax.atomic`). A run is finished
 iff its ``run.json`` exists: it is written last, after the image, so a run killed at any point is
 simply not finished and runs again; ``run.json`` is the truth, the manifest a summary of it.
+
+One sweep at a time: :meth:`Workdir.prepare` takes an exclusive OS lock (``flock``) on
+``DIR/.lock`` before it touches anything, held until the process ends (``kill -9`` included: the
+kernel releases it). A second sweep on the folder is refused, naming the holder, instead of
+deleting the first one's temporary files and computing its runs again.
 """
 
+import errno
+import fcntl
 import json
 import math
+import os
 import shutil
+import socket
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +43,11 @@ SUMMARY = "summary.csv"
 CONTACT_SHEET = "contact_sheet.png"
 LOSS_CURVES = "loss_curves.png"
 OURS = (CONFIG, MANIFEST, RUNS, SUMMARY, CONTACT_SHEET, LOSS_CURVES)
+LOCK = ".lock"
+"""The lock file; not among :data:`OURS`, so ``--overwrite`` never deletes a held lock."""
+
+_HELD: dict[Path, int] = {}
+"""The workdirs this process has locked (resolved path -> the lock file's descriptor)."""
 
 IGNORED_FOR_RESUME = ("sweep.contact_sheet", "sweep.chunk")
 """Config fields that only change how results are shown: a rerun may change them."""
@@ -74,6 +90,28 @@ def differences(old: dict, new: dict, ignore: Sequence[str] = ()) -> list[str]:
     ]
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open descriptor ``fd`` is the file now at ``path``."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _holder(lock_path: Path, wait_s: float = 1.0) -> str:
+    """``"PID N on HOST"`` from a held lock file (it may take the holder a moment to write it)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            holder = json.loads(lock_path.read_text())
+            return f"PID {int(holder['pid'])} on {holder['host']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return f"PID unknown: {lock_path} does not say"
+            time.sleep(0.05)
+
+
 def _fields(record: dict) -> dict:
     """A config.json record as one nested dict: the config's fields, and ``inputs``."""
     return {**record.get("config", {}), "inputs": record.get("inputs", {})}
@@ -100,10 +138,12 @@ class Workdir:
     def prepare(self, record: dict[str, Any], overwrite: bool = False) -> bool:
         """Makes the folder ready for the sweep described by ``record``; call on one process.
 
-        A new or empty folder is initialised. A folder holding the same sweep is kept (its
-        finished runs are skipped later) and stale temporary files of a killed process are
-        removed. A folder holding a different sweep is refused unless ``overwrite``, which
-        deletes the sweep's files (and nothing else).
+        First the folder is locked for this process (:meth:`lock`), so nothing below can
+        disturb another sweep. A new or empty folder is initialised. A folder holding the same
+        sweep is kept (its finished runs are skipped later) and stale temporary files of a killed
+        process are removed. A folder holding a different sweep is refused unless ``overwrite``,
+        which deletes the sweep's files (and nothing else). A folder that is not a sweep's is
+        refused before anything is written into it.
 
         Args:
             record: the resolved config and inputs (JSON-able), stored as ``config.json``.
@@ -113,13 +153,41 @@ class Workdir:
             Whether an earlier sweep's results are being resumed.
 
         Raises:
-            NstjaxError: the folder holds a different sweep, is not a sweep folder, or cannot
-                be written.
+            NstjaxError: another sweep holds the folder, it holds a different sweep, is not a
+                sweep folder, or cannot be written.
         """
         config_path = self.path / CONFIG
-        resuming = False
         if self.path.exists() and not self.path.is_dir():
             raise NstjaxError(f"--workdir {self.path}: exists and is not a folder")
+        if not config_path.exists():
+            self._refuse_strangers()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NstjaxError(f"--workdir {self.path}: cannot write ({e.strerror or e})") from e
+        self.lock()
+        resuming = self._match(record, overwrite)
+        try:
+            self.remove_temporaries()
+            atomic.write_text(config_path, to_json(record))
+        except OSError as e:
+            raise NstjaxError(f"--workdir {self.path}: cannot write ({e.strerror or e})") from e
+        return resuming
+
+    def _refuse_strangers(self) -> None:
+        """Raises unless the folder holds nothing but a sweep's files (or does not exist)."""
+        if not self.path.is_dir():
+            return
+        strangers = sorted(p.name for p in self.path.iterdir() if p.name not in (*OURS, LOCK))
+        if strangers:
+            raise NstjaxError(
+                f"--workdir {self.path}: not empty and not a sweep folder (no {CONFIG}; "
+                f"holds {', '.join(strangers[:5])}); choose an empty or new folder"
+            )
+
+    def _match(self, record: dict[str, Any], overwrite: bool) -> bool:
+        """Compares the folder's sweep with ``record``; whether it is the same one (to resume)."""
+        config_path = self.path / CONFIG
         if config_path.exists():
             try:
                 old = json.loads(config_path.read_text())
@@ -138,28 +206,68 @@ class Workdir:
                 )
             if changed:
                 self._remove_ours()
-            else:
-                resuming = True
-        elif self.path.is_dir() and any(self.path.iterdir()):
-            strangers = sorted(p.name for p in self.path.iterdir() if p.name not in OURS)
-            if strangers:
-                raise NstjaxError(
-                    f"--workdir {self.path}: not empty and not a sweep folder (no {CONFIG}; "
-                    f"holds {', '.join(strangers[:5])}); choose an empty or new folder"
-                )
+            return not changed
+        self._refuse_strangers()
+        if any(p.name != LOCK for p in self.path.iterdir()):
             if not overwrite:
                 raise NstjaxError(
                     f"--workdir {self.path}: holds sweep results but no {CONFIG}, so they cannot "
                     "be matched to this config; pass --overwrite to replace them"
                 )
             self._remove_ours()
+        return False
+
+    def lock(self) -> None:
+        """Takes the exclusive lock on the folder (``DIR/.lock``) for the life of this process.
+
+        The lock is an ``flock`` on ``DIR/.lock``, into which this process's PID and host are
+        written; the kernel releases it when the process ends, however it ends (``kill -9``
+        included). Taking it again in the same process does nothing; :meth:`unlock` releases it
+        early. A child forked while it is held shares it. Of a multi-host sweep only process 0
+        takes it (in :meth:`prepare`); the other processes write nothing into the folder until
+        process 0 has prepared it (:meth:`nstjax.sweep.distributed.Cluster.agree`), so the lock
+        of process 0 covers them. Across hosts it needs a filesystem whose ``flock`` is shared
+        between hosts (NFS is: Linux maps ``flock`` onto NFS byte-range locks).
+
+        Raises:
+            NstjaxError: another process holds the lock (naming its PID and host), or the folder
+                cannot be locked.
+        """
+        key, lock_path = self.path.resolve(), self.path / LOCK
+        if key in _HELD and _same_file(_HELD[key], lock_path):
+            return
+        self.unlock()  # a lock on a file since deleted (the folder was removed) guards nothing
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self.remove_temporaries()
-            atomic.write_text(config_path, to_json(record))
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as e:
             raise NstjaxError(f"--workdir {self.path}: cannot write ({e.strerror or e})") from e
-        return resuming
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise NstjaxError(
+                    f"--workdir {self.path}: cannot lock {lock_path} ({e.strerror or e}); "
+                    "choose a --workdir on a filesystem that supports file locks"
+                ) from e
+            raise NstjaxError(
+                f"--workdir {self.path}: in use by another sweep ({_holder(lock_path)}); "
+                "wait for it or choose another --workdir"
+            ) from None
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (holder + "\n").encode(), 0)
+        except OSError as e:
+            os.close(fd)
+            raise NstjaxError(f"--workdir {self.path}: cannot write ({e.strerror or e})") from e
+        _HELD[key] = fd
+
+    def unlock(self) -> None:
+        """Releases the lock taken by :meth:`lock`, if this process holds it."""
+        fd = _HELD.pop(self.path.resolve(), None)
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
 
     def _remove_ours(self) -> None:
         for name in OURS:

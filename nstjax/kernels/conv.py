@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from nstjax import onednn
+from nstjax.kernels import onednn
 
 IMPLS = ("xla", "flipped", "onednn")
 _DIMS = ("NHWC", "HWIO", "NHWC")

@@ -2,8 +2,10 @@
 
 import pytest
 
+from nstjax.batch import memory, plan
 from nstjax.errors import NstjaxError
-from nstjax.sweep import default_config, distributed, plan, prepare
+from nstjax.sweep import default_config, distributed, prepare
+from nstjax.sweep.expand import options_of
 
 
 def test_groups_split_by_shape_and_static_fields(images_dir):
@@ -19,28 +21,29 @@ def test_groups_split_by_shape_and_static_fields(images_dir):
     config.sweep.axes.optimizer = ["adam", "lbfgs"]
     config.sweep.axes.style_weight = [1.0, 10.0, 100.0]  # traced: no new group
     sweep = prepare(config)
-    groups = plan.group_runs(sweep.runs, sweep.output_shape)
+    groups = plan.group(sweep.items(), lambda i: options_of(i.key.values), "xla")
     assert len(sweep.runs) == 2 * 2 * 2 * 3
     assert len(groups) == 2 * 2 * 2  # shapes x sizes x optimizers
-    assert all(len(g.runs) == 3 for g in groups)
+    assert all(len(g.items) == 3 for g in groups)
     shapes = {g.shape for g in groups}
     assert shapes == {(24, 32), (36, 48), (21, 32), (32, 48)}
     for g in groups:
-        assert {r.values["optimizer"] for r in g.runs} == {g.static["optimizer"]}
+        assert {i.key.values["optimizer"] for i in g.items} == {g.options.optimizer}
+        assert g.program.optimizer == g.options.optimizer
 
 
 def test_memory_estimate_matches_the_measured_footprint():
     """docs/performance.md: about 0.85 GB per 512x512 fp32 image (VGG to conv5_1, Adam)."""
-    fp32 = plan.run_bytes((512, 512), "conv5_1")
+    fp32 = memory.run_bytes((512, 512), "conv5_1")
     assert 0.75e9 < fp32 < 1.0e9
-    assert plan.run_bytes((512, 512), "conv5_1", dtype="bfloat16") < 0.6 * fp32
-    assert plan.run_bytes((512, 512), "conv5_1", remat=True) < 0.5 * fp32
-    assert plan.run_bytes((512, 512), "conv5_1", optimizer="lbfgs", lbfgs_history=20) > fp32
+    assert memory.run_bytes((512, 512), "conv5_1", dtype="bfloat16") < 0.6 * fp32
+    assert memory.run_bytes((512, 512), "conv5_1", remat=True) < 0.5 * fp32
+    assert memory.run_bytes((512, 512), "conv5_1", optimizer="lbfgs", lbfgs_history=20) > fp32
     # to conv2_1: conv1_1, conv1_2 at 512^2 x 64 and conv2_1 at 256^2 x 128, three copies of
     # fp32 each; plus pixels, gradient and Adam's two moments at 512^2 x 3 fp32
     by_hand = 3 * 4 * (2 * 512 * 512 * 64 + 256 * 256 * 128) + 4 * 512 * 512 * 3 * 4
-    assert plan.run_bytes((512, 512), "conv2_1") == by_hand
-    assert plan.run_bytes((1024, 1024), "conv5_1") == pytest.approx(4 * fp32, rel=0.01)
+    assert memory.run_bytes((512, 512), "conv2_1") == by_hand
+    assert memory.run_bytes((1024, 1024), "conv5_1") == pytest.approx(4 * fp32, rel=0.01)
 
 
 @pytest.mark.parametrize(
@@ -61,8 +64,25 @@ def test_batch_size(n_runs, per_run, budget, devices, requested, expected):
     assert plan.batch_size(n_runs, per_run, budget, devices, requested) == expected
 
 
-def test_batches_cut_in_order():
-    assert plan.batches(list("abcdefg"), 3) == [list("abc"), list("def"), list("g")]
+def test_batches_cut_in_order_and_pad_with_the_last_run():
+    from nstjax.run import Options, Run
+
+    items = [plan.Item(Run(seed=i), (16, 16), i) for i in range(7)]
+    (group,) = plan.group(items, lambda _: Options(), "xla")
+    batches = plan.cut(group, group.items, 3)
+    assert [[i.key for i in b.items] for b in batches] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [r.seed for r in batches[-1].runs] == [6, 6, 6]
+
+
+def test_a_size_that_cannot_fit_is_refused_with_the_estimate():
+    """docs/performance.md's 0.85 GB per 512 px image scales with the pixels: 100000 px needs
+    about 0.85 GB x (100000 / 512)^2 x 0.75 (4:3) ~ 24 TB."""
+    from nstjax.run import Options, Run
+
+    items = [plan.Item(Run(), (75000, 100000), 0)]
+    with pytest.raises(NstjaxError, match=r"needs about \d+\.\d GB per run.*--remat.*--multiscale"):
+        plan.plan(items, Options(), "xla", budget_bytes=16e9)
+    assert plan.plan([plan.Item(Run(), (64, 64), 0)], Options(), "xla", budget_bytes=16e9)
 
 
 @pytest.mark.parametrize("processes", [1, 2, 3, 4])

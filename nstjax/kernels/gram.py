@@ -12,7 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nstjax import onednn
+from nstjax.kernels import onednn
 
 
 def _einsum(f: jax.Array) -> jax.Array:

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import weights
+from nstjax.cache import cache_dir
 
 SOURCE = Path(__file__).with_name("native") / "onednn_conv.cc"
 TARGET = "nstjax_onednn_conv3x3"
@@ -96,7 +96,7 @@ def _build_and_load() -> ctypes.CDLL:
     for part in (SOURCE.read_bytes(), str(library).encode(), compiler.encode(),
                  jax.ffi.include_dir().encode(), importlib.metadata.version("jaxlib").encode()):  # fmt: skip
         digest.update(part)
-    out = weights.cache_dir() / "native" / f"onednn_conv-{digest.hexdigest()[:16]}.so"
+    out = cache_dir() / "native" / f"onednn_conv-{digest.hexdigest()[:16]}.so"
     if not out.is_file():
         try:
             _compile(out, include, library, compiler)

@@ -1,0 +1,173 @@
+"""The flags of ``nstjax stylize``, their defaults read from :class:`nstjax.Run` and
+:class:`nstjax.Options` (a flag a preset supplies has no default: not given means the preset's)."""
+
+from nstjax.presets import PRESET_NAMES
+from nstjax.run import (
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_SIZE,
+    DTYPES,
+    INITS,
+    OPTIMIZERS,
+    POOLINGS,
+    Options,
+    Run,
+)
+
+
+def add_arguments(p) -> None:
+    """Adds every flag of ``nstjax stylize`` to the parser ``p``."""
+    _io_arguments(p)
+    _loss_arguments(p)
+    _optimizer_arguments(p)
+    _control_arguments(p)
+
+
+def _io_arguments(p) -> None:
+    p.add_argument(
+        "--content",
+        nargs="+",
+        default=None,
+        help="content image(s) or folder(s) (default: the shipped example photo)",
+    )
+    p.add_argument(
+        "--style",
+        nargs="+",
+        default=None,
+        help="style image(s) or folder(s) (default: the shipped example painting)",
+    )
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output file (.png/.jpg) for one pair; a folder when there are several pairs",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--preset",
+        default="nstjax",
+        help=f"{' | '.join(PRESET_NAMES)}: the objective and settings of a reference "
+        "implementation (nstjax.presets): paper (Gatys et al. 2016's formulas), gatys (their "
+        "PyTorch notebook), neural-style (jcjohnson's defaults), nstjax (this package's); the "
+        "options marked 'preset' override it",
+    )
+    # default=None: "not given", so that the preset's value applies (nstjax's in brackets)
+    p.add_argument("--size", type=int, help=f"longer side of the output (preset; {DEFAULT_SIZE})")
+    p.add_argument("--save-every", type=int, default=0, help="save snapshots every N steps")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="VGG-19 weights (.h5 or .npz); default: $NSTJAX_WEIGHTS, the cache, or a download",
+    )
+
+
+def _loss_arguments(p) -> None:
+    run, options = Run(), Options()
+    p.add_argument("--content-weight", type=float, help=f"alpha (preset; {run.content_weight:g})")
+    p.add_argument("--style-weight", type=float, help=f"beta (preset; {run.style_weight:g})")
+    p.add_argument("--tv-weight", type=float, help=f"total variation (preset; {run.tv_weight:g})")
+    p.add_argument(
+        "--content-layers",
+        help=f"comma-separated conv names (preset; {','.join(run.content_layers)})",
+    )
+    p.add_argument(
+        "--style-layers", help=f"comma-separated conv names (preset; {','.join(run.style_layers)})"
+    )
+    p.add_argument(
+        "--init",
+        help=f"{' | '.join(INITS)} | PATH to an image (preset; {run.init}); noise: the "
+        "network's mean colour plus Gaussian noise of --noise-scale grey levels",
+    )
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        help=f"standard deviation of --init noise, grey levels 0-255 (preset; {run.noise_scale:g})",
+    )
+    p.add_argument("--seed", type=int, default=run.seed, help="seed of the noise initialisation")
+    p.add_argument(
+        "--pooling", choices=POOLINGS, help=f"VGG's 2x2 pooling (preset; {options.pooling})"
+    )
+    p.add_argument(
+        "--normalize-gradients",
+        action="store_true",
+        help="L1-normalise each loss layer's gradient (as neural-style)",
+    )
+
+
+def _optimizer_arguments(p) -> None:
+    options = Options()
+    p.add_argument("--steps", type=int, help=f"optimisation steps (preset; {options.steps})")
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        help="adam, lbfgs (fixed step, as neural-style), lbfgs_wolfe (strong-Wolfe line search, "
+        f"as torch's LBFGS(line_search_fn='strong_wolfe')) (preset; {options.optimizer})",
+    )
+    lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
+    p.add_argument("--lr", type=float, help=f"step size (preset; by optimiser: {lrs})")
+    p.add_argument(
+        "--multiscale",
+        default=None,
+        metavar="SIZE:STEPS,...",
+        help="coarse-to-fine schedule, e.g. 256:300,512:200 (instead of --size/--steps; preset)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="most pairs per compiled batch (default: as many as fit in memory)",
+    )
+    p.add_argument(
+        "--lbfgs-history",
+        type=int,
+        help=f"curvature pairs kept by L-BFGS (preset; {options.lbfgs_history})",
+    )
+    run = Run()
+    p.add_argument(
+        "--loss-tolerance",
+        type=float,
+        default=run.loss_tolerance,
+        help="stop a run once its loss changes by at most this fraction in a step (0: never)",
+    )
+    p.add_argument(
+        "--grad-tolerance",
+        type=float,
+        default=run.grad_tolerance,
+        help="stop a run once its largest gradient entry is at most this (0: never)",
+    )
+    p.add_argument("--dtype", choices=DTYPES, default=options.dtype, help="activation dtype")
+    p.add_argument("--remat", action="store_true", help="recompute activations to save memory")
+
+
+def _control_arguments(p) -> None:
+    from nstjax.color import COLOR_MODES
+
+    run = Run()
+    p.add_argument(
+        "--style-scale",
+        type=float,
+        default=run.style_scale,
+        help="style image's longer side relative to the output's",
+    )
+    p.add_argument(
+        "--style-blend",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="W",
+        help="blend all styles into one target with these weights (one per style) "
+        "instead of running every content x style pair",
+    )
+    p.add_argument(
+        "--masks",
+        nargs="+",
+        default=None,
+        metavar="MASK",
+        help="spatial control: one mask image per style (white = that style's "
+        "region); implies a blend of all styles",
+    )
+    p.add_argument(
+        "--colors",
+        choices=COLOR_MODES,
+        default=run.colors,
+        help="style: the style's colours; luminance: keep the content's colours; "
+        "histogram: match the style's colours to the content first",
+    )

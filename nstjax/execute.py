@@ -1,0 +1,247 @@
+"""The executor: planned batches -> results. The one road every entry point takes.
+
+:func:`plan_runs` plans the runs (:mod:`nstjax.batch.plan`: grouped by output shape and options,
+batched to fit memory); :func:`run_plan` prepares the kernels once and runs every batch through
+:func:`run_batch`, which builds its arrays (:mod:`nstjax.batch.build`) and optimises it as one
+compiled program (:func:`nstjax.engine.optimize`), telling an :class:`Observer` as it goes.
+:mod:`nstjax.api` (``stylize``, ``stylize_batch``), :mod:`nstjax.schedule`, the CLI and sweeps
+are thin layers over these.
+"""
+
+import dataclasses
+from collections.abc import Hashable, Sequence
+
+import jax
+import numpy as np
+
+from nstjax import color, engine, kernels, vgg
+from nstjax.batch import build, plan
+from nstjax.batch.build import Images
+from nstjax.run import Options, Run, validate_options
+
+
+@dataclasses.dataclass
+class Result:
+    """One run's outcome (host arrays).
+
+    Attributes:
+        run: the run.
+        image: ``[H, W, 3]`` float32 in [0, 1]: the final image, or for a failed run the last
+            finite one.
+        history: ``[steps, 4]`` loss, content, style, tv before each step.
+        final: loss terms of the final image.
+        failed_at: step at which a non-finite value stopped the run, else None.
+        key: the handle the caller planned the run with (:class:`nstjax.batch.Item`).
+        converged_at: step at which the run met its loss or gradient tolerance, else None.
+        evaluations: loss/gradient evaluations the run made (a line search makes several a step).
+    """
+
+    run: Run
+    image: np.ndarray
+    history: np.ndarray
+    final: dict[str, float]
+    failed_at: int | None
+    key: Hashable = None
+    converged_at: int | None = None
+    evaluations: int = 0
+
+
+class Observer:
+    """Hooks of the batch loop; override what you need (the default does nothing). The
+    progress display (:class:`nstjax.progress.ProgressDisplay`) is one."""
+
+    def batch_started(self, batch: plan.Batch) -> None:
+        """A batch is about to be built and compiled."""
+
+    def chunk_done(self, batch: plan.Batch, steps: int, metrics: np.ndarray, images) -> None:
+        """``steps`` steps of ``batch`` are done.
+
+        Args:
+            batch: the batch.
+            steps: steps done so far.
+            metrics: ``[n, runs, 4]`` loss terms of the last chunk's steps (real runs only).
+            images: a callable returning the current images ``[runs, H, W, 3]`` in [0, 1].
+        """
+
+    def batch_finished(self, batch: plan.Batch, results: list[Result]) -> None:
+        """A batch's results are ready (in the order of ``batch.items``)."""
+
+
+class Observers(Observer):
+    """Several observers called in turn."""
+
+    def __init__(self, *observers):
+        self.observers = observers
+
+    def batch_started(self, batch):
+        for o in self.observers:
+            o.batch_started(batch)
+
+    def chunk_done(self, batch, steps, metrics, images):
+        for o in self.observers:
+            o.chunk_done(batch, steps, metrics, images)
+
+    def batch_finished(self, batch, results):
+        for o in self.observers:
+            o.batch_finished(batch, results)
+
+
+def with_convolution(options: Options, n_devices: int = 1) -> Options:
+    """``options`` with the convolution chosen (once per call or sweep)."""
+    if options.convolution is not None:
+        return options
+    return dataclasses.replace(options, convolution=kernels.choose(n_devices))
+
+
+def plan_runs(
+    runs: Sequence[Run],
+    shapes: Sequence[tuple[int, int]],
+    options: Options,
+    *,
+    n_devices: int = 1,
+    budget_bytes: float | None = None,
+) -> list[plan.Batch]:
+    """The batches of a call (each run's key is its index in ``runs``).
+
+    Args:
+        runs: the runs.
+        shapes: each run's output ``(height, width)``.
+        options: the call's options, with the convolution chosen (:func:`with_convolution`).
+        n_devices: devices the run axis is sharded over.
+        budget_bytes: memory one device may use (default: a share of what it has).
+    """
+    items = [plan.Item(run, tuple(shape), i) for i, (run, shape) in enumerate(zip(runs, shapes))]
+    return plan.plan(
+        items, options, options.convolution, n_devices=n_devices, budget_bytes=budget_bytes
+    )
+
+
+def _place_on_mesh(mesh, params, built: build.Built):
+    """Shards the per-run arrays' leading axis over ``mesh``'s ``"runs"`` axis; replicates params."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    by_run = NamedSharding(mesh, PartitionSpec("runs"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    placed = build.Built(*(jax.device_put(x, by_run) for x in built))
+    return jax.device_put(params, replicated), placed
+
+
+def run_batch(
+    params,
+    batch: plan.Batch,
+    contents: Images,
+    styles: Images,
+    *,
+    mesh: jax.sharding.Mesh | None = None,
+    observer: Observer | None = None,
+) -> list[Result]:
+    """Optimises one planned batch.
+
+    Args:
+        params: VGG parameters prepared for the batch's convolution (:func:`nstjax.vgg.prepare`).
+        batch: from :func:`plan_runs` (or a sweep's planner).
+        contents: the content images the runs index, at the batch's output size.
+        styles: the style images the runs index.
+        mesh: a 1-D mesh with axis ``"runs"`` to shard the batch over (its size divides
+            ``batch.size``); ``None``: one device.
+        observer: progress and snapshot hooks.
+
+    Returns:
+        One :class:`Result` per real run of the batch, in order.
+    """
+    observer = observer or Observer()
+    observer.batch_started(batch)
+    program, options, n = batch.group.program, batch.group.options, len(batch.items)
+    built = build.build(params, program, batch.runs, contents, styles)
+    if mesh is not None:
+        params, built = _place_on_mesh(mesh, params, built)
+
+    def on_chunk(done, state, metrics):
+        images = lambda: np.clip(np.asarray(state.pixels[:n]) / 255.0, 0.0, 1.0)
+        observer.chunk_done(batch, done, metrics[:, :n], images)
+
+    outcome = engine.optimize(
+        params,
+        program,
+        built.pixels,
+        built.hyper,
+        built.targets,
+        options.steps,
+        loop=options.loop,
+        chunk=min(options.chunk, options.steps),
+        on_chunk=on_chunk,
+    )
+    results = []
+    for j, item in enumerate(batch.items):
+        image = np.clip(outcome.pixels[j] / 255.0, 0.0, 1.0)
+        if item.run.colors == "luminance":
+            image = color.luminance_transfer(image, contents[item.run.content])
+        step = lambda a, j=j: int(a[j]) if a[j] >= 0 else None
+        results.append(
+            Result(
+                run=item.run,
+                image=image,
+                history=outcome.history[:, j],
+                final=dict(zip(engine.METRICS, map(float, outcome.final[j]))),
+                failed_at=step(outcome.failed_at),
+                key=item.key,
+                converged_at=step(outcome.converged_at),
+                evaluations=int(outcome.evaluations[:, j].sum()),
+            )
+        )
+    observer.batch_finished(batch, results)
+    return results
+
+
+def checked_options(options: Options | None, option_fields: dict, mesh) -> Options:
+    """``options`` with ``option_fields`` applied, validated, and the convolution chosen."""
+    try:
+        options = dataclasses.replace(options or Options(), **option_fields)
+    except TypeError as e:
+        raise TypeError(f"unknown option: {e}") from e
+    validate_options(options)
+    return with_convolution(options, mesh.size if mesh is not None else 1)
+
+
+def run_plan(
+    params,
+    batches: Sequence[plan.Batch],
+    contents: Images,
+    styles: Images,
+    runs: Sequence[Run] | None = None,
+    *,
+    mesh: jax.sharding.Mesh | None = None,
+    observer: Observer | None = None,
+) -> list[Result]:
+    """Runs every batch of a plan (:func:`plan_runs`), the parameters prepared once.
+
+    Args:
+        params: VGG parameters (prepared here for the plan's convolution).
+        batches: the plan; its runs' keys are indices into the result list.
+        contents: content images at the plan's output sizes.
+        styles: style images.
+        runs: the runs to execute, by key, in place of the planned ones (a caller that planned
+            before it read its masks or initial images); default: the planned runs.
+        mesh: see :func:`stylize_batch`.
+        observer: progress and snapshot hooks (a sweep writes each batch's results from
+            :meth:`Observer.batch_finished`).
+
+    Returns:
+        One :class:`Result` per planned run, in the plan's order (``Result.key`` says which).
+    """
+    if not batches:
+        return []
+    params = vgg.prepare(params, batches[0].group.program.convolution)
+    return run_prepared(params, batches, contents, styles, runs, mesh, observer)
+
+
+def run_prepared(params, batches, contents, styles, runs, mesh, observer) -> list[Result]:
+    """:func:`run_plan` with ``params`` already prepared for the plan's convolution."""
+    results = []
+    for batch in batches:
+        if runs is not None:
+            batch = dataclasses.replace(
+                batch, items=[dataclasses.replace(i, run=runs[i.key]) for i in batch.items]
+            )
+        results += run_batch(params, batch, contents, styles, mesh=mesh, observer=observer)
+    return results

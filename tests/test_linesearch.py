@@ -1,0 +1,372 @@
+"""L-BFGS with a strong-Wolfe line search (nstjax.optim.lbfgs_wolfe, nstjax.linesearch) against
+``torch.optim.LBFGS(line_search_fn="strong_wolfe")``.
+
+Two references:
+
+- ``np_lbfgs_wolfe`` below: torch's ``LBFGS.step`` and ``_strong_wolfe`` (torch/optim/lbfgs.py,
+  torch 2.14) transcribed into float64 numpy with torch's own Python control flow, one iteration
+  per step (``max_iter=1``, ``max_eval=26`` so that the line search has torch's default
+  ``max_ls=25``; torch's stopping tests are left out: nstjax runs a fixed number of steps). It
+  always runs, and is itself checked against torch where torch is installed.
+- torch itself (the optional ``torch`` extra), skipped when it is not installed.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nstjax import linesearch, optim
+
+# --------------------------------------------------------------------------------------------
+# numpy reference (torch's code, transcribed)
+
+
+def np_cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
+    if bounds is not None:
+        xmin_bound, xmax_bound = bounds
+    else:
+        xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    d2_square = d1**2 - g1 * g2
+    if d2_square >= 0:
+        d2 = np.sqrt(d2_square)
+        if x1 <= x2:
+            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+        else:
+            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+        return min(max(min_pos, xmin_bound), xmax_bound)
+    return (xmin_bound + xmax_bound) / 2.0
+
+
+def np_strong_wolfe(obj, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25):
+    """torch's ``_strong_wolfe``: (f, g, t, evaluations) at the accepted step."""
+    d_norm = np.abs(d).max()
+    f_new, g_new = obj(x + t * d)
+    evals = 1
+    gtd_new = g_new @ d
+    t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd
+    done = False
+    ls_iter = 0
+    while ls_iter < max_ls:
+        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
+            bracket, bf, bg, bgtd = (
+                [t_prev, t],
+                [f_prev, f_new],
+                [g_prev, g_new],
+                [gtd_prev, gtd_new],
+            )
+            break
+        if abs(gtd_new) <= -c2 * gtd:
+            bracket, bf, bg = [t], [f_new], [g_new]
+            done = True
+            break
+        if gtd_new >= 0:
+            bracket, bf, bg, bgtd = (
+                [t_prev, t],
+                [f_prev, f_new],
+                [g_prev, g_new],
+                [gtd_prev, gtd_new],
+            )
+            break
+        min_step = t + 0.01 * (t - t_prev)
+        max_step = t * 10
+        tmp = t
+        t = np_cubic_interpolate(
+            t_prev, f_prev, gtd_prev, t, f_new, gtd_new, bounds=(min_step, max_step)
+        )
+        t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new, gtd_new
+        f_new, g_new = obj(x + t * d)
+        evals += 1
+        gtd_new = g_new @ d
+        ls_iter += 1
+    if ls_iter == max_ls:
+        bracket, bf, bg = [0, t], [f, f_new], [g, g_new]
+    insuf_progress = False
+    low, high = (0, 1) if bf[0] <= bf[-1] else (1, 0)
+    while not done and ls_iter < max_ls:
+        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
+            break
+        t = np_cubic_interpolate(bracket[0], bf[0], bgtd[0], bracket[1], bf[1], bgtd[1])
+        eps = 0.1 * (max(bracket) - min(bracket))
+        if min(max(bracket) - t, t - min(bracket)) < eps:
+            if insuf_progress or t >= max(bracket) or t <= min(bracket):
+                if abs(t - max(bracket)) < abs(t - min(bracket)):
+                    t = max(bracket) - eps
+                else:
+                    t = min(bracket) + eps
+                insuf_progress = False
+            else:
+                insuf_progress = True
+        else:
+            insuf_progress = False
+        f_new, g_new = obj(x + t * d)
+        evals += 1
+        gtd_new = g_new @ d
+        ls_iter += 1
+        if f_new > (f + c1 * t * gtd) or f_new >= bf[low]:
+            bracket[high], bf[high], bg[high], bgtd[high] = t, f_new, g_new, gtd_new
+            low, high = (0, 1) if bf[0] <= bf[1] else (1, 0)
+        else:
+            if abs(gtd_new) <= -c2 * gtd:
+                done = True
+            elif gtd_new * (bracket[high] - bracket[low]) >= 0:
+                bracket[high], bf[high], bg[high], bgtd[high] = (
+                    bracket[low],
+                    bf[low],
+                    bg[low],
+                    bgtd[low],
+                )
+            bracket[low], bf[low], bg[low], bgtd[low] = t, f_new, g_new, gtd_new
+    return bf[low], bg[low], bracket[low], evals
+
+
+def np_lbfgs_wolfe(obj, x0, steps, history, lr):
+    """Iterates and line-search evaluations per step of torch's strong-Wolfe L-BFGS."""
+    x = np.asarray(x0, np.float64)
+    f, g = obj(x)
+    old_dirs, old_stps, ro, h_diag = [], [], [], 1.0
+    d = t = prev_g = None
+    iterates, evaluations = [], []
+    for k in range(steps):
+        if k == 0:
+            d = -g
+        else:
+            y, s = g - prev_g, d * t
+            ys = y @ s
+            if ys > 1e-10:
+                if len(old_dirs) == history:
+                    old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
+                old_dirs.append(y), old_stps.append(s), ro.append(1.0 / ys)
+                h_diag = ys / (y @ y)
+            q = -g
+            al = [0.0] * len(old_dirs)
+            for i in range(len(old_dirs) - 1, -1, -1):
+                al[i] = (old_stps[i] @ q) * ro[i]
+                q = q - al[i] * old_dirs[i]
+            r = q * h_diag
+            for i in range(len(old_dirs)):
+                be_i = (old_dirs[i] @ r) * ro[i]
+                r = r + (al[i] - be_i) * old_stps[i]
+            d = r
+        prev_g = g
+        t = min(1.0, 1.0 / np.abs(g).sum()) * lr if k == 0 else lr
+        gtd = g @ d
+        if gtd > -1e-9:  # torch stops: no descent
+            t, evals = 0.0, 0
+        else:
+            f, g, t, evals = np_strong_wolfe(obj, x, t, d, f, g, gtd)
+        x = x + t * d
+        iterates.append(x)
+        evaluations.append(evals)
+    return np.array(iterates), evaluations
+
+
+# --------------------------------------------------------------------------------------------
+# problems and the nstjax side
+
+
+def rosenbrock(p):
+    return sum((1 - p[i]) ** 2 + 100 * (p[i + 1] - p[i] ** 2) ** 2 for i in range(len(p) - 1))
+
+
+def np_rosenbrock(x):
+    g = np.zeros_like(x)
+    g[:-1] = -2 * (1 - x[:-1]) - 400 * x[:-1] * (x[1:] - x[:-1] ** 2)
+    g[1:] += 200 * (x[1:] - x[:-1] ** 2)
+    return float(rosenbrock(x)), g
+
+
+def quadratic(seed=0, dim=6, condition=30.0):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    a = q @ np.diag(np.linspace(1.0, condition, dim)) @ q.T
+    a = 0.5 * (a + a.T)
+    b = rng.normal(size=dim)
+    return a, b, rng.normal(size=dim)
+
+
+def jax_lbfgs_wolfe(loss, x0, steps, history, lr):
+    """Iterates and evaluations per step of nstjax's lbfgs_wolfe (float64, one jitted step)."""
+    opt = optim.lbfgs_wolfe(history)
+
+    def value_and_grad(x):
+        value, grad = jax.value_and_grad(loss)(x)
+        return linesearch.Evaluation(value, None, grad)
+
+    step = jax.jit(lambda e, st, x: opt.update(value_and_grad, e, st, x, jnp.float64(lr)))
+    x = jnp.asarray(x0, jnp.float64)
+    state, evaluation = opt.init(x), value_and_grad(x)
+    iterates, evaluations = [], []
+    for _ in range(steps):
+        x, state, evaluation, n = step(evaluation, state, x)
+        iterates.append(np.asarray(x))
+        evaluations.append(int(n))
+    return np.array(iterates), evaluations
+
+
+ROSENBROCK_CASES = [  # (x0, learning rate): 1 is the usual; 0.01 extrapolates, 1e3 zooms
+    (np.array([-1.2, 1.0]), 1.0),
+    (np.array([-1.2, 1.0, -0.5, 0.3, 0.8]), 1.0),
+    (np.array([-1.2, 1.0, -0.5, 0.3]), 0.01),
+    (np.array([-1.2, 1.0, -0.5, 0.3]), 1e3),
+]
+
+
+@pytest.mark.parametrize("x0, learning_rate", ROSENBROCK_CASES)
+def test_lbfgs_wolfe_matches_torchs_algorithm_on_rosenbrock(x0, learning_rate):
+    want, want_evals = np_lbfgs_wolfe(np_rosenbrock, x0, 30, 5, learning_rate)
+    with jax.enable_x64(True):
+        got, got_evals = jax_lbfgs_wolfe(rosenbrock, x0, 30, 5, learning_rate)
+    assert got_evals == want_evals
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-8)  # measured <= 5e-10
+    if learning_rate == 1e3:
+        assert max(want_evals) > 3, "the zoom phase must be exercised"
+    if learning_rate == 0.01:
+        assert min(want_evals) > 1, "the extrapolation must be exercised"
+
+
+def test_lbfgs_wolfe_matches_torchs_algorithm_on_a_quadratic_with_a_wrapping_history():
+    a, b, x0 = quadratic()
+    obj = lambda x: (0.5 * x @ a @ x - b @ x, a @ x - b)
+    want, want_evals = np_lbfgs_wolfe(obj, x0, 12, 3, 1.0)
+    with jax.enable_x64(True):
+        aj, bj = jnp.asarray(a), jnp.asarray(b)
+        got, got_evals = jax_lbfgs_wolfe(lambda x: 0.5 * x @ aj @ x - bj @ x, x0, 12, 3, 1.0)
+    assert got_evals == want_evals
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    solution = np.linalg.solve(a, b)
+    assert np.abs(got[-1] - solution).max() < 1e-3 < np.abs(x0 - solution).max()
+
+
+def torch_lbfgs_wolfe(torch, loss, x0, steps, history, lr):
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [x],
+        lr=lr,
+        max_iter=1,
+        max_eval=26,  # line search budget max_eval - 1 = torch's default max_ls of 25
+        history_size=history,
+        tolerance_grad=0.0,
+        line_search_fn="strong_wolfe",
+    )
+    calls = [0]
+
+    def closure():
+        calls[0] += 1
+        opt.zero_grad()
+        value = loss(x)
+        value.backward()
+        return value
+
+    iterates, evaluations = [], []
+    for _ in range(steps):
+        before = calls[0]
+        opt.step(closure)
+        iterates.append(x.detach().numpy().copy())
+        evaluations.append(calls[0] - before - 1)  # step() first re-evaluates the current point
+    return np.array(iterates), evaluations
+
+
+@pytest.mark.parametrize("x0, learning_rate", ROSENBROCK_CASES)
+def test_lbfgs_wolfe_matches_torch(x0, learning_rate):
+    torch = pytest.importorskip("torch")
+    want, want_evals = torch_lbfgs_wolfe(torch, rosenbrock, x0, 30, 5, learning_rate)
+    reference, reference_evals = np_lbfgs_wolfe(np_rosenbrock, x0, 30, 5, learning_rate)
+    assert reference_evals == want_evals  # the transcription is torch's algorithm
+    np.testing.assert_allclose(reference, want, rtol=0, atol=1e-8)  # float64 rounding: 1e-9
+    with jax.enable_x64(True):
+        got, got_evals = jax_lbfgs_wolfe(rosenbrock, x0, 30, 5, learning_rate)
+    assert got_evals == want_evals
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-8)  # measured <= 5e-10
+
+
+# --------------------------------------------------------------------------------------------
+# pieces
+
+
+def test_cubic_interpolate_finds_the_minimiser_of_a_cubic():
+    # f = x^3 - 3x through (0, 0, -3) and (2, 2, 9): the cubic is f, minimised at x = 1.
+    got = linesearch.cubic_interpolate(0.0, 0.0, -3.0, 2.0, 2.0, 9.0)
+    np.testing.assert_allclose(float(got), 1.0, rtol=1e-6)
+    # Order of the points does not matter, and bounds clip.
+    np.testing.assert_allclose(
+        float(linesearch.cubic_interpolate(2.0, 2.0, 9.0, 0.0, 0.0, -3.0)), 1.0
+    )
+    clipped = linesearch.cubic_interpolate(0.0, 0.0, -3.0, 2.0, 2.0, 9.0, bounds=(1.5, 3.0))
+    assert float(clipped) == 1.5
+    # No real minimiser (d1 = 0, g1 g2 = 1 > 0): the midpoint of the bounds.
+    assert float(linesearch.cubic_interpolate(0.0, 0.0, 1.0, 1.0, 2.0 / 3.0, 1.0)) == 0.5
+
+
+def test_no_search_makes_no_evaluation():
+    calls = []
+
+    def value_and_grad(x):
+        calls.append(1)
+        return linesearch.Evaluation(jnp.sum(x**2), None, 2 * x)
+
+    x = jnp.array([1.0, -2.0])
+    here = value_and_grad(x)
+    found = linesearch.strong_wolfe(
+        value_and_grad, x, jnp.float32(1.0), -here.grad, here, -jnp.sum(here.grad**2), False
+    )
+    assert int(found.evaluations) == 0 and float(found.step) == 0.0
+    assert float(found.evaluation.value) == float(here.value)
+
+
+def test_a_non_finite_trial_point_shrinks_the_step():
+    # f = (x - 1)^2 for x < 1.5, NaN beyond, from x = 0 along d = 2 (slope -4): the first trial
+    # (t = 1, x = 2) is NaN, so the bracket is [0, 1]; the cubic through a NaN has no minimiser,
+    # so the next trial is the midpoint t = 0.5 (x = 1, the minimum), which is accepted.
+    def value_and_grad(x):
+        value = jnp.where(x[0] < 1.5, jnp.sum((x - 1) ** 2), jnp.nan)
+        return linesearch.Evaluation(value, None, 2 * (x - 1))
+
+    x, d = jnp.array([0.0]), jnp.array([2.0])
+    found = linesearch.strong_wolfe(
+        value_and_grad, x, jnp.float32(1.0), d, value_and_grad(x), jnp.float32(-4.0)
+    )
+    assert float(found.step) == 0.5
+    assert float(found.evaluation.value) == 0.0
+    assert int(found.evaluations) == 2
+
+
+def test_under_vmap_a_run_needing_more_evaluations_changes_nothing_in_the_others():
+    problems = [quadratic(seed, 5, 20.0) for seed in range(3)]
+    a = jnp.asarray(np.stack([p[0] for p in problems]), jnp.float32)
+    b = jnp.asarray(np.stack([p[1] for p in problems]), jnp.float32)
+    x0 = jnp.asarray(np.stack([p[2] for p in problems]), jnp.float32)
+    opt = optim.lbfgs_wolfe(history=4)
+
+    def run(x, a, b, lr):
+        def value_and_grad(x):
+            return linesearch.Evaluation(0.5 * x @ a @ x - b @ x, None, a @ x - b)
+
+        def body(carry, _):
+            x, state, evaluation = carry
+            x, state, evaluation, n = opt.update(value_and_grad, evaluation, state, x, lr)
+            return (x, state, evaluation), (x, n)
+
+        start = (x, opt.init(x), value_and_grad(x))
+        return jax.lax.scan(body, start, None, length=8)[1]
+
+    batched = jax.jit(jax.vmap(run))
+    x_first, n_first = batched(x0, a, b, jnp.array([1.0, 0.9, 1.0], jnp.float32))
+    x_second, n_second = batched(x0, a, b, jnp.array([1.0, 0.9, 300.0], jnp.float32))
+    np.testing.assert_array_equal(np.asarray(x_second[:2]), np.asarray(x_first[:2]))
+    np.testing.assert_array_equal(np.asarray(n_second[:2]), np.asarray(n_first[:2]))
+    assert int(n_second[2].sum()) > int(n_first[2].sum())  # the third run searched longer
+    for r, lr in enumerate([1.0, 0.9, 300.0]):  # and each run is the run alone
+        alone_x, alone_n = jax.jit(run)(x0[r], a[r], b[r], jnp.float32(lr))
+        np.testing.assert_allclose(
+            np.asarray(x_second[r]), np.asarray(alone_x), rtol=1e-5, atol=1e-5
+        )
+        np.testing.assert_array_equal(np.asarray(n_second[r]), np.asarray(alone_n))
+
+
+def test_make_returns_the_line_search_optimiser():
+    opt = optim.make("lbfgs_wolfe", lbfgs_history=7)
+    assert isinstance(opt, optim.LineSearchOptimizer)
+    assert opt.init(jnp.zeros((2, 3))).s.shape == (7, 2, 3)
+    assert not isinstance(optim.make("lbfgs"), optim.LineSearchOptimizer)
