@@ -11,7 +11,6 @@ Compilation is timed separately and excluded from the rates.
 """
 
 import argparse
-import inspect
 import json
 import platform
 import statistics
@@ -24,6 +23,7 @@ import numpy as np
 from nstjax import api, vgg
 from nstjax.feedforward import config as config_lib
 from nstjax.feedforward import training
+from nstjax.run import Options
 
 
 def _timed(fn, repeats: int) -> list[float]:
@@ -119,7 +119,7 @@ def main() -> None:
 
 def api_steps() -> int:
     """The step count ``nstjax stylize`` runs by default."""
-    return inspect.signature(api.stylize_batch).parameters["steps"].default
+    return Options().steps
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ loss weights, ``learning_rate``) holds one value shared by all networks or ``K``
 is the longest of them. So ``styles=(a, b, c)`` trains three styles at the same weights, and
 ``styles=(a,), style_weight=(10, 30, 100)`` trains one style at three strengths.
 
-The loss defaults (layers, weights) are those of :class:`nstjax.api.Run`, so a network is trained
+The loss defaults (layers, weights) are those of :class:`nstjax.run.Run`, so a network is trained
 on the very objective ``nstjax stylize`` optimises; the training defaults (256 px, batch 4,
 Adam 1e-3, 40,000 steps = 2 epochs of MS-COCO 2014 train) are Johnson et al.'s.
 """
@@ -16,11 +16,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from nstjax import api
+from nstjax import run as run_lib
 from nstjax.errors import NstjaxError
 from nstjax.feedforward.network import NORMS, UPSAMPLES, TransformerNet
 
-_RUN = api.Run()
+_RUN = run_lib.Run()
 CROPS = ("random", "center", "resize")
 PER_NETWORK = ("styles", "content_weight", "style_weight", "tv_weight", "learning_rate")
 
@@ -74,8 +74,8 @@ class TrainConfig:
     style_weight: tuple[float, ...] = (_RUN.style_weight,)
     tv_weight: tuple[float, ...] = (_RUN.tv_weight,)
     learning_rate: tuple[float, ...] = (1e-3,)
-    content_layers: tuple[str, ...] = api.DEFAULT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = api.DEFAULT_STYLE_LAYERS
+    content_layers: tuple[str, ...] = run_lib.DEFAULT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = run_lib.DEFAULT_STYLE_LAYERS
     pooling: str = "max"
     style_size: int | None = None
     crop: str = "random"
@@ -147,8 +147,8 @@ def validate(config: TrainConfig) -> None:
     _check(net.width >= 1 and net.residual_blocks >= 0, "network width/blocks must be >= 1/0", p)
     if p:
         raise NstjaxError("; ".join(p))
-    api.layer_weight_vector(config.content_layers, "--content-layers")
-    api.layer_weight_vector(config.style_layers, "--style-layers")
+    run_lib.layer_weight_vector(config.content_layers, "--content-layers")
+    run_lib.layer_weight_vector(config.style_layers, "--style-layers")
 
 
 def load(model_dir: str | Path) -> TrainConfig:

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from nstjax import api, image, targets, vgg
+from nstjax import image, targets, vgg
+from nstjax import run as run_lib
 from nstjax.architecture import downsampling
 from nstjax.errors import NstjaxError
 from nstjax.feedforward import config as config_lib
@@ -103,8 +104,8 @@ def objective_of(config: TrainConfig) -> step.Objective:
 def hyper_of(config: TrainConfig) -> step.Hyper:
     """The per-network weights ``[K]`` (and layer weights ``[K, 16]``) of ``config``."""
     k = config.num_networks
-    content_layers = api.layer_weight_vector(config.content_layers, "--content-layers")
-    style_layers = api.layer_weight_vector(config.style_layers, "--style-layers")
+    content_layers = run_lib.layer_weight_vector(config.content_layers, "--content-layers")
+    style_layers = run_lib.layer_weight_vector(config.style_layers, "--style-layers")
     return step.Hyper(
         content_weight=jnp.asarray(config.per_network("content_weight"), jnp.float32),
         style_weight=jnp.asarray(config.per_network("style_weight"), jnp.float32),
