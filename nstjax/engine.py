@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import kernels, losses, optim, vgg
+from nstjax import kernels, losses, optim, style_losses, vgg
 from nstjax.architecture import LAYER_NAMES
 
 NUM_LAYERS = len(LAYER_NAMES)
@@ -48,6 +48,11 @@ class Program:
             (:data:`nstjax.kernels.CONVOLUTIONS`), chosen once per call or sweep
             (:func:`nstjax.kernels.choose`); the parameters must be prepared for it
             (:func:`nstjax.vgg.prepare`).
+        style_losses: the style losses computed (:data:`nstjax.style_losses.STYLE_LOSSES`, in
+            that order); each run weights them (``Hyper.style_loss_weights``), so a weight of 0
+            switches one off without recompiling. ``"gram"`` alone is today's program.
+        style_loss_layers: for each of ``style_losses``, the layers it is computed at (``()``:
+            all of ``style_layers``); the Gram loss always takes all of them.
     """
 
     content_layers: tuple[str, ...] = ("conv4_2",)
@@ -59,10 +64,18 @@ class Program:
     remat: bool = False
     guided: bool = False
     convolution: str = "xla"
+    style_losses: tuple[str, ...] = ("gram",)
+    style_loss_layers: tuple[tuple[str, ...], ...] = ()
 
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(n for n in LAYER_NAMES if n in self.content_layers or n in self.style_layers)
+
+    def layers_of(self, style_loss: str) -> tuple[str, ...]:
+        """The layers ``style_loss`` is computed at."""
+        i = self.style_losses.index(style_loss)
+        own = self.style_loss_layers[i] if i < len(self.style_loss_layers) else ()
+        return own or self.style_layers
 
     def make_optimizer(self) -> optim.Optimizer | optim.LineSearchOptimizer:
         return optim.make(self.optimizer, self.lbfgs_history)
@@ -81,6 +94,8 @@ class Hyper(NamedTuple):
     # Convergence stops (see State): None or 0 switches a test off.
     loss_tolerance: jax.Array | None = None  # [R] on |f_k - f_{k-1}| / |f_{k-1}|
     grad_tolerance: jax.Array | None = None  # [R] on max_i |g_k,i| (0-255 pixel units)
+    style_loss_weights: jax.Array | None = None  # [R, len(Program.style_losses)]; None: all 1
+    style_key: jax.Array | None = None  # [R, 2] uint32 key data; the step's key folds in the step
 
 
 class Targets(NamedTuple):
@@ -88,11 +103,14 @@ class Targets(NamedTuple):
 
     With ``Program.guided``, ``style`` holds ``[R, K, C, C]`` (one Gram per region) and
     ``masks`` holds ``[R, K, h, w]`` region masks at each style layer's resolution.
+    ``family`` holds the targets of the program's other style losses: loss name -> layer name ->
+    representation (:mod:`nstjax.style_losses`).
     """
 
     content: dict[str, jax.Array]
     style: dict[str, jax.Array]
     masks: dict[str, jax.Array] | None = None
+    family: dict[str, dict[str, Any]] | None = None
 
 
 class State(NamedTuple):
@@ -124,7 +142,48 @@ class State(NamedTuple):
     evaluation: optim.Evaluation | None = None
 
 
-def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
+def _style_loss(program: Program, feats, hyper: Hyper, targets: Targets, step):
+    """The weighted sum of the program's style losses (the Gram loss on its own path, with the
+    kernel that goes with the convolution; the others through :mod:`nstjax.style_losses`)."""
+    names = program.style_losses
+    weights = hyper.style_loss_weights
+    masks = targets.masks if program.guided else None
+    norm = hyper.normalize_gradients
+    style = jnp.float32(0.0)
+    if "gram" in names:
+        scale = hyper.style_weight
+        weight = None if weights is None else weights[names.index("gram")]
+        gram = losses.weighted_style_loss(
+            feats,
+            targets.style,
+            hyper.style_layer_weights,
+            masks,
+            norm,
+            scale if weight is None else scale * weight,
+            product=kernels.gram_product(program.convolution),
+        )
+        style = gram if weight is None else weight * gram
+    others = tuple(n for n in names if n != "gram")
+    if others:
+        index = jnp.asarray([names.index(n) for n in others])
+        key = None
+        if hyper.style_key is not None:
+            key = jax.random.fold_in(jax.random.wrap_key_data(hyper.style_key), step)
+        style = style + style_losses.family_style_loss(
+            feats,
+            targets.family,
+            hyper.style_layer_weights,
+            jnp.ones(len(others)) if weights is None else weights[index],
+            key,
+            masks,
+            norm,
+            hyper.style_weight,
+            losses=others,
+        )
+    return style
+
+
+def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, step=0):
     """Total loss of ONE run and its terms ``(content, style, tv)``.
 
     Args:
@@ -133,6 +192,7 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
         pixels: ``[H, W, 3]`` generated image in 0-255 units.
         hyper: this run's hyperparameters (no run axis).
         targets: this run's targets (no run axis).
+        step: the step, folded into the run's key for the losses that draw random numbers.
     """
     dtype = jnp.dtype(program.dtype)
     feats = vgg.features(
@@ -148,15 +208,7 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets):
     content = losses.weighted_content_loss(
         feats, targets.content, hyper.content_layer_weights, norm, hyper.content_weight
     )
-    style = losses.weighted_style_loss(
-        feats,
-        targets.style,
-        hyper.style_layer_weights,
-        targets.masks if program.guided else None,
-        norm,
-        hyper.style_weight,
-        product=kernels.gram_product(program.convolution),
-    )
+    style = _style_loss(program, feats, hyper, targets, step)
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
     return total, jnp.stack([total, content, style, tv])
@@ -209,7 +261,7 @@ def _one_step(params, program: Program, hyper: Hyper, targets: Targets, run: Sta
 
     def value_and_grad(pixels):
         (value, metrics), grad = jax.value_and_grad(run_loss, argnums=2, has_aux=True)(
-            params, program, pixels, hyper, targets
+            params, program, pixels, hyper, targets, run.step
         )
         return optim.Evaluation(value, metrics, grad)
 

@@ -21,11 +21,16 @@ from nstjax.color import COLOR_MODES
 from nstjax.errors import NstjaxError
 from nstjax.init import DEFAULT_NOISE_SCALE, INIT_KINDS
 from nstjax.optim import OPTIMIZERS
+from nstjax.style_losses import STYLE_LOSSES, check_style_losses, parse_style_loss
 
 DEFAULT_SIZE = 512
 """Longer side of the output, pixels."""
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("conv4_2",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+DEFAULT_STYLE_LOSS = "gram"
+"""The style loss of a run that names none."""
+STYLE_LOSS_NAMES: tuple[str, ...] = tuple(STYLE_LOSSES)
+"""The style losses a run may mix (:data:`nstjax.style_losses.STYLE_LOSSES`)."""
 INITS: tuple[str, ...] = INIT_KINDS  # ("content", "noise", "uniform", "style"): nstjax.init
 POOLINGS: tuple[str, ...] = ("max", "avg")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
@@ -72,6 +77,10 @@ class Run:
             falls to this (0: never).
         grad_tolerance: the run stops once the largest gradient entry (0-255 pixel units) falls
             to this (0: never).
+        style_loss: the style loss(es): a name of :data:`nstjax.style_losses.STYLE_LOSSES`, a
+            weighted mix ``"gram:1,sliced_wasserstein:0.5"`` or a mapping name -> weight; the
+            weights multiply the style weight. Losses other than ``gram`` take one style image
+            (no blend); with masks, only those that support them (gram, mean_std, gaussian_w2).
     """
 
     content: Hashable = 0
@@ -91,6 +100,11 @@ class Run:
     normalize_gradients: bool = False
     loss_tolerance: float = 0.0
     grad_tolerance: float = 0.0
+    style_loss: str | Mapping[str, float] = DEFAULT_STYLE_LOSS
+
+    def style_loss_weights(self) -> dict[str, float]:
+        """The style losses this run uses, ``{name: weight}`` (:func:`parse_style_loss`)."""
+        return parse_style_loss(self.style_loss)
 
     def style_blend(self) -> dict[int, float]:
         """The styles this run uses, ``{index: weight}`` with weights summing to 1."""
@@ -200,6 +214,20 @@ def validate_run(run: Run, n_contents: int, n_styles: int) -> None:
         )
     layer_weight_vector(run.content_layers, "content-layers")
     layer_weight_vector(run.style_layers, "style-layers")
+    _check_style_loss(run)
+
+
+def _check_style_loss(run: Run) -> None:
+    used = [name for name, w in run.style_loss_weights().items() if w > 0]
+    if run.masks is not None:
+        check_style_losses(used, guided=True)
+    if len(run.style_blend()) > 1 and run.masks is None:
+        blended = [name for name in used if name != "gram"]
+        if blended:
+            raise NstjaxError(
+                f"style-loss {blended[0]!r} takes one style image; blends of several styles "
+                "work with gram only"
+            )
 
 
 def validate_options(options: Options) -> None:

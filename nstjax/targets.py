@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 
 from nstjax import kernels, losses, vgg
+from nstjax import style_losses as family
+from nstjax.architecture import LAYER_NAMES
 
 
 @functools.partial(jax.jit, static_argnames=("layers", "pooling", "dtype", "convolution"))
@@ -31,3 +33,23 @@ def style_grams(
     )
     product = kernels.gram_product(convolution)
     return {name: losses.gram(f, product=product) for name, f in feats.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("pooling", "dtype", "convolution", "style_losses"))
+def style_representations(
+    params,
+    image,
+    *,
+    pooling: str,
+    dtype: str,
+    convolution: str = "xla",
+    style_losses: tuple[tuple[str, tuple[str, ...]], ...],
+):
+    """The targets of the ``(loss name, layers)`` pairs ``style_losses``
+    (:mod:`nstjax.style_losses`) for one style image ``[H, W, 3]`` in [0, 1]: loss name -> layer
+    name -> representation."""
+    layers = tuple(n for n in LAYER_NAMES if any(n in ls for _, ls in style_losses))
+    feats = vgg.features(
+        params, image, layers, pooling, dtype=jnp.dtype(dtype), convolution=convolution
+    )
+    return {name: family.targets_of(feats, (name,), ls)[name] for name, ls in style_losses}

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -149,25 +150,21 @@ def step_torch(sizes, weights):
 
 
 def step_stylize(sizes, weights):
-    import ml_collections
-
     from nstjax.bench import suite
 
     size, steps = sizes["stylize"]
-    config = ml_collections.ConfigDict({"time_to_result": {"size": size, "steps": steps}})
+    config = SimpleNamespace(time_to_result=SimpleNamespace(size=size, steps=steps))
     workdir = Path(os.environ["GPU_CHECK_WORKDIR"]) / "stylize"
     return suite.time_to_result(config, workdir, weights["npz"] or weights["h5"])
 
 
 def step_largest(sizes, weights):
-    import ml_collections
-
     from nstjax.bench import suite
 
-    largest = {"sizes": sizes["largest_sizes"], "precision": "bf16", "remat": True}
-    config = ml_collections.ConfigDict(
-        {"largest": {**largest, "optimizer": "adam"}, "lbfgs_history": 20}
+    largest = SimpleNamespace(
+        sizes=sizes["largest_sizes"], precision="bf16", remat=True, optimizer="adam"
     )
+    config = SimpleNamespace(largest=largest, lbfgs_history=20)
     return suite.largest_size(load_params(weights), config)
 
 

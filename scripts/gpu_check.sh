@@ -13,6 +13,9 @@
 # (3) the measurements of scripts/gpu_check.py (bench at 512 px bf16 and TF32, PyTorch on the same
 # GPU, 2048 px with remat, cold and warm `nstjax stylize`, the largest size), each in its own
 # process and timeout. Writes gpu_check.json and gpu_check.md into the output folder.
+# On the lent machines (jax 0.11 + CUDA 13 plugin, torch, flax, optax, h5py, pytest; no registry),
+# only ml_collections is missing: `echo /.whl/ >> .git/info/exclude; python3 -m pip download
+# --no-deps -d .whl ml_collections` here, carry `.whl`, and the install step installs it offline.
 # GPU_CHECK_TIME_SCALE=N multiplies every timeout (default 1; 3 with --dry-run);
 # GPU_CHECK_STEPS="bench_bf16 torch" runs only those measurement steps.
 set -u
@@ -60,7 +63,7 @@ import importlib, sys
 for name in ("jax", "flax", "optax", "ml_collections", "h5py", "PIL", "torch"):
     importlib.import_module(name)
 import jax
-sys.exit(0 if "--cpu" in sys.argv or jax.default_backend() == "gpu" else 1)
+sys.exit(0 if jax.default_backend() == "gpu" else 1)
 PY
 }
 

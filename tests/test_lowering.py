@@ -317,3 +317,55 @@ def test_step_on_the_gpu_matches_the_cpu(params, name):
     tol = 2e-2 if program.dtype == "bfloat16" else 1e-4
     np.testing.assert_allclose(gpu_metrics, cpu_metrics, rtol=tol)
     np.testing.assert_allclose(gpu_pixels, cpu_pixels, rtol=tol, atol=tol * 255)
+
+
+# ----------------------------------------------------------------------------- compile-only helpers
+
+
+def test_compiled_abstract_inputs_match_the_hand_built_ones(params):
+    """nstjax.bench.compiled builds the same abstract batch as this module does by hand."""
+    from nstjax.bench import compiled
+
+    program = PROGRAMS["lbfgs_bf16_remat"]
+    ours = engine_inputs(params, program)
+    theirs = compiled.abstract_inputs(params, program, RUNS, SIZE)
+    shapes = lambda tree: jax.tree.map(lambda s: (s.shape, jnp.dtype(s.dtype)), tree)
+    assert shapes(theirs) == shapes(ours)
+
+
+def test_fit_and_largest_batch_by_hand():
+    from nstjax.bench.compiled import fit_batches, largest_batch
+
+    fixed, per_run = fit_batches({1: 130, 2: 230})  # 30 + 100 per run
+    assert (fixed, per_run) == (30.0, 100.0)
+    assert largest_batch(fixed, per_run, 1030) == 10
+    assert largest_batch(fixed, per_run, 1029) == 9
+    assert largest_batch(fixed, per_run, 20) == 0
+
+
+def test_kernel_launches_counts_work_not_plumbing():
+    from nstjax.bench.compiled import kernel_launches
+
+    hlo = """HloModule m
+
+%fused (p: f32[4]) -> f32[4] {
+  %p = f32[4]{0} parameter(0)
+  ROOT %e = f32[4]{0} exponential(%p)
+}
+
+ENTRY %main (a: f32[4], b: f32[4]) -> (f32[4], f32[4]) {
+  %a = f32[4]{0} parameter(0)
+  %b = f32[4]{0} parameter(1)
+  %f = f32[4]{0} fusion(%a), kind=kLoop, calls=%fused
+  %c = (f32[4]{0}, s8[16]{0}) custom-call(%f, %b), custom_call_target="__cudnn$convForward"
+  %g = f32[4]{0} get-tuple-element(%c), index=0
+  %k = f32[4]{0} bitcast(%g)
+  ROOT %t = (f32[4]{0}, f32[4]{0}) tuple(%k, %f)
+}
+"""
+
+    class Fake:
+        def as_text(self):
+            return hlo
+
+    assert kernel_launches(Fake()) == 2  # the fusion and the cuDNN call

@@ -110,3 +110,22 @@ def test_cluster_from_flags_and_environment():
     assert "--process-id" in str(info.value)
     with pytest.raises(NstjaxError, match=r"0\.\.1, got 2"):
         distributed.resolve("h:1", 2, 2, {})
+
+
+def test_accelerator_estimate_is_within_20_percent_of_the_compilers():
+    """XLA's memory analysis of the real step compiled for an H100 (scripts/
+    compile_for_accelerators.py, docs/benchmarks/compiled/h100.json): per-run bytes fitted from
+    batches 1 and 2 of each case; the planner's estimate must be within 20% of each."""
+    import json
+    from pathlib import Path
+
+    record = Path(__file__).resolve().parents[1] / "docs/benchmarks/compiled/h100.json"
+    fits = [f for f in json.loads(record.read_text())["fits"] if f.get("per_run_bytes")]
+    assert len(fits) >= 5
+    for f in fits:
+        shape = (f["size"], f["size"])
+        estimate = memory.run_bytes(
+            shape, "conv5_1", dtype=f["dtype"], optimizer=f["optimizer"], remat=f["remat"],
+            platform="gpu",
+        )  # fmt: skip
+        assert abs(estimate / f["per_run_bytes"] - 1) < 0.2, (f, estimate)

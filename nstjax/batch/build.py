@@ -9,11 +9,13 @@ leading run axis, so a batch that varies any of it compiles once.
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import color, engine, init, targets
+from nstjax import color, engine, init, style_losses, targets
 from nstjax.architecture import downsampling
+from nstjax.errors import NstjaxError
 from nstjax.image import long_side_shape, resize
 from nstjax.run import Run, layer_weight_vector
 
@@ -58,6 +60,8 @@ def _style_key(run: Run, style: Any) -> tuple:
 def _style_grams(params, program: engine.Program, runs, contents, styles) -> dict:
     """Grams by layer for every distinct style image as the runs see it."""
     grams = {}
+    if "gram" not in program.style_losses:
+        return grams
     for r in runs:
         for s in r.style_blend():
             key = _style_key(r, s)
@@ -74,6 +78,76 @@ def _style_grams(params, program: engine.Program, runs, contents, styles) -> dic
                     convolution=program.convolution,
                 )
     return grams
+
+
+def _family_of(program: engine.Program) -> tuple[str, ...]:
+    return tuple(n for n in program.style_losses if n != "gram")
+
+
+def _check_patch_sizes(program: engine.Program, style: tuple, output: tuple) -> None:
+    """The MRF loss needs at least one 3x3 patch at each of its layers, in both images."""
+    if "mrf" not in program.style_losses:
+        return
+    size = style_losses.MRF_PATCH
+    for layer in program.layers_of("mrf"):
+        factor = downsampling(layer)
+        for what, (h, w) in (("output", output), ("style image", style)):
+            if h // factor < size or w // factor < size:
+                raise NstjaxError(
+                    f"style-loss 'mrf' at {layer}: the {what} ({w}x{h} px) gives "
+                    f"{w // factor}x{h // factor} features, less than its {size}x{size} "
+                    "patches; use larger images or shallower style layers"
+                )
+
+
+def _style_family(params, program: engine.Program, runs, contents, styles) -> dict:
+    """The other style losses' targets (loss -> layer -> representation) for every distinct style
+    image as the runs see it."""
+    names, found = _family_of(program), {}
+    if not names or not program.style_layers:
+        return found
+    pairs = tuple((n, program.layers_of(n)) for n in names)
+    for r in runs:
+        for s in r.style_blend():
+            key = _style_key(r, s)
+            if key not in found:
+                found[key] = targets.style_representations(
+                    params,
+                    style_image(r, styles[s], contents[r.content]),
+                    pooling=program.pooling,
+                    dtype=program.dtype,
+                    convolution=program.convolution,
+                    style_losses=pairs,
+                )
+    return found
+
+
+def _family_targets(runs, program: engine.Program, found: dict, regions: int | None) -> dict:
+    """Each run's targets of the other style losses, stacked over runs (point sets padded).
+
+    Without guidance a run's target is its (single) style's; a blend, allowed only where these
+    losses have weight 0, takes its first style's. With ``regions``, ``[K, ...]`` per run: one
+    target per style of a run with masks, its style's for a run without; unused regions get the
+    target of zero features, which scores 0 under a zero mask.
+    """
+    out = {}
+    for name in _family_of(program):
+        out[name] = {}
+        for layer in program.layers_of(name):
+            per_run = []
+            for r in runs:
+                blend = list(r.style_blend())
+                chosen = blend if regions and r.masks is not None else blend[:1]
+                reps = [found[_style_key(r, s)][name][layer] for s in chosen]
+                if regions:
+                    c = jax.tree.leaves(reps[0])[0].shape[-1]
+                    empty = style_losses.STYLE_LOSSES[name].target(jnp.zeros((1, 1, c)))
+                    reps = style_losses.stack(reps + [empty] * (regions - len(reps)))
+                else:
+                    reps = reps[0]
+                per_run.append(reps)
+            out[name][layer] = style_losses.stack(per_run)
+    return out
 
 
 def _content_targets(params, program: engine.Program, runs, contents) -> dict:
@@ -113,24 +187,29 @@ def _guided_targets(runs, program, grams, shape):
         hw = (shape[0] // factor, shape[1] // factor)
         per_run_grams, per_run_masks = [], []
         for r in runs:
-            blend = r.style_blend()
-            zero = jnp.zeros_like(grams[_style_key(r, next(iter(blend)))][name])
             if r.masks is None:
-                g = [sum(w * grams[_style_key(r, s)][name] for s, w in blend.items())]
                 m = [np.ones(hw, np.float32)]
             else:
-                g = [grams[_style_key(r, s)][name] for s in blend]
                 m = [_downsample_mask(mask, shape, factor) for mask in r.masks]
-            g += [zero] * (regions - len(g))
             m += [np.zeros(hw, np.float32)] * (regions - len(m))
-            per_run_grams.append(jnp.stack(g))
             per_run_masks.append(np.stack(m))
-        style[name] = jnp.stack(per_run_grams)
+            if grams:  # none when the program has no Gram loss
+                blend = r.style_blend()
+                zero = jnp.zeros_like(grams[_style_key(r, next(iter(blend)))][name])
+                if r.masks is None:
+                    g = [sum(w * grams[_style_key(r, s)][name] for s, w in blend.items())]
+                else:
+                    g = [grams[_style_key(r, s)][name] for s in blend]
+                per_run_grams.append(jnp.stack(g + [zero] * (regions - len(g))))
+        if grams:
+            style[name] = jnp.stack(per_run_grams)
         masks[name] = jnp.asarray(np.stack(per_run_masks))
     return style, masks
 
 
 def _blended_targets(runs, program, grams) -> dict:
+    if not grams:  # the program has no Gram loss
+        return {}
     return {
         name: jnp.stack(
             [
@@ -142,8 +221,10 @@ def _blended_targets(runs, program, grams) -> dict:
     }
 
 
-def hyper_of(runs: Sequence[Run], optimizer: str) -> engine.Hyper:
-    """The runs' hyperparameters stacked along the run axis."""
+def hyper_of(
+    runs: Sequence[Run], optimizer: str, style_losses: tuple[str, ...] = ("gram",)
+) -> engine.Hyper:
+    """The runs' hyperparameters stacked along the run axis (``style_losses``: the program's)."""
 
     def column(values, dtype=jnp.float32):
         return jnp.asarray(np.asarray(values), dtype)
@@ -162,6 +243,10 @@ def hyper_of(runs: Sequence[Run], optimizer: str) -> engine.Hyper:
         normalize_gradients=jnp.asarray([r.normalize_gradients for r in runs]),
         loss_tolerance=column([r.loss_tolerance for r in runs]),
         grad_tolerance=column([r.grad_tolerance for r in runs]),
+        style_loss_weights=column(
+            [[r.style_loss_weights().get(n, 0.0) for n in style_losses] for r in runs]
+        ).reshape(len(runs), len(style_losses)),
+        style_key=jnp.stack([jax.random.key_data(jax.random.key(r.seed)) for r in runs]),
     )
 
 
@@ -180,16 +265,28 @@ def build(
     Returns:
         The initial pixels, hyperparameters and targets, each with a leading run axis.
     """
+    for r in runs:  # before anything compiles
+        for s in r.style_blend():
+            shape = contents[r.content].shape[:2]
+            style_shape = style_image(r, styles[s], contents[r.content]).shape[:2]
+            _check_patch_sizes(program, style_shape, shape)
     grams = _style_grams(params, program, runs, contents, styles)
+    found = _style_family(params, program, runs, contents, styles)
+    regions = None
     if program.guided:
         shape = contents[runs[0].content].shape[:2]
+        regions = max(len(r.masks) if r.masks is not None else 1 for r in runs)
         style_targets, masks = _guided_targets(runs, program, grams, shape)
     else:
         style_targets, masks = _blended_targets(runs, program, grams), None
     run_targets = engine.Targets(
-        content=_content_targets(params, program, runs, contents), style=style_targets, masks=masks
+        content=_content_targets(params, program, runs, contents),
+        style=style_targets,
+        masks=masks,
+        family=_family_targets(runs, program, found, regions),
     )
     mean_rgb = init.mean_colour(params)  # the colour the weights' preprocessing maps to zero
     starts = [initial_image(r, contents[r.content], styles, mean_rgb) for r in runs]
     pixels = np.stack(starts) * 255.0
-    return Built(pixels.astype(np.float32), hyper_of(runs, program.optimizer), run_targets)
+    hyper = hyper_of(runs, program.optimizer, program.style_losses)
+    return Built(pixels.astype(np.float32), hyper, run_targets)

@@ -10,9 +10,19 @@ import os
 from nstjax.architecture import CHANNELS, LAYER_INDEX, LAYER_NAMES, downsampling
 
 ACTIVATION_FACTOR = 3.0
-"""Bytes kept per activation element in the backward pass, in units of the activation's own
-size: the convolution's output, the ReLU's output and a gradient buffer. Calibrated against the
-measured 0.85 GB per 512x512 fp32 image (docs/performance.md): the estimate is 0.92 GB."""
+"""On CPU: bytes kept per activation element in the backward pass, in units of the activation's
+own size (the convolution's output, the ReLU's output and a gradient buffer). Calibrated against
+the measured 0.85 GB per 512x512 fp32 image (docs/performance.md): the estimate is 0.92 GB."""
+
+ACCELERATOR_BYTES_PER_ELEMENT = {"float32": 4.8, "bfloat16": 3.15}
+"""On GPUs and TPUs (no remat): bytes per activation element, fitted to XLA's memory analysis of
+the real step compiled for an H100 (docs/benchmarks/compiled/h100.json; within 2% at 512, 1024
+and 2048 px). XLA:GPU fuses the ReLU into the convolution and frees more eagerly than XLA:CPU, so
+the CPU's factor over-estimates it 2.5x."""
+
+ACCELERATOR_REMAT_FACTOR = {"float32": 2.3, "bfloat16": 2.8}
+"""On GPUs and TPUs with remat: :data:`ACTIVATION_FACTOR`'s role for the one block recomputed at
+a time, fitted as above."""
 
 BUDGET_FRACTION = 0.7
 """Share of a device's memory a batch may plan to use (the rest: parameters, XLA's scratch)."""
@@ -26,6 +36,7 @@ def run_bytes(
     optimizer: str = "adam",
     lbfgs_history: int = 20,
     remat: bool = False,
+    platform: str = "cpu",
 ) -> int:
     """Estimated device memory of one run in a batch, in bytes.
 
@@ -42,6 +53,8 @@ def run_bytes(
         optimizer: ``"adam"`` or ``"lbfgs"``.
         lbfgs_history: L-BFGS's history length.
         remat: whether blocks are rematerialised.
+        platform: ``"cpu"``, or an accelerator's (``"gpu"``, ``"cuda"``, ``"tpu"``), whose
+            compiler keeps fewer buffers (:data:`ACCELERATOR_BYTES_PER_ELEMENT`).
 
     Returns:
         Bytes.
@@ -58,9 +71,12 @@ def run_bytes(
             for f in blocks
             if f > 1
         )
-        activations = (inputs + ACTIVATION_FACTOR * max(map(sum, blocks.values()))) * itemsize
-    else:
+        factor = ACTIVATION_FACTOR if platform == "cpu" else ACCELERATOR_REMAT_FACTOR[dtype]
+        activations = (inputs + factor * max(map(sum, blocks.values()))) * itemsize
+    elif platform == "cpu":
         activations = ACTIVATION_FACTOR * sum(map(sum, blocks.values())) * itemsize
+    else:
+        activations = ACCELERATOR_BYTES_PER_ELEMENT[dtype] * sum(map(sum, blocks.values()))
     slots = 2 + (2 * lbfgs_history + 2 if optimizer == "lbfgs" else 2)
     return int(activations + slots * height * width * 3 * 4)
 

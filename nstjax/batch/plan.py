@@ -18,7 +18,8 @@ from nstjax import engine
 from nstjax.architecture import LAYER_INDEX, LAYER_NAMES, downsampling
 from nstjax.batch import memory
 from nstjax.errors import NstjaxError
-from nstjax.run import Options, Run, layer_weight_vector
+from nstjax.run import STYLE_LOSS_NAMES, Options, Run, layer_weight_vector
+from nstjax.style_losses import check_style_losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +59,11 @@ class Group:
         o = self.options
         return f"{self.shape[0]}x{self.shape[1]} {o.optimizer} {o.steps} steps"
 
-    def run_bytes(self) -> int:
-        """Estimated device memory of one run of this group (:func:`memory.run_bytes`)."""
+    def run_bytes(self, platform: str | None = None) -> int:
+        """Estimated device memory of one run of this group (:func:`memory.run_bytes`) on
+        ``platform`` (default: JAX's default backend)."""
+        import jax
+
         p = self.program
         return memory.run_bytes(
             self.shape,
@@ -68,6 +72,7 @@ class Group:
             optimizer=p.optimizer,
             lbfgs_history=p.lbfgs_history,
             remat=p.remat,
+            platform=platform or jax.default_backend(),
         )
 
 
@@ -110,6 +115,18 @@ def program_for(runs: Sequence[Run], options: Options, convolution: str) -> engi
     content = sum(layer_weight_vector(r.content_layers, "content-layers") for r in runs)
     style = sum(layer_weight_vector(r.style_layers, "style-layers") for r in runs)
     content, style = np.asarray(content), np.asarray(style)
+    used: dict[str, np.ndarray] = {}  # loss -> the layers its runs weight
+    for r in runs:
+        layers = layer_weight_vector(r.style_layers, "style-layers")
+        for name, w in r.style_loss_weights().items():
+            if w > 0:
+                used[name] = used.get(name, 0) + layers
+    style_losses = tuple(name for name in STYLE_LOSS_NAMES if name in used)
+    style_loss_layers = tuple(
+        tuple(n for n, w in zip(LAYER_NAMES, used[name]) if w > 0) for name in style_losses
+    )
+    guided = any(r.masks is not None for r in runs)
+    check_style_losses(style_losses, guided)  # runs with masks beside a loss without them
     return engine.Program(
         content_layers=tuple(n for n, w in zip(LAYER_NAMES, content) if w > 0),
         style_layers=tuple(n for n, w in zip(LAYER_NAMES, style) if w > 0),
@@ -118,8 +135,10 @@ def program_for(runs: Sequence[Run], options: Options, convolution: str) -> engi
         lbfgs_history=options.lbfgs_history,
         dtype=options.dtype,
         remat=options.remat,
-        guided=any(r.masks is not None for r in runs),
+        guided=guided,
         convolution=convolution,
+        style_losses=style_losses,
+        style_loss_layers=style_loss_layers,
     )
 
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from nstjax import engine, targets, vgg
-from nstjax.architecture import LAYER_NAMES, downsampling
+from nstjax.architecture import LAYER_NAMES
 
 VGG19_CHANNELS = (64, 128, 256, 512, 512)
 
@@ -236,16 +236,6 @@ def largest_batch(fixed: float, per_run: float, capacity: float) -> int:
 def vgg19_params():
     """Random VGG-19 parameters at the real widths (values do not matter for compiling)."""
     return vgg.init_params(jax.random.key(0), channels=VGG19_CHANNELS)
-
-
-def activation_elements(size: int, deepest: str = "conv5_1") -> int:
-    """Elements of every rectified activation conv1_1 ... ``deepest`` of one square image."""
-    widths = dict(zip(range(1, 6), VGG19_CHANNELS))
-    total = 0
-    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest) + 1]:
-        side = size // downsampling(name)
-        total += side * side * widths[int(name[4])]
-    return total
 
 
 _NOT_LAUNCHES = (

@@ -42,6 +42,9 @@ def _options(args) -> Options:
         raise NstjaxError(f"--size must be > 0, got {args.size}")
     if not args.style_scale > 0:
         raise NstjaxError(f"--style-scale must be > 0, got {args.style_scale}")
+    from nstjax.style_losses import parse_style_loss
+
+    parse_style_loss(args.style_loss, "--style-loss")
     options = Options(
         steps=args.steps,
         optimizer=args.optimizer,
@@ -163,6 +166,7 @@ def _runs(args, outputs, init, masks, shapes) -> list[Run]:
             loss_tolerance=args.loss_tolerance,
             grad_tolerance=args.grad_tolerance,
             **_run_fields(args, shapes[i]),
+            style_loss=args.style_loss,
         )
         for i, j in outputs
     ]

@@ -9,6 +9,7 @@ from nstjax.run import (
     INITS,
     OPTIMIZERS,
     POOLINGS,
+    STYLE_LOSS_NAMES,
     Options,
     Run,
 )
@@ -84,6 +85,13 @@ def _loss_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=run.seed, help="seed of the noise initialisation")
     p.add_argument(
         "--pooling", choices=POOLINGS, help=f"VGG's 2x2 pooling (preset; {options.pooling})"
+    )
+    p.add_argument(
+        "--style-loss",
+        default=run.style_loss,
+        metavar="LOSS[:W],...",
+        help="style loss, or a weighted mix such as gram:1,sliced_wasserstein:0.5; losses: "
+        f"{', '.join(STYLE_LOSS_NAMES)}",
     )
     p.add_argument(
         "--normalize-gradients",

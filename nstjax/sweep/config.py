@@ -12,6 +12,8 @@ files start from it and change a few fields::
     data.colors                "style" | "luminance" | "histogram" (see nstjax.color)
     loss.content_weight, loss.style_weight, loss.tv_weight, loss.content_layers,
     loss.style_layers, loss.normalize_gradients
+    loss.style_loss            a style loss or a weighted mix, "gram:1,sliced_wasserstein:0.5"
+                               (nstjax.style_losses.STYLE_LOSSES)
     optim.optimizer            "adam" | "lbfgs" (fixed step) | "lbfgs_wolfe" (strong-Wolfe line search)
     optim.steps, optim.learning_rate (None: the optimiser's default), optim.lbfgs_history
     optim.loss_tolerance, optim.grad_tolerance   per-run convergence stops (0: off)
@@ -46,6 +48,7 @@ PER_RUN_FIELDS: dict[str, str] = {
     "content_layers": "loss.content_layers",
     "style_layers": "loss.style_layers",
     "normalize_gradients": "loss.normalize_gradients",
+    "style_loss": "loss.style_loss",
     "learning_rate": "optim.learning_rate",
     "loss_tolerance": "optim.loss_tolerance",
     "grad_tolerance": "optim.grad_tolerance",
@@ -106,6 +109,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.loss.content_layers = list(run.content_layers)
     config.loss.style_layers = list(run.style_layers)
     config.loss.normalize_gradients = run.normalize_gradients
+    config.loss.style_loss = run.style_loss
 
     config.optim = ml_collections.ConfigDict()
     config.optim.optimizer = options.optimizer

@@ -1,0 +1,454 @@
+"""A family of style losses, each two pure functions of ONE image's features at ONE layer.
+
+As in pystiche's comparison losses, a loss is split into ``target(features, mask)`` (the style
+image's representation, computed once per style image and layer) and
+``score(features, representation, key, mask)`` (the output's distance to it, a float32 scalar).
+Representations are pytrees of arrays whose shapes depend only on the layer's shape, so they
+stack over runs (point sets carry a ``valid`` flag and :func:`stack` pads them to a common count).
+Batch with ``jax.vmap``; features may be bfloat16, everything accumulates in float32.
+
+Every score is a mean, so none depends on the image size (``F`` is ``[n = h w, C]``):
+
+- ``gram``: ``mean((G - A)^2)`` with ``G = F^T F / (n C)`` (:mod:`nstjax.losses`, today's loss).
+- ``mean_std``: ``mean_c (mu_c - mu'_c)^2 + mean_c (sigma_c - sigma'_c)^2``, the per-channel mean
+  and standard deviation (Li et al. 2017; AdaIN's statistics), ``sigma = sqrt(var + STD_EPS)``.
+- ``gaussian_w2``: ``W2^2 / C`` between Gaussians fitted to the features, ``W2^2 = |mu - mu'|^2 +
+  tr(S + S' - 2 (S'^1/2 S S'^1/2)^1/2)`` (population covariances; square roots by ``eigh``).
+- ``sliced_wasserstein``: Heitz et al. 2021: ``mean`` over output positions and directions of the
+  squared difference of the sorted projections, the style's resampled to the output's count
+  (rank ``i`` of ``n`` takes the style's rank ``floor((i + 1/2) m / n)`` of ``m``: their
+  repetition when ``n = k m``), on ``num_directions`` random unit directions drawn from ``key``.
+- ``histogram``: Risser et al. 2017: ``mean((F - stop_gradient(R(F)))^2)``, ``R`` the exact
+  per-channel histogram matching (the output's rank ``i`` of ``n`` mapped to the style's quantile
+  at ``(i + 1/2) / n``, linearly interpolated in a table of ``HISTOGRAM_QUANTILES`` midpoint
+  quantiles).
+- ``mrf``: Li & Wand 2016: 3x3 patches, each output patch matched to the style patch of highest
+  normalised cross-correlation (argmax, no gradient through the matching), ``mean`` over patches
+  and entries of the squared difference. Matching runs over chunks of ``MRF_CHUNK`` output
+  patches, so the similarities take ``MRF_CHUNK * m`` floats instead of ``n m``. At 512 px
+  (output and style), XLA:CPU's temporaries for one layer's value and gradient are 419 MB at
+  conv3_1 (15876 patches of 2304 floats: 146 MB each for the output's patches, their matches and
+  their gradient; unchunked 1101 MB) and 203 MB at conv4_1 (3844 patches of 4608 floats), plus
+  the target's patches (146 MB and 71 MB per run); ``compiled.memory_analysis()``. The matching
+  costs ``2 n m 9C`` FLOPs: use it at conv3_1/conv4_1 as Li & Wand do (at conv1_1, 128 px is
+  already ~145 GFLOP per step).
+
+The scales are comparable: on the real VGG-19 at 128 px (style *The Starry Night*, default
+layers conv1_1 ... conv5_1 with equal weights), the astronaut photo scores 0.23, 0.48, 0.19,
+0.28 and 0.87 times its Gram loss under mean_std, gaussian_w2, sliced_wasserstein, histogram
+and mrf (white noise: 0.27, 0.38, 0.26, 0.30, 0.39), so the Gram loss's style weights carry
+over within a factor of about 5. (Per layer they differ more: conv4_1 dominates the Gram loss.)
+
+Guided masks (``[h, w]`` weights ``mask``; moments weighted by ``mask^2``, as the guided Gram)
+are supported by ``gram``, ``mean_std`` and ``gaussian_w2``.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nstjax.architecture import LAYER_INDEX, LAYER_NAMES
+from nstjax.errors import NstjaxError
+from nstjax.losses import gram, normalized_gradient, style_layer_loss
+
+STD_EPS = 1e-5
+"""Added to the variance before the square root (AdaIN's epsilon): a defined gradient at 0."""
+W2_EIG_RTOL = 1e-6
+"""Eigenvalues of ``S'^1/2 S S'^1/2`` below this fraction of the largest are clipped there in the
+gradient of the trace of its square root (``1/(2 sqrt(lambda))``), so the gradient stays finite."""
+SLICED_DIRECTIONS: int | None = None
+"""Random directions per step and layer; ``None``: as many as channels (Heitz et al.'s code)."""
+HISTOGRAM_QUANTILES = 256
+"""Quantiles per channel in a histogram target (Risser et al. use 256-bin histograms)."""
+MRF_PATCH = 3
+MRF_CHUNK = 256
+"""Output patches matched at once: the similarity block is ``[MRF_CHUNK, style patches]``."""
+
+Representation = Any
+
+
+class StyleLoss(NamedTuple):
+    """One loss of the family: its name, its two pure functions and what it accepts."""
+
+    name: str
+    target: Callable[..., Representation]
+    score: Callable[..., jax.Array]
+    supports_masks: bool
+    needs_key: bool
+
+
+def _flat(features: jax.Array) -> jax.Array:
+    h, w, c = features.shape
+    return features.astype(jnp.float32).reshape(h * w, c)
+
+
+def _weights(features: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """Per-position weights ``[n, 1]`` summing to 1: uniform, or ``mask^2`` normalised."""
+    h, w, _ = features.shape
+    if mask is None:
+        return jnp.full((h * w, 1), 1.0 / max(h * w, 1), jnp.float32)
+    m = mask.astype(jnp.float32).reshape(h * w, 1)
+    m = m * m
+    mass = jnp.sum(m)
+    return m / jnp.where(mass > 0, mass, 1.0)  # an empty region has zero statistics
+
+
+def _mean_cov(features, mask):
+    f = _flat(features)
+    p = _weights(features, mask)
+    mean = jnp.sum(p * f, axis=0)
+    centred = f - mean
+    return mean, (p * centred).T @ centred
+
+
+def _mse(a, b):
+    d = a - b
+    return jnp.mean(d * d)
+
+
+# ---------------------------------------------------------------------------------- gram
+
+
+def gram_target(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """The normalised Gram ``[C, C]`` (:func:`nstjax.losses.gram`)."""
+    return gram(features, mask)
+
+
+def gram_score(features, target, key=None, mask=None) -> jax.Array:
+    """``mean((gram(F) - A)^2)``."""
+    return style_layer_loss(gram(features, mask), target)
+
+
+# ------------------------------------------------------------------------------ mean_std
+
+
+def mean_std_target(features: jax.Array, mask: jax.Array | None = None) -> dict:
+    """Per-channel ``{"mean": [C], "std": [C]}`` (``std = sqrt(var + STD_EPS)``)."""
+    f = _flat(features)
+    p = _weights(features, mask)
+    mean = jnp.sum(p * f, axis=0)
+    var = jnp.sum(p * (f - mean) ** 2, axis=0)
+    return {"mean": mean, "std": jnp.sqrt(var + STD_EPS)}
+
+
+def mean_std_score(features, target, key=None, mask=None) -> jax.Array:
+    """``mean_c (mu - mu')^2 + mean_c (sigma - sigma')^2``."""
+    stats = mean_std_target(features, mask)
+    return _mse(stats["mean"], target["mean"]) + _mse(stats["std"], target["std"])
+
+
+# --------------------------------------------------------------------------- gaussian_w2
+
+
+def _psd_sqrt(matrix: jax.Array) -> jax.Array:
+    w, v = jnp.linalg.eigh(matrix)
+    return (v * jnp.sqrt(jnp.maximum(w, 0.0))) @ v.T
+
+
+@jax.custom_vjp
+def trace_sqrt(matrix: jax.Array) -> jax.Array:
+    """``tr(M^1/2)`` of a symmetric PSD matrix (negative rounding eigenvalues count as 0); its
+    gradient ``M^-1/2 / 2`` uses eigenvalues clipped at ``W2_EIG_RTOL`` times the largest."""
+    return jnp.sum(jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(matrix), 0.0)))
+
+
+def _trace_sqrt_fwd(matrix):
+    w, v = jnp.linalg.eigh(matrix)
+    return jnp.sum(jnp.sqrt(jnp.maximum(w, 0.0))), (w, v)
+
+
+def _trace_sqrt_bwd(residuals, g):
+    w, v = residuals
+    floor = jnp.maximum(jnp.max(w), 1e-30) * W2_EIG_RTOL
+    inv_sqrt = 0.5 / jnp.sqrt(jnp.maximum(w, floor))
+    return ((g * v * inv_sqrt) @ v.T,)
+
+
+trace_sqrt.defvjp(_trace_sqrt_fwd, _trace_sqrt_bwd)
+
+
+def gaussian_w2_target(features: jax.Array, mask: jax.Array | None = None) -> dict:
+    """``{"mean": [C], "cov": [C, C], "cov_sqrt": [C, C]}`` of the fitted Gaussian."""
+    mean, cov = _mean_cov(features, mask)
+    return {"mean": mean, "cov": cov, "cov_sqrt": _psd_sqrt(cov)}
+
+
+def gaussian_w2_score(features, target, key=None, mask=None) -> jax.Array:
+    """``W2^2 / C`` between the output's Gaussian and the target's."""
+    mean, cov = _mean_cov(features, mask)
+    root = target["cov_sqrt"]
+    cross = trace_sqrt(root @ cov @ root)
+    d = mean - target["mean"]
+    w2 = jnp.sum(d * d) + jnp.trace(cov) + jnp.trace(target["cov"]) - 2.0 * cross
+    return w2 / features.shape[-1]
+
+
+# -------------------------------------------------------------------- sliced_wasserstein
+
+
+def _resample_sorted(sorted_values: jax.Array, count: jax.Array, n: int) -> jax.Array:
+    """Rows ``floor((i + 1/2) count / n)``, ``i < n``, of the first ``count`` sorted rows."""
+    pos = (jnp.arange(n, dtype=jnp.float32) + 0.5) * (count.astype(jnp.float32) / n)
+    idx = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, count - 1)
+    return sorted_values[idx]
+
+
+def sliced_wasserstein_target(features: jax.Array, mask: jax.Array | None = None) -> dict:
+    """The style's feature vectors ``{"points": [m, C] float32, "valid": [m] bool}``."""
+    f = _flat(features)
+    return {"points": f, "valid": jnp.ones(f.shape[:1], bool)}
+
+
+def sliced_wasserstein_score(
+    features, target, key, mask=None, *, num_directions: int | None = SLICED_DIRECTIONS
+) -> jax.Array:
+    """Mean squared difference of sorted projections on random unit directions from ``key``."""
+    f = _flat(features)
+    n, c = f.shape
+    directions = jax.random.normal(key, (num_directions or c, c), jnp.float32)
+    directions = directions / jnp.linalg.norm(directions, axis=1, keepdims=True)
+    mine = jnp.sort(f @ directions.T, axis=0)
+    theirs = jnp.where(target["valid"][:, None], target["points"] @ directions.T, jnp.inf)
+    theirs = jnp.sort(theirs, axis=0)
+    return _mse(mine, _resample_sorted(theirs, jnp.sum(target["valid"]), n))
+
+
+# ----------------------------------------------------------------------------- histogram
+
+
+def _interp_uniform(table: jax.Array, p: jax.Array) -> jax.Array:
+    """Per column ``c``, the value at probabilities ``p[:, c]`` of the quantile function whose
+    values ``table[j, c]`` sit at ``(j + 1/2) / q``: linear between, constant beyond."""
+    q = table.shape[0]
+    pos = jnp.clip(p * q - 0.5, 0.0, q - 1.0)
+    lo = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, max(q - 2, 0))
+    frac = pos - lo
+    below = jnp.take_along_axis(table, lo, axis=0)
+    above = jnp.take_along_axis(table, jnp.minimum(lo + 1, q - 1), axis=0)
+    return below + frac * (above - below)
+
+
+def histogram_target(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """``[HISTOGRAM_QUANTILES, C]`` per-channel quantiles at ``(j + 1/2) / Q``, interpolating the
+    sorted values placed at ``(k + 1/2) / m`` (Hazen's plotting positions)."""
+    s = jnp.sort(_flat(features), axis=0)
+    m, c = s.shape
+    p = (jnp.arange(HISTOGRAM_QUANTILES, dtype=jnp.float32) + 0.5) / HISTOGRAM_QUANTILES
+    return _interp_uniform(s, jnp.broadcast_to(p[:, None], (HISTOGRAM_QUANTILES, c)))
+
+
+def histogram_remap(features: jax.Array, target: jax.Array) -> jax.Array:
+    """``R(F)`` ``[n, C]``: each channel's rank ``i`` (stable order) gets the target's quantile at
+    ``(i + 1/2) / n``."""
+    f = _flat(features)
+    n, c = f.shape
+    order = jnp.argsort(f, axis=0, stable=True)
+    p = (jnp.arange(n, dtype=jnp.float32) + 0.5) / n
+    values = _interp_uniform(target, jnp.broadcast_to(p[:, None], (n, c)))
+    return jnp.zeros_like(f).at[order, jnp.arange(c)[None, :]].set(values)
+
+
+def histogram_score(features, target, key=None, mask=None) -> jax.Array:
+    """``mean((F - stop_gradient(R(F)))^2)``."""
+    remapped = jax.lax.stop_gradient(histogram_remap(features, target))
+    return _mse(_flat(features), remapped)
+
+
+# ----------------------------------------------------------------------------------- mrf
+
+
+def patches(features: jax.Array, size: int = MRF_PATCH) -> jax.Array:
+    """All ``size x size`` patches (stride 1, no padding), ``[(h-size+1)(w-size+1), size^2 C]``,
+    entries ordered (row offset, column offset, channel)."""
+    h, w, c = features.shape
+    f = features.astype(jnp.float32)
+    ho, wo = h - size + 1, w - size + 1
+    shifted = [f[i : i + ho, j : j + wo] for i in range(size) for j in range(size)]
+    return jnp.stack(shifted, axis=2).reshape(ho * wo, size * size * c)
+
+
+def mrf_target(features: jax.Array, mask: jax.Array | None = None) -> dict:
+    """``{"patches": [m, 9C], "norms": [m], "valid": [m] bool}`` of the style's 3x3 patches."""
+    p = patches(features)
+    return {"patches": p, "norms": jnp.linalg.norm(p, axis=1), "valid": jnp.ones(p.shape[:1], bool)}
+
+
+def mrf_nearest(queries: jax.Array, target: dict, chunk: int = MRF_CHUNK) -> jax.Array:
+    """Index ``[n]`` of the target patch with the highest normalised cross-correlation with each
+    query patch, computed ``chunk`` queries at a time (no gradient)."""
+    norms = jnp.where(target["norms"] > 0, target["norms"], 1.0)
+    style = jax.lax.stop_gradient(target["patches"])
+
+    def best(query):
+        ncc = (style @ query) / norms  # the query's own norm does not change the argmax
+        return jnp.argmax(jnp.where(target["valid"], ncc, -jnp.inf))
+
+    return jax.lax.map(best, jax.lax.stop_gradient(queries), batch_size=chunk)
+
+
+def mrf_score(features, target, key=None, mask=None) -> jax.Array:
+    """``mean((Psi(F) - Psi_NN(style))^2)`` over output patches and entries."""
+    p = patches(features)
+    return _mse(p, target["patches"][mrf_nearest(p, target)])
+
+
+# ------------------------------------------------------------------------------ registry
+
+STYLE_LOSSES: dict[str, StyleLoss] = {
+    loss.name: loss
+    for loss in (
+        StyleLoss("gram", gram_target, gram_score, supports_masks=True, needs_key=False),
+        StyleLoss("mean_std", mean_std_target, mean_std_score, True, False),
+        StyleLoss("gaussian_w2", gaussian_w2_target, gaussian_w2_score, True, False),
+        StyleLoss(
+            "sliced_wasserstein", sliced_wasserstein_target, sliced_wasserstein_score, False, True
+        ),
+        StyleLoss("histogram", histogram_target, histogram_score, False, False),
+        StyleLoss("mrf", mrf_target, mrf_score, False, False),
+    )
+}
+
+
+def _valid_names() -> str:
+    return ", ".join(STYLE_LOSSES)
+
+
+def parse_style_loss(spec: str | Mapping[str, float], option: str = "style-loss") -> dict:
+    """A loss mix from ``"gram"``, ``"gram:1,sliced_wasserstein:0.5"`` or a mapping.
+
+    Args:
+        spec: loss names, each optionally ``:weight`` (default 1), comma-separated; or a mapping
+            from name to weight.
+        option: the option or field named in error messages.
+
+    Returns:
+        ``{name: weight}`` in the order given, weights finite and >= 0, names unique.
+
+    Raises:
+        NstjaxError: unknown names, malformed or repeated entries, negative or non-finite
+            weights, an empty spec; the one-line message lists the valid names.
+    """
+
+    def bad(what: str) -> NstjaxError:
+        return NstjaxError(
+            f"{option} {spec!r}: {what} (expected NAME[:WEIGHT],... with NAME one of "
+            f"{_valid_names()})"
+        )
+
+    if isinstance(spec, Mapping):
+        items = [(str(k), v) for k, v in spec.items()]
+    elif isinstance(spec, str):
+        items = []
+        for part in spec.split(","):
+            name, sep, weight = part.strip().partition(":")
+            items.append((name.strip(), weight.strip() if sep else 1.0))
+    else:
+        raise bad("not a spec string or a mapping")
+    mix: dict[str, float] = {}
+    for name, weight in items:
+        if name not in STYLE_LOSSES:
+            raise bad(f"unknown loss {name!r}")
+        if name in mix:
+            raise bad(f"{name!r} given twice")
+        try:
+            value = float(weight)
+        except (TypeError, ValueError):
+            raise bad(f"weight {weight!r} of {name!r} is not a number") from None
+        if not (np.isfinite(value) and value >= 0):
+            raise bad(f"weight of {name!r} must be finite and >= 0")
+        mix[name] = value
+    if not mix:
+        raise bad("no loss given")
+    return mix
+
+
+def check_style_losses(names: Sequence[str], guided: bool = False) -> None:
+    """Raises :class:`NstjaxError` for an unknown name, or a loss without mask support when
+    ``guided`` (call it when building a program, before anything compiles)."""
+    for name in names:
+        if name not in STYLE_LOSSES:
+            raise NstjaxError(f"style-loss: unknown loss {name!r} (valid names: {_valid_names()})")
+        if guided and not STYLE_LOSSES[name].supports_masks:
+            masked = ", ".join(n for n, loss in STYLE_LOSSES.items() if loss.supports_masks)
+            raise NstjaxError(
+                f"style-loss {name!r} does not support masks (guided transfer supports: {masked})"
+            )
+
+
+def stack(representations: Sequence[Representation]) -> Representation:
+    """Stacks one loss's representations (of one layer) over runs on a new leading axis; point
+    sets (dicts with ``"valid"``) are padded with invalid rows to the largest count first."""
+    first = representations[0]
+    if isinstance(first, dict) and "valid" in first:
+        m = max(r["valid"].shape[0] for r in representations)
+
+        def pad(x):
+            return jnp.pad(x, [(0, m - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
+
+        representations = [jax.tree.map(pad, r) for r in representations]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *representations)
+
+
+def targets_of(
+    features: Mapping[str, jax.Array], names: Sequence[str], layers: Sequence[str], mask=None
+) -> dict[str, dict[str, Representation]]:
+    """``{loss: {layer: target(features[layer])}}`` of one style image."""
+    return {
+        name: {layer: STYLE_LOSSES[name].target(features[layer], mask) for layer in layers}
+        for name in names
+    }
+
+
+def family_style_loss(
+    features: Mapping[str, jax.Array],
+    targets: Mapping[str, Mapping[str, Representation]],
+    layer_weights: jax.Array,
+    loss_weights: jax.Array,
+    key: jax.Array | None,
+    masks: Mapping[str, jax.Array] | None = None,
+    normalize: jax.Array | None = None,
+    scale: jax.Array = 1.0,
+    *,
+    losses: tuple[str, ...],
+) -> jax.Array:
+    """``sum_i sum_l loss_weights[i] layer_weights[l] score_i(F_l, T_il, fold_in(key, 16 i + l))``.
+
+    Args:
+        features: layer name to ``[h, w, C]`` (one image).
+        targets: loss name to layer name to that loss's target at that layer (``[K, ...]`` per
+            region with ``masks``); the layers of ``targets[name]`` are the ones scored.
+        layer_weights: ``[16]``, indexed by the layer's position in conv1_1 ... conv5_4.
+        loss_weights: ``[len(losses)]``, aligned with ``losses``.
+        key: a PRNG key (the engine's ``fold_in(run_key, step)``); ``None`` if no loss needs one.
+        masks: optional layer name to ``[K, h, w]`` region masks (guided transfer).
+        normalize: optional traced flag: L1-normalise each term's gradient
+            (:func:`nstjax.losses.normalized_gradient`).
+        scale: the weight this sum will be multiplied by (the style weight), for ``normalize``.
+        losses: the static tuple of loss names computed (nothing else is).
+
+    Returns:
+        A float32 scalar.
+    """
+    check_style_losses(losses, guided=masks is not None)
+    total = jnp.float32(0.0)
+    for i, name in enumerate(losses):
+        loss = STYLE_LOSSES[name]
+        if loss.needs_key and key is None:
+            raise ValueError(f"style loss {name!r} needs a PRNG key")
+        for layer, target in targets[name].items():
+            index = LAYER_INDEX[layer]
+            weight = loss_weights[i] * layer_weights[index]
+            f = features[layer]
+            if normalize is not None:
+                f = normalized_gradient(f, weight * scale, normalize)
+            k = jax.random.fold_in(key, i * len(LAYER_NAMES) + index) if loss.needs_key else None
+            if masks is None:
+                value = loss.score(f, target, k)
+            else:
+                per_region = jax.vmap(lambda t, m: loss.score(f, t, k, m))  # noqa: B023
+                value = jnp.sum(per_region(target, masks[layer]))
+            total = total + weight * value
+    return total
