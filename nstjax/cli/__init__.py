@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("stylize", "weights", "sweep", "bench")
+SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply")
 
 
 class HelpWithDefaults(argparse.HelpFormatter):

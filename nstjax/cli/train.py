@@ -1,0 +1,110 @@
+"""``nstjax train``: train feed-forward style networks (K styles or settings in one program)."""
+
+import argparse
+import dataclasses
+import time
+
+from nstjax.errors import NstjaxError
+
+
+def register(subparsers) -> None:
+    from nstjax.feedforward.config import CROPS, NetworkConfig, TrainConfig
+    from nstjax.feedforward.network import NORMS, UPSAMPLES
+
+    d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    net = NetworkConfig()
+    p = subparsers.add_parser(
+        "train",
+        help="train feed-forward style networks (Johnson et al.)",
+        description="Train one transformation network per style or setting, all in one "
+        "compiled step; resumes from the model folder's checkpoints.",
+    )
+    p.add_argument("--style", nargs="+", required=True, help="style image(s), one per network")
+    p.add_argument("--content-dir", required=True, help="folder of content images (any sizes)")
+    p.add_argument("--output", required=True, help="model folder (created; resumed if present)")
+    p.add_argument("--size", type=int, default=d["size"], help=f"training crop side ({d['size']})")
+    p.add_argument("--steps", type=int, default=d["steps"], help=f"steps ({d['steps']})")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=float,
+            nargs="+",
+            default=list(d[name]),
+            metavar="W",
+            help=f"one value, or one per network ({d[name][0]})",
+        )
+    p.add_argument(
+        "--lr",
+        type=float,
+        nargs="+",
+        default=list(d["learning_rate"]),
+        help=f"Adam step size, one or one per network ({d['learning_rate'][0]})",
+    )
+    p.add_argument("--content-layers", default=",".join(d["content_layers"]))
+    p.add_argument("--style-layers", default=",".join(d["style_layers"]))
+    p.add_argument("--pooling", choices=("max", "avg"), default=d["pooling"])
+    p.add_argument("--style-size", type=int, default=None, help="style images' longer side")
+    p.add_argument("--crop", choices=CROPS, default=d["crop"])
+    p.add_argument(
+        "--holdout",
+        type=int,
+        default=d["holdout"],
+        help=f"last N content images kept out of training for samples ({d['holdout']})",
+    )
+    p.add_argument("--save-every", type=int, default=d["save_every"])
+    p.add_argument(
+        "--sample-every",
+        type=int,
+        default=d["sample_every"],
+        help="steps between samples and loss-curve updates (0: at the end)",
+    )
+    p.add_argument("--keep", type=int, default=d["keep"], help="checkpoints kept")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--norm", choices=NORMS, default=net.norm)
+    p.add_argument("--upsample", choices=UPSAMPLES, default=net.upsample)
+    p.add_argument("--width", type=int, default=net.width, help="first layer's channels (32)")
+    p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    p.set_defaults(func=main)
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def main(args: argparse.Namespace) -> int:
+    from nstjax.feedforward import NetworkConfig, TrainConfig, train
+
+    config = TrainConfig(
+        styles=tuple(args.style),
+        content_dir=args.content_dir,
+        size=args.size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        content_weight=tuple(args.content_weight),
+        style_weight=tuple(args.style_weight),
+        tv_weight=tuple(args.tv_weight),
+        learning_rate=tuple(args.lr),
+        content_layers=_layers(args.content_layers),
+        style_layers=_layers(args.style_layers),
+        pooling=args.pooling,
+        style_size=args.style_size,
+        crop=args.crop,
+        holdout=args.holdout,
+        seed=args.seed,
+        save_every=args.save_every,
+        keep=args.keep,
+        sample_every=args.sample_every,
+        network=NetworkConfig(norm=args.norm, upsample=args.upsample, width=args.width),
+        weights=args.weights,
+    )
+    started = time.perf_counter()
+    result = train(config, args.output)
+    if not len(result.history):
+        raise NstjaxError("nothing trained")
+    last = result.history[-1].mean(axis=0)
+    print(
+        f"trained {len(result.names)} network(s) for {config.steps} steps into {args.output} in "
+        f"{time.perf_counter() - started:.0f}s (final loss {last[0]:.4g})"
+    )
+    return 0

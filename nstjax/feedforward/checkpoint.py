@@ -1,0 +1,124 @@
+"""Checkpoints of a training run with orbax-checkpoint, and its config beside them.
+
+A model folder holds ``config.json`` (the :class:`~nstjax.feedforward.config.TrainConfig`) and
+``checkpoints/<step>/`` written by an ``orbax.checkpoint.CheckpointManager``: each step is
+written to a temporary folder and renamed when complete (orbax's atomic commit), so a process
+killed at any moment leaves the previous checkpoints intact; the last ``keep`` are kept. A
+checkpoint holds the K networks' :class:`~nstjax.feedforward.step.TrainState` and the loss
+history so far. The data order is a function of the step (:mod:`nstjax.feedforward.data`), so
+restoring step ``s`` and going on gives what an uninterrupted run gives.
+"""
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from nstjax import atomic
+from nstjax.errors import NstjaxError
+from nstjax.feedforward.config import TrainConfig
+
+CHECKPOINTS = "checkpoints"
+CONFIG = "config.json"
+# Fields that may change between a run and its resumption (they do not change the result).
+RESUMABLE_CHANGES = ("steps", "save_every", "keep", "sample_every", "weights", "content_dir")
+
+logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
+
+
+def write_config(model_dir: Path, config: TrainConfig) -> None:
+    """Writes ``config.json``, refusing a folder that holds a different run's checkpoints.
+
+    Raises:
+        NstjaxError: ``model_dir`` holds checkpoints of a run whose config differs in a field
+            that changes the result.
+    """
+    path = model_dir / CONFIG
+    if path.is_file() and (model_dir / CHECKPOINTS).is_dir():
+        old = json.loads(path.read_text())
+        new = json.loads(config.to_json())
+        changed = sorted(
+            k
+            for k in set(old) | set(new)
+            if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES
+        )
+        if changed:
+            raise NstjaxError(
+                f"--output '{model_dir}': holds a run with different {', '.join(changed)}; "
+                "use another folder to start a new run"
+            )
+    atomic.write_text(path, config.to_json() + "\n")
+
+
+class Checkpoints:
+    """The checkpoints of one model folder.
+
+    Args:
+        model_dir: the model folder.
+        keep: most recent checkpoints kept (``None``: all).
+        read_only: for inference: never writes or deletes.
+    """
+
+    def __init__(self, model_dir: str | Path, keep: int | None = None, read_only: bool = False):
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            enable_async_checkpointing=False,
+            create=not read_only,
+            read_only=read_only,
+        )
+        self.manager = ocp.CheckpointManager(
+            Path(model_dir).absolute() / CHECKPOINTS,
+            options=options,
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "history": ocp.StandardCheckpointHandler(),
+            },
+        )
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state: Any, history: np.ndarray) -> None:
+        """Writes step ``step`` (steps done) atomically; returns when it is on disk."""
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(_as_dict(state)),
+                history=ocp.args.StandardSave({"history": history}),
+            ),
+            force=True,
+        )
+        self.manager.wait_until_finished()
+
+    def shapes(self, step: int) -> dict[str, Any]:
+        """The saved state's leaf shapes (nested dicts of tuples), read from the metadata."""
+        tree = self.manager.item_metadata(step)["state"].tree
+        return jax.tree.map(lambda m: tuple(m.shape), tree, is_leaf=lambda m: hasattr(m, "shape"))
+
+    def restore(self, step: int, like: Any) -> tuple[Any, np.ndarray]:
+        """The state (shaped as ``like``, a pytree of arrays or ShapeDtypeStructs) and history."""
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _as_dict(like))
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract),
+                history=ocp.args.StandardRestore(),
+            ),
+        )
+        state = type(like)(**restored.state) if _is_namedtuple(like) else restored.state
+        return state, np.asarray(restored.history["history"])
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def _is_namedtuple(x) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def _as_dict(state: Any) -> Any:
+    return state._asdict() if _is_namedtuple(state) else state

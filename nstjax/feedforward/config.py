@@ -1,0 +1,166 @@
+"""What a feed-forward training run is: one frozen dataclass, the one source of its defaults.
+
+``K`` networks train together, one per *setting*: every per-network field (``styles``, the three
+loss weights, ``learning_rate``) holds one value shared by all networks or ``K`` values, and ``K``
+is the longest of them. So ``styles=(a, b, c)`` trains three styles at the same weights, and
+``styles=(a,), style_weight=(10, 30, 100)`` trains one style at three strengths.
+
+The loss defaults (layers, weights) are those of :class:`nstjax.run.Run`, so a network is trained
+on the very objective ``nstjax stylize`` optimises; the training defaults (256 px, batch 4,
+Adam 1e-3, 40,000 steps = 2 epochs of MS-COCO 2014 train) are Johnson et al.'s.
+"""
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from nstjax import run as run_lib
+from nstjax.errors import NstjaxError
+from nstjax.feedforward.network import NORMS, UPSAMPLES, TransformerNet
+
+_RUN = run_lib.Run()
+CROPS = ("random", "center", "resize")
+PER_NETWORK = ("styles", "content_weight", "style_weight", "tv_weight", "learning_rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """The transformation network's shape (:class:`~nstjax.feedforward.network.TransformerNet`)."""
+
+    norm: str = "instance"
+    upsample: str = "resize"
+    width: int = 32
+    residual_blocks: int = 5
+
+    def module(self) -> TransformerNet:
+        return TransformerNet(self.norm, self.upsample, self.width, self.residual_blocks)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run of ``K`` networks.
+
+    Attributes:
+        styles: style image path(s), one per network or one for all.
+        content_dir: folder of content images (any sizes).
+        size: side of the square training crops, pixels.
+        steps: optimisation steps.
+        batch_size: content images per step (shared by all networks; split over local devices).
+        content_weight, style_weight, tv_weight: loss weights (one, or one per network).
+        learning_rate: Adam's step size (one, or one per network).
+        content_layers, style_layers: VGG-19 layers of the two losses (equal layer weights).
+        pooling: ``"max"`` or ``"avg"`` in VGG.
+        style_size: longer side of the style images; ``None`` is ``size``.
+        crop: ``"random"`` (shorter side resized to ``size``, random square crop), ``"center"``
+            (the same, centred crop) or ``"resize"`` (warped to ``size x size``, as Johnson).
+        holdout: the last ``holdout`` content images (by name) are not trained on; samples
+            and held-out losses use them.
+        seed: seeds the network initialisation, the data order and the crops.
+        save_every: steps between checkpoints (one is also written at the end).
+        keep: checkpoints kept.
+        sample_every: steps between sample stylisations and loss-curve updates (0: at the end).
+        network: the network's shape.
+        weights: VGG-19 weights file; ``None`` resolves as :func:`nstjax.vgg.load_params`.
+    """
+
+    styles: tuple[str, ...]
+    content_dir: str
+    size: int = 256
+    steps: int = 40_000
+    batch_size: int = 4
+    content_weight: tuple[float, ...] = (_RUN.content_weight,)
+    style_weight: tuple[float, ...] = (_RUN.style_weight,)
+    tv_weight: tuple[float, ...] = (_RUN.tv_weight,)
+    learning_rate: tuple[float, ...] = (1e-3,)
+    content_layers: tuple[str, ...] = run_lib.DEFAULT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = run_lib.DEFAULT_STYLE_LAYERS
+    pooling: str = "max"
+    style_size: int | None = None
+    crop: str = "random"
+    holdout: int = 2
+    seed: int = 0
+    save_every: int = 1000
+    keep: int = 3
+    sample_every: int = 1000
+    network: NetworkConfig = NetworkConfig()
+    weights: str | None = None
+
+    @property
+    def num_networks(self) -> int:
+        return max(len(getattr(self, name)) for name in PER_NETWORK)
+
+    def per_network(self, name: str) -> tuple:
+        """The field ``name`` with one value per network (a single value repeated)."""
+        values = tuple(getattr(self, name))
+        return values * self.num_networks if len(values) == 1 else values
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """The inverse of :meth:`to_json` (after ``json.loads``); unknown fields are rejected."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise NstjaxError(f"training config: unknown field(s) {', '.join(unknown)}")
+        data = dict(data)
+        data["network"] = NetworkConfig(**data.get("network", {}))
+        for name in (*PER_NETWORK, "content_layers", "style_layers"):
+            if name in data:
+                data[name] = tuple(data[name])
+        return cls(**data)
+
+
+def _check(ok: bool, message: str, problems: list[str]) -> None:
+    if not ok:
+        problems.append(message)
+
+
+def validate(config: TrainConfig) -> None:
+    """Raises :class:`NstjaxError` listing every bad field of ``config`` (nothing is read)."""
+    p: list[str] = []
+    k = config.num_networks
+    for name in PER_NETWORK:
+        n = len(getattr(config, name))
+        option = "--style" if name == "styles" else f"--{name.replace('_', '-')}"
+        _check(n in (1, k), f"{option}: {n} values for {k} networks (give 1 or {k})", p)
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        for v in getattr(config, name):
+            _check(v >= 0 and math.isfinite(v), f"--{name.replace('_', '-')} must be >= 0", p)
+    for v in config.learning_rate:
+        _check(v > 0 and math.isfinite(v), f"--lr must be finite and > 0, got {v}", p)
+    for name in ("size", "steps", "batch_size", "save_every", "keep"):
+        value = getattr(config, name)
+        _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}", p)
+    _check(config.size >= 16, f"--size must be >= 16, got {config.size}", p)
+    _check(config.sample_every >= 0, "--sample-every must be >= 0", p)
+    _check(config.holdout >= 0, "--holdout must be >= 0", p)
+    _check(config.style_size is None or config.style_size >= 16, "--style-size must be >= 16", p)
+    _check(config.crop in CROPS, f"--crop must be one of {CROPS}", p)
+    _check(config.pooling in ("max", "avg"), "--pooling must be max or avg", p)
+    net = config.network
+    _check(net.norm in NORMS, f"--norm must be one of {NORMS}, got {net.norm!r}", p)
+    _check(net.upsample in UPSAMPLES, f"--upsample must be one of {UPSAMPLES}", p)
+    _check(net.width >= 1 and net.residual_blocks >= 0, "network width/blocks must be >= 1/0", p)
+    if p:
+        raise NstjaxError("; ".join(p))
+    run_lib.layer_weight_vector(config.content_layers, "--content-layers")
+    run_lib.layer_weight_vector(config.style_layers, "--style-layers")
+
+
+def load(model_dir: str | Path) -> TrainConfig:
+    """The config saved in a model folder (``config.json``)."""
+    path = Path(model_dir) / "config.json"
+    if not Path(model_dir).is_dir():
+        raise NstjaxError(f"--model '{model_dir}': no such folder")
+    if not path.is_file():
+        raise NstjaxError(f"--model '{model_dir}': no config.json (not a trained model folder)")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise NstjaxError(
+            f"--model '{model_dir}': config.json is not a training config ({e})"
+        ) from e

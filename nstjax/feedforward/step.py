@@ -1,0 +1,150 @@
+"""The compiled core of training: K transformation networks advanced by one step together.
+
+Arrays in, arrays out. The loss of one network is written for one output image and ``jax.vmap``
+batches it over the content batch; a second ``jax.vmap`` over the networks' parameters,
+optimiser states, style targets and weights makes K networks one program. Networks never
+interact: each sees the same content batch and its own everything else.
+"""
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nstjax import losses, vgg
+from nstjax.feedforward.network import TransformerNet
+
+METRICS = ("loss", "content", "style", "tv")
+"""Columns of the per-step history: the weighted total and the three unweighted terms."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What is static about training: changing any field recompiles.
+
+    Attributes:
+        net: the transformation network.
+        content_layers, style_layers: VGG-19 layers of the two losses.
+        pooling: VGG's pooling.
+    """
+
+    net: TransformerNet
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    pooling: str = "max"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+
+
+class Hyper(NamedTuple):
+    """Per-network loss weights, each ``[K]`` (``[K, 16]`` for the layer weights)."""
+
+    content_weight: jax.Array
+    style_weight: jax.Array
+    tv_weight: jax.Array
+    content_layer_weights: jax.Array
+    style_layer_weights: jax.Array
+
+
+class TrainState(NamedTuple):
+    """K networks' variables and Adam states, each leaf with a leading network axis."""
+
+    params: Any
+    batch_stats: Any  # {} with instance norm
+    opt_state: Any
+
+
+def optimizer(learning_rate: jax.Array) -> optax.GradientTransformation:
+    """Adam with the learning rate kept in its state (so it may differ per network)."""
+    return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+
+
+def image_terms(feats, content_targets, grams, output, hyper: Hyper) -> jax.Array:
+    """``[content, style, tv]`` of ONE stylised image (no batch or network axis).
+
+    Args:
+        feats: the output's VGG features by layer, ``[h, w, C]``.
+        content_targets: the content image's features at the content layers.
+        grams: the style's Gram matrices at the style layers.
+        output: the stylised image ``[H, W, 3]`` in [0, 1].
+        hyper: the network's weights (no network axis).
+    """
+    content = losses.weighted_content_loss(feats, content_targets, hyper.content_layer_weights)
+    style = losses.weighted_style_loss(feats, grams, hyper.style_layer_weights)
+    return jnp.stack([content, style, losses.tv_loss(output * 255.0)])
+
+
+def network_loss(
+    params, batch_stats, vgg_params, objective: Objective, images, content, grams, hyper: Hyper
+):
+    """Mean loss of ONE network over the content batch, with its terms and new batch stats."""
+    variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+    if batch_stats:
+        outputs, updates = objective.net.apply(
+            variables, images, train=True, mutable=["batch_stats"]
+        )
+        batch_stats = updates["batch_stats"]
+    else:
+        outputs = objective.net.apply(variables, images, train=True)
+    feats = vgg.features(vgg_params, outputs, objective.layers, objective.pooling)
+    per_image = jax.vmap(image_terms, in_axes=(0, 0, None, 0, None))(
+        feats, content, grams, outputs, hyper
+    )
+    content_loss, style_loss, tv = jnp.mean(per_image, axis=0)
+    total = (
+        hyper.content_weight * content_loss + hyper.style_weight * style_loss + hyper.tv_weight * tv
+    )
+    return total, (jnp.stack([total, content_loss, style_loss, tv]), batch_stats)
+
+
+def train_step(state: TrainState, vgg_params, objective: Objective, images, grams, hyper: Hyper):
+    """One Adam step of every network on the content batch ``images`` ``[B, S, S, 3]``.
+
+    Args:
+        state: K networks (leading axis K on every leaf).
+        vgg_params: the frozen VGG-19 (unprepared: plain XLA convolutions).
+        objective: static.
+        images: the content batch in [0, 1], shared by all networks.
+        grams: each network's style Grams by layer, ``[K, C, C]``.
+        hyper: each network's weights.
+
+    Returns:
+        The new state and the metrics ``[K, 4]`` (:data:`METRICS`, batch means).
+    """
+    content = vgg.features(vgg_params, images, objective.content_layers, objective.pooling)
+    grad_fn = jax.value_and_grad(network_loss, has_aux=True)
+
+    def one(params, batch_stats, opt_state, grams, hyper):
+        (_, (metrics, batch_stats)), grads = grad_fn(
+            params, batch_stats, vgg_params, objective, images, content, grams, hyper
+        )
+        updates, opt_state = optimizer(0.0).update(grads, opt_state, params)
+        return TrainState(optax.apply_updates(params, updates), batch_stats, opt_state), metrics
+
+    return jax.vmap(one)(state.params, state.batch_stats, state.opt_state, grams, hyper)
+
+
+def init_state(objective: Objective, key: jax.Array, learning_rate: jax.Array) -> TrainState:
+    """K fresh networks, all initialised alike from ``key`` (so network ``k`` of a K-network run
+    starts where the same setting trained alone starts).
+
+    Args:
+        objective: static.
+        key: a PRNG key.
+        learning_rate: ``[K]`` Adam step sizes.
+    """
+    variables = objective.net.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32))
+    count = learning_rate.shape[0]
+    stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (count, *x.shape)), dict(variables))
+    params, batch_stats = stacked["params"], stacked.get("batch_stats", {})
+    opt_state = jax.vmap(lambda p, lr: optimizer(lr).init(p))(params, learning_rate)
+    return TrainState(params, batch_stats, opt_state)
+
+
+def stylise(variables, net: TransformerNet, images: jax.Array) -> jax.Array:
+    """ONE network's outputs for ``images`` ``[N, H, W, 3]`` (inference: running averages)."""
+    return net.apply(variables, images, train=False)

@@ -1,0 +1,254 @@
+"""Training K transformation networks: inputs checked and loaded, then one compiled step a step.
+
+:func:`train` is the Python API; ``nstjax train`` is a thin layer over it. Everything the user
+gave is read and checked (the content folder, every style image, the held-out images, the first
+batch, the model folder) before anything is compiled.
+"""
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from nstjax import image, targets, vgg
+from nstjax import run as run_lib
+from nstjax.architecture import downsampling
+from nstjax.errors import NstjaxError
+from nstjax.feedforward import config as config_lib
+from nstjax.feedforward import data, plots, step
+from nstjax.feedforward.checkpoint import Checkpoints, write_config
+from nstjax.feedforward.config import TrainConfig
+from nstjax.feedforward.progress import TrainProgress
+
+LOG_EVERY = 10  # steps between fetches of the metrics from the device
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` leaves behind (besides the model folder).
+
+    Attributes:
+        model_dir: the model folder.
+        state: the K networks at the end (host arrays, leading axis K).
+        history: ``[steps, K, 4]`` loss terms (:data:`~nstjax.feedforward.step.METRICS`).
+        names: the K networks' names (used in file names).
+    """
+
+    model_dir: Path
+    state: step.TrainState
+    history: np.ndarray
+    names: list[str]
+
+
+def network_names(config: TrainConfig) -> list[str]:
+    """One name per network: the style's file stem, numbered when several share a style."""
+    stems = [Path(s).stem for s in config.per_network("styles")]
+    return [f"{s}-{k}" if stems.count(s) > 1 else s for k, s in enumerate(stems)]
+
+
+@dataclasses.dataclass
+class _Inputs:
+    train_files: list[Path]
+    held_out: np.ndarray  # [N, S, S, 3]
+    held_out_names: list[str]
+    styles: list[np.ndarray]  # one per network
+    loader: data.Loader
+
+
+def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
+    """Reads and checks every input; raises NstjaxError before anything compiles."""
+    config_lib.validate(config)
+    devices = jax.local_device_count()
+    if config.batch_size % devices:
+        raise NstjaxError(f"--batch-size {config.batch_size}: not a multiple of {devices} devices")
+    if model_dir.exists() and not model_dir.is_dir():
+        raise NstjaxError(f"--output '{model_dir}': exists and is not a folder")
+    train_files, held_files = data.split_content(config.content_dir, config.holdout)
+    style_size = config.style_size or config.size
+    loaded = {p: image.load_image(p, style_size, "style image") for p in set(config.styles)}
+    factor = max(downsampling(n) for n in config.style_layers)
+    for path, style in loaded.items():
+        if min(style.shape[:2]) < factor:
+            raise NstjaxError(
+                f"style image '{path}': {style.shape[1]}x{style.shape[0]} at --style-size "
+                f"{style_size} is too small for {vgg.deepest(config.style_layers)} "
+                f"(needs {factor} px a side)"
+            )
+    center = np.random.default_rng(0)
+    held = [data.load_square(p, config.size, "center", center) for p in held_files]
+    loader = data.Loader(train_files, config.size, config.batch_size, config.crop, config.seed)
+    loader.batch(0)  # the first batch's files must read
+    return _Inputs(
+        train_files=train_files,
+        held_out=np.stack(held) if held else np.zeros((0, config.size, config.size, 3)),
+        held_out_names=[p.stem for p in held_files],
+        styles=[loaded[p] for p in config.per_network("styles")],
+        loader=loader,
+    )
+
+
+def objective_of(config: TrainConfig) -> step.Objective:
+    """The static part of the training step for ``config``."""
+    return step.Objective(
+        net=config.network.module(),
+        content_layers=tuple(config.content_layers),
+        style_layers=tuple(config.style_layers),
+        pooling=config.pooling,
+    )
+
+
+def hyper_of(config: TrainConfig) -> step.Hyper:
+    """The per-network weights ``[K]`` (and layer weights ``[K, 16]``) of ``config``."""
+    k = config.num_networks
+    content_layers = run_lib.layer_weight_vector(config.content_layers, "--content-layers")
+    style_layers = run_lib.layer_weight_vector(config.style_layers, "--style-layers")
+    return step.Hyper(
+        content_weight=jnp.asarray(config.per_network("content_weight"), jnp.float32),
+        style_weight=jnp.asarray(config.per_network("style_weight"), jnp.float32),
+        tv_weight=jnp.asarray(config.per_network("tv_weight"), jnp.float32),
+        content_layer_weights=jnp.asarray(np.tile(content_layers, (k, 1))),
+        style_layer_weights=jnp.asarray(np.tile(style_layers, (k, 1))),
+    )
+
+
+def style_targets(vgg_params, objective: step.Objective, styles: list[np.ndarray]):
+    """Each network's style Grams by layer, ``[K, C, C]``, computed once per distinct image."""
+    grams, by_image = [], {}
+    for style in styles:
+        key = id(style)
+        if key not in by_image:
+            by_image[key] = targets.style_grams(
+                vgg_params,
+                jnp.asarray(style),
+                layers=objective.style_layers,
+                pooling=objective.pooling,
+                dtype="float32",
+            )
+        grams.append(by_image[key])
+    return jax.tree.map(lambda *g: jnp.stack(g), *grams)
+
+
+def stylise_all(variables, net, images: jax.Array) -> jax.Array:
+    """Every network's outputs ``[K, N, H, W, 3]`` (variables with a leading axis K)."""
+    return jax.vmap(step.stylise, in_axes=(0, None, None))(variables, net, images)
+
+
+_stylise_all = jax.jit(stylise_all, static_argnums=1)
+_train_step = jax.jit(step.train_step, static_argnums=2, donate_argnums=0)
+_init_state = jax.jit(step.init_state, static_argnums=0)
+
+
+def inference_variables(state: step.TrainState) -> dict:
+    return {
+        "params": state.params,
+        **({"batch_stats": state.batch_stats} if state.batch_stats else {}),
+    }
+
+
+def _save_samples(model_dir: Path, done: int, state, net, inputs: _Inputs, names) -> None:
+    if not len(inputs.held_out):
+        return
+    outputs = np.asarray(_stylise_all(inference_variables(state), net, inputs.held_out))
+    folder = model_dir / "samples" / f"{done:06d}"
+    for k, name in enumerate(names):
+        for i, content in enumerate(inputs.held_out_names):
+            image.save_image(folder / f"{content}__{name}.png", outputs[k, i], "sample image")
+
+
+def _start(config: TrainConfig, checkpoints: Checkpoints, objective, replicated):
+    """The state to start from (the latest checkpoint, or fresh networks) and its history."""
+    learning_rate = jnp.asarray(config.per_network("learning_rate"), jnp.float32)
+    # XLA's RngBitGenerator: compiles in a fraction of threefry's time on CPU
+    key = jax.random.key(config.seed, impl="rbg")
+    state = _init_state(objective, key, learning_rate)
+    state = jax.device_put(state, replicated)
+    history = np.full((config.steps, config.num_networks, len(step.METRICS)), np.nan, np.float32)
+    start = checkpoints.latest_step() or 0
+    if start:
+        state, saved = checkpoints.restore(start, state)
+        rows = min(len(saved), config.steps)
+        history[:rows] = saved[:rows]
+    return min(start, config.steps), state, history
+
+
+def train(
+    config: TrainConfig,
+    output: str | Path,
+    *,
+    vgg_params=None,
+    progress: bool = True,
+    on_step: Callable[[int, np.ndarray], None] | None = None,
+) -> TrainResult:
+    """Trains ``config.num_networks`` networks together, resuming from ``output``'s checkpoints.
+
+    Args:
+        config: the run (:class:`~nstjax.feedforward.config.TrainConfig`).
+        output: the model folder: ``config.json``, ``checkpoints/``, ``loss.png``,
+            ``samples/<step>/<content>__<network>.png``.
+        vgg_params: the VGG-19 (:func:`nstjax.vgg.load_params`); loaded from
+            ``config.weights`` when ``None``.
+        progress: show the progress display on stderr.
+        on_step: called as ``on_step(steps_done, metrics)`` after each step with the metrics
+            ``[K, 4]`` (host numpy) whenever they are fetched (every few steps and at saves).
+
+    Returns:
+        The final state, the loss history and the networks' names.
+
+    Raises:
+        NstjaxError: a bad input (before anything compiles).
+    """
+    model_dir = Path(output)
+    inputs = _load_inputs(config, model_dir)
+    write_config(model_dir, config)
+    vgg_params = vgg.load_params(config.weights) if vgg_params is None else vgg_params
+    names = network_names(config)
+    objective = objective_of(config)
+    mesh = Mesh(np.array(jax.local_devices()), ("batch",))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    by_batch = NamedSharding(mesh, PartitionSpec("batch"))
+    vgg_params = jax.device_put(
+        {k: v for k, v in vgg_params.items() if k != "prepared"}, replicated
+    )
+    grams = jax.device_put(style_targets(vgg_params, objective, inputs.styles), replicated)
+    hyper = jax.device_put(hyper_of(config), replicated)
+    checkpoints = Checkpoints(model_dir, keep=config.keep)
+    start, state, history = _start(config, checkpoints, objective, replicated)
+    bar = TrainProgress(start, config.steps, config.batch_size) if progress else None
+    pending: list[tuple[int, jax.Array]] = []
+
+    def flush():
+        for done, metrics in pending:
+            history[done - 1] = np.asarray(metrics)
+            if bar is not None:
+                bar.update(done, history[done - 1])
+            if on_step is not None:
+                on_step(done, history[done - 1])
+        pending.clear()
+
+    try:
+        batches = inputs.loader.batches(start, config.steps)
+        for s, batch in zip(range(start, config.steps), batches):
+            images = jax.device_put(batch, by_batch)
+            state, metrics = _train_step(state, vgg_params, objective, images, grams, hyper)
+            done = s + 1
+            pending.append((done, metrics))
+            last = done == config.steps
+            save = done % config.save_every == 0 or last
+            sample = (config.sample_every and done % config.sample_every == 0) or last
+            if done % LOG_EVERY == 0 or save or sample:
+                flush()
+            if save:
+                checkpoints.save(done, state, history)
+            if sample:
+                _save_samples(model_dir, done, state, objective.net, inputs, names)
+                plots.loss_curve(model_dir / "loss.png", history[:done], names)
+        flush()
+    finally:
+        if bar is not None:
+            bar.close()
+        checkpoints.close()
+    return TrainResult(model_dir, jax.device_get(state), history, names)

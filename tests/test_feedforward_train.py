@@ -1,0 +1,264 @@
+"""Training K feed-forward networks (tiny VGG, tiny network, 32 px): K together equal each alone,
+the held-out perceptual loss goes down, a run killed with SIGKILL and resumed ends bit-identical
+to an uninterrupted run, and the trained model stylises any size deterministically."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from nstjax import image, vgg
+from nstjax.cli import main
+from nstjax.feedforward import NetworkConfig, TrainConfig, apply, load_model, train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTENTS = ("chicago.jpg", "golden_gate.jpg", "hoovertowernight.jpg", "stata.jpg", "tubingen.jpg")
+STYLES = ("starry_night.jpg", "the_scream.jpg")
+SMALL_NET = NetworkConfig(width=4, residual_blocks=1)  # mechanics: few ops, quick to compile
+# vmap turns K networks' convolutions into one grouped convolution, whose XLA:CPU kernel rounds
+# differently from one network's plain convolution: outputs differ by ~1e-6 relative from the
+# first forward pass on (measured), so K-together vs alone is compared with a tolerance. (The
+# conv biases just before a normalisation get an exactly-zero gradient in exact arithmetic;
+# Adam turns their rounding noise into full-size steps, which change nothing downstream, so
+# those parameters are compared through the outputs rather than one by one.)
+# Over longer runs the training itself amplifies such differences (a 12-step run at this
+# learning rate was seen to drift apart by 1e-2 from step 6 on), so the comparison covers the
+# first HORIZON steps.
+RTOL, HORIZON = 1e-4, 4
+
+
+@pytest.fixture(scope="module")
+def content_dir(tmp_path_factory, images_dir):
+    folder = tmp_path_factory.mktemp("content")
+    for name in CONTENTS:  # different aspect ratios, longer side 48
+        image.save_image(folder / f"{Path(name).stem}.png", image.load_image(images_dir / name, 48))
+    return folder
+
+
+def _config(content_dir, images_dir, styles=STYLES, **overrides) -> TrainConfig:
+    fields = dict(
+        styles=tuple(str(images_dir / s) for s in styles),
+        content_dir=str(content_dir),
+        size=32,
+        steps=12,
+        batch_size=2,
+        learning_rate=(5e-3,),
+        style_weight=(0.01,),  # the tiny random VGG's terms on comparable scales
+        tv_weight=(0.1,),
+        holdout=1,
+        save_every=4,
+        sample_every=0,
+        network=SMALL_NET,
+    )
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+@pytest.fixture(scope="module")
+def together(tmp_path_factory, content_dir, images_dir, tiny_params):
+    out = tmp_path_factory.mktemp("together")
+    config = _config(content_dir, images_dir)
+    return config, train(config, out, vgg_params=tiny_params, progress=False)
+
+
+@pytest.fixture(scope="module")
+def held_out(content_dir):
+    return image.load_image(content_dir / "tubingen.png")  # the last by name: not trained on
+
+
+def _outputs(variables, config, images):
+    net = config.network.module()
+    return np.asarray(jax.vmap(lambda v: net.apply(v, images))(variables))
+
+
+def test_k_networks_together_equal_each_alone(
+    together, content_dir, images_dir, tiny_params, tmp_path, held_out
+):
+    config, result = together
+    assert result.names == ["starry_night", "the_scream"]
+    early = load_model(result.model_dir, HORIZON).variables  # the K=2 run's checkpoint
+    both = _outputs(early, config, held_out[None])
+    for k, style in enumerate(STYLES):
+        alone = train(
+            _config(content_dir, images_dir, styles=(style,), steps=HORIZON),
+            tmp_path / style,
+            vgg_params=tiny_params,
+            progress=False,
+        )
+        np.testing.assert_allclose(result.history[:HORIZON, k], alone.history[:, 0], rtol=RTOL)
+        one = _outputs({"params": alone.state.params}, config, held_out[None])
+        np.testing.assert_allclose(both[k], one[0], rtol=RTOL, atol=1e-5)
+        for path in (("ReflectConv_0", "Conv_0", "kernel"), ("Norm_0", "InstanceNorm_0", "scale")):
+            a, b = early["params"], alone.state.params
+            for key in path:
+                a, b = a[key], b[key]
+            np.testing.assert_allclose(a[k], b[0], rtol=RTOL, atol=1e-6)
+    # The two styles' networks are far apart compared with the tolerance.
+    assert np.max(np.abs(both[0] - both[1])) > 1e-2
+
+
+def _perceptual_loss(params, config, output, content, style):
+    """Content + style + TV loss of one image, in numpy from the VGG features."""
+    layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+    features = jax.jit(vgg.features, static_argnums=2)
+
+    def f(x):
+        return {k: np.asarray(v, np.float64) for k, v in features(params, x, layers).items()}
+
+    f_out, f_con, f_sty = f(output), f(content), f(style)
+
+    def gram(f):
+        h, w, c = f.shape
+        flat = f.reshape(h * w, c)
+        return flat.T @ flat / (h * w * c)
+
+    content_loss = np.mean([np.mean((f_out[n] - f_con[n]) ** 2) for n in config.content_layers])
+    style_loss = np.mean(
+        [np.mean((gram(f_out[n]) - gram(f_sty[n])) ** 2) for n in config.style_layers]
+    )
+    px = np.asarray(output, np.float64) * 255
+    tv = (np.sum(np.diff(px, axis=0) ** 2) + np.sum(np.diff(px, axis=1) ** 2)) / (
+        px.shape[0] * px.shape[1]
+    )
+    weights = config.content_weight[0], config.style_weight[0], config.tv_weight[0]
+    return weights[0] * content_loss + weights[1] * style_loss + weights[2] * tv
+
+
+def test_training_lowers_the_held_out_loss(together, tiny_params, held_out, images_dir):
+    config, result = together
+    net = config.network.module()
+    untrained = jax.jit(net.init)(jax.random.key(1, impl="rbg"), held_out[None])
+    model = load_model(result.model_dir)
+    (trained,) = apply(model, [held_out])
+    for k, style_name in enumerate(STYLES):
+        style = image.load_image(images_dir / style_name, config.size)
+        before = np.asarray(jax.jit(net.apply)(untrained, held_out[None]))[0]
+        loss_before = _perceptual_loss(tiny_params, config, before, held_out, style)
+        loss_after = _perceptual_loss(tiny_params, config, trained[k], held_out, style)
+        assert loss_after < 0.5 * loss_before, (k, loss_before, loss_after)
+
+
+def test_model_folder_holds_config_checkpoints_and_curve(together):
+    config, result = together
+    folder = result.model_dir
+    assert (folder / "config.json").is_file() and (folder / "loss.png").is_file()
+    assert sorted(int(p.name) for p in (folder / "checkpoints").iterdir()) == [4, 8, 12]
+    samples = sorted(p.name for p in (folder / "samples" / "000012").iterdir())
+    assert samples == ["tubingen__starry_night.png", "tubingen__the_scream.png"]
+    assert np.all(np.isfinite(result.history))
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time, jax
+    sys.path.insert(0, {tests!r})
+    import test_feedforward_train as t
+    from pathlib import Path
+    from nstjax import vgg
+
+    def on_step(done, metrics):
+        print("step", done, flush=True)
+        if done == 8:  # steps 5-8 done, not saved yet: wait here to be killed
+            print("waiting", flush=True)
+            time.sleep(600)
+
+    config = t._config(Path({content!r}), Path({images!r}))
+    t.train(config, {out!r}, vgg_params=vgg.init_params(jax.random.key(0)), progress=False,
+            on_step=on_step)
+    """
+)
+
+
+def test_resume_after_sigkill_equals_uninterrupted(
+    together, content_dir, images_dir, tiny_params, tmp_path
+):
+    config, uninterrupted = together
+    out = tmp_path / "killed"
+    code = _CHILD.format(
+        tests=str(ROOT / "tests"), content=str(content_dir), images=str(images_dir), out=str(out)
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT
+    )
+    try:
+        for line in child.stdout:
+            if line.strip() == "waiting":
+                break
+        else:
+            pytest.fail(f"the training subprocess ended early (status {child.wait()})")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["4"]
+    resumed = train(config, out, vgg_params=tiny_params, progress=False)
+    for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(uninterrupted.state)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(resumed.history, uninterrupted.history)
+
+
+def test_apply_is_deterministic_at_odd_sizes(together):
+    _, result = together
+    model = load_model(result.model_dir)
+    rng = np.random.default_rng(0)
+    odd = rng.random((13, 19, 3), np.float32)
+    other = rng.random((13, 19, 3), np.float32)
+    first = apply(model, [odd, other], batch_size=2)
+    again = apply(model, [odd, other], batch_size=2)
+    assert [o.shape for o in first] == [(2, 13, 19, 3), (2, 13, 19, 3)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert np.max(np.abs(first[0] - first[1])) > 1e-3  # the outputs depend on the input
+    alone = apply(model, [odd], batch_size=1)[0]
+    np.testing.assert_allclose(alone, first[0], rtol=1e-5, atol=1e-6)  # without its neighbour
+    assert all(np.all((o >= 0) & (o <= 1)) for o in first)
+
+
+def test_cli_apply_writes_one_file_per_content_and_network(together, content_dir, tmp_path):
+    _, result = together
+    out = tmp_path / "styled"
+    status = main(
+        [
+            "apply",
+            "--model",
+            str(result.model_dir),
+            "--content",
+            str(content_dir / "stata.png"),
+            str(content_dir / "tubingen.png"),
+            "--output",
+            str(out),
+        ]
+    )
+    assert status == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        f"{c}__{s}.png" for c in ("stata", "tubingen") for s in ("starry_night", "the_scream")
+    ]
+    written = image.load_image(out / "tubingen__the_scream.png")
+    assert written.shape == image.load_image(content_dir / "tubingen.png").shape
+
+
+def test_batch_norm_and_transposed_convolutions_train(
+    content_dir, images_dir, tiny_params, tmp_path
+):
+    net = NetworkConfig(norm="batch", upsample="transpose", width=2, residual_blocks=0)
+    config = _config(
+        content_dir, images_dir, styles=STYLES[:1], steps=2, size=16, style_size=32, network=net
+    )
+    result = train(config, tmp_path / "bn", vgg_params=tiny_params, progress=False)
+    stats = result.state.batch_stats["Norm_0"]["BatchNorm_0"]
+    assert not np.allclose(stats["mean"], 0) and not np.allclose(stats["var"], 1)
+    model = load_model(tmp_path / "bn")
+    np.testing.assert_array_equal(
+        model.variables["batch_stats"]["Norm_0"]["BatchNorm_0"]["mean"], stats["mean"]
+    )
+    (out,) = apply(model, [np.full((9, 11, 3), 0.5, np.float32)])
+    assert out.shape == (1, 9, 11, 3) and np.all(np.isfinite(out))
