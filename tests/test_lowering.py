@@ -37,11 +37,16 @@ ALLOWED_CUSTOM_CALLS = frozenset(
         # Memory-kind placement (host offloading of remat residuals); handled by the GPU and TPU
         # compilers themselves.
         "annotate_device_placement",
+        # The symmetric eigensolver of jnp.linalg.eigh (the Gaussian W2 style loss's matrix square
+        # roots): cuSOLVER's on cuda, the TPU compiler's own on tpu. Both are device kernels that
+        # jax.export lists with compatibility guarantees; neither calls back to the host.
+        "cusolver_syevd_ffi",
+        "Eigh",
     }
 )
 """Custom-call targets allowed in an accelerator program. All are in jax.export's list of
 targets with compatibility guarantees and are native to XLA's GPU and TPU compilers; anything
-else (a host callback, a CPU FFI handler, a vendor library call) fails the check."""
+else (a host callback, a CPU FFI handler, another library call) fails the check."""
 
 CPU_ONLY_CUSTOM_CALLS = frozenset({onednn.TARGET, onednn.BF16_TARGET, onednn.MATMUL_TARGET})
 """nstjax's own CPU FFI targets (oneDNN's convolutions and sgemm, registered for ``cpu`` only)."""
@@ -175,7 +180,7 @@ def test_train_step_lowers(params, name):
     exported = export_checked(engine.train_step, *args, program=program)
     pixels_out = exported.out_avals[0]  # State.pixels comes first in the flattened output
     assert pixels_out.shape == (RUNS, SIZE, SIZE, 3)
-    assert exported.out_avals[-1].shape == (RUNS, len(engine.METRICS))
+    assert exported.out_avals[-1].shape == (RUNS, len(engine.STEP_COLUMNS))
 
 
 @pytest.mark.parametrize("name", ["adam", "lbfgs"])
@@ -185,7 +190,7 @@ def test_train_chunk_lowers(params, name):
     exported = export_checked(
         engine.train_chunk, *args, spec((), jnp.int32), program=program, length=3
     )
-    assert exported.out_avals[-1].shape == (3, RUNS, len(engine.METRICS))
+    assert exported.out_avals[-1].shape == (3, RUNS, len(engine.STEP_COLUMNS))
     assert "stablehlo.while" in exported.mlir_module()  # the steps stay on the device
 
 
@@ -369,3 +374,51 @@ ENTRY %main (a: f32[4], b: f32[4]) -> (f32[4], f32[4]) {
             return hlo
 
     assert kernel_launches(Fake()) == 2  # the fusion and the cuDNN call
+
+
+# ----------------------------------------------------------------------------- later programs
+
+
+def test_the_style_loss_family_lowers(params):
+    """Every style loss in one program (a batch mixing them), built by the package's builder:
+    eigh (Gaussian W2), sorts (sliced Wasserstein, histogram), the MRF's chunked matching and the
+    per-step random directions all lower for cuda and tpu without a host call."""
+    import numpy as np
+
+    from nstjax.batch import build, plan
+    from nstjax.run import Options, Run
+
+    mix = "gram:1,mean_std:1,gaussian_w2:1,sliced_wasserstein:1,histogram:1,mrf:1"
+    runs = [Run(style_loss=mix, style_layers=("conv1_1", "conv2_1", "conv3_1")), Run()]
+    program = plan.program_for(runs, Options(), "xla")
+    assert set(program.style_losses) == {
+        "gram", "mean_std", "gaussian_w2", "sliced_wasserstein", "histogram", "mrf"
+    }  # fmt: skip
+    image = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    built = build.build(params, program, runs, [image], [image])
+    state = engine.init_state(program, jax.numpy.asarray(built.pixels))
+    export_checked(engine.train_step, params, state, built.hyper, built.targets, program=program)
+
+
+def test_the_feed_forward_training_step_lowers(params):
+    """K networks' training step (vmapped over the networks, nstjax.feedforward) and the
+    network's inference."""
+    from nstjax.feedforward import network, step
+
+    objective = step.Objective(network.TransformerNet(width=4, residual_blocks=1), ("conv2_1",),
+                               ("conv1_1", "conv2_1"))  # fmt: skip
+    k, batch = 2, 2
+    state = jax.eval_shape(
+        lambda: step.init_state(objective, jax.random.key(0), jnp.full((k,), 1e-3))
+    )
+    grams = {
+        n: spec((k, _channels(params, n), _channels(params, n))) for n in ("conv1_1", "conv2_1")
+    }
+    hyper = step.Hyper(*(spec((k,)) for _ in range(3)), spec((k, 16)), spec((k, 16)))
+    train = jax.jit(step.train_step, static_argnums=2)
+    exported = export_checked(train, state, params, objective, spec((batch, SIZE, SIZE, 3)),
+                              grams, hyper)  # fmt: skip
+    assert exported.out_avals[-1].shape == (k, len(step.METRICS))
+    one = jax.tree.map(lambda s: spec(s.shape[1:], s.dtype), state.params)
+    infer = jax.jit(lambda p, x: step.stylise({"params": p}, objective.net, x))
+    export_checked(infer, one, spec((1, 20, 28, 3)))
