@@ -447,3 +447,21 @@ def test_sweep_axis_and_config_field():
     cfg.sweep.axes = {"style_loss": ["gram", "bogus"]}
     (problem,) = expand.expand(cfg, ["c.png"], ["s.png"])[1]
     assert "unknown loss 'bogus'" in problem and "sliced_wasserstein" in problem
+
+
+def test_guided_mean_std_through_the_engine(tiny_params):
+    """Masks with a loss that supports them: one target per region, a finite loss."""
+    rng = np.random.default_rng(1)
+    contents = [rng.random((32, 32, 3)).astype(np.float32)]
+    styles = [rng.random((32, 32, 3)).astype(np.float32) for _ in range(2)]
+    left = np.zeros((32, 32), np.float32)
+    left[:, :16] = 1.0
+    run = Run(style={0: 1.0, 1: 1.0}, masks=[left, 1 - left], style_loss="gram:1,mean_std:1")
+    run = dataclasses.replace(run, **ENGINE_LAYERS)
+    program = plan.program_for([run], Options(), "xla")
+    assert program.guided and program.style_losses == ("gram", "mean_std")
+    built = build.build(tiny_params, program, [run], contents, styles)
+    mean = built.targets.family["mean_std"]["conv2_1"]["mean"]
+    assert mean.shape[:2] == (1, 2) and built.targets.masks["conv2_1"].shape[:2] == (1, 2)
+    terms = engine.evaluate(tiny_params, built.pixels, built.hyper, built.targets, program=program)
+    assert np.all(np.isfinite(np.asarray(terms))) and float(terms[0, 2]) > 0
