@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import kernels, losses, optim, style_losses, vgg
+from nstjax import losses, optim, style_mix, vgg
 from nstjax.architecture import LAYER_NAMES
 
 NUM_LAYERS = len(LAYER_NAMES)
@@ -142,47 +142,6 @@ class State(NamedTuple):
     evaluation: optim.Evaluation | None = None
 
 
-def _style_loss(program: Program, feats, hyper: Hyper, targets: Targets, step):
-    """The weighted sum of the program's style losses (the Gram loss on its own path, with the
-    kernel that goes with the convolution; the others through :mod:`nstjax.style_losses`)."""
-    names = program.style_losses
-    weights = hyper.style_loss_weights
-    masks = targets.masks if program.guided else None
-    norm = hyper.normalize_gradients
-    style = jnp.float32(0.0)
-    if "gram" in names:
-        scale = hyper.style_weight
-        weight = None if weights is None else weights[names.index("gram")]
-        gram = losses.weighted_style_loss(
-            feats,
-            targets.style,
-            hyper.style_layer_weights,
-            masks,
-            norm,
-            scale if weight is None else scale * weight,
-            product=kernels.gram_product(program.convolution),
-        )
-        style = gram if weight is None else weight * gram
-    others = tuple(n for n in names if n != "gram")
-    if others:
-        index = jnp.asarray([names.index(n) for n in others])
-        key = None
-        if hyper.style_key is not None:
-            key = jax.random.fold_in(jax.random.wrap_key_data(hyper.style_key), step)
-        style = style + style_losses.family_style_loss(
-            feats,
-            targets.family,
-            hyper.style_layer_weights,
-            jnp.ones(len(others)) if weights is None else weights[index],
-            key,
-            masks,
-            norm,
-            hyper.style_weight,
-            losses=others,
-        )
-    return style
-
-
 def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, step=0):
     """Total loss of ONE run and its terms ``(content, style, tv)``.
 
@@ -208,7 +167,7 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, s
     content = losses.weighted_content_loss(
         feats, targets.content, hyper.content_layer_weights, norm, hyper.content_weight
     )
-    style = _style_loss(program, feats, hyper, targets, step)
+    style = style_mix.program_style_loss(program, feats, hyper, targets, step)
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
     return total, jnp.stack([total, content, style, tv])

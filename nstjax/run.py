@@ -21,7 +21,8 @@ from nstjax.color import COLOR_MODES
 from nstjax.errors import NstjaxError
 from nstjax.init import DEFAULT_NOISE_SCALE, INIT_KINDS
 from nstjax.optim import OPTIMIZERS
-from nstjax.style_losses import STYLE_LOSSES, check_style_losses, parse_style_loss
+from nstjax.style_losses import STYLE_LOSSES
+from nstjax.style_mix import check_style_losses, parse_style_loss
 
 DEFAULT_SIZE = 512
 """Longer side of the output, pixels."""

@@ -5,8 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nstjax import kernels, losses, vgg
-from nstjax import style_losses as family
+from nstjax import kernels, losses, style_mix, vgg
 from nstjax.architecture import LAYER_NAMES
 
 
@@ -52,4 +51,4 @@ def style_representations(
     feats = vgg.features(
         params, image, layers, pooling, dtype=jnp.dtype(dtype), convolution=convolution
     )
-    return {name: family.targets_of(feats, (name,), ls)[name] for name, ls in style_losses}
+    return {name: style_mix.targets_of(feats, (name,), ls)[name] for name, ls in style_losses}

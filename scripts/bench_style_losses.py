@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import losses, style_losses, vgg
+from nstjax import losses, style_losses, style_mix, vgg
 from nstjax.architecture import LAYER_INDEX
 from nstjax.bench.report import machine_info
 
@@ -41,7 +41,7 @@ def make_step(name: str):
 
     def loss(params, pixels, content, targets, key):
         feats = vgg.features(params, pixels / 255.0, layers, "max")
-        style = style_losses.family_style_loss(
+        style = style_mix.family_style_loss(
             feats, {name: targets}, layer_weights, jnp.ones(1), key, losses=(name,)
         )
         return losses.content_loss(feats[CONTENT_LAYER], content) + 1e3 * style
@@ -58,8 +58,8 @@ def measure(params, size: int, runs: int, repeats: int) -> dict[str, float]:
     keys = jax.random.split(jax.random.key(0), runs)
     steps, args = {}, {}
     for name in style_losses.STYLE_LOSSES:
-        one = style_losses.targets_of(feats, (name,), LAYERS_OF.get(name, STYLE_LAYERS))[name]
-        stacked = {layer: style_losses.stack([r] * runs) for layer, r in one.items()}
+        one = style_mix.targets_of(feats, (name,), LAYERS_OF.get(name, STYLE_LAYERS))[name]
+        stacked = {layer: style_mix.stack([r] * runs) for layer, r in one.items()}
         args[name] = (params, pixels, content, stacked, keys)
         steps[name] = make_step(name)
         jax.block_until_ready(steps[name](*args[name]))  # compile

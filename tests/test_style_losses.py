@@ -19,6 +19,7 @@ from PIL import Image
 
 from nstjax import engine
 from nstjax import style_losses as sl
+from nstjax import style_mix as mix
 from nstjax.batch import build, plan
 from nstjax.errors import NstjaxError
 from nstjax.run import Options, Run, validate_run
@@ -281,7 +282,7 @@ def test_vmap_over_runs_equals_each_alone(name):
     loss = sl.STYLE_LOSSES[name]
     outs = [features(20 + r) for r in range(3)]
     styles = [features(30 + r, h=5 + r, w=6) for r in range(3)]  # point sets of different sizes
-    targets = sl.stack([loss.target(jnp.asarray(s)) for s in styles])
+    targets = mix.stack([loss.target(jnp.asarray(s)) for s in styles])
     keys = jax.random.split(KEY, 3)
     batched = jax.jit(jax.vmap(loss.score))(jnp.asarray(np.stack(outs)), targets, keys)
     one = jax.jit(loss.score)
@@ -301,11 +302,11 @@ def test_family_style_loss_is_the_weighted_sum():
     out = {n: features(50 + i, *shape) for i, (n, shape) in enumerate(layers.items())}
     sty = {n: features(60 + i, *shape) for i, (n, shape) in enumerate(layers.items())}
     names = ("mrf", "sliced_wasserstein", "gram")
-    targets = jax.jit(sl.targets_of, static_argnums=(1, 2))(sty, names, tuple(layers))
+    targets = jax.jit(mix.targets_of, static_argnums=(1, 2))(sty, names, tuple(layers))
     layer_weights = np.zeros(16, np.float32)
     layer_weights[[0, 4]] = [0.7, 1.9]
     loss_weights = np.array([0.5, 2.0, 3.0], np.float32)
-    family = jax.jit(functools.partial(sl.family_style_loss, losses=names))
+    family = jax.jit(functools.partial(mix.family_style_loss, losses=names))
     value = family(out, targets, layer_weights, loss_weights, KEY)
     expected = 0.0
     for lw, layer, position in ((0.7, "conv1_1", 0), (1.9, "conv3_1", 4)):
@@ -319,21 +320,21 @@ def test_family_style_loss_is_the_weighted_sum():
 
 def test_family_rejects_masks_for_losses_without_them():
     f = {"conv1_1": jnp.asarray(features(70))}
-    targets = sl.targets_of(f, ("histogram",), ("conv1_1",))
+    targets = mix.targets_of(f, ("histogram",), ("conv1_1",))
     masks = {"conv1_1": jnp.ones((1, 5, 6))}
     with pytest.raises(NstjaxError, match="histogram.*does not support masks"):
-        sl.family_style_loss(
+        mix.family_style_loss(
             f, targets, jnp.ones(16), jnp.ones(1), None, masks, losses=("histogram",)
         )
 
 
 def test_parse_style_loss():
-    assert sl.parse_style_loss("gram") == {"gram": 1.0}
-    assert sl.parse_style_loss(" gram:1, sliced_wasserstein:0.5") == {
+    assert mix.parse_style_loss("gram") == {"gram": 1.0}
+    assert mix.parse_style_loss(" gram:1, sliced_wasserstein:0.5") == {
         "gram": 1.0,
         "sliced_wasserstein": 0.5,
     }
-    assert sl.parse_style_loss({"mrf": 2}) == {"mrf": 2.0}
+    assert mix.parse_style_loss({"mrf": 2}) == {"mrf": 2.0}
 
 
 @pytest.mark.parametrize(
@@ -348,7 +349,7 @@ def test_parse_style_loss():
 )
 def test_parse_style_loss_errors(spec, message):
     with pytest.raises(NstjaxError, match=message):
-        sl.parse_style_loss(spec)
+        mix.parse_style_loss(spec)
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import color, engine, init, style_losses, targets
+from nstjax import color, engine, init, style_losses, style_mix, targets
 from nstjax.architecture import downsampling
 from nstjax.errors import NstjaxError
 from nstjax.image import long_side_shape, resize
@@ -142,11 +142,11 @@ def _family_targets(runs, program: engine.Program, found: dict, regions: int | N
                 if regions:
                     c = jax.tree.leaves(reps[0])[0].shape[-1]
                     empty = style_losses.STYLE_LOSSES[name].target(jnp.zeros((1, 1, c)))
-                    reps = style_losses.stack(reps + [empty] * (regions - len(reps)))
+                    reps = style_mix.stack(reps + [empty] * (regions - len(reps)))
                 else:
                     reps = reps[0]
                 per_run.append(reps)
-            out[name][layer] = style_losses.stack(per_run)
+            out[name][layer] = style_mix.stack(per_run)
     return out
 
 

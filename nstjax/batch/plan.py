@@ -19,7 +19,7 @@ from nstjax.architecture import LAYER_INDEX, LAYER_NAMES, downsampling
 from nstjax.batch import memory
 from nstjax.errors import NstjaxError
 from nstjax.run import STYLE_LOSS_NAMES, Options, Run, layer_weight_vector
-from nstjax.style_losses import check_style_losses
+from nstjax.style_mix import check_style_losses
 
 
 @dataclasses.dataclass(frozen=True)

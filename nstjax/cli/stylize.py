@@ -42,7 +42,7 @@ def _options(args) -> Options:
         raise NstjaxError(f"--size must be > 0, got {args.size}")
     if not args.style_scale > 0:
         raise NstjaxError(f"--style-scale must be > 0, got {args.style_scale}")
-    from nstjax.style_losses import parse_style_loss
+    from nstjax.style_mix import parse_style_loss
 
     parse_style_loss(args.style_loss, "--style-loss")
     options = Options(
