@@ -98,7 +98,8 @@ def _optimizer_arguments(p) -> None:
         choices=OPTIMIZERS,
         default=options.optimizer,
         help="optimiser: adam, lbfgs (fixed step, as neural-style), lbfgs_wolfe (strong-Wolfe line "
-        "search, as torch's LBFGS(line_search_fn='strong_wolfe'))",
+        "search, first trial step f/|g|^2), lbfgs_wolfe_torch (the same with torch's first step: "
+        "torch's LBFGS(line_search_fn='strong_wolfe'))",
     )
     lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
     p.add_argument("--lr", type=float, default=None, help=f"step size; by optimiser: {lrs}")
