@@ -36,7 +36,8 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
     "lbfgs_wolfe_torch": 1.0,
 }
 """The step size when a run gives none: Adam's in 0-255 pixel units; L-BFGS's step along its
-direction (1 is natural, as neural-style runs it; the line search's first trial step)."""
+direction (1 is natural, as neural-style runs it; the line search's trial step, scaled at a run's
+first step by the optimiser's first-step rule, :func:`nstjax.optim.lbfgs_wolfe`)."""
 
 LayerWeights = Sequence[str] | Mapping[str, float]
 
