@@ -189,7 +189,7 @@ def lbfgs_wolfe(
       ``f + t g.d`` reaches 0, the lower bound of a nonnegative loss (Polyak's step with
       ``f* = 0``; equivalently Nocedal & Wright's initial-step interpolation, *Numerical
       Optimization* 2nd ed. eq. 3.60, with the expected first decrease taken as ``f / 2``).
-      Invariant to the loss's scale and to the image size; where the loss is not positive,
+      Invariant to the loss's scale; where the loss is not positive,
       torch's rule.
     - ``"torch"``: ``min(1, 1 / |g|_1)``, torch's; a sum over pixels, so it shrinks with the
       image (about 1e-6 at 256 px, where the best step along ``-g`` is about 1, so torch's first
