@@ -151,24 +151,56 @@ class LineSearchOptimizer(NamedTuple):
     ]
 
 
+FIRST_STEPS = ("polyak", "torch")
+"""The first trial step rules of :func:`lbfgs_wolfe` (its docstring)."""
+
+
+def _first_trial_step(rule: str, value, grad, gtd, first, learning_rate):
+    """The line search's first trial step: ``learning_rate``, scaled at the run's first step."""
+    if rule == "torch":
+        scale = _first_step_scale(grad, first)
+    else:  # "polyak": where the linear model f + t g.d reaches 0, the nonnegative loss's bound
+        value = value.astype(gtd.dtype)
+        fallback = _first_step_scale(grad, True).astype(gtd.dtype)
+        usable = jnp.isfinite(value) & (value > 0) & (gtd < 0)
+        polyak = value / jnp.where(usable, -gtd, 1.0)
+        scale = jnp.where(first, jnp.where(usable, polyak, fallback), 1.0)
+    return (scale * learning_rate).astype(gtd.dtype)
+
+
 def lbfgs_wolfe(
     history: int = 20,
     c1: float = 1e-4,
     c2: float = 0.9,
     tolerance_change: float = 1e-9,
     max_line_search: int = 25,
+    first_step: str = "polyak",
 ) -> LineSearchOptimizer:
     """L-BFGS with a strong-Wolfe line search: one iteration of
-    ``torch.optim.LBFGS(line_search_fn="strong_wolfe")`` per step.
+    ``torch.optim.LBFGS(line_search_fn="strong_wolfe")`` per step, torch's first trial step or a
+    better-scaled one.
 
     The direction and memory are those of :func:`lbfgs`; the first trial step is
-    ``learning_rate`` (``min(1, 1 / |g|_1) * learning_rate`` at the first step) and
-    :func:`nstjax.linesearch.strong_wolfe` moves it until the strong Wolfe conditions hold. A step
-    costs the line search's evaluations (1 when the first trial is accepted, as it mostly is
-    once the memory has filled; at most ``max_line_search + 1``); the very first step of a run
-    costs one more, the evaluation at the starting point, made by the caller. When the direction
-    does not descend (``g . d > -tolerance_change``, at a stationary point) the step is zero and
-    makes no evaluation (torch stops there).
+    ``learning_rate`` (1 is natural: the quasi-Newton step), except at a run's first step, where
+    the direction is ``-g`` and carries no curvature scale, so the trial is scaled by
+    ``first_step``:
+
+    - ``"polyak"``: ``f / |g|^2`` (``-f / g.d``), the step at which the linear model
+      ``f + t g.d`` reaches 0, the lower bound of a nonnegative loss (Polyak's step with
+      ``f* = 0``; equivalently Nocedal & Wright's initial-step interpolation, *Numerical
+      Optimization* 2nd ed. eq. 3.60, with the expected first decrease taken as ``f / 2``).
+      Invariant to the loss's scale; where the loss is not positive,
+      torch's rule.
+    - ``"torch"``: ``min(1, 1 / |g|_1)``, torch's; a sum over pixels, so it shrinks with the
+      image (about 1e-6 at 256 px, where the best step along ``-g`` is about 1, so torch's first
+      search extrapolates for ~8 evaluations; docs/benchmarks.md).
+
+    :func:`nstjax.linesearch.strong_wolfe` then moves the trial until the strong Wolfe
+    conditions hold. A step costs the line search's evaluations (1 when the first trial is
+    accepted, as it mostly is once the memory has filled; at most ``max_line_search + 1``); the
+    very first step of a run costs one more, the evaluation at the starting point, made by the
+    caller. When the direction does not descend (``g . d > -tolerance_change``, at a stationary
+    point) the step is zero and makes no evaluation (torch stops there).
 
     Args:
         history: number of curvature pairs kept.
@@ -176,18 +208,21 @@ def lbfgs_wolfe(
         c2: curvature constant (torch's 0.9).
         tolerance_change: torch's ``tolerance_change``, as its line search uses it.
         max_line_search: torch's ``max_ls``.
+        first_step: the first trial step's rule, one of :data:`FIRST_STEPS`.
     """
+    if first_step not in FIRST_STEPS:
+        raise ValueError(f"first_step must be one of {FIRST_STEPS}, got {first_step!r}")
 
     def update(value_and_grad, evaluation, st, pixels, learning_rate, search=True):
         grad = evaluation.grad.astype(st.prev_grad.dtype)
         first = st.iteration == 0
         d, st = _lbfgs_direction(grad, st)
-        t = _first_step_scale(grad, first) * learning_rate
         gtd = vdot(grad, d)
+        t = _first_trial_step(first_step, evaluation.value, grad, gtd, first, learning_rate)
         found = strong_wolfe(
             value_and_grad,
             pixels,
-            t.astype(gtd.dtype),
+            t,
             d,
             evaluation,
             gtd,
@@ -204,16 +239,20 @@ def lbfgs_wolfe(
     return LineSearchOptimizer(lambda pixels: _lbfgs_init(pixels, history), update)
 
 
-OPTIMIZERS = ("adam", "lbfgs", "lbfgs_wolfe")
+OPTIMIZERS = ("adam", "lbfgs", "lbfgs_wolfe", "lbfgs_wolfe_torch")
 
 
 def make(name: str, lbfgs_history: int = 20) -> Optimizer | LineSearchOptimizer:
-    """The optimiser called ``name``: ``"adam"``, ``"lbfgs"`` (fixed step) or ``"lbfgs_wolfe"``
-    (strong-Wolfe line search, a :class:`LineSearchOptimizer`)."""
+    """The optimiser called ``name``: ``"adam"``, ``"lbfgs"`` (fixed step), ``"lbfgs_wolfe"``
+    (strong-Wolfe line search, first trial step ``"polyak"``) or ``"lbfgs_wolfe_torch"`` (the
+    same with torch's first trial step: torch's iterates); the last two are
+    :class:`LineSearchOptimizer` s."""
     if name == "adam":
         return adam()
     if name == "lbfgs":
         return lbfgs(lbfgs_history)
     if name == "lbfgs_wolfe":
-        return lbfgs_wolfe(lbfgs_history)
+        return lbfgs_wolfe(lbfgs_history, first_step="polyak")
+    if name == "lbfgs_wolfe_torch":
+        return lbfgs_wolfe(lbfgs_history, first_step="torch")
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")

@@ -36,9 +36,15 @@ INITS: tuple[str, ...] = INIT_KINDS  # ("content", "noise", "uniform", "style"):
 POOLINGS: tuple[str, ...] = ("max", "avg")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 LOOPS: tuple[str, ...] = ("python", "scan")
-DEFAULT_LEARNING_RATES: dict[str, float] = {"adam": 4.0, "lbfgs": 1.0, "lbfgs_wolfe": 1.0}
+DEFAULT_LEARNING_RATES: dict[str, float] = {
+    "adam": 4.0,
+    "lbfgs": 1.0,
+    "lbfgs_wolfe": 1.0,
+    "lbfgs_wolfe_torch": 1.0,
+}
 """The step size when a run gives none: Adam's in 0-255 pixel units; L-BFGS's step along its
-direction (1 is natural, as neural-style runs it; the line search's first trial step)."""
+direction (1 is natural, as neural-style runs it; the line search's trial step, scaled at a run's
+first step by the optimiser's first-step rule, :func:`nstjax.optim.lbfgs_wolfe`)."""
 
 LayerWeights = Sequence[str] | Mapping[str, float]
 

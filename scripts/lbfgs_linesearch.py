@@ -2,11 +2,14 @@
 
 The default stylisation (``nstjax.api.Run()``'s weights and layers, content initialisation, max
 pooling, 20 curvature pairs) of tubingen.jpg in the style of starry_night.jpg at 256 px, with the
-real VGG-19: one run of ``lbfgs`` (step 1, one evaluation per step) and one of ``lbfgs_wolfe``
-(first trial step 1, torch's strong-Wolfe line search), each its own compiled batch of one, run
-one after the other in this process. Writes ``lbfgs_linesearch.png`` (loss against evaluations)
-and ``lbfgs_linesearch.md`` (the loss at a few evaluation counts, the cost per step) to
-``--workdir``.
+real VGG-19: one run of ``lbfgs`` (step 1, one evaluation per step), one of ``lbfgs_wolfe``
+(strong-Wolfe line search, first trial step ``f / |g|^2``, then 1) and one of
+``lbfgs_wolfe_torch`` (the same line search with torch's first trial step ``1 / |g|_1``), each
+its own compiled batch of one, run one after the other in this process. Writes
+``lbfgs_linesearch.png`` (loss against evaluations) and ``lbfgs_linesearch.md`` (the loss at a
+few evaluation counts, the cost per step and per evaluation against the fixed step) to
+``--workdir``. ``--first-trials`` instead prints the loss and slope at candidate first trial steps
+along ``-g`` from the starting point (how the first-step rule was chosen).
 
 The loss after ``e`` evaluations is the lowest loss known after ``e`` evaluations: for the fixed
 step, step ``k``'s evaluation is the ``k + 1``-th, of the pixels after ``k`` steps; for the line
@@ -18,6 +21,7 @@ search, the evaluations of step ``k`` end at the pixels after ``k + 1`` steps.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -90,6 +94,39 @@ def best_within(curve, budget):
     return float(np.min(loss[used <= budget]))
 
 
+OPTIMISERS = ("lbfgs", "lbfgs_wolfe", "lbfgs_wolfe_torch")
+LABELS = {
+    "lbfgs": "L-BFGS, fixed step 1",
+    "lbfgs_wolfe": "L-BFGS, strong Wolfe, first trial f/(g.g)",
+    "lbfgs_wolfe_torch": "L-BFGS, strong Wolfe, first trial 1/sum(abs(g)) (torch)",
+}
+
+
+def first_trials(params, content, style, run) -> None:
+    """Prints the loss and slope along ``-g`` at the first trial step of each candidate rule."""
+    program = engine.Program(
+        content_layers=tuple(run.content_layers), style_layers=tuple(run.style_layers)
+    )
+    pixels, hyper, run_targets = batch(params, program, content, style, run)
+    one = jax.tree.map(lambda x: x[0], (hyper, run_targets))
+    value_and_grad = jax.jit(
+        jax.value_and_grad(lambda p: engine.run_loss(params, program, p, *one)[0])
+    )
+    f, g = value_and_grad(pixels[0])
+    f, g = float(f), np.asarray(g, np.float64)
+    l1, largest, squared = np.abs(g).sum(), np.abs(g).max(), (g**2).sum()
+    rules = {"torch 1/sum(abs(g))": 1 / l1, "f/(g.g)": f / squared, "2f/(g.g)": 2 * f / squared}
+    rules.update({f"{k}/max(abs(g))": k / largest for k in (1, 3, 10, 30, 100)})
+    rows = []
+    for rule, t in sorted(rules.items(), key=lambda item: item[1]):
+        f_t, g_t = value_and_grad(jnp.asarray(pixels[0] - t * g, jnp.float32))
+        slope = float(np.asarray(g_t, np.float64).ravel() @ g.ravel()) / squared
+        row = [rule, f"{t:.3g}", f"{t * largest:.3g}", f"{float(f_t) / f:.3f}", f"{slope:.3f}"]
+        rows.append(row)
+    header = ["rule", "t", "largest pixel change", "f(t) / f(0)", "g(t).g / g.g"]
+    print(_figures.markdown_table(header, rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=256)
@@ -98,12 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--style", type=Path, default=_figures.SHARED_IMAGES / "starry_night.jpg")
     p.add_argument("--weights", default=None, help="VGG-19 weights (default: $NSTJAX_WEIGHTS)")
     p.add_argument("--workdir", type=Path, default=Path("reproductions"))
+    p.add_argument("--first-trials", action="store_true", help="probe first trial steps only")
+    p.add_argument(
+        "--optimizers", nargs="+", choices=OPTIMISERS, default=list(OPTIMISERS), help="lbfgs first"
+    )
     args = p.parse_args(argv)
     params = _figures.load_params(args.weights)
     content, style = _figures.load(args.content, args.size), _figures.load(args.style, args.size)
     run = api.Run(learning_rate=1.0)  # the defaults; L-BFGS's natural step
     curves, seconds, outcomes = {}, {}, {}
-    for name in ("lbfgs", "lbfgs_wolfe"):
+    if args.first_trials:
+        first_trials(params, content, style, run)
+        return 0
+    for name in dict.fromkeys(["lbfgs", *args.optimizers]):
         program = engine.Program(
             content_layers=tuple(run.content_layers),
             style_layers=tuple(run.style_layers),
@@ -129,7 +173,7 @@ def write(args, curves, seconds, outcomes, shape) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    labels = {"lbfgs": "L-BFGS, fixed step 1", "lbfgs_wolfe": "L-BFGS, strong-Wolfe line search"}
+    labels = LABELS
     for name, (used, loss) in curves.items():
         keep = used <= args.evaluations
         ax.plot(used[keep], loss[keep], label=labels[name])
@@ -149,14 +193,17 @@ def write(args, curves, seconds, outcomes, shape) -> None:
         rows.append(
             [labels[name]]
             + [f"{best_within(curves[name], b):.4g}" for b in budgets]
-            + [f"{per_step:.2f} (max {int(evals[1:].max())})", f"{seconds[name]:.2f}"]
-            + [f"{seconds[name] / seconds['lbfgs']:.2f}"]
+            + [f"{int(evals[0])}", f"{per_step:.2f} (max {int(evals[1:].max())})"]
+            + [f"{seconds[name]:.2f}", f"{seconds[name] / seconds['lbfgs']:.2f}"]
+            + [f"{seconds[name] / per_step / seconds['lbfgs']:.2f}"]
         )
     header = ["optimiser", *(f"loss @ {b} evals" for b in budgets)]
-    header += ["evaluations per step (after step 0)", "s/step", "s/step vs fixed"]
+    header += ["evaluations at step 0", "evaluations per step (after step 0)", "s/step"]
+    header += ["s/step vs fixed", "s/evaluation vs fixed"]
     table = _figures.markdown_table(header, rows)
     machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, jax {jax.__version__}"
-    text = f"{table}\n\nmachine: {machine}, backend {jax.default_backend()}\n"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    text = f"{table}\n\nmachine: {machine}, backend {jax.default_backend()}, load {load}\n"
     (args.workdir / "lbfgs_linesearch.md").write_text(text)
     print(text)
 

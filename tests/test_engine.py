@@ -204,16 +204,20 @@ def test_a_non_finite_step_is_rejected(setup, bad, steps):
 # L-BFGS with a strong-Wolfe line search
 
 
-def test_line_search_in_the_engine_is_torchs_algorithm(setup):
-    """The engine's lbfgs_wolfe (cached evaluations, counts) against the numpy transcription of
-    torch's strong-Wolfe L-BFGS (tests/test_linesearch.py) on one run of the tiny VGG."""
+@pytest.mark.parametrize(
+    "optimizer, first_step", [("lbfgs_wolfe_torch", "torch"), ("lbfgs_wolfe", "polyak")]
+)
+def test_line_search_in_the_engine_is_torchs_algorithm(setup, optimizer, first_step):
+    """The engine's lbfgs_wolfe(_torch) (cached evaluations, counts) against the numpy
+    transcription of torch's strong-Wolfe L-BFGS (tests/test_linesearch.py; lbfgs_wolfe: with
+    its first trial step f / |g|^2) on one run of the tiny VGG."""
     from test_linesearch import np_lbfgs_wolfe
 
     params, _, contents, styles = setup
     program = engine.Program(
         content_layers=CONTENT_LAYERS,
         style_layers=STYLE_LAYERS,
-        optimizer="lbfgs_wolfe",
+        optimizer=optimizer,
         lbfgs_history=3,
     )
     pixels, hyper, targets = _batch(params, RUNS[1:2], program, contents, styles)
@@ -225,7 +229,8 @@ def test_line_search_in_the_engine_is_torchs_algorithm(setup):
         value, grad = grad_fn(jnp.asarray(x.reshape(pixels.shape[1:]), jnp.float32))
         return float(value), np.asarray(grad, np.float64).ravel()
 
-    want, want_evals = np_lbfgs_wolfe(obj, np.asarray(pixels[0], np.float64).ravel(), 5, 3, 1.0)
+    x0 = np.asarray(pixels[0], np.float64).ravel()
+    want, want_evals = np_lbfgs_wolfe(obj, x0, 5, 3, 1.0, first_step)
     assert out.evaluations[:, 0].tolist() == [1 + want_evals[0], *want_evals[1:]]
     np.testing.assert_allclose(out.pixels[0].ravel(), want[-1], rtol=0, atol=0.05)
     assert np.abs(want[-1] - np.asarray(pixels[0]).ravel()).max() > 10  # it did move

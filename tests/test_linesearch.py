@@ -9,6 +9,10 @@ Two references:
   ``max_ls=25``; torch's stopping tests are left out: nstjax runs a fixed number of steps). It
   always runs, and is itself checked against torch where torch is installed.
 - torch itself (the optional ``torch`` extra), skipped when it is not installed.
+
+nstjax's default first trial step (``first_step="polyak"``, ``f / |g|^2``) is not torch's: the
+transcription takes it as an option (the one line that differs), and it is also checked against
+first steps derived by hand.
 """
 
 import jax
@@ -121,8 +125,17 @@ def np_strong_wolfe(obj, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1
     return bf[low], bg[low], bracket[low], evals
 
 
-def np_lbfgs_wolfe(obj, x0, steps, history, lr):
-    """Iterates and line-search evaluations per step of torch's strong-Wolfe L-BFGS."""
+def np_first_trial(first_step, f, g, lr):
+    """The first step's trial step: torch's ``min(1, 1 / |g|_1)``, or ``f / |g|^2`` when the
+    loss is positive (the direction is ``-g``), each times ``lr``."""
+    if first_step == "polyak" and f > 0:
+        return f / (g @ g) * lr
+    return min(1.0, 1.0 / np.abs(g).sum()) * lr
+
+
+def np_lbfgs_wolfe(obj, x0, steps, history, lr, first_step="torch"):
+    """Iterates and line-search evaluations per step of torch's strong-Wolfe L-BFGS (with
+    ``first_step="polyak"``, its first trial step replaced as in nstjax's default)."""
     x = np.asarray(x0, np.float64)
     f, g = obj(x)
     old_dirs, old_stps, ro, h_diag = [], [], [], 1.0
@@ -150,7 +163,7 @@ def np_lbfgs_wolfe(obj, x0, steps, history, lr):
                 r = r + (al[i] - be_i) * old_stps[i]
             d = r
         prev_g = g
-        t = min(1.0, 1.0 / np.abs(g).sum()) * lr if k == 0 else lr
+        t = np_first_trial(first_step, f, g, lr) if k == 0 else lr
         gtd = g @ d
         if gtd > -1e-9:  # torch stops: no descent
             t, evals = 0.0, 0
@@ -186,9 +199,9 @@ def quadratic(seed=0, dim=6, condition=30.0):
     return a, b, rng.normal(size=dim)
 
 
-def jax_lbfgs_wolfe(loss, x0, steps, history, lr):
+def jax_lbfgs_wolfe(loss, x0, steps, history, lr, first_step="torch"):
     """Iterates and evaluations per step of nstjax's lbfgs_wolfe (float64, one jitted step)."""
-    opt = optim.lbfgs_wolfe(history)
+    opt = optim.lbfgs_wolfe(history, first_step=first_step)
 
     def value_and_grad(x):
         value, grad = jax.value_and_grad(loss)(x)
@@ -237,6 +250,44 @@ def test_lbfgs_wolfe_matches_torchs_algorithm_on_a_quadratic_with_a_wrapping_his
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     solution = np.linalg.solve(a, b)
     assert np.abs(got[-1] - solution).max() < 1e-3 < np.abs(x0 - solution).max()
+
+
+@pytest.mark.parametrize("x0, learning_rate", ROSENBROCK_CASES)
+def test_polyak_first_step_matches_the_transcription_on_rosenbrock(x0, learning_rate):
+    want, want_evals = np_lbfgs_wolfe(np_rosenbrock, x0, 30, 5, learning_rate, "polyak")
+    with jax.enable_x64(True):
+        got, got_evals = jax_lbfgs_wolfe(rosenbrock, x0, 30, 5, learning_rate, "polyak")
+    assert got_evals == want_evals
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)  # measured <= 1.2e-8 (lr 1e3)
+    torch_rule = np_lbfgs_wolfe(np_rosenbrock, x0, 30, 5, learning_rate)[0]
+    assert np.abs(torch_rule[0] - want[0]).max() > 1e-3  # the rules differ
+
+
+def test_polyak_first_step_by_hand_on_a_quadratic():
+    # f = (x1^2 + 4 x2^2) / 2 from (2, 1): f = 4, g = (2, 4), |g|^2 = 20, so t = 4 / 20 = 0.2 and
+    # the trial is (1.6, 0.2): f = 1.36 (sufficient decrease) and g . d = -(1.6 * 2 + 0.8 * 4)
+    # = -6.4, |-6.4| <= 0.9 * 20 (curvature): accepted, one evaluation. torch's rule would try
+    # t = min(1, 1 / 6) instead.
+    loss = lambda x: 0.5 * (x[0] ** 2 + 4 * x[1] ** 2)
+    with jax.enable_x64(True):
+        got, evals = jax_lbfgs_wolfe(loss, np.array([2.0, 1.0]), 1, 3, 1.0, "polyak")
+        np.testing.assert_allclose(got[0], [1.6, 0.2], rtol=0, atol=1e-12)
+        assert evals == [1]
+        # The learning rate scales it: lr 2.5 tries t = 0.5, the point (1, -1): f = 2.5 < 4 and
+        # g . d = (1, -4) . (-2, -4) = 14, |14| <= 18: accepted as well, one evaluation.
+        got, evals = jax_lbfgs_wolfe(loss, np.array([2.0, 1.0]), 1, 3, 2.5, "polyak")
+        np.testing.assert_allclose(got[0], [1.0, -1.0], rtol=0, atol=1e-12)
+        assert evals == [1]
+
+
+def test_polyak_first_step_falls_back_to_torchs_where_the_loss_is_not_positive():
+    # f = |x|^2 / 2 - 100 from (3, -4): f < 0, so torch's t = min(1, 1 / 7); accepted
+    # (g . d = -25 * 6 / 7, |.| <= 0.9 * 25), the point is (3, -4) * 6 / 7.
+    loss = lambda x: 0.5 * jnp.sum(x**2) - 100.0
+    with jax.enable_x64(True):
+        got, evals = jax_lbfgs_wolfe(loss, np.array([3.0, -4.0]), 1, 3, 1.0, "polyak")
+    np.testing.assert_allclose(got[0], [18 / 7, -24 / 7], rtol=0, atol=1e-12)
+    assert evals == [1]
 
 
 def torch_lbfgs_wolfe(torch, loss, x0, steps, history, lr):
@@ -365,8 +416,24 @@ def test_under_vmap_a_run_needing_more_evaluations_changes_nothing_in_the_others
         np.testing.assert_array_equal(np.asarray(n_second[r]), np.asarray(alone_n))
 
 
-def test_make_returns_the_line_search_optimiser():
-    opt = optim.make("lbfgs_wolfe", lbfgs_history=7)
-    assert isinstance(opt, optim.LineSearchOptimizer)
-    assert opt.init(jnp.zeros((2, 3))).s.shape == (7, 2, 3)
+def test_make_returns_the_line_search_optimisers_with_their_first_steps():
+    for name in ("lbfgs_wolfe", "lbfgs_wolfe_torch"):
+        opt = optim.make(name, lbfgs_history=7)
+        assert isinstance(opt, optim.LineSearchOptimizer)
+        assert opt.init(jnp.zeros((2, 3))).s.shape == (7, 2, 3)
     assert not isinstance(optim.make("lbfgs"), optim.LineSearchOptimizer)
+    # First step from (2, 1) on (x1^2 + 4 x2^2) / 2 (by hand, above): polyak t = 0.2, torch 1/6
+    x = jnp.array([2.0, 1.0])
+
+    def value_and_grad(x):
+        return linesearch.Evaluation(0.5 * (x[0] ** 2 + 4 * x[1] ** 2), None, x * jnp.array([1, 4]))
+
+    for name, t in (("lbfgs_wolfe", 0.2), ("lbfgs_wolfe_torch", 1 / 6)):
+        opt = optim.make(name)
+        new = opt.update(value_and_grad, value_and_grad(x), opt.init(x), x, jnp.float32(1.0))[0]
+        np.testing.assert_allclose(np.asarray(new), [2 - 2 * t, 1 - 4 * t], rtol=1e-6)
+
+
+def test_an_unknown_first_step_rule_is_refused():
+    with pytest.raises(ValueError, match="first_step"):
+        optim.lbfgs_wolfe(first_step="newton")

@@ -144,7 +144,9 @@ def test_bad_values_are_listed(base):
         prepare(base)
     message = str(info.value)
     assert "style-weight must be finite and >= 0, got -1.0" in message
-    assert "optimizer must be one of adam, lbfgs, lbfgs_wolfe, got 'sgd'" in message
+    assert (
+        "optimizer must be one of adam, lbfgs, lbfgs_wolfe, lbfgs_wolfe_torch, got 'sgd'" in message
+    )
     assert "unknown layer name(s) 'conv9_9'" in message
 
 

@@ -77,7 +77,7 @@ def run_bytes(
         activations = ACTIVATION_FACTOR * sum(map(sum, blocks.values())) * itemsize
     else:
         activations = ACCELERATOR_BYTES_PER_ELEMENT[dtype] * sum(map(sum, blocks.values()))
-    slots = 2 + (2 * lbfgs_history + 2 if optimizer == "lbfgs" else 2)
+    slots = 2 + (2 * lbfgs_history + 2 if optimizer.startswith("lbfgs") else 2)
     return int(activations + slots * height * width * 3 * 4)
 
 

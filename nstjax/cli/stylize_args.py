@@ -107,7 +107,8 @@ def _optimizer_arguments(p) -> None:
         "--optimizer",
         choices=OPTIMIZERS,
         help="adam, lbfgs (fixed step, as neural-style), lbfgs_wolfe (strong-Wolfe line search, "
-        f"as torch's LBFGS(line_search_fn='strong_wolfe')) (preset; {options.optimizer})",
+        "first trial step f/|g|^2), lbfgs_wolfe_torch (the same with torch's first step: torch's "
+        f"LBFGS(line_search_fn='strong_wolfe')) (preset; {options.optimizer})",
     )
     lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
     p.add_argument("--lr", type=float, help=f"step size (preset; by optimiser: {lrs})")

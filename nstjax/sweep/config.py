@@ -14,7 +14,7 @@ files start from it and change a few fields::
     loss.style_layers, loss.normalize_gradients
     loss.style_loss            a style loss or a weighted mix, "gram:1,sliced_wasserstein:0.5"
                                (nstjax.style_losses.STYLE_LOSSES)
-    optim.optimizer            "adam" | "lbfgs" (fixed step) | "lbfgs_wolfe" (strong-Wolfe line search)
+    optim.optimizer            "adam" | "lbfgs" (fixed step) | "lbfgs_wolfe" | "lbfgs_wolfe_torch" (line search)
     optim.steps, optim.learning_rate (None: the optimiser's default), optim.lbfgs_history
     optim.loss_tolerance, optim.grad_tolerance   per-run convergence stops (0: off)
     init                       "content" | "noise" | "uniform" | "style" | an image file
