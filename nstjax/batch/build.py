@@ -57,27 +57,37 @@ def _style_key(run: Run, style: Any) -> tuple:
     return (style, run.style_scale, run.content if run.colors == "histogram" else None)
 
 
-def _style_grams(params, program: engine.Program, runs, contents, styles) -> dict:
-    """Grams by layer for every distinct style image as the runs see it."""
-    grams = {}
-    if "gram" not in program.style_losses:
-        return grams
+def _per_style_image(runs, contents, styles, compute) -> dict:
+    """``compute(image)`` once for every distinct style image as the runs see it (its scale, and
+    for histogram matching its content), by :func:`_style_key`."""
+    found = {}
     for r in runs:
         for s in r.style_blend():
             key = _style_key(r, s)
-            if key in grams:
-                continue
-            grams[key] = {}
-            if program.style_layers:  # a pure content reconstruction needs no Grams
-                grams[key] = targets.style_grams(
-                    params,
-                    style_image(r, styles[s], contents[r.content]),
-                    layers=program.style_layers,
-                    pooling=program.pooling,
-                    dtype=program.dtype,
-                    convolution=program.convolution,
-                )
-    return grams
+            if key not in found:
+                found[key] = compute(style_image(r, styles[s], contents[r.content]))
+    return found
+
+
+def _style_grams(params, program: engine.Program, runs, contents, styles) -> dict:
+    """Grams by layer for every distinct style image as the runs see it."""
+    if "gram" not in program.style_losses:
+        return {}
+    if not program.style_layers:  # a pure content reconstruction needs no Grams
+        return _per_style_image(runs, contents, styles, lambda image: {})
+    return _per_style_image(
+        runs,
+        contents,
+        styles,
+        lambda image: targets.style_grams(
+            params,
+            image,
+            layers=program.style_layers,
+            pooling=program.pooling,
+            dtype=program.dtype,
+            convolution=program.convolution,
+        ),
+    )
 
 
 def _family_of(program: engine.Program) -> tuple[str, ...]:
@@ -103,23 +113,23 @@ def _check_patch_sizes(program: engine.Program, style: tuple, output: tuple) -> 
 def _style_family(params, program: engine.Program, runs, contents, styles) -> dict:
     """The other style losses' targets (loss -> layer -> representation) for every distinct style
     image as the runs see it."""
-    names, found = _family_of(program), {}
+    names = _family_of(program)
     if not names or not program.style_layers:
-        return found
+        return {}
     pairs = tuple((n, program.layers_of(n)) for n in names)
-    for r in runs:
-        for s in r.style_blend():
-            key = _style_key(r, s)
-            if key not in found:
-                found[key] = targets.style_representations(
-                    params,
-                    style_image(r, styles[s], contents[r.content]),
-                    pooling=program.pooling,
-                    dtype=program.dtype,
-                    convolution=program.convolution,
-                    style_losses=pairs,
-                )
-    return found
+    return _per_style_image(
+        runs,
+        contents,
+        styles,
+        lambda image: targets.style_representations(
+            params,
+            image,
+            pooling=program.pooling,
+            dtype=program.dtype,
+            convolution=program.convolution,
+            style_losses=pairs,
+        ),
+    )
 
 
 def _family_targets(runs, program: engine.Program, found: dict, regions: int | None) -> dict:
