@@ -34,6 +34,7 @@ class Result:
         key: the handle the caller planned the run with (:class:`nstjax.batch.Item`).
         converged_at: step at which the run met its loss or gradient tolerance, else None.
         evaluations: loss/gradient evaluations the run made (a line search makes several a step).
+        step_evaluations: ``[steps]`` the evaluations of each step (0 after the run stopped).
     """
 
     run: Run
@@ -44,6 +45,7 @@ class Result:
     key: Hashable = None
     converged_at: int | None = None
     evaluations: int = 0
+    step_evaluations: np.ndarray | None = None
 
 
 class Observer:
@@ -187,6 +189,7 @@ def run_batch(
                 key=item.key,
                 converged_at=step(outcome.converged_at),
                 evaluations=int(outcome.evaluations[:, j].sum()),
+                step_evaluations=outcome.evaluations[:, j],
             )
         )
     observer.batch_finished(batch, results)
