@@ -205,12 +205,13 @@ def test_a_non_finite_step_is_rejected(setup, bad, steps):
 
 
 @pytest.mark.parametrize(
-    "optimizer, first_step", [("lbfgs_wolfe_torch", "torch"), ("lbfgs_wolfe", "polyak")]
+    "optimizer, first_step, c2",
+    [("lbfgs_wolfe_torch", "torch", 0.9), ("lbfgs_wolfe", "polyak", 0.99)],
 )
-def test_line_search_in_the_engine_is_torchs_algorithm(setup, optimizer, first_step):
+def test_line_search_in_the_engine_is_torchs_algorithm(setup, optimizer, first_step, c2):
     """The engine's lbfgs_wolfe(_torch) (cached evaluations, counts) against the numpy
     transcription of torch's strong-Wolfe L-BFGS (tests/test_linesearch.py; lbfgs_wolfe: with
-    its first trial step f / |g|^2) on one run of the tiny VGG."""
+    its first trial step f / |g|^2 and curvature constant 0.99) on one run of the tiny VGG."""
     from test_linesearch import np_lbfgs_wolfe
 
     params, _, contents, styles = setup
@@ -230,7 +231,7 @@ def test_line_search_in_the_engine_is_torchs_algorithm(setup, optimizer, first_s
         return float(value), np.asarray(grad, np.float64).ravel()
 
     x0 = np.asarray(pixels[0], np.float64).ravel()
-    want, want_evals = np_lbfgs_wolfe(obj, x0, 5, 3, 1.0, first_step)
+    want, want_evals = np_lbfgs_wolfe(obj, x0, 5, 3, 1.0, first_step, c2)
     assert out.evaluations[:, 0].tolist() == [1 + want_evals[0], *want_evals[1:]]
     np.testing.assert_allclose(out.pixels[0].ravel(), want[-1], rtol=0, atol=0.05)
     assert np.abs(want[-1] - np.asarray(pixels[0]).ravel()).max() > 10  # it did move

@@ -133,9 +133,10 @@ def np_first_trial(first_step, f, g, lr):
     return min(1.0, 1.0 / np.abs(g).sum()) * lr
 
 
-def np_lbfgs_wolfe(obj, x0, steps, history, lr, first_step="torch"):
+def np_lbfgs_wolfe(obj, x0, steps, history, lr, first_step="torch", c2=0.9):
     """Iterates and line-search evaluations per step of torch's strong-Wolfe L-BFGS (with
-    ``first_step="polyak"``, its first trial step replaced as in nstjax's default)."""
+    ``first_step="polyak"``, its first trial step replaced as in nstjax's default; ``c2`` the
+    curvature constant, torch's 0.9)."""
     x = np.asarray(x0, np.float64)
     f, g = obj(x)
     old_dirs, old_stps, ro, h_diag = [], [], [], 1.0
@@ -168,7 +169,7 @@ def np_lbfgs_wolfe(obj, x0, steps, history, lr, first_step="torch"):
         if gtd > -1e-9:  # torch stops: no descent
             t, evals = 0.0, 0
         else:
-            f, g, t, evals = np_strong_wolfe(obj, x, t, d, f, g, gtd)
+            f, g, t, evals = np_strong_wolfe(obj, x, t, d, f, g, gtd, c2=c2)
         x = x + t * d
         iterates.append(x)
         evaluations.append(evals)
@@ -432,6 +433,22 @@ def test_make_returns_the_line_search_optimisers_with_their_first_steps():
         opt = optim.make(name)
         new = opt.update(value_and_grad, value_and_grad(x), opt.init(x), x, jnp.float32(1.0))[0]
         np.testing.assert_allclose(np.asarray(new), [2 - 2 * t, 1 - 4 * t], rtol=1e-6)
+
+
+def test_lbfgs_wolfe_accepts_a_step_whose_slope_torchs_curvature_constant_rejects():
+    """On f = x^2 / 2 from x = 1 along -g a step t leaves the slope ratio g(t).d / g.d = 1 - t.
+    At t = 0.05 (ratio 0.95) torch's c2 = 0.9 rejects the step and extrapolates; lbfgs_wolfe's
+    c2 = 0.99 accepts it with one evaluation."""
+    x = jnp.array([1.0])
+
+    def value_and_grad(x):
+        return linesearch.Evaluation(0.5 * jnp.sum(x**2), None, x)
+
+    # first trial steps at this point: polyak f/|g|^2 = 0.5 and torch min(1, 1/|g|_1) = 1
+    for name, lr, evaluations in (("lbfgs_wolfe", 0.1, 1), ("lbfgs_wolfe_torch", 0.05, 2)):
+        opt = optim.make(name)
+        *_, n = opt.update(value_and_grad, value_and_grad(x), opt.init(x), x, jnp.float32(lr))
+        assert int(n) == evaluations, name
 
 
 def test_an_unknown_first_step_rule_is_refused():
