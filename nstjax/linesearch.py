@@ -53,9 +53,19 @@ def vdot(a: jax.Array, b: jax.Array) -> jax.Array:
 def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     """Minimiser of the cubic through ``(x1, f1, g1)`` and ``(x2, f2, g2)``, clipped to
     ``bounds`` (default: the interval between ``x1`` and ``x2``); their midpoint when the cubic
-    has no real minimiser. torch's ``_cubic_interpolate``."""
+    has no real minimiser. torch's ``_cubic_interpolate``, with two safeguards torch lacks.
+
+    The minimiser does not change when ``f`` and ``g`` are scaled by one constant, so they are
+    divided by the largest slope first: torch squares the raw derivatives, which overflows
+    float32 on losses of ~1e13 (the paper's sums; their slopes along a step reach 1e23). And a
+    result that is not finite (a non-finite value at either end) falls back to the midpoint.
+    """
     lo, hi = bounds if bounds is not None else (jnp.minimum(x1, x2), jnp.maximum(x1, x2))
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    secant = (f1 - f2) / (x1 - x2)
+    scale = jnp.maximum(jnp.maximum(jnp.abs(g1), jnp.abs(g2)), jnp.abs(secant))
+    scale = jnp.where(jnp.isfinite(scale) & (scale > 0), scale, 1.0)
+    g1, g2, secant = g1 / scale, g2 / scale, secant / scale
+    d1 = g1 + g2 - 3 * secant
     d2_square = d1**2 - g1 * g2
     d2 = jnp.sqrt(jnp.maximum(d2_square, 0.0))
     min_pos = jnp.where(
@@ -63,7 +73,15 @@ def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
         x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2)),
         x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2)),
     )
-    return jnp.where(d2_square >= 0, jnp.minimum(jnp.maximum(min_pos, lo), hi), (lo + hi) / 2.0)
+    midpoint = (lo + hi) / 2.0
+    found = jnp.where(d2_square >= 0, jnp.minimum(jnp.maximum(min_pos, lo), hi), midpoint)
+    return jnp.where(jnp.isfinite(found), found, midpoint)
+
+
+def _lower(values: jax.Array) -> jax.Array:
+    """The index (0 or 1) of the lower of two losses, a non-finite one counting as higher."""
+    first = jnp.isfinite(values[0]) & ~(values[1] < values[0])  # ties: 0, as torch
+    return jnp.where(first, 0, 1).astype(jnp.int32)
 
 
 class _Carry(NamedTuple):
@@ -149,7 +167,7 @@ def strong_wolfe(
         bt = jnp.where(maxed, jnp.stack([zero, t_new]), jnp.stack([c.t_prev, t_new]))
         b = _where(maxed, _pair(current, new), _pair(c.prev, new))
         bgtd = jnp.where(maxed, jnp.stack([gtd, gtd_new]), jnp.stack([c.gtd_prev, gtd_new]))
-        low = jnp.where(b.value[0] <= b.value[1], 0, 1).astype(jnp.int32)
+        low = _lower(b.value)
         bt = jnp.where(wolfe, jnp.stack([t_new, t_new]), bt)
         b = _where(wolfe, _pair(new, new), b)
         low = jnp.where(wolfe, 0, low).astype(jnp.int32)
@@ -184,7 +202,7 @@ def strong_wolfe(
             _set(c.b, high, new),
             c.bgtd.at[high].set(gtd_new),
         )
-        w_low = jnp.where(w_b.value[0] <= w_b.value[1], 0, 1).astype(jnp.int32)
+        w_low = _lower(w_b.value)
         # better: the point becomes the low end (the old low first becomes the high end when the
         # derivative says the minimum lies on the other side)
         wolfe = jnp.abs(gtd_new) <= -c2 * gtd

@@ -343,12 +343,52 @@ def test_cubic_interpolate_finds_the_minimiser_of_a_cubic():
     np.testing.assert_allclose(float(got), 1.0, rtol=1e-6)
     # Order of the points does not matter, and bounds clip.
     np.testing.assert_allclose(
-        float(linesearch.cubic_interpolate(2.0, 2.0, 9.0, 0.0, 0.0, -3.0)), 1.0
+        float(linesearch.cubic_interpolate(2.0, 2.0, 9.0, 0.0, 0.0, -3.0)), 1.0, rtol=1e-6
     )
     clipped = linesearch.cubic_interpolate(0.0, 0.0, -3.0, 2.0, 2.0, 9.0, bounds=(1.5, 3.0))
     assert float(clipped) == 1.5
     # No real minimiser (d1 = 0, g1 g2 = 1 > 0): the midpoint of the bounds.
     assert float(linesearch.cubic_interpolate(0.0, 0.0, 1.0, 1.0, 2.0 / 3.0, 1.0)) == 0.5
+
+
+def test_cubic_interpolate_is_scale_free_where_squared_slopes_overflow_float32():
+    # c * (x^3 - 3x) has the minimiser of x^3 - 3x (x = 1) for any c > 0; at c = 1e20 the
+    # slopes are 3e20 and 9e20, whose products overflow float32 (torch's formula gives NaN).
+    c = 1e20
+    got = linesearch.cubic_interpolate(
+        jnp.float32(0.0), jnp.float32(0.0), jnp.float32(-3 * c),
+        jnp.float32(2.0), jnp.float32(2 * c), jnp.float32(9 * c),
+    )  # fmt: skip
+    np.testing.assert_allclose(float(got), 1.0, rtol=1e-5)
+    # an infinite value at one end: the midpoint instead of NaN
+    bad = linesearch.cubic_interpolate(0.0, 0.0, -3.0, 2.0, jnp.inf, jnp.inf)
+    assert float(bad) == 1.0
+
+
+def test_a_search_on_a_loss_of_1e13_in_float32_is_the_float64_search():
+    # f = a x^4 with a = 1e13 from x = 1 along -g (the scale of the paper's sums from noise),
+    # trial step 100 f / g^2 (x = -24: far too long). Float64 numpy transcription of torch's
+    # search against nstjax's float32 search: the same evaluations and accepted step.
+    a = 1e13
+
+    def np_obj(x):
+        return float(a * x[0] ** 4), np.array([4 * a * x[0] ** 3])
+
+    def value_and_grad(x):
+        return linesearch.Evaluation(a * jnp.sum(x**4), None, 4 * a * x**3)
+
+    x = np.array([1.0])
+    f, g = np_obj(x)
+    t = 100 * f / (g @ g)
+    want_f, _, want_t, want_evals = np_strong_wolfe(np_obj, x, t, -g, f, g, -(g @ g))
+    xj = jnp.asarray(x, jnp.float32)
+    here = value_and_grad(xj)
+    found = linesearch.strong_wolfe(
+        value_and_grad, xj, jnp.float32(t), -here.grad, here, -jnp.sum(here.grad**2)
+    )
+    assert int(found.evaluations) == want_evals > 2  # it had to zoom
+    np.testing.assert_allclose(float(found.step), want_t, rtol=1e-4)
+    assert np.isfinite(float(found.evaluation.value)) and float(found.evaluation.value) < f
 
 
 def test_no_search_makes_no_evaluation():
