@@ -145,7 +145,10 @@ def paper(
         "init": ("noise", f"{eq}: synthesis starts from white noise"),
         "noise_scale": (1.0, f"{SYNTHESIS} In [5]: randn on the preprocessed image"),
         "learning_rate": (1.0, f"{TORCH_OPTIM} line 47 (learningRate 1, no line search)"),
-        "optimizer": ("lbfgs", f"{eq}: L-BFGS"),
+        "optimizer": (
+            "lbfgs_wolfe",
+            f"{eq}: L-BFGS (no step rule given); strong-Wolfe line search, see the differences",
+        ),
         "pooling": ("avg", f"{eq}: max pooling replaced by average pooling"),
         "lbfgs_history": (100, f"{TORCH_OPTIM} line 44 (nCorrection 100)"),
         "steps": (500, f"{SYNTHESIS} In [3]: max_iter = 500 (the paper gives none)"),
@@ -158,6 +161,10 @@ def paper(
         "weights ('org_pad'), so the printed alpha/beta do not give the paper's balance.",
         "The paper's Gram formula compares raw Grams, which assumes a style image of the "
         "output's size; nstjax compares size-normalised Grams (the same value at equal sizes).",
+        f"The authors' code runs L-BFGS with a fixed step ({TORCH_OPTIM} line 47); on these sums "
+        "with the original weights that step diverges from noise (docs/gallery.md: at 64 px "
+        "4 of the 5 alpha/beta runs end at their start or fail), so the preset takes the "
+        "strong-Wolfe line search ('lbfgs_wolfe'); --optimizer lbfgs gives the fixed step.",
     )
     return _split("paper", values, differences)
 

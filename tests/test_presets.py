@@ -259,7 +259,7 @@ def test_explicit_values_override_the_preset_and_layers_keep_its_formula():
     )
     assert run["content_layers"] == {"conv2_2": 0.5 * 32 * 32 * 128}  # conv2_2's own h w C / 2
     assert run["tv_weight"] == 0.5 and options["steps"] == 40
-    assert options["pooling"] == "avg" and options["optimizer"] == "lbfgs"  # the preset's
+    assert options["pooling"] == "avg" and options["optimizer"] == "lbfgs_wolfe"  # the preset's
 
 
 def test_another_optimizer_takes_its_own_default_step():
@@ -343,7 +343,7 @@ def test_sweep_config_preset_fills_what_the_config_leaves(images_dir):
         v = run.values
         assert (v["pooling"], v["optimizer"], v["lbfgs_history"], v["init"]) == (
             "avg",
-            "lbfgs",
+            "lbfgs_wolfe",
             100,
             "noise",
         )
