@@ -18,7 +18,6 @@ from nstjax.cli import main
 from nstjax.feedforward import NetworkConfig, TrainConfig, apply, load_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENTS = ("chicago.jpg", "golden_gate.jpg", "hoovertowernight.jpg", "stata.jpg", "tubingen.jpg")
 STYLES = ("starry_night.jpg", "the_scream.jpg")
 SMALL_NET = NetworkConfig(width=4, residual_blocks=1)  # mechanics: few ops, quick to compile
 # vmap turns K networks' convolutions into one grouped convolution, whose XLA:CPU kernel rounds
@@ -31,14 +30,6 @@ SMALL_NET = NetworkConfig(width=4, residual_blocks=1)  # mechanics: few ops, qui
 # learning rate was seen to drift apart by 1e-2 from step 6 on), so the comparison covers the
 # first HORIZON steps.
 RTOL, HORIZON = 1e-4, 4
-
-
-@pytest.fixture(scope="module")
-def content_dir(tmp_path_factory, images_dir):
-    folder = tmp_path_factory.mktemp("content")
-    for name in CONTENTS:  # different aspect ratios, longer side 48
-        image.save_image(folder / f"{Path(name).stem}.png", image.load_image(images_dir / name, 48))
-    return folder
 
 
 def _config(content_dir, images_dir, styles=STYLES, **overrides) -> TrainConfig:

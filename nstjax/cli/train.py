@@ -10,6 +10,7 @@ from nstjax.errors import NstjaxError
 def register(subparsers) -> None:
     from nstjax.feedforward.config import CROPS, NetworkConfig, TrainConfig
     from nstjax.feedforward.network import NORMS, UPSAMPLES
+    from nstjax.style_losses import STYLE_LOSSES
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     net = NetworkConfig()
@@ -40,6 +41,14 @@ def register(subparsers) -> None:
         nargs="+",
         default=list(d["learning_rate"]),
         help=f"Adam step size, one or one per network ({d['learning_rate'][0]})",
+    )
+    p.add_argument(
+        "--style-loss",
+        nargs="+",
+        default=list(d["style_loss"]),
+        metavar="SPEC",
+        help=f"style loss, one or one per network: a name ({', '.join(STYLE_LOSSES)}) or a "
+        f"mix such as gram:1,sliced_wasserstein:0.5 ({d['style_loss'][0]})",
     )
     p.add_argument("--content-layers", default=",".join(d["content_layers"]))
     p.add_argument("--style-layers", default=",".join(d["style_layers"]))
@@ -85,6 +94,7 @@ def main(args: argparse.Namespace) -> int:
         style_weight=tuple(args.style_weight),
         tv_weight=tuple(args.tv_weight),
         learning_rate=tuple(args.lr),
+        style_loss=tuple(args.style_loss),
         content_layers=_layers(args.content_layers),
         style_layers=_layers(args.style_layers),
         pooling=args.pooling,

@@ -20,7 +20,7 @@ import orbax.checkpoint as ocp
 
 from nstjax import atomic
 from nstjax.errors import NstjaxError
-from nstjax.feedforward.config import TrainConfig
+from nstjax.feedforward.config import TrainConfig, load
 
 CHECKPOINTS = "checkpoints"
 CONFIG = "config.json"
@@ -39,7 +39,8 @@ def write_config(model_dir: Path, config: TrainConfig) -> None:
     """
     path = model_dir / CONFIG
     if path.is_file() and (model_dir / CHECKPOINTS).is_dir():
-        old = json.loads(path.read_text())
+        # through TrainConfig: fields added since the old run was written take their defaults
+        old = json.loads(load(model_dir).to_json())
         new = json.loads(config.to_json())
         changed = sorted(
             k

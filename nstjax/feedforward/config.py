@@ -1,7 +1,7 @@
 """What a feed-forward training run is: one frozen dataclass, the one source of its defaults.
 
 ``K`` networks train together, one per *setting*: every per-network field (``styles``, the three
-loss weights, ``learning_rate``) holds one value shared by all networks or ``K`` values, and ``K``
+loss weights, ``learning_rate``, ``style_loss``) holds one value shared by all networks or ``K`` values, and ``K``
 is the longest of them. So ``styles=(a, b, c)`` trains three styles at the same weights, and
 ``styles=(a,), style_weight=(10, 30, 100)`` trains one style at three strengths.
 
@@ -17,12 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from nstjax import run as run_lib
+from nstjax import style_mix
 from nstjax.errors import NstjaxError
 from nstjax.feedforward.network import NORMS, UPSAMPLES, TransformerNet
 
 _RUN = run_lib.Run()
 CROPS = ("random", "center", "resize")
-PER_NETWORK = ("styles", "content_weight", "style_weight", "tv_weight", "learning_rate")
+PER_NETWORK = (
+    "styles",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "learning_rate",
+    "style_loss",
+)
+OPTION = {"styles": "--style", "learning_rate": "--lr"}
+"""The ``nstjax train`` option of a field whose name is not the option's."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +60,9 @@ class TrainConfig:
         batch_size: content images per step (shared by all networks; split over local devices).
         content_weight, style_weight, tv_weight: loss weights (one, or one per network).
         learning_rate: Adam's step size (one, or one per network).
+        style_loss: the style loss (one spec, or one per network): a name of
+            :data:`nstjax.style_losses.STYLE_LOSSES` or a weighted mix
+            ``"gram:1,sliced_wasserstein:0.5"`` (:func:`nstjax.style_mix.parse_style_loss`).
         content_layers, style_layers: VGG-19 layers of the two losses (equal layer weights).
         pooling: ``"max"`` or ``"avg"`` in VGG.
         style_size: longer side of the style images; ``None`` is ``size``.
@@ -74,6 +87,7 @@ class TrainConfig:
     style_weight: tuple[float, ...] = (_RUN.style_weight,)
     tv_weight: tuple[float, ...] = (_RUN.tv_weight,)
     learning_rate: tuple[float, ...] = (1e-3,)
+    style_loss: tuple[str, ...] = ("gram",)
     content_layers: tuple[str, ...] = run_lib.DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = run_lib.DEFAULT_STYLE_LAYERS
     pooling: str = "max"
@@ -125,8 +139,13 @@ def validate(config: TrainConfig) -> None:
     k = config.num_networks
     for name in PER_NETWORK:
         n = len(getattr(config, name))
-        option = "--style" if name == "styles" else f"--{name.replace('_', '-')}"
+        option = OPTION.get(name, f"--{name.replace('_', '-')}")
         _check(n in (1, k), f"{option}: {n} values for {k} networks (give 1 or {k})", p)
+    for spec in config.style_loss:
+        try:
+            style_mix.parse_style_loss(spec, "--style-loss")
+        except NstjaxError as e:
+            p.append(str(e))
     for name in ("content_weight", "style_weight", "tv_weight"):
         for v in getattr(config, name):
             _check(v >= 0 and math.isfinite(v), f"--{name.replace('_', '-')} must be >= 0", p)

@@ -7,13 +7,14 @@ interact: each sees the same content batch and its own everything else.
 """
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from nstjax import losses, vgg
+from nstjax import losses, style_mix, vgg
 from nstjax.feedforward.network import TransformerNet
 
 METRICS = ("loss", "content", "style", "tv")
@@ -28,26 +29,51 @@ class Objective:
         net: the transformation network.
         content_layers, style_layers: VGG-19 layers of the two losses.
         pooling: VGG's pooling.
+        style_losses: the style losses computed (:data:`nstjax.style_losses.STYLE_LOSSES`, in
+            that order), each at every style layer; each network weights them
+            (``Hyper.style_loss_weights``), so networks with different losses share a program.
     """
 
     net: TransformerNet
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
     pooling: str = "max"
+    style_losses: tuple[str, ...] = ("gram",)
+    # What style_mix.program_style_loss reads of an engine.Program: no guidance, XLA's kernels.
+    guided = False
+    convolution = "xla"
 
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.content_layers + self.style_layers))
 
+    def layers_of(self, style_loss: str) -> tuple[str, ...]:
+        """The layers ``style_loss`` is computed at (all style layers)."""
+        return self.style_layers
+
 
 class Hyper(NamedTuple):
-    """Per-network loss weights, each ``[K]`` (``[K, 16]`` for the layer weights)."""
+    """Per-network loss weights, each ``[K]`` (``[K, 16]`` for the layer weights), the fields
+    :func:`nstjax.style_mix.program_style_loss` reads as it does an ``engine.Hyper``'s."""
 
     content_weight: jax.Array
     style_weight: jax.Array
     tv_weight: jax.Array
     content_layer_weights: jax.Array
     style_layer_weights: jax.Array
+    style_loss_weights: jax.Array  # [K, len(Objective.style_losses)]
+    style_key: jax.Array  # [K, 2] uint32 key data; a step's key folds in the step number
+    normalize_gradients: None = None  # no gradient normalisation in training
+
+
+class Targets(NamedTuple):
+    """Per-network style targets (leading axis K), as ``engine.Targets`` holds them: the Grams by
+    layer (``style``, empty without the Gram loss) and the other losses' representations
+    (``family``: loss name -> layer name -> representation)."""
+
+    style: dict[str, jax.Array]
+    family: dict[str, dict[str, Any]]
+    masks: None = None
 
 
 class TrainState(NamedTuple):
@@ -63,23 +89,35 @@ def optimizer(learning_rate: jax.Array) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
 
 
-def image_terms(feats, content_targets, grams, output, hyper: Hyper) -> jax.Array:
+def image_terms(
+    feats, content_targets, style_targets: Targets, output, hyper: Hyper, objective, step
+) -> jax.Array:
     """``[content, style, tv]`` of ONE stylised image (no batch or network axis).
 
     Args:
         feats: the output's VGG features by layer, ``[h, w, C]``.
         content_targets: the content image's features at the content layers.
-        grams: the style's Gram matrices at the style layers.
+        style_targets: the network's style targets.
         output: the stylised image ``[H, W, 3]`` in [0, 1].
         hyper: the network's weights (no network axis).
+        objective: static.
+        step: the step number, folded into the key of the losses that draw random numbers.
     """
     content = losses.weighted_content_loss(feats, content_targets, hyper.content_layer_weights)
-    style = losses.weighted_style_loss(feats, grams, hyper.style_layer_weights)
+    style = style_mix.program_style_loss(objective, feats, hyper, style_targets, step)
     return jnp.stack([content, style, losses.tv_loss(output * 255.0)])
 
 
 def network_loss(
-    params, batch_stats, vgg_params, objective: Objective, images, content, grams, hyper: Hyper
+    params,
+    batch_stats,
+    vgg_params,
+    objective: Objective,
+    images,
+    content,
+    style_targets,
+    hyper,
+    step=0,
 ):
     """Mean loss of ONE network over the content batch, with its terms and new batch stats."""
     variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
@@ -91,8 +129,9 @@ def network_loss(
     else:
         outputs = objective.net.apply(variables, images, train=True)
     feats = vgg.features(vgg_params, outputs, objective.layers, objective.pooling)
-    per_image = jax.vmap(image_terms, in_axes=(0, 0, None, 0, None))(
-        feats, content, grams, outputs, hyper
+    terms = functools.partial(image_terms, objective=objective, step=step)
+    per_image = jax.vmap(terms, in_axes=(0, 0, None, 0, None))(
+        feats, content, style_targets, outputs, hyper
     )
     content_loss, style_loss, tv = jnp.mean(per_image, axis=0)
     total = (
@@ -101,7 +140,9 @@ def network_loss(
     return total, (jnp.stack([total, content_loss, style_loss, tv]), batch_stats)
 
 
-def train_step(state: TrainState, vgg_params, objective: Objective, images, grams, hyper: Hyper):
+def train_step(
+    state: TrainState, vgg_params, objective: Objective, images, targets: Targets, hyper, step
+):
     """One Adam step of every network on the content batch ``images`` ``[B, S, S, 3]``.
 
     Args:
@@ -109,8 +150,9 @@ def train_step(state: TrainState, vgg_params, objective: Objective, images, gram
         vgg_params: the frozen VGG-19 (unprepared: plain XLA convolutions).
         objective: static.
         images: the content batch in [0, 1], shared by all networks.
-        grams: each network's style Grams by layer, ``[K, C, C]``.
+        targets: each network's style targets (leading axis K).
         hyper: each network's weights.
+        step: the number of steps done before this one (int32, traced).
 
     Returns:
         The new state and the metrics ``[K, 4]`` (:data:`METRICS`, batch means).
@@ -118,14 +160,14 @@ def train_step(state: TrainState, vgg_params, objective: Objective, images, gram
     content = vgg.features(vgg_params, images, objective.content_layers, objective.pooling)
     grad_fn = jax.value_and_grad(network_loss, has_aux=True)
 
-    def one(params, batch_stats, opt_state, grams, hyper):
+    def one(params, batch_stats, opt_state, targets, hyper):
         (_, (metrics, batch_stats)), grads = grad_fn(
-            params, batch_stats, vgg_params, objective, images, content, grams, hyper
+            params, batch_stats, vgg_params, objective, images, content, targets, hyper, step
         )
         updates, opt_state = optimizer(0.0).update(grads, opt_state, params)
         return TrainState(optax.apply_updates(params, updates), batch_stats, opt_state), metrics
 
-    return jax.vmap(one)(state.params, state.batch_stats, state.opt_state, grams, hyper)
+    return jax.vmap(one)(state.params, state.batch_stats, state.opt_state, targets, hyper)
 
 
 def init_state(objective: Objective, key: jax.Array, learning_rate: jax.Array) -> TrainState:

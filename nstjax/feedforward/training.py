@@ -14,15 +14,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from nstjax import image, targets, vgg
+from nstjax import image, style_mix, targets, vgg
 from nstjax import run as run_lib
 from nstjax.architecture import downsampling
+from nstjax.batch.build import check_patch_sizes
 from nstjax.errors import NstjaxError
 from nstjax.feedforward import config as config_lib
 from nstjax.feedforward import data, plots, step
 from nstjax.feedforward.checkpoint import Checkpoints, write_config
 from nstjax.feedforward.config import TrainConfig
 from nstjax.feedforward.progress import TrainProgress
+from nstjax.style_losses import STYLE_LOSSES
 
 LOG_EVERY = 10  # steps between fetches of the metrics from the device
 
@@ -78,6 +80,9 @@ def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
                 f"{style_size} is too small for {vgg.deepest(config.style_layers)} "
                 f"(needs {factor} px a side)"
             )
+    objective = objective_of(config)
+    for style in loaded.values():
+        check_patch_sizes(objective, style.shape[:2], (config.size, config.size))
     center = np.random.default_rng(0)
     held = [data.load_square(p, config.size, "center", center) for p in held_files]
     loader = data.Loader(train_files, config.size, config.batch_size, config.crop, config.seed)
@@ -91,45 +96,78 @@ def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
     )
 
 
+def style_loss_mixes(config: TrainConfig) -> list[dict[str, float]]:
+    """Each network's style losses and their weights (``{name: weight}``)."""
+    return [style_mix.parse_style_loss(s, "--style-loss") for s in config.per_network("style_loss")]
+
+
 def objective_of(config: TrainConfig) -> step.Objective:
     """The static part of the training step for ``config``."""
+    used = set().union(*style_loss_mixes(config))
     return step.Objective(
         net=config.network.module(),
         content_layers=tuple(config.content_layers),
         style_layers=tuple(config.style_layers),
         pooling=config.pooling,
+        style_losses=tuple(name for name in STYLE_LOSSES if name in used),
     )
 
 
-def hyper_of(config: TrainConfig) -> step.Hyper:
+def hyper_of(config: TrainConfig, objective: step.Objective) -> step.Hyper:
     """The per-network weights ``[K]`` (and layer weights ``[K, 16]``) of ``config``."""
     k = config.num_networks
     content_layers = run_lib.layer_weight_vector(config.content_layers, "--content-layers")
     style_layers = run_lib.layer_weight_vector(config.style_layers, "--style-layers")
+    mixes = style_loss_mixes(config)
+    key = jax.random.key_data(jax.random.key(config.seed))  # every network alike, as alone
     return step.Hyper(
         content_weight=jnp.asarray(config.per_network("content_weight"), jnp.float32),
         style_weight=jnp.asarray(config.per_network("style_weight"), jnp.float32),
         tv_weight=jnp.asarray(config.per_network("tv_weight"), jnp.float32),
         content_layer_weights=jnp.asarray(np.tile(content_layers, (k, 1))),
         style_layer_weights=jnp.asarray(np.tile(style_layers, (k, 1))),
+        style_loss_weights=jnp.asarray(
+            [[mix.get(n, 0.0) for n in objective.style_losses] for mix in mixes], jnp.float32
+        ).reshape(k, len(objective.style_losses)),
+        style_key=jnp.tile(key[None], (k, 1)),
     )
 
 
+def _style_representations(vgg_params, objective: step.Objective, style: np.ndarray) -> tuple:
+    """One style image's Grams by layer and its other losses' representations."""
+    image_ = jnp.asarray(style)
+    grams = {}
+    if "gram" in objective.style_losses:
+        grams = targets.style_grams(
+            vgg_params,
+            image_,
+            layers=objective.style_layers,
+            pooling=objective.pooling,
+            dtype="float32",
+        )
+    others = tuple((n, objective.style_layers) for n in objective.style_losses if n != "gram")
+    family = {}
+    if others:
+        family = targets.style_representations(
+            vgg_params, image_, pooling=objective.pooling, dtype="float32", style_losses=others
+        )
+    return grams, family
+
+
 def style_targets(vgg_params, objective: step.Objective, styles: list[np.ndarray]):
-    """Each network's style Grams by layer, ``[K, C, C]``, computed once per distinct image."""
-    grams, by_image = [], {}
+    """Each network's :class:`~nstjax.feedforward.step.Targets` (leading axis K), computed once
+    per distinct style image (``styles`` holds one array per network, shared ones the same)."""
+    by_image: dict[int, tuple] = {}
     for style in styles:
-        key = id(style)
-        if key not in by_image:
-            by_image[key] = targets.style_grams(
-                vgg_params,
-                jnp.asarray(style),
-                layers=objective.style_layers,
-                pooling=objective.pooling,
-                dtype="float32",
-            )
-        grams.append(by_image[key])
-    return jax.tree.map(lambda *g: jnp.stack(g), *grams)
+        if id(style) not in by_image:
+            by_image[id(style)] = _style_representations(vgg_params, objective, style)
+    found = [by_image[id(style)] for style in styles]
+    grams = {n: jnp.stack([g[n] for g, _ in found]) for n in found[0][0]}
+    family = {
+        name: {layer: style_mix.stack([f[name][layer] for _, f in found]) for layer in by_layer}
+        for name, by_layer in found[0][1].items()
+    }
+    return step.Targets(style=grams, family=family)
 
 
 def stylise_all(variables, net, images: jax.Array) -> jax.Array:
@@ -213,8 +251,8 @@ def train(
     vgg_params = jax.device_put(
         {k: v for k, v in vgg_params.items() if k != "prepared"}, replicated
     )
-    grams = jax.device_put(style_targets(vgg_params, objective, inputs.styles), replicated)
-    hyper = jax.device_put(hyper_of(config), replicated)
+    style = jax.device_put(style_targets(vgg_params, objective, inputs.styles), replicated)
+    hyper = jax.device_put(hyper_of(config, objective), replicated)
     checkpoints = Checkpoints(model_dir, keep=config.keep)
     start, state, history = _start(config, checkpoints, objective, replicated)
     bar = TrainProgress(start, config.steps, config.batch_size) if progress else None
@@ -233,7 +271,9 @@ def train(
         batches = inputs.loader.batches(start, config.steps)
         for s, batch in zip(range(start, config.steps), batches):
             images = jax.device_put(batch, by_batch)
-            state, metrics = _train_step(state, vgg_params, objective, images, grams, hyper)
+            state, metrics = _train_step(
+                state, vgg_params, objective, images, style, hyper, jnp.int32(s)
+            )
             done = s + 1
             pending.append((done, metrics))
             last = done == config.steps
