@@ -112,7 +112,7 @@ def _saved_model(folder, config):
     init = jax.jit(step.init_state, static_argnums=0)
     state = init(objective, jax.random.key(0, impl="rbg"), np.ones((1,), np.float32))
     write_config(folder, config)
-    Checkpoints(folder).save(1, state, np.zeros((1, 1, 4), np.float32))
+    Checkpoints(folder).save(1, state, np.zeros((1, 1, 4), np.float32), np.zeros((1, 1), bool))
 
 
 def test_apply_bad_input_is_one_line(tmp_path, capsys, no_work):

@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import sys
 import time
 
 from nstjax.errors import NstjaxError
@@ -10,7 +11,6 @@ from nstjax.errors import NstjaxError
 def register(subparsers) -> None:
     from nstjax.feedforward.config import CROPS, NetworkConfig, TrainConfig
     from nstjax.feedforward.network import NORMS, UPSAMPLES
-    from nstjax.style_losses import STYLE_LOSSES
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     net = NetworkConfig()
@@ -26,6 +26,49 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=d["size"], help=f"training crop side ({d['size']})")
     p.add_argument("--steps", type=int, default=d["steps"], help=f"steps ({d['steps']})")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    _add_loss_options(p, d)
+    p.add_argument("--pooling", choices=("max", "avg"), default=d["pooling"])
+    p.add_argument("--style-size", type=int, default=None, help="style images' longer side")
+    p.add_argument("--crop", choices=CROPS, default=d["crop"])
+    p.add_argument(
+        "--holdout",
+        type=int,
+        default=d["holdout"],
+        help=f"last N content images kept out of training for samples ({d['holdout']})",
+    )
+    p.add_argument("--save-every", type=int, default=d["save_every"])
+    p.add_argument(
+        "--sample-every",
+        type=int,
+        default=d["sample_every"],
+        help="steps between samples and loss-curve updates (0: at the end)",
+    )
+    p.add_argument("--keep", type=int, default=d["keep"], help="checkpoints kept")
+    p.add_argument(
+        "--max-nonfinite-steps",
+        type=int,
+        default=d["max_nonfinite_steps"],
+        help="a network whose step is non-finite this many steps in a row is stopped "
+        f"(each such step is rejected; exit status 1 at the end) ({d['max_nonfinite_steps']})",
+    )
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--norm", choices=NORMS, default=net.norm)
+    p.add_argument("--upsample", choices=UPSAMPLES, default=net.upsample)
+    p.add_argument("--width", type=int, default=net.width, help="first layer's channels (32)")
+    p.add_argument(
+        "--residual-blocks",
+        type=int,
+        default=net.residual_blocks,
+        help=f"residual blocks ({net.residual_blocks})",
+    )
+    p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    p.set_defaults(func=main)
+
+
+def _add_loss_options(p: argparse.ArgumentParser, d: dict) -> None:
+    """The per-network loss options (and the layers), defaults from ``TrainConfig``."""
+    from nstjax.style_losses import STYLE_LOSSES
+
     for name in ("content_weight", "style_weight", "tv_weight"):
         p.add_argument(
             f"--{name.replace('_', '-')}",
@@ -52,29 +95,6 @@ def register(subparsers) -> None:
     )
     p.add_argument("--content-layers", default=",".join(d["content_layers"]))
     p.add_argument("--style-layers", default=",".join(d["style_layers"]))
-    p.add_argument("--pooling", choices=("max", "avg"), default=d["pooling"])
-    p.add_argument("--style-size", type=int, default=None, help="style images' longer side")
-    p.add_argument("--crop", choices=CROPS, default=d["crop"])
-    p.add_argument(
-        "--holdout",
-        type=int,
-        default=d["holdout"],
-        help=f"last N content images kept out of training for samples ({d['holdout']})",
-    )
-    p.add_argument("--save-every", type=int, default=d["save_every"])
-    p.add_argument(
-        "--sample-every",
-        type=int,
-        default=d["sample_every"],
-        help="steps between samples and loss-curve updates (0: at the end)",
-    )
-    p.add_argument("--keep", type=int, default=d["keep"], help="checkpoints kept")
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--norm", choices=NORMS, default=net.norm)
-    p.add_argument("--upsample", choices=UPSAMPLES, default=net.upsample)
-    p.add_argument("--width", type=int, default=net.width, help="first layer's channels (32)")
-    p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
-    p.set_defaults(func=main)
 
 
 def _layers(text: str) -> tuple[str, ...]:
@@ -82,6 +102,8 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 def main(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from nstjax.feedforward import NetworkConfig, TrainConfig, train
 
     config = TrainConfig(
@@ -105,16 +127,36 @@ def main(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         keep=args.keep,
         sample_every=args.sample_every,
-        network=NetworkConfig(norm=args.norm, upsample=args.upsample, width=args.width),
+        max_nonfinite_steps=args.max_nonfinite_steps,
+        network=NetworkConfig(
+            norm=args.norm,
+            upsample=args.upsample,
+            width=args.width,
+            residual_blocks=args.residual_blocks,
+        ),
         weights=args.weights,
     )
     started = time.perf_counter()
     result = train(config, args.output)
     if not len(result.history):
         raise NstjaxError("nothing trained")
-    last = result.history[-1].mean(axis=0)
+    rows = result.history[-1]
+    finite = rows[np.all(np.isfinite(rows), axis=1)]
+    final = f"{finite[:, 0].mean():.4g}" if len(finite) else "not finite"
     print(
         f"trained {len(result.names)} network(s) for {config.steps} steps into {args.output} in "
-        f"{time.perf_counter() - started:.0f}s (final loss {last[0]:.4g})"
+        f"{time.perf_counter() - started:.0f}s (final loss {final})"
     )
+    counts = result.rejected.sum(axis=0)
+    if counts.any():
+        text = ", ".join(f"{n} {c}" for n, c in zip(result.names, counts) if c)
+        print(f"non-finite steps rejected: {text}", file=sys.stderr)
+    if result.stopped:
+        print(
+            f"nstjax: error: network(s) {', '.join(result.stopped)} stopped after "
+            f"{config.max_nonfinite_steps} non-finite steps in a row (the others trained; "
+            f"checkpoints, samples and loss curve saved in {args.output})",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -74,6 +74,9 @@ class TrainConfig:
         save_every: steps between checkpoints (one is also written at the end).
         keep: checkpoints kept.
         sample_every: steps between sample stylisations and loss-curve updates (0: at the end).
+        max_nonfinite_steps: a network whose step gives a non-finite loss, gradient or result
+            this many steps in a row is stopped (each such step is rejected: the network keeps
+            its last finite state; the others go on unaffected).
         network: the network's shape.
         weights: VGG-19 weights file; ``None`` resolves as :func:`nstjax.vgg.load_params`.
     """
@@ -98,6 +101,7 @@ class TrainConfig:
     save_every: int = 1000
     keep: int = 3
     sample_every: int = 1000
+    max_nonfinite_steps: int = 10
     network: NetworkConfig = NetworkConfig()
     weights: str | None = None
 
@@ -151,7 +155,7 @@ def validate(config: TrainConfig) -> None:
             _check(v >= 0 and math.isfinite(v), f"--{name.replace('_', '-')} must be >= 0", p)
     for v in config.learning_rate:
         _check(v > 0 and math.isfinite(v), f"--lr must be finite and > 0, got {v}", p)
-    for name in ("size", "steps", "batch_size", "save_every", "keep"):
+    for name in ("size", "steps", "batch_size", "save_every", "keep", "max_nonfinite_steps"):
         value = getattr(config, name)
         _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}", p)
     _check(config.size >= 16, f"--size must be >= 16, got {config.size}", p)

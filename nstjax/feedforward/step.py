@@ -62,6 +62,7 @@ class Hyper(NamedTuple):
     content_layer_weights: jax.Array
     style_layer_weights: jax.Array
     style_loss_weights: jax.Array  # [K, len(Objective.style_losses)]
+    max_nonfinite_steps: jax.Array  # [K] int32: consecutive rejected steps that stop a network
     style_key: jax.Array  # [K, 2] uint32 key data; a step's key folds in the step number
     normalize_gradients: None = None  # no gradient normalisation in training
 
@@ -77,11 +78,19 @@ class Targets(NamedTuple):
 
 
 class TrainState(NamedTuple):
-    """K networks' variables and Adam states, each leaf with a leading network axis."""
+    """K networks' variables and Adam states, each leaf with a leading network axis.
+
+    A step whose loss, gradient or result (new parameters, batch stats, Adam state) is not
+    finite is *rejected* for that network: it keeps its last finite variables and state, and the
+    others are unaffected. A network with ``Hyper.max_nonfinite_steps`` rejected steps in a row
+    is *stopped*: it is never updated again (it is still computed with the others).
+    """
 
     params: Any
     batch_stats: Any  # {} with instance norm
     opt_state: Any
+    rejected_in_a_row: Any  # [K] int32: consecutive rejected steps (frozen once stopped)
+    rejected_steps: Any  # [K] int32: rejected steps in all
 
 
 def optimizer(learning_rate: jax.Array) -> optax.GradientTransformation:
@@ -140,6 +149,55 @@ def network_loss(
     return total, (jnp.stack([total, content_loss, style_loss, tv]), batch_stats)
 
 
+def _finite(tree) -> jax.Array:
+    """Whether every float in ``tree`` is finite (a scalar bool)."""
+    floats = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return functools.reduce(jnp.logical_and, [jnp.isfinite(x).all() for x in floats])
+
+
+def network_step(
+    state: TrainState, vgg_params, objective: Objective, images, content, targets, hyper, step
+):
+    """One Adam step of ONE network (no network axis anywhere), guarded (:class:`TrainState`).
+
+    Returns:
+        The new state, the metrics ``[4]`` (:data:`METRICS`, batch means, before the step) and
+        whether the step was rejected.
+    """
+    grad_fn = jax.value_and_grad(network_loss, has_aux=True)
+    (loss, (metrics, batch_stats)), grads = grad_fn(
+        state.params,
+        state.batch_stats,
+        vgg_params,
+        objective,
+        images,
+        content,
+        targets,
+        hyper,
+        step,
+    )
+    updates, opt_state = optimizer(0.0).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    active = state.rejected_in_a_row < hyper.max_nonfinite_steps
+    finite = _finite((loss, grads, params, batch_stats, opt_state))
+    go = active & finite
+    rejected = active & ~finite
+
+    def keep(new, old):
+        return jax.tree.map(lambda a, b: jnp.where(go, a, b), new, old)
+
+    new = TrainState(
+        params=keep(params, state.params),
+        batch_stats=keep(batch_stats, state.batch_stats),
+        opt_state=keep(opt_state, state.opt_state),
+        rejected_in_a_row=jnp.where(
+            active, jnp.where(finite, 0, state.rejected_in_a_row + 1), state.rejected_in_a_row
+        ),
+        rejected_steps=state.rejected_steps + rejected.astype(jnp.int32),
+    )
+    return new, metrics, rejected
+
+
 def train_step(
     state: TrainState, vgg_params, objective: Objective, images, targets: Targets, hyper, step
 ):
@@ -155,19 +213,15 @@ def train_step(
         step: the number of steps done before this one (int32, traced).
 
     Returns:
-        The new state and the metrics ``[K, 4]`` (:data:`METRICS`, batch means).
+        The new state, the metrics ``[K, 4]`` (:data:`METRICS`, batch means, before the step)
+        and ``[K]`` bool: which networks' steps were rejected (non-finite).
     """
     content = vgg.features(vgg_params, images, objective.content_layers, objective.pooling)
-    grad_fn = jax.value_and_grad(network_loss, has_aux=True)
 
-    def one(params, batch_stats, opt_state, targets, hyper):
-        (_, (metrics, batch_stats)), grads = grad_fn(
-            params, batch_stats, vgg_params, objective, images, content, targets, hyper, step
-        )
-        updates, opt_state = optimizer(0.0).update(grads, opt_state, params)
-        return TrainState(optax.apply_updates(params, updates), batch_stats, opt_state), metrics
+    def one(state, targets, hyper):
+        return network_step(state, vgg_params, objective, images, content, targets, hyper, step)
 
-    return jax.vmap(one)(state.params, state.batch_stats, state.opt_state, targets, hyper)
+    return jax.vmap(one)(state, targets, hyper)
 
 
 def init_state(objective: Objective, key: jax.Array, learning_rate: jax.Array) -> TrainState:
@@ -184,7 +238,8 @@ def init_state(objective: Objective, key: jax.Array, learning_rate: jax.Array) -
     stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (count, *x.shape)), dict(variables))
     params, batch_stats = stacked["params"], stacked.get("batch_stats", {})
     opt_state = jax.vmap(lambda p, lr: optimizer(lr).init(p))(params, learning_rate)
-    return TrainState(params, batch_stats, opt_state)
+    zeros = jnp.zeros((count,), jnp.int32)
+    return TrainState(params, batch_stats, opt_state, zeros, zeros)
 
 
 def stylise(variables, net: TransformerNet, images: jax.Array) -> jax.Array:

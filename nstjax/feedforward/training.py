@@ -38,12 +38,18 @@ class TrainResult:
         state: the K networks at the end (host arrays, leading axis K).
         history: ``[steps, K, 4]`` loss terms (:data:`~nstjax.feedforward.step.METRICS`).
         names: the K networks' names (used in file names).
+        rejected: ``[steps, K]`` bool: the steps rejected as non-finite, per network
+            (:class:`~nstjax.feedforward.step.TrainState`).
+        stopped: the names of the networks stopped after ``config.max_nonfinite_steps``
+            rejected steps in a row (their last finite state is the one saved).
     """
 
     model_dir: Path
     state: step.TrainState
     history: np.ndarray
     names: list[str]
+    rejected: np.ndarray
+    stopped: list[str]
 
 
 def network_names(config: TrainConfig) -> list[str]:
@@ -130,6 +136,7 @@ def hyper_of(config: TrainConfig, objective: step.Objective) -> step.Hyper:
             [[mix.get(n, 0.0) for n in objective.style_losses] for mix in mixes], jnp.float32
         ).reshape(k, len(objective.style_losses)),
         style_key=jnp.tile(key[None], (k, 1)),
+        max_nonfinite_steps=jnp.full((k,), config.max_nonfinite_steps, jnp.int32),
     )
 
 
@@ -198,19 +205,60 @@ def _save_samples(model_dir: Path, done: int, state, net, inputs: _Inputs, names
 
 
 def _start(config: TrainConfig, checkpoints: Checkpoints, objective, replicated):
-    """The state to start from (the latest checkpoint, or fresh networks) and its history."""
+    """The state to start from (the latest checkpoint, or fresh networks), its history and its
+    rejected-step flags."""
     learning_rate = jnp.asarray(config.per_network("learning_rate"), jnp.float32)
     # XLA's RngBitGenerator: compiles in a fraction of threefry's time on CPU
     key = jax.random.key(config.seed, impl="rbg")
     state = _init_state(objective, key, learning_rate)
     state = jax.device_put(state, replicated)
     history = np.full((config.steps, config.num_networks, len(step.METRICS)), np.nan, np.float32)
+    rejected = np.zeros((config.steps, config.num_networks), bool)
     start = checkpoints.latest_step() or 0
     if start:
-        state, saved = checkpoints.restore(start, state)
+        state, saved, saved_rejected = checkpoints.restore(start, state)
         rows = min(len(saved), config.steps)
         history[:rows] = saved[:rows]
-    return min(start, config.steps), state, history
+        rejected[:rows] = saved_rejected[:rows]
+    return min(start, config.steps), state, history, rejected
+
+
+class _Record:
+    """The host's record of a run: the history and rejected flags as they are fetched from the
+    device (every :data:`LOG_EVERY` steps, and before saving), shown and passed on."""
+
+    def __init__(self, config, names, history, rejected, bar, on_step):
+        self.names, self.history, self.rejected = names, history, rejected
+        self.bar, self.on_step = bar, on_step
+        self.limit = config.max_nonfinite_steps
+        self.pending: list[tuple[int, jax.Array, jax.Array]] = []
+
+    def add(self, done: int, metrics: jax.Array, rejected: jax.Array) -> None:
+        self.pending.append((done, metrics, rejected))
+
+    def stopped(self, state: step.TrainState) -> list[str]:
+        in_a_row = np.asarray(state.rejected_in_a_row)
+        return [n for n, count in zip(self.names, in_a_row) if count >= self.limit]
+
+    def note(self, done: int, stopped: list[str]) -> str:
+        counts = self.rejected[:done].sum(axis=0)
+        if not counts.any():
+            return ""
+        text = ", ".join(f"{n} {c}" for n, c in zip(self.names, counts) if c)
+        return f"non-finite steps rejected: {text}" + (
+            f"; stopped: {', '.join(stopped)}" if stopped else ""
+        )
+
+    def flush(self, state: step.TrainState) -> None:
+        stopped = self.stopped(state) if self.pending else []
+        for done, metrics, rejected in self.pending:
+            self.history[done - 1] = np.asarray(metrics)
+            self.rejected[done - 1] = np.asarray(rejected)
+            if self.bar is not None:
+                self.bar.update(done, self.history[done - 1], self.note(done, stopped))
+            if self.on_step is not None:
+                self.on_step(done, self.history[done - 1])
+        self.pending.clear()
 
 
 def train(
@@ -234,7 +282,8 @@ def train(
             ``[K, 4]`` (host numpy) whenever they are fetched (every few steps and at saves).
 
     Returns:
-        The final state, the loss history and the networks' names.
+        The final state, the loss history, the networks' names, the rejected steps and the
+        stopped networks (a stopped network does not raise: everything is saved first).
 
     Raises:
         NstjaxError: a bad input (before anything compiles).
@@ -254,41 +303,32 @@ def train(
     style = jax.device_put(style_targets(vgg_params, objective, inputs.styles), replicated)
     hyper = jax.device_put(hyper_of(config, objective), replicated)
     checkpoints = Checkpoints(model_dir, keep=config.keep)
-    start, state, history = _start(config, checkpoints, objective, replicated)
+    start, state, history, rejected = _start(config, checkpoints, objective, replicated)
     bar = TrainProgress(start, config.steps, config.batch_size) if progress else None
-    pending: list[tuple[int, jax.Array]] = []
-
-    def flush():
-        for done, metrics in pending:
-            history[done - 1] = np.asarray(metrics)
-            if bar is not None:
-                bar.update(done, history[done - 1])
-            if on_step is not None:
-                on_step(done, history[done - 1])
-        pending.clear()
-
+    record = _Record(config, names, history, rejected, bar, on_step)
     try:
         batches = inputs.loader.batches(start, config.steps)
         for s, batch in zip(range(start, config.steps), batches):
             images = jax.device_put(batch, by_batch)
-            state, metrics = _train_step(
+            state, metrics, flags = _train_step(
                 state, vgg_params, objective, images, style, hyper, jnp.int32(s)
             )
             done = s + 1
-            pending.append((done, metrics))
+            record.add(done, metrics, flags)
             last = done == config.steps
             save = done % config.save_every == 0 or last
             sample = (config.sample_every and done % config.sample_every == 0) or last
             if done % LOG_EVERY == 0 or save or sample:
-                flush()
+                record.flush(state)
             if save:
-                checkpoints.save(done, state, history)
+                checkpoints.save(done, state, history, rejected)
             if sample:
                 _save_samples(model_dir, done, state, objective.net, inputs, names)
                 plots.loss_curve(model_dir / "loss.png", history[:done], names)
-        flush()
+        record.flush(state)
     finally:
         if bar is not None:
             bar.close()
         checkpoints.close()
-    return TrainResult(model_dir, jax.device_get(state), history, names)
+    host = jax.device_get(state)
+    return TrainResult(model_dir, host, history, names, rejected, record.stopped(host))
