@@ -1,7 +1,8 @@
 """Feed-forward training with the package's style losses (tiny VGG, tiny network, 32 px): K
-networks with different losses in one step, each reporting the loss the numpy formulas of
+networks with different losses in one (vmapped) step, each reporting the loss the numpy formulas of
 tests/test_style_losses.py give for its output; bad specs are one-line errors."""
 
+import dataclasses
 import json
 
 import jax
@@ -13,18 +14,12 @@ from test_style_losses import np_gram_loss, np_mean_std_loss
 from nstjax import image, vgg
 from nstjax.cli import main
 from nstjax.errors import NstjaxError
-from nstjax.feedforward import NetworkConfig, TrainConfig, data, train
+from nstjax.feedforward import TrainConfig, data, train
 from nstjax.feedforward import config as config_lib
 from nstjax.feedforward.checkpoint import write_config
 from nstjax.feedforward.training import _init_state, objective_of
 
 SPECS = ("gram", "mean_std", "gram:1,mean_std:0.5")
-# The smallest program that still has every part: compiling the step is most of the test's time.
-QUICK = dict(
-    network=NetworkConfig(width=2, residual_blocks=0),
-    content_layers=("conv2_1",),
-    style_layers=("conv1_1", "conv2_1"),
-)
 STYLES = ("starry_night.jpg", "the_scream.jpg", "starry_night.jpg")
 
 
@@ -54,7 +49,9 @@ def _numpy_style_terms(tiny_params, config, outputs, styles) -> np.ndarray:
 def test_networks_with_different_style_losses_train_in_one_step(
     content_dir, images_dir, tiny_params, tmp_path
 ):
-    config = _config(content_dir, images_dir, styles=STYLES, style_loss=SPECS, steps=2, **QUICK)
+    config = _config(
+        content_dir, images_dir, STYLES, style_loss=SPECS, steps=2, network_axis="vmap"
+    )
     result = train(config, tmp_path / "model", vgg_params=tiny_params, progress=False)
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["style_loss"] == list(SPECS)
@@ -75,15 +72,16 @@ def test_networks_with_different_style_losses_train_in_one_step(
 
 
 def test_old_config_without_style_loss_loads_as_gram(tmp_path):
-    config = TrainConfig(styles=("s.png",), content_dir="c")
+    config = TrainConfig(styles=("s.png",), content_dir="c", network_axis="vmap")
     old = json.loads(config.to_json())
-    del old["style_loss"]
+    del old["style_loss"], old["network_axis"], old["max_nonfinite_steps"]
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "config.json").write_text(json.dumps(old))
-    assert config_lib.load(tmp_path).style_loss == ("gram",)
+    loaded = config_lib.load(tmp_path)
+    assert loaded.style_loss == ("gram",) and loaded.network_axis == "vmap"  # as it was trained
     write_config(tmp_path, config)  # the same run: resumable
     with pytest.raises(NstjaxError, match="different style_loss"):
-        write_config(tmp_path, TrainConfig(styles=("s.png",), content_dir="c", style_loss=("mrf",)))
+        write_config(tmp_path, dataclasses.replace(config, style_loss=("mrf",)))
 
 
 def test_bad_style_loss_is_one_line_before_compiling(

@@ -11,6 +11,7 @@ from nstjax.errors import NstjaxError
 def register(subparsers) -> None:
     from nstjax.feedforward.config import CROPS, NetworkConfig, TrainConfig
     from nstjax.feedforward.network import NORMS, UPSAMPLES
+    from nstjax.sweep import distributed
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     net = NetworkConfig()
@@ -52,6 +53,7 @@ def register(subparsers) -> None:
         f"(each such step is rejected; exit status 1 at the end) ({d['max_nonfinite_steps']})",
     )
     p.add_argument("--seed", type=int, default=d["seed"])
+    _add_network_axis(p, d["network_axis"])
     p.add_argument("--norm", choices=NORMS, default=net.norm)
     p.add_argument("--upsample", choices=UPSAMPLES, default=net.upsample)
     p.add_argument("--width", type=int, default=net.width, help="first layer's channels (32)")
@@ -62,6 +64,7 @@ def register(subparsers) -> None:
         help=f"residual blocks ({net.residual_blocks})",
     )
     p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    distributed.add_options(p, "training run")
     p.set_defaults(func=main)
 
 
@@ -97,6 +100,19 @@ def _add_loss_options(p: argparse.ArgumentParser, d: dict) -> None:
     p.add_argument("--style-layers", default=",".join(d["style_layers"]))
 
 
+def _add_network_axis(p: argparse.ArgumentParser, default: str) -> None:
+    from nstjax.feedforward.step import NETWORK_AXES
+
+    p.add_argument(
+        "--network-axis",
+        choices=NETWORK_AXES,
+        default=default,
+        help="K networks in one step: unroll (each bit-identical to it trained alone), vmap "
+        "(batched, equal up to rounding) or map (lax.map: bit-identical, compiled once, slow "
+        f"on CPU) ({default})",
+    )
+
+
 def _layers(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
@@ -105,6 +121,7 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nstjax.feedforward import NetworkConfig, TrainConfig, train
+    from nstjax.sweep import distributed
 
     config = TrainConfig(
         styles=tuple(args.style),
@@ -128,6 +145,7 @@ def main(args: argparse.Namespace) -> int:
         keep=args.keep,
         sample_every=args.sample_every,
         max_nonfinite_steps=args.max_nonfinite_steps,
+        network_axis=args.network_axis,
         network=NetworkConfig(
             norm=args.norm,
             upsample=args.upsample,
@@ -136,6 +154,8 @@ def main(args: argparse.Namespace) -> int:
         ),
         weights=args.weights,
     )
+    spec = distributed.resolve(args.coordinator, args.num_processes, args.process_id)
+    distributed.initialize(spec)  # before JAX runs; one process: nothing
     started = time.perf_counter()
     result = train(config, args.output)
     if not len(result.history):

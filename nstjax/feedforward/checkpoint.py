@@ -30,8 +30,14 @@ RESUMABLE_CHANGES = ("steps", "save_every", "keep", "sample_every", "weights", "
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
 
 
-def write_config(model_dir: Path, config: TrainConfig) -> None:
+def write_config(model_dir: Path, config: TrainConfig, write: bool = True) -> None:
     """Writes ``config.json``, refusing a folder that holds a different run's checkpoints.
+
+    Args:
+        model_dir: the model folder.
+        config: the run.
+        write: write it (``False``: only check; the processes of a multi-process run other
+            than process 0).
 
     Raises:
         NstjaxError: ``model_dir`` holds checkpoints of a run whose config differs in a field
@@ -52,7 +58,8 @@ def write_config(model_dir: Path, config: TrainConfig) -> None:
                 f"--output '{model_dir}': holds a run with different {', '.join(changed)}; "
                 "use another folder to start a new run"
             )
-    atomic.write_text(path, config.to_json() + "\n")
+    if write:
+        atomic.write_text(path, config.to_json() + "\n")
 
 
 class Checkpoints:

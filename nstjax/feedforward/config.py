@@ -20,6 +20,7 @@ from nstjax import run as run_lib
 from nstjax import style_mix
 from nstjax.errors import NstjaxError
 from nstjax.feedforward.network import NORMS, UPSAMPLES, TransformerNet
+from nstjax.feedforward.step import NETWORK_AXES
 
 _RUN = run_lib.Run()
 CROPS = ("random", "center", "resize")
@@ -77,6 +78,11 @@ class TrainConfig:
         max_nonfinite_steps: a network whose step gives a non-finite loss, gradient or result
             this many steps in a row is stopped (each such step is rejected: the network keeps
             its last finite state; the others go on unaffected).
+        network_axis: how the K networks share the compiled step
+            (:data:`~nstjax.feedforward.step.NETWORK_AXES`): ``"unroll"`` (one network's step
+            traced K times: each bit-identical to it trained alone, the fastest measured on
+            CPU), ``"vmap"`` (batched: equal up to rounding) or ``"map"`` (``jax.lax.map``:
+            bit-identical, compiled once, slow on CPU); docs/feedforward.md has the figures.
         network: the network's shape.
         weights: VGG-19 weights file; ``None`` resolves as :func:`nstjax.vgg.load_params`.
     """
@@ -102,6 +108,7 @@ class TrainConfig:
     keep: int = 3
     sample_every: int = 1000
     max_nonfinite_steps: int = 10
+    network_axis: str = "unroll"
     network: NetworkConfig = NetworkConfig()
     weights: str | None = None
 
@@ -125,6 +132,7 @@ class TrainConfig:
         if unknown:
             raise NstjaxError(f"training config: unknown field(s) {', '.join(unknown)}")
         data = dict(data)
+        data.setdefault("network_axis", "vmap")  # written before the field: trained batched
         data["network"] = NetworkConfig(**data.get("network", {}))
         for name in (*PER_NETWORK, "content_layers", "style_layers"):
             if name in data:
@@ -164,6 +172,7 @@ def validate(config: TrainConfig) -> None:
     _check(config.style_size is None or config.style_size >= 16, "--style-size must be >= 16", p)
     _check(config.crop in CROPS, f"--crop must be one of {CROPS}", p)
     _check(config.pooling in ("max", "avg"), "--pooling must be max or avg", p)
+    _check(config.network_axis in NETWORK_AXES, f"--network-axis must be one of {NETWORK_AXES}", p)
     net = config.network
     _check(net.norm in NORMS, f"--norm must be one of {NORMS}, got {net.norm!r}", p)
     _check(net.upsample in UPSAMPLES, f"--upsample must be one of {UPSAMPLES}", p)

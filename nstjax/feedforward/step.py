@@ -1,9 +1,10 @@
 """The compiled core of training: K transformation networks advanced by one step together.
 
 Arrays in, arrays out. The loss of one network is written for one output image and ``jax.vmap``
-batches it over the content batch; a second ``jax.vmap`` over the networks' parameters,
-optimiser states, style targets and weights makes K networks one program. Networks never
-interact: each sees the same content batch and its own everything else.
+batches it over the content batch; the K networks (their parameters, optimiser states, style
+targets and weights) are then put in one program by tracing the step once per network, by a
+second ``jax.vmap`` or by ``jax.lax.map`` (``Objective.network_axis``). Networks never interact: each sees the same content batch
+and its own everything else.
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ import optax
 from nstjax import losses, style_mix, vgg
 from nstjax.feedforward.network import TransformerNet
 
+NETWORK_AXES = ("unroll", "vmap", "map")
 METRICS = ("loss", "content", "style", "tv")
 """Columns of the per-step history: the weighted total and the three unweighted terms."""
 
@@ -32,6 +34,14 @@ class Objective:
         style_losses: the style losses computed (:data:`nstjax.style_losses.STYLE_LOSSES`, in
             that order), each at every style layer; each network weights them
             (``Hyper.style_loss_weights``), so networks with different losses share a program.
+        network_axis: how the K networks share the step (:data:`NETWORK_AXES`):
+            ``"unroll"`` traces one network's step K times, one after another (each network's
+            computation is the one it has trained alone: bit-identical; compiling takes about
+            K times as long); ``"vmap"`` batches them (their convolutions become grouped
+            convolutions, which XLA rounds differently from one network's: equal to each
+            trained alone up to rounding); ``"map"`` loops over them with ``jax.lax.map`` (one
+            network's program, compiled once, run K times: bit-identical, but slow on XLA:CPU
+            at real sizes). docs/feedforward.md has the measurements.
     """
 
     net: TransformerNet
@@ -39,6 +49,7 @@ class Objective:
     style_layers: tuple[str, ...]
     pooling: str = "max"
     style_losses: tuple[str, ...] = ("gram",)
+    network_axis: str = "vmap"
     # What style_mix.program_style_loss reads of an engine.Program: no guidance, XLA's kernels.
     guided = False
     convolution = "xla"
@@ -218,10 +229,18 @@ def train_step(
     """
     content = vgg.features(vgg_params, images, objective.content_layers, objective.pooling)
 
-    def one(state, targets, hyper):
+    def one(args):
+        state, targets, hyper = args
         return network_step(state, vgg_params, objective, images, content, targets, hyper, step)
 
-    return jax.vmap(one)(state, targets, hyper)
+    args = (state, targets, hyper)
+    if objective.network_axis == "vmap":
+        return jax.vmap(lambda *a: one(a))(*args)
+    if objective.network_axis == "map":
+        return jax.lax.map(one, args)
+    count = hyper.content_weight.shape[0]
+    per_network = [one(jax.tree.map(lambda x, k=k: x[k], args)) for k in range(count)]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *per_network)
 
 
 def init_state(objective: Objective, key: jax.Array, learning_rate: jax.Array) -> TrainState:

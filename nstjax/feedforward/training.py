@@ -12,7 +12,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from nstjax import image, style_mix, targets, vgg
 from nstjax import run as run_lib
@@ -23,6 +22,7 @@ from nstjax.feedforward import config as config_lib
 from nstjax.feedforward import data, plots, step
 from nstjax.feedforward.checkpoint import Checkpoints, write_config
 from nstjax.feedforward.config import TrainConfig
+from nstjax.feedforward.placement import Placement, local
 from nstjax.feedforward.progress import TrainProgress
 from nstjax.style_losses import STYLE_LOSSES
 
@@ -67,10 +67,11 @@ class _Inputs:
     loader: data.Loader
 
 
-def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
-    """Reads and checks every input; raises NstjaxError before anything compiles."""
+def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None) -> _Inputs:
+    """Reads and checks every input (of the batches, this process's ``rows``); raises
+    NstjaxError before anything compiles."""
     config_lib.validate(config)
-    devices = jax.local_device_count()
+    devices = jax.device_count()
     if config.batch_size % devices:
         raise NstjaxError(f"--batch-size {config.batch_size}: not a multiple of {devices} devices")
     if model_dir.exists() and not model_dir.is_dir():
@@ -91,7 +92,9 @@ def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
         check_patch_sizes(objective, style.shape[:2], (config.size, config.size))
     center = np.random.default_rng(0)
     held = [data.load_square(p, config.size, "center", center) for p in held_files]
-    loader = data.Loader(train_files, config.size, config.batch_size, config.crop, config.seed)
+    loader = data.Loader(
+        train_files, config.size, config.batch_size, config.crop, config.seed, rows=rows
+    )
     loader.batch(0)  # the first batch's files must read
     return _Inputs(
         train_files=train_files,
@@ -116,6 +119,7 @@ def objective_of(config: TrainConfig) -> step.Objective:
         style_layers=tuple(config.style_layers),
         pooling=config.pooling,
         style_losses=tuple(name for name in STYLE_LOSSES if name in used),
+        network_axis=config.network_axis,
     )
 
 
@@ -204,14 +208,14 @@ def _save_samples(model_dir: Path, done: int, state, net, inputs: _Inputs, names
             image.save_image(folder / f"{content}__{name}.png", outputs[k, i], "sample image")
 
 
-def _start(config: TrainConfig, checkpoints: Checkpoints, objective, replicated):
+def _start(config: TrainConfig, checkpoints: Checkpoints, objective, placement: Placement):
     """The state to start from (the latest checkpoint, or fresh networks), its history and its
     rejected-step flags."""
     learning_rate = jnp.asarray(config.per_network("learning_rate"), jnp.float32)
     # XLA's RngBitGenerator: compiles in a fraction of threefry's time on CPU
     key = jax.random.key(config.seed, impl="rbg")
     state = _init_state(objective, key, learning_rate)
-    state = jax.device_put(state, replicated)
+    state = placement.replicate(state)
     history = np.full((config.steps, config.num_networks, len(step.METRICS)), np.nan, np.float32)
     rejected = np.zeros((config.steps, config.num_networks), bool)
     start = checkpoints.latest_step() or 0
@@ -237,7 +241,7 @@ class _Record:
         self.pending.append((done, metrics, rejected))
 
     def stopped(self, state: step.TrainState) -> list[str]:
-        in_a_row = np.asarray(state.rejected_in_a_row)
+        in_a_row = np.asarray(local(state.rejected_in_a_row))
         return [n for n, count in zip(self.names, in_a_row) if count >= self.limit]
 
     def note(self, done: int, stopped: list[str]) -> str:
@@ -252,8 +256,8 @@ class _Record:
     def flush(self, state: step.TrainState) -> None:
         stopped = self.stopped(state) if self.pending else []
         for done, metrics, rejected in self.pending:
-            self.history[done - 1] = np.asarray(metrics)
-            self.rejected[done - 1] = np.asarray(rejected)
+            self.history[done - 1] = np.asarray(local(metrics))
+            self.rejected[done - 1] = np.asarray(local(rejected))
             if self.bar is not None:
                 self.bar.update(done, self.history[done - 1], self.note(done, stopped))
             if self.on_step is not None:
@@ -289,27 +293,25 @@ def train(
         NstjaxError: a bad input (before anything compiles).
     """
     model_dir = Path(output)
-    inputs = _load_inputs(config, model_dir)
-    write_config(model_dir, config)
+    placement = Placement.over_all_devices()
+    inputs = _load_inputs(config, model_dir, placement.rows(config.batch_size))
+    write_config(model_dir, config, write=placement.is_leader)
     vgg_params = vgg.load_params(config.weights) if vgg_params is None else vgg_params
     names = network_names(config)
     objective = objective_of(config)
-    mesh = Mesh(np.array(jax.local_devices()), ("batch",))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    by_batch = NamedSharding(mesh, PartitionSpec("batch"))
-    vgg_params = jax.device_put(
-        {k: v for k, v in vgg_params.items() if k != "prepared"}, replicated
-    )
-    style = jax.device_put(style_targets(vgg_params, objective, inputs.styles), replicated)
-    hyper = jax.device_put(hyper_of(config, objective), replicated)
+    vgg_params = {k: v for k, v in vgg_params.items() if k != "prepared"}
+    style = placement.replicate(style_targets(vgg_params, objective, inputs.styles))
+    hyper = placement.replicate(hyper_of(config, objective))
+    vgg_params = placement.replicate(vgg_params)
     checkpoints = Checkpoints(model_dir, keep=config.keep)
-    start, state, history, rejected = _start(config, checkpoints, objective, replicated)
-    bar = TrainProgress(start, config.steps, config.batch_size) if progress else None
+    start, state, history, rejected = _start(config, checkpoints, objective, placement)
+    show = progress and placement.is_leader
+    bar = TrainProgress(start, config.steps, config.batch_size) if show else None
     record = _Record(config, names, history, rejected, bar, on_step)
     try:
         batches = inputs.loader.batches(start, config.steps)
         for s, batch in zip(range(start, config.steps), batches):
-            images = jax.device_put(batch, by_batch)
+            images = placement.batch(batch, config.batch_size)
             state, metrics, flags = _train_step(
                 state, vgg_params, objective, images, style, hyper, jnp.int32(s)
             )
@@ -322,13 +324,13 @@ def train(
                 record.flush(state)
             if save:
                 checkpoints.save(done, state, history, rejected)
-            if sample:
-                _save_samples(model_dir, done, state, objective.net, inputs, names)
+            if sample and placement.is_leader:
+                _save_samples(model_dir, done, local(state), objective.net, inputs, names)
                 plots.loss_curve(model_dir / "loss.png", history[:done], names)
         record.flush(state)
     finally:
         if bar is not None:
             bar.close()
         checkpoints.close()
-    host = jax.device_get(state)
+    host = jax.device_get(local(state))
     return TrainResult(model_dir, host, history, names, rejected, record.stopped(host))
