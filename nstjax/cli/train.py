@@ -155,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
         weights=args.weights,
     )
     spec = distributed.resolve(args.coordinator, args.num_processes, args.process_id)
-    distributed.initialize(spec)  # before JAX runs; one process: nothing
+    cluster = distributed.initialize(spec)  # before JAX runs; one process: nothing
     started = time.perf_counter()
     result = train(config, args.output)
     if not len(result.history):
@@ -163,8 +163,9 @@ def main(args: argparse.Namespace) -> int:
     rows = result.history[-1]
     finite = rows[np.all(np.isfinite(rows), axis=1)]
     final = f"{finite[:, 0].mean():.4g}" if len(finite) else "not finite"
+    who = f"process {cluster.process_id}: " if cluster.num_processes > 1 else ""
     print(
-        f"trained {len(result.names)} network(s) for {config.steps} steps into {args.output} in "
+        f"{who}trained {len(result.names)} network(s) for {config.steps} steps into {args.output} in "
         f"{time.perf_counter() - started:.0f}s (final loss {final})"
     )
     counts = result.rejected.sum(axis=0)
