@@ -14,7 +14,7 @@ from test_style_losses import np_gram_loss, np_mean_std_loss
 from nstjax import image, vgg
 from nstjax.cli import main
 from nstjax.errors import NstjaxError
-from nstjax.feedforward import TrainConfig, data, train
+from nstjax.feedforward import TrainConfig, data, train, training
 from nstjax.feedforward import config as config_lib
 from nstjax.feedforward.checkpoint import write_config
 from nstjax.feedforward.training import _init_state, objective_of
@@ -47,12 +47,22 @@ def _numpy_style_terms(tiny_params, config, outputs, styles) -> np.ndarray:
 
 
 def test_networks_with_different_style_losses_train_in_one_step(
-    content_dir, images_dir, tiny_params, tmp_path
+    content_dir, images_dir, tiny_params, tmp_path, monkeypatch
 ):
+    computed = []
+    representations = training._style_representations
+    monkeypatch.setattr(
+        training,
+        "_style_representations",
+        lambda params, objective, style: (
+            computed.append(style.shape) or representations(params, objective, style)
+        ),
+    )
     config = _config(
         content_dir, images_dir, STYLES, style_loss=SPECS, steps=2, network_axis="vmap"
     )
     result = train(config, tmp_path / "model", vgg_params=tiny_params, progress=False)
+    assert len(computed) == 2  # three networks, two distinct style images
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["style_loss"] == list(SPECS)
     # history[0] is the loss of the initial networks on the first batch: rebuild both here
