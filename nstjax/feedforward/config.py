@@ -108,7 +108,7 @@ class TrainConfig:
     keep: int = 3
     sample_every: int = 1000
     max_nonfinite_steps: int = 10
-    network_axis: str = "unroll"
+    network_axis: str = NETWORK_AXES[0]
     network: NetworkConfig = NetworkConfig()
     weights: str | None = None
 

@@ -3,8 +3,8 @@
 Arrays in, arrays out. The loss of one network is written for one output image and ``jax.vmap``
 batches it over the content batch; the K networks (their parameters, optimiser states, style
 targets and weights) are then put in one program by tracing the step once per network, by a
-second ``jax.vmap`` or by ``jax.lax.map`` (``Objective.network_axis``). Networks never interact: each sees the same content batch
-and its own everything else.
+second ``jax.vmap`` or by ``jax.lax.map`` (``Objective.network_axis``). Networks never
+interact: each sees the same content batch and its own everything else.
 """
 
 import dataclasses
@@ -19,6 +19,7 @@ from nstjax import losses, style_mix, vgg
 from nstjax.feedforward.network import TransformerNet
 
 NETWORK_AXES = ("unroll", "vmap", "map")
+"""The ways K networks share the step (:class:`Objective`); the first is the default."""
 METRICS = ("loss", "content", "style", "tv")
 """Columns of the per-step history: the weighted total and the three unweighted terms."""
 
@@ -49,7 +50,7 @@ class Objective:
     style_layers: tuple[str, ...]
     pooling: str = "max"
     style_losses: tuple[str, ...] = ("gram",)
-    network_axis: str = "vmap"
+    network_axis: str = NETWORK_AXES[0]
     # What style_mix.program_style_loss reads of an engine.Program: no guidance, XLA's kernels.
     guided = False
     convolution = "xla"
