@@ -166,7 +166,9 @@ def program_style_loss(program, feats, hyper, targets, step) -> jax.Array:
     """The weighted sum of an ``engine.Program``'s style losses for ONE run (the Gram loss on its
     own path, with the kernel that goes with the convolution; the others through
     :func:`family_style_loss`); ``hyper`` and ``targets`` are the run's ``engine.Hyper`` and
-    ``engine.Targets``, ``step`` folds into its key."""
+    ``engine.Targets``, ``step`` folds into its key. (Feed-forward training passes its
+    ``Objective``, ``Hyper`` and ``Targets`` of :mod:`nstjax.feedforward.step`, which carry the
+    same fields.)"""
     names = program.style_losses
     weights = hyper.style_loss_weights
     masks = targets.masks if program.guided else None

@@ -126,3 +126,14 @@ def images_dir():
     if not IMAGES.is_dir():
         pytest.skip(f"{IMAGES} not found (the shared images sit beside the checkout)")
     return IMAGES
+
+
+@pytest.fixture(scope="session")
+def content_dir(tmp_path_factory, images_dir):
+    """A folder of five content photos (different aspect ratios, longer side 48) for training."""
+    from nstjax import image
+
+    folder = tmp_path_factory.mktemp("content")
+    for name in ("chicago", "golden_gate", "hoovertowernight", "stata", "tubingen"):
+        image.save_image(folder / f"{name}.png", image.load_image(images_dir / f"{name}.jpg", 48))
+    return folder

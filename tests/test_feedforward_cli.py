@@ -6,6 +6,7 @@ import json
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
@@ -112,7 +113,7 @@ def _saved_model(folder, config):
     init = jax.jit(step.init_state, static_argnums=0)
     state = init(objective, jax.random.key(0, impl="rbg"), np.ones((1,), np.float32))
     write_config(folder, config)
-    Checkpoints(folder).save(1, state, np.zeros((1, 1, 4), np.float32))
+    Checkpoints(folder).save(1, state, np.zeros((1, 1, 4), np.float32), np.zeros((1, 1), bool))
 
 
 def test_apply_bad_input_is_one_line(tmp_path, capsys, no_work):
@@ -151,3 +152,40 @@ def test_apply_bad_input_is_one_line(tmp_path, capsys, no_work):
     other = dataclasses.replace(config, network=NetworkConfig(width=3, residual_blocks=0))
     (model / "config.json").write_text(json.dumps(json.loads(other.to_json())))
     _fails(capsys, base + [content], "another network shape", "saved (1, 2), expected (1, 3)")
+
+
+def test_checkpoint_from_before_the_guard_counters_loads(tmp_path):
+    """A checkpoint written before TrainState had its rejected-step counters (and the history
+    its flags) loads for apply and restores with zero counts."""
+    from nstjax.feedforward import NetworkConfig, TrainConfig, load_model, step
+    from nstjax.feedforward.checkpoint import Checkpoints
+    from nstjax.feedforward.training import _init_state, objective_of
+
+    config = TrainConfig(
+        styles=("s.png",), content_dir="c", network=NetworkConfig(width=2, residual_blocks=0)
+    )
+    _saved_model(tmp_path, config)  # the current layout, then overwritten with the old one
+    state = _init_state(objective_of(config), jax.random.key(3, impl="rbg"), np.ones(1, "f4"))
+    old = {k: v for k, v in state._asdict().items() if not k.startswith("rejected")}
+    checkpoints = Checkpoints(tmp_path)
+    checkpoints.manager.save(
+        2,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(old),
+            history=ocp.args.StandardSave({"history": np.ones((2, 1, 4), np.float32)}),
+        ),
+    )
+    checkpoints.manager.wait_until_finished()
+    restored, history, rejected = checkpoints.restore(2, state)
+    checkpoints.close()
+    assert isinstance(restored, step.TrainState)
+    np.testing.assert_array_equal(restored.rejected_in_a_row, [0])
+    np.testing.assert_array_equal(restored.rejected_steps, [0])
+    np.testing.assert_array_equal(history, np.ones((2, 1, 4)))
+    np.testing.assert_array_equal(rejected, np.zeros((2, 1), bool))
+    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(a, b)
+    model = load_model(tmp_path)
+    assert model.step == 2
+    for a, b in zip(jax.tree.leaves(model.variables["params"]), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(a, b)

@@ -94,8 +94,10 @@ def _family_of(program: engine.Program) -> tuple[str, ...]:
     return tuple(n for n in program.style_losses if n != "gram")
 
 
-def _check_patch_sizes(program: engine.Program, style: tuple, output: tuple) -> None:
-    """The MRF loss needs at least one 3x3 patch at each of its layers, in both images."""
+def check_patch_sizes(program: engine.Program, style: tuple, output: tuple) -> None:
+    """The MRF loss needs at least one 3x3 patch at each of its layers, in both images (``style``
+    and ``output`` are ``(h, w)``; ``program`` an ``engine.Program`` or anything with its
+    ``style_losses`` and ``layers_of``)."""
     if "mrf" not in program.style_losses:
         return
     size = style_losses.MRF_PATCH
@@ -279,7 +281,7 @@ def build(
         for s in r.style_blend():
             shape = contents[r.content].shape[:2]
             style_shape = style_image(r, styles[s], contents[r.content]).shape[:2]
-            _check_patch_sizes(program, style_shape, shape)
+            check_patch_sizes(program, style_shape, shape)
     grams = _style_grams(params, program, runs, contents, styles)
     found = _style_family(params, program, runs, contents, styles)
     regions = None

@@ -13,6 +13,8 @@ from nstjax.errors import NstjaxError
 
 
 def register(subparsers) -> None:
+    from nstjax.sweep import distributed
+
     p = subparsers.add_parser(
         "sweep",
         help="run a sweep config (grids of hyperparameters x image pairs) into a workdir",
@@ -38,9 +40,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--weights", default=None, help="VGG-19 weights; overrides model.weights")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
-    p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host)")
-    p.add_argument("--num-processes", type=int, default=None, help="processes in the sweep")
-    p.add_argument("--process-id", type=int, default=None, help="this process's index")
+    distributed.add_options(p, "sweep")
     p.add_argument(
         "--wait-timeout",
         type=float,

@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import sys
 import time
 
 from nstjax.errors import NstjaxError
@@ -10,6 +11,7 @@ from nstjax.errors import NstjaxError
 def register(subparsers) -> None:
     from nstjax.feedforward.config import CROPS, NetworkConfig, TrainConfig
     from nstjax.feedforward.network import NORMS, UPSAMPLES
+    from nstjax.sweep import distributed
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     net = NetworkConfig()
@@ -25,24 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=d["size"], help=f"training crop side ({d['size']})")
     p.add_argument("--steps", type=int, default=d["steps"], help=f"steps ({d['steps']})")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    for name in ("content_weight", "style_weight", "tv_weight"):
-        p.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=float,
-            nargs="+",
-            default=list(d[name]),
-            metavar="W",
-            help=f"one value, or one per network ({d[name][0]})",
-        )
-    p.add_argument(
-        "--lr",
-        type=float,
-        nargs="+",
-        default=list(d["learning_rate"]),
-        help=f"Adam step size, one or one per network ({d['learning_rate'][0]})",
-    )
-    p.add_argument("--content-layers", default=",".join(d["content_layers"]))
-    p.add_argument("--style-layers", default=",".join(d["style_layers"]))
+    _add_loss_options(p, d)
     p.add_argument("--pooling", choices=("max", "avg"), default=d["pooling"])
     p.add_argument("--style-size", type=int, default=None, help="style images' longer side")
     p.add_argument("--crop", choices=CROPS, default=d["crop"])
@@ -60,12 +45,72 @@ def register(subparsers) -> None:
         help="steps between samples and loss-curve updates (0: at the end)",
     )
     p.add_argument("--keep", type=int, default=d["keep"], help="checkpoints kept")
+    p.add_argument(
+        "--max-nonfinite-steps",
+        type=int,
+        default=d["max_nonfinite_steps"],
+        help="a network whose step is non-finite this many steps in a row is stopped "
+        f"(each such step is rejected; exit status 1 at the end) ({d['max_nonfinite_steps']})",
+    )
     p.add_argument("--seed", type=int, default=d["seed"])
+    _add_network_axis(p, d["network_axis"])
     p.add_argument("--norm", choices=NORMS, default=net.norm)
     p.add_argument("--upsample", choices=UPSAMPLES, default=net.upsample)
     p.add_argument("--width", type=int, default=net.width, help="first layer's channels (32)")
+    p.add_argument(
+        "--residual-blocks",
+        type=int,
+        default=net.residual_blocks,
+        help=f"residual blocks ({net.residual_blocks})",
+    )
     p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    distributed.add_options(p, "training run")
     p.set_defaults(func=main)
+
+
+def _add_loss_options(p: argparse.ArgumentParser, d: dict) -> None:
+    """The per-network loss options (and the layers), defaults from ``TrainConfig``."""
+    from nstjax.style_losses import STYLE_LOSSES
+
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=float,
+            nargs="+",
+            default=list(d[name]),
+            metavar="W",
+            help=f"one value, or one per network ({d[name][0]})",
+        )
+    p.add_argument(
+        "--lr",
+        type=float,
+        nargs="+",
+        default=list(d["learning_rate"]),
+        help=f"Adam step size, one or one per network ({d['learning_rate'][0]})",
+    )
+    p.add_argument(
+        "--style-loss",
+        nargs="+",
+        default=list(d["style_loss"]),
+        metavar="SPEC",
+        help=f"style loss, one or one per network: a name ({', '.join(STYLE_LOSSES)}) or a "
+        f"mix such as gram:1,sliced_wasserstein:0.5 ({d['style_loss'][0]})",
+    )
+    p.add_argument("--content-layers", default=",".join(d["content_layers"]))
+    p.add_argument("--style-layers", default=",".join(d["style_layers"]))
+
+
+def _add_network_axis(p: argparse.ArgumentParser, default: str) -> None:
+    from nstjax.feedforward.step import NETWORK_AXES
+
+    p.add_argument(
+        "--network-axis",
+        choices=NETWORK_AXES,
+        default=default,
+        help="K networks in one step: unroll (each bit-identical to it trained alone), vmap "
+        "(batched, equal up to rounding) or map (lax.map: bit-identical, compiled once, slow "
+        f"on CPU) ({default})",
+    )
 
 
 def _layers(text: str) -> tuple[str, ...]:
@@ -73,7 +118,10 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 def main(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from nstjax.feedforward import NetworkConfig, TrainConfig, train
+    from nstjax.sweep import distributed
 
     config = TrainConfig(
         styles=tuple(args.style),
@@ -85,6 +133,7 @@ def main(args: argparse.Namespace) -> int:
         style_weight=tuple(args.style_weight),
         tv_weight=tuple(args.tv_weight),
         learning_rate=tuple(args.lr),
+        style_loss=tuple(args.style_loss),
         content_layers=_layers(args.content_layers),
         style_layers=_layers(args.style_layers),
         pooling=args.pooling,
@@ -95,16 +144,40 @@ def main(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         keep=args.keep,
         sample_every=args.sample_every,
-        network=NetworkConfig(norm=args.norm, upsample=args.upsample, width=args.width),
+        max_nonfinite_steps=args.max_nonfinite_steps,
+        network_axis=args.network_axis,
+        network=NetworkConfig(
+            norm=args.norm,
+            upsample=args.upsample,
+            width=args.width,
+            residual_blocks=args.residual_blocks,
+        ),
         weights=args.weights,
     )
+    spec = distributed.resolve(args.coordinator, args.num_processes, args.process_id)
+    cluster = distributed.initialize(spec)  # before JAX runs; one process: nothing
     started = time.perf_counter()
     result = train(config, args.output)
     if not len(result.history):
         raise NstjaxError("nothing trained")
-    last = result.history[-1].mean(axis=0)
+    rows = result.history[-1]
+    finite = rows[np.all(np.isfinite(rows), axis=1)]
+    final = f"{finite[:, 0].mean():.4g}" if len(finite) else "not finite"
+    who = f"process {cluster.process_id}: " if cluster.num_processes > 1 else ""
     print(
-        f"trained {len(result.names)} network(s) for {config.steps} steps into {args.output} in "
-        f"{time.perf_counter() - started:.0f}s (final loss {last[0]:.4g})"
+        f"{who}trained {len(result.names)} network(s) for {config.steps} steps into {args.output} in "
+        f"{time.perf_counter() - started:.0f}s (final loss {final})"
     )
+    counts = result.rejected.sum(axis=0)
+    if counts.any():
+        text = ", ".join(f"{n} {c}" for n, c in zip(result.names, counts) if c)
+        print(f"non-finite steps rejected: {text}", file=sys.stderr)
+    if result.stopped:
+        print(
+            f"nstjax: error: network(s) {', '.join(result.stopped)} stopped after "
+            f"{config.max_nonfinite_steps} non-finite steps in a row (the others trained; "
+            f"checkpoints, samples and loss curve saved in {args.output})",
+            file=sys.stderr,
+        )
+        return 1
     return 0

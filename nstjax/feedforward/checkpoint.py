@@ -20,7 +20,7 @@ import orbax.checkpoint as ocp
 
 from nstjax import atomic
 from nstjax.errors import NstjaxError
-from nstjax.feedforward.config import TrainConfig
+from nstjax.feedforward.config import TrainConfig, load
 
 CHECKPOINTS = "checkpoints"
 CONFIG = "config.json"
@@ -30,8 +30,14 @@ RESUMABLE_CHANGES = ("steps", "save_every", "keep", "sample_every", "weights", "
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
 
 
-def write_config(model_dir: Path, config: TrainConfig) -> None:
+def write_config(model_dir: Path, config: TrainConfig, write: bool = True) -> None:
     """Writes ``config.json``, refusing a folder that holds a different run's checkpoints.
+
+    Args:
+        model_dir: the model folder.
+        config: the run.
+        write: write it (``False``: only check; the processes of a multi-process run other
+            than process 0).
 
     Raises:
         NstjaxError: ``model_dir`` holds checkpoints of a run whose config differs in a field
@@ -39,7 +45,8 @@ def write_config(model_dir: Path, config: TrainConfig) -> None:
     """
     path = model_dir / CONFIG
     if path.is_file() and (model_dir / CHECKPOINTS).is_dir():
-        old = json.loads(path.read_text())
+        # through TrainConfig: fields added since the old run was written take their defaults
+        old = json.loads(load(model_dir).to_json())
         new = json.loads(config.to_json())
         changed = sorted(
             k
@@ -51,7 +58,8 @@ def write_config(model_dir: Path, config: TrainConfig) -> None:
                 f"--output '{model_dir}': holds a run with different {', '.join(changed)}; "
                 "use another folder to start a new run"
             )
-    atomic.write_text(path, config.to_json() + "\n")
+    if write:
+        atomic.write_text(path, config.to_json() + "\n")
 
 
 class Checkpoints:
@@ -82,13 +90,20 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state: Any, history: np.ndarray) -> None:
-        """Writes step ``step`` (steps done) atomically; returns when it is on disk."""
+    def save(self, step: int, state: Any, history: np.ndarray, rejected: np.ndarray) -> None:
+        """Writes step ``step`` (steps done) atomically; returns when it is on disk.
+
+        Args:
+            step: steps done.
+            state: the networks' state.
+            history: ``[steps, K, 4]`` loss terms so far.
+            rejected: ``[steps, K]`` bool: the steps rejected as non-finite, per network.
+        """
         self.manager.save(
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(_as_dict(state)),
-                history=ocp.args.StandardSave({"history": history}),
+                history=ocp.args.StandardSave({"history": history, "rejected": rejected}),
             ),
             force=True,
         )
@@ -99,9 +114,18 @@ class Checkpoints:
         tree = self.manager.item_metadata(step)["state"].tree
         return jax.tree.map(lambda m: tuple(m.shape), tree, is_leaf=lambda m: hasattr(m, "shape"))
 
-    def restore(self, step: int, like: Any) -> tuple[Any, np.ndarray]:
-        """The state (shaped as ``like``, a pytree of arrays or ShapeDtypeStructs) and history."""
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _as_dict(like))
+    def restore(self, step: int, like: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+        """The state (shaped as ``like``, a pytree of arrays or ShapeDtypeStructs), the history
+        and the rejected-step flags. A field of ``like`` that the checkpoint lacks (one added to
+        the state since it was written) keeps ``like``'s value (zeros if ``like`` is abstract).
+        """
+        saved = set(self.manager.item_metadata(step)["state"].tree)
+        fields = _as_dict(like)
+        abstract = {
+            k: jax.tree.map(ocp.utils.to_shape_dtype_struct, v)
+            for k, v in fields.items()
+            if k in saved
+        }
         restored = self.manager.restore(
             step,
             args=ocp.args.Composite(
@@ -109,8 +133,19 @@ class Checkpoints:
                 history=ocp.args.StandardRestore(),
             ),
         )
-        state = type(like)(**restored.state) if _is_namedtuple(like) else restored.state
-        return state, np.asarray(restored.history["history"])
+        missing = {
+            k: jax.tree.map(lambda x: jax.numpy.zeros(x.shape, x.dtype), v)
+            if isinstance(v, jax.ShapeDtypeStruct)
+            else v
+            for k, v in fields.items()
+            if k not in saved
+        }
+        values = {**restored.state, **missing}
+        state = type(like)(**values) if _is_namedtuple(like) else values
+        history = np.asarray(restored.history["history"])
+        rejected = restored.history.get("rejected")
+        rejected = np.zeros(history.shape[:2], bool) if rejected is None else np.asarray(rejected)
+        return state, history, rejected
 
     def close(self) -> None:
         self.manager.close()

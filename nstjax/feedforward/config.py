@@ -1,7 +1,7 @@
 """What a feed-forward training run is: one frozen dataclass, the one source of its defaults.
 
 ``K`` networks train together, one per *setting*: every per-network field (``styles``, the three
-loss weights, ``learning_rate``) holds one value shared by all networks or ``K`` values, and ``K``
+loss weights, ``learning_rate``, ``style_loss``) holds one value shared by all networks or ``K`` values, and ``K``
 is the longest of them. So ``styles=(a, b, c)`` trains three styles at the same weights, and
 ``styles=(a,), style_weight=(10, 30, 100)`` trains one style at three strengths.
 
@@ -17,12 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from nstjax import run as run_lib
+from nstjax import style_mix
 from nstjax.errors import NstjaxError
 from nstjax.feedforward.network import NORMS, UPSAMPLES, TransformerNet
+from nstjax.feedforward.step import NETWORK_AXES
 
 _RUN = run_lib.Run()
 CROPS = ("random", "center", "resize")
-PER_NETWORK = ("styles", "content_weight", "style_weight", "tv_weight", "learning_rate")
+PER_NETWORK = (
+    "styles",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "learning_rate",
+    "style_loss",
+)
+OPTION = {"styles": "--style", "learning_rate": "--lr"}
+"""The ``nstjax train`` option of a field whose name is not the option's."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +61,9 @@ class TrainConfig:
         batch_size: content images per step (shared by all networks; split over local devices).
         content_weight, style_weight, tv_weight: loss weights (one, or one per network).
         learning_rate: Adam's step size (one, or one per network).
+        style_loss: the style loss (one spec, or one per network): a name of
+            :data:`nstjax.style_losses.STYLE_LOSSES` or a weighted mix
+            ``"gram:1,sliced_wasserstein:0.5"`` (:func:`nstjax.style_mix.parse_style_loss`).
         content_layers, style_layers: VGG-19 layers of the two losses (equal layer weights).
         pooling: ``"max"`` or ``"avg"`` in VGG.
         style_size: longer side of the style images; ``None`` is ``size``.
@@ -61,6 +75,14 @@ class TrainConfig:
         save_every: steps between checkpoints (one is also written at the end).
         keep: checkpoints kept.
         sample_every: steps between sample stylisations and loss-curve updates (0: at the end).
+        max_nonfinite_steps: a network whose step gives a non-finite loss, gradient or result
+            this many steps in a row is stopped (each such step is rejected: the network keeps
+            its last finite state; the others go on unaffected).
+        network_axis: how the K networks share the compiled step
+            (:data:`~nstjax.feedforward.step.NETWORK_AXES`): ``"unroll"`` (one network's step
+            traced K times: each bit-identical to it trained alone, the fastest measured on
+            CPU), ``"vmap"`` (batched: equal up to rounding) or ``"map"`` (``jax.lax.map``:
+            bit-identical, compiled once, slow on CPU); docs/feedforward.md has the figures.
         network: the network's shape.
         weights: VGG-19 weights file; ``None`` resolves as :func:`nstjax.vgg.load_params`.
     """
@@ -74,6 +96,7 @@ class TrainConfig:
     style_weight: tuple[float, ...] = (_RUN.style_weight,)
     tv_weight: tuple[float, ...] = (_RUN.tv_weight,)
     learning_rate: tuple[float, ...] = (1e-3,)
+    style_loss: tuple[str, ...] = ("gram",)
     content_layers: tuple[str, ...] = run_lib.DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = run_lib.DEFAULT_STYLE_LAYERS
     pooling: str = "max"
@@ -84,6 +107,8 @@ class TrainConfig:
     save_every: int = 1000
     keep: int = 3
     sample_every: int = 1000
+    max_nonfinite_steps: int = 10
+    network_axis: str = NETWORK_AXES[0]
     network: NetworkConfig = NetworkConfig()
     weights: str | None = None
 
@@ -107,6 +132,7 @@ class TrainConfig:
         if unknown:
             raise NstjaxError(f"training config: unknown field(s) {', '.join(unknown)}")
         data = dict(data)
+        data.setdefault("network_axis", "vmap")  # written before the field: trained batched
         data["network"] = NetworkConfig(**data.get("network", {}))
         for name in (*PER_NETWORK, "content_layers", "style_layers"):
             if name in data:
@@ -125,14 +151,19 @@ def validate(config: TrainConfig) -> None:
     k = config.num_networks
     for name in PER_NETWORK:
         n = len(getattr(config, name))
-        option = "--style" if name == "styles" else f"--{name.replace('_', '-')}"
+        option = OPTION.get(name, f"--{name.replace('_', '-')}")
         _check(n in (1, k), f"{option}: {n} values for {k} networks (give 1 or {k})", p)
+    for spec in config.style_loss:
+        try:
+            style_mix.parse_style_loss(spec, "--style-loss")
+        except NstjaxError as e:
+            p.append(str(e))
     for name in ("content_weight", "style_weight", "tv_weight"):
         for v in getattr(config, name):
             _check(v >= 0 and math.isfinite(v), f"--{name.replace('_', '-')} must be >= 0", p)
     for v in config.learning_rate:
         _check(v > 0 and math.isfinite(v), f"--lr must be finite and > 0, got {v}", p)
-    for name in ("size", "steps", "batch_size", "save_every", "keep"):
+    for name in ("size", "steps", "batch_size", "save_every", "keep", "max_nonfinite_steps"):
         value = getattr(config, name)
         _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}", p)
     _check(config.size >= 16, f"--size must be >= 16, got {config.size}", p)
@@ -141,6 +172,7 @@ def validate(config: TrainConfig) -> None:
     _check(config.style_size is None or config.style_size >= 16, "--style-size must be >= 16", p)
     _check(config.crop in CROPS, f"--crop must be one of {CROPS}", p)
     _check(config.pooling in ("max", "avg"), "--pooling must be max or avg", p)
+    _check(config.network_axis in NETWORK_AXES, f"--network-axis must be one of {NETWORK_AXES}", p)
     net = config.network
     _check(net.norm in NORMS, f"--norm must be one of {NORMS}, got {net.norm!r}", p)
     _check(net.upsample in UPSAMPLES, f"--upsample must be one of {UPSAMPLES}", p)

@@ -83,6 +83,8 @@ class Loader:
         seed: seeds the order and the crops.
         workers: loading threads (Pillow decodes and resizes without holding the GIL).
         prefetch: batches loaded ahead of the one being consumed.
+        rows: the rows of every batch this loader loads (``None``: all ``batch_size``); a
+            process of a multi-process run loads its share.
     """
 
     def __init__(
@@ -94,9 +96,15 @@ class Loader:
         seed: int,
         workers: int = 4,
         prefetch: int = 2,
+        rows: range | None = None,
     ):
         self.files, self.size, self.batch_size = list(files), size, batch_size
         self.crop, self.seed, self.workers, self.prefetch = crop, seed, workers, prefetch
+        self.rows = range(batch_size) if rows is None else rows
+
+    def positions(self, step: int) -> list[int]:
+        """The stream positions of this loader's rows of ``step``'s batch."""
+        return [step * self.batch_size + r for r in self.rows]
 
     def item(self, position: int) -> np.ndarray:
         """The training image at stream ``position``."""
@@ -105,17 +113,15 @@ class Loader:
         return load_square(self.files[index], self.size, self.crop, rng)
 
     def batch(self, step: int) -> np.ndarray:
-        """The batch of ``step`` (no prefetching)."""
-        start = step * self.batch_size
-        return np.stack([self.item(p) for p in range(start, start + self.batch_size)])
+        """The batch of ``step`` (this loader's rows; no prefetching)."""
+        return np.stack([self.item(p) for p in self.positions(step)])
 
     def batches(self, start: int, stop: int) -> Iterator[np.ndarray]:
         """Yields the batches of steps ``start .. stop - 1`` in order, prefetching."""
         with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
 
             def submit(step: int) -> list[concurrent.futures.Future]:
-                first = step * self.batch_size
-                return [pool.submit(self.item, p) for p in range(first, first + self.batch_size)]
+                return [pool.submit(self.item, p) for p in self.positions(step)]
 
             pending = collections.deque(
                 submit(s) for s in range(start, min(stop, start + 1 + self.prefetch))

@@ -89,7 +89,7 @@ def load_model(model_dir: str | Path, step_number: int | None = None) -> Model:
     )
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     like = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), like)
-    state, _ = checkpoints.restore(found, like)
+    state, _, _ = checkpoints.restore(found, like)
     checkpoints.close()
     variables = {"params": state.params}
     if state.batch_stats:

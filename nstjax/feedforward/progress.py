@@ -35,6 +35,7 @@ class TrainProgress:
         self.interval = interval
         self.first: tuple[int, float] | None = None  # (step, time) when the first step ended
         self.last_line = 0.0
+        self.last_note = ""
         self.rich = None
         if self.stream.isatty():
             try:
@@ -62,21 +63,26 @@ class TrainProgress:
         done, since = step - self.first[0], now - self.first[1]
         rate = done * self.images / since if done and since > 0 else float("nan")
         eta = (self.total - step) * since / done if done else float("nan")
-        loss, content, style, tv = np.asarray(metrics, np.float64).mean(axis=0)
+        rows = np.asarray(metrics, np.float64)
+        finite = rows[np.all(np.isfinite(rows), axis=1)]  # a rejected network's may not be
+        loss, content, style, tv = finite.mean(axis=0) if len(finite) else np.full(4, np.nan)
         eta_text = _duration(eta) if np.isfinite(eta) else "?"
         return (
             f"step {step}/{self.total} loss {loss:.4g} (content {content:.4g} style {style:.4g} "
             f"tv {tv:.4g}) {rate:.2f} img/s eta {eta_text}"
         )
 
-    def update(self, step: int, metrics: np.ndarray) -> None:
-        """Reports ``step`` steps done with the latest metrics ``[K, 4]`` (mean over networks)."""
-        line = self.text(step, metrics)
+    def update(self, step: int, metrics: np.ndarray, note: str = "") -> None:
+        """Reports ``step`` steps done with the latest metrics ``[K, 4]`` (mean over the
+        networks whose metrics are finite) and a ``note`` (rejected steps), shown at once when
+        it changes."""
+        line = self.text(step, metrics) + (f" | {note}" if note else "")
         if self.rich is not None:
             self.rich.update(self.task, completed=step, info=line.split(" ", 2)[2])
             return
         now = time.perf_counter()
-        if now - self.last_line >= self.interval or step == self.total:
+        changed, self.last_note = note != self.last_note, note
+        if changed or now - self.last_line >= self.interval or step == self.total:
             self.last_line = now
             print(line, file=self.stream, flush=True)
 

@@ -1,21 +1,25 @@
 """The compiled core of training: K transformation networks advanced by one step together.
 
 Arrays in, arrays out. The loss of one network is written for one output image and ``jax.vmap``
-batches it over the content batch; a second ``jax.vmap`` over the networks' parameters,
-optimiser states, style targets and weights makes K networks one program. Networks never
+batches it over the content batch; the K networks (their parameters, optimiser states, style
+targets and weights) are then put in one program by tracing the step once per network, by a
+second ``jax.vmap`` or by ``jax.lax.map`` (``Objective.network_axis``). Networks never
 interact: each sees the same content batch and its own everything else.
 """
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from nstjax import losses, vgg
+from nstjax import losses, style_mix, vgg
 from nstjax.feedforward.network import TransformerNet
 
+NETWORK_AXES = ("unroll", "vmap", "map")
+"""The ways K networks share the step (:class:`Objective`); the first is the default."""
 METRICS = ("loss", "content", "style", "tv")
 """Columns of the per-step history: the weighted total and the three unweighted terms."""
 
@@ -28,34 +32,77 @@ class Objective:
         net: the transformation network.
         content_layers, style_layers: VGG-19 layers of the two losses.
         pooling: VGG's pooling.
+        style_losses: the style losses computed (:data:`nstjax.style_losses.STYLE_LOSSES`, in
+            that order), each at every style layer; each network weights them
+            (``Hyper.style_loss_weights``), so networks with different losses share a program.
+        network_axis: how the K networks share the step (:data:`NETWORK_AXES`):
+            ``"unroll"`` traces one network's step K times, one after another (each network's
+            computation is the one it has trained alone: bit-identical; compiling takes about
+            K times as long); ``"vmap"`` batches them (their convolutions become grouped
+            convolutions, which XLA rounds differently from one network's: equal to each
+            trained alone up to rounding); ``"map"`` loops over them with ``jax.lax.map`` (one
+            network's program, compiled once, run K times: bit-identical, but slow on XLA:CPU
+            at real sizes). docs/feedforward.md has the measurements.
     """
 
     net: TransformerNet
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
     pooling: str = "max"
+    style_losses: tuple[str, ...] = ("gram",)
+    network_axis: str = NETWORK_AXES[0]
+    # What style_mix.program_style_loss reads of an engine.Program: no guidance, XLA's kernels.
+    guided = False
+    convolution = "xla"
 
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.content_layers + self.style_layers))
 
+    def layers_of(self, style_loss: str) -> tuple[str, ...]:
+        """The layers ``style_loss`` is computed at (all style layers)."""
+        return self.style_layers
+
 
 class Hyper(NamedTuple):
-    """Per-network loss weights, each ``[K]`` (``[K, 16]`` for the layer weights)."""
+    """Per-network loss weights, each ``[K]`` (``[K, 16]`` for the layer weights), the fields
+    :func:`nstjax.style_mix.program_style_loss` reads as it does an ``engine.Hyper``'s."""
 
     content_weight: jax.Array
     style_weight: jax.Array
     tv_weight: jax.Array
     content_layer_weights: jax.Array
     style_layer_weights: jax.Array
+    style_loss_weights: jax.Array  # [K, len(Objective.style_losses)]
+    max_nonfinite_steps: jax.Array  # [K] int32: consecutive rejected steps that stop a network
+    style_key: jax.Array  # [K, 2] uint32 key data; a step's key folds in the step number
+    normalize_gradients: None = None  # no gradient normalisation in training
+
+
+class Targets(NamedTuple):
+    """Per-network style targets (leading axis K), as ``engine.Targets`` holds them: the Grams by
+    layer (``style``, empty without the Gram loss) and the other losses' representations
+    (``family``: loss name -> layer name -> representation)."""
+
+    style: dict[str, jax.Array]
+    family: dict[str, dict[str, Any]]
+    masks: None = None
 
 
 class TrainState(NamedTuple):
-    """K networks' variables and Adam states, each leaf with a leading network axis."""
+    """K networks' variables and Adam states, each leaf with a leading network axis.
+
+    A step whose loss, gradient or result (new parameters, batch stats, Adam state) is not
+    finite is *rejected* for that network: it keeps its last finite variables and state, and the
+    others are unaffected. A network with ``Hyper.max_nonfinite_steps`` rejected steps in a row
+    is *stopped*: it is never updated again (it is still computed with the others).
+    """
 
     params: Any
     batch_stats: Any  # {} with instance norm
     opt_state: Any
+    rejected_in_a_row: Any  # [K] int32: consecutive rejected steps (frozen once stopped)
+    rejected_steps: Any  # [K] int32: rejected steps in all
 
 
 def optimizer(learning_rate: jax.Array) -> optax.GradientTransformation:
@@ -63,23 +110,35 @@ def optimizer(learning_rate: jax.Array) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
 
 
-def image_terms(feats, content_targets, grams, output, hyper: Hyper) -> jax.Array:
+def image_terms(
+    feats, content_targets, style_targets: Targets, output, hyper: Hyper, objective, step
+) -> jax.Array:
     """``[content, style, tv]`` of ONE stylised image (no batch or network axis).
 
     Args:
         feats: the output's VGG features by layer, ``[h, w, C]``.
         content_targets: the content image's features at the content layers.
-        grams: the style's Gram matrices at the style layers.
+        style_targets: the network's style targets.
         output: the stylised image ``[H, W, 3]`` in [0, 1].
         hyper: the network's weights (no network axis).
+        objective: static.
+        step: the step number, folded into the key of the losses that draw random numbers.
     """
     content = losses.weighted_content_loss(feats, content_targets, hyper.content_layer_weights)
-    style = losses.weighted_style_loss(feats, grams, hyper.style_layer_weights)
+    style = style_mix.program_style_loss(objective, feats, hyper, style_targets, step)
     return jnp.stack([content, style, losses.tv_loss(output * 255.0)])
 
 
 def network_loss(
-    params, batch_stats, vgg_params, objective: Objective, images, content, grams, hyper: Hyper
+    params,
+    batch_stats,
+    vgg_params,
+    objective: Objective,
+    images,
+    content,
+    style_targets,
+    hyper,
+    step=0,
 ):
     """Mean loss of ONE network over the content batch, with its terms and new batch stats."""
     variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
@@ -91,8 +150,9 @@ def network_loss(
     else:
         outputs = objective.net.apply(variables, images, train=True)
     feats = vgg.features(vgg_params, outputs, objective.layers, objective.pooling)
-    per_image = jax.vmap(image_terms, in_axes=(0, 0, None, 0, None))(
-        feats, content, grams, outputs, hyper
+    terms = functools.partial(image_terms, objective=objective, step=step)
+    per_image = jax.vmap(terms, in_axes=(0, 0, None, 0, None))(
+        feats, content, style_targets, outputs, hyper
     )
     content_loss, style_loss, tv = jnp.mean(per_image, axis=0)
     total = (
@@ -101,7 +161,58 @@ def network_loss(
     return total, (jnp.stack([total, content_loss, style_loss, tv]), batch_stats)
 
 
-def train_step(state: TrainState, vgg_params, objective: Objective, images, grams, hyper: Hyper):
+def _finite(tree) -> jax.Array:
+    """Whether every float in ``tree`` is finite (a scalar bool)."""
+    floats = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return functools.reduce(jnp.logical_and, [jnp.isfinite(x).all() for x in floats])
+
+
+def network_step(
+    state: TrainState, vgg_params, objective: Objective, images, content, targets, hyper, step
+):
+    """One Adam step of ONE network (no network axis anywhere), guarded (:class:`TrainState`).
+
+    Returns:
+        The new state, the metrics ``[4]`` (:data:`METRICS`, batch means, before the step) and
+        whether the step was rejected.
+    """
+    grad_fn = jax.value_and_grad(network_loss, has_aux=True)
+    (loss, (metrics, batch_stats)), grads = grad_fn(
+        state.params,
+        state.batch_stats,
+        vgg_params,
+        objective,
+        images,
+        content,
+        targets,
+        hyper,
+        step,
+    )
+    updates, opt_state = optimizer(0.0).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    active = state.rejected_in_a_row < hyper.max_nonfinite_steps
+    finite = _finite((loss, grads, params, batch_stats, opt_state))
+    go = active & finite
+    rejected = active & ~finite
+
+    def keep(new, old):
+        return jax.tree.map(lambda a, b: jnp.where(go, a, b), new, old)
+
+    new = TrainState(
+        params=keep(params, state.params),
+        batch_stats=keep(batch_stats, state.batch_stats),
+        opt_state=keep(opt_state, state.opt_state),
+        rejected_in_a_row=jnp.where(
+            active, jnp.where(finite, 0, state.rejected_in_a_row + 1), state.rejected_in_a_row
+        ),
+        rejected_steps=state.rejected_steps + rejected.astype(jnp.int32),
+    )
+    return new, metrics, rejected
+
+
+def train_step(
+    state: TrainState, vgg_params, objective: Objective, images, targets: Targets, hyper, step
+):
     """One Adam step of every network on the content batch ``images`` ``[B, S, S, 3]``.
 
     Args:
@@ -109,23 +220,28 @@ def train_step(state: TrainState, vgg_params, objective: Objective, images, gram
         vgg_params: the frozen VGG-19 (unprepared: plain XLA convolutions).
         objective: static.
         images: the content batch in [0, 1], shared by all networks.
-        grams: each network's style Grams by layer, ``[K, C, C]``.
+        targets: each network's style targets (leading axis K).
         hyper: each network's weights.
+        step: the number of steps done before this one (int32, traced).
 
     Returns:
-        The new state and the metrics ``[K, 4]`` (:data:`METRICS`, batch means).
+        The new state, the metrics ``[K, 4]`` (:data:`METRICS`, batch means, before the step)
+        and ``[K]`` bool: which networks' steps were rejected (non-finite).
     """
     content = vgg.features(vgg_params, images, objective.content_layers, objective.pooling)
-    grad_fn = jax.value_and_grad(network_loss, has_aux=True)
 
-    def one(params, batch_stats, opt_state, grams, hyper):
-        (_, (metrics, batch_stats)), grads = grad_fn(
-            params, batch_stats, vgg_params, objective, images, content, grams, hyper
-        )
-        updates, opt_state = optimizer(0.0).update(grads, opt_state, params)
-        return TrainState(optax.apply_updates(params, updates), batch_stats, opt_state), metrics
+    def one(args):
+        state, targets, hyper = args
+        return network_step(state, vgg_params, objective, images, content, targets, hyper, step)
 
-    return jax.vmap(one)(state.params, state.batch_stats, state.opt_state, grams, hyper)
+    args = (state, targets, hyper)
+    if objective.network_axis == "vmap":
+        return jax.vmap(lambda *a: one(a))(*args)
+    if objective.network_axis == "map":
+        return jax.lax.map(one, args)
+    count = hyper.content_weight.shape[0]
+    per_network = [one(jax.tree.map(lambda x, k=k: x[k], args)) for k in range(count)]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *per_network)
 
 
 def init_state(objective: Objective, key: jax.Array, learning_rate: jax.Array) -> TrainState:
@@ -142,7 +258,8 @@ def init_state(objective: Objective, key: jax.Array, learning_rate: jax.Array) -
     stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (count, *x.shape)), dict(variables))
     params, batch_stats = stacked["params"], stacked.get("batch_stats", {})
     opt_state = jax.vmap(lambda p, lr: optimizer(lr).init(p))(params, learning_rate)
-    return TrainState(params, batch_stats, opt_state)
+    zeros = jnp.zeros((count,), jnp.int32)
+    return TrainState(params, batch_stats, opt_state, zeros, zeros)
 
 
 def stylise(variables, net: TransformerNet, images: jax.Array) -> jax.Array:

@@ -12,17 +12,19 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from nstjax import image, targets, vgg
+from nstjax import image, style_mix, targets, vgg
 from nstjax import run as run_lib
 from nstjax.architecture import downsampling
+from nstjax.batch.build import check_patch_sizes
 from nstjax.errors import NstjaxError
 from nstjax.feedforward import config as config_lib
 from nstjax.feedforward import data, plots, step
 from nstjax.feedforward.checkpoint import Checkpoints, write_config
 from nstjax.feedforward.config import TrainConfig
+from nstjax.feedforward.placement import Placement, local
 from nstjax.feedforward.progress import TrainProgress
+from nstjax.style_losses import STYLE_LOSSES
 
 LOG_EVERY = 10  # steps between fetches of the metrics from the device
 
@@ -36,12 +38,18 @@ class TrainResult:
         state: the K networks at the end (host arrays, leading axis K).
         history: ``[steps, K, 4]`` loss terms (:data:`~nstjax.feedforward.step.METRICS`).
         names: the K networks' names (used in file names).
+        rejected: ``[steps, K]`` bool: the steps rejected as non-finite, per network
+            (:class:`~nstjax.feedforward.step.TrainState`).
+        stopped: the names of the networks stopped after ``config.max_nonfinite_steps``
+            rejected steps in a row (their last finite state is the one saved).
     """
 
     model_dir: Path
     state: step.TrainState
     history: np.ndarray
     names: list[str]
+    rejected: np.ndarray
+    stopped: list[str]
 
 
 def network_names(config: TrainConfig) -> list[str]:
@@ -59,10 +67,11 @@ class _Inputs:
     loader: data.Loader
 
 
-def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
-    """Reads and checks every input; raises NstjaxError before anything compiles."""
+def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None) -> _Inputs:
+    """Reads and checks every input (of the batches, this process's ``rows``); raises
+    NstjaxError before anything compiles."""
     config_lib.validate(config)
-    devices = jax.local_device_count()
+    devices = jax.device_count()
     if config.batch_size % devices:
         raise NstjaxError(f"--batch-size {config.batch_size}: not a multiple of {devices} devices")
     if model_dir.exists() and not model_dir.is_dir():
@@ -78,9 +87,14 @@ def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
                 f"{style_size} is too small for {vgg.deepest(config.style_layers)} "
                 f"(needs {factor} px a side)"
             )
+    objective = objective_of(config)
+    for style in loaded.values():
+        check_patch_sizes(objective, style.shape[:2], (config.size, config.size))
     center = np.random.default_rng(0)
     held = [data.load_square(p, config.size, "center", center) for p in held_files]
-    loader = data.Loader(train_files, config.size, config.batch_size, config.crop, config.seed)
+    loader = data.Loader(
+        train_files, config.size, config.batch_size, config.crop, config.seed, rows=rows
+    )
     loader.batch(0)  # the first batch's files must read
     return _Inputs(
         train_files=train_files,
@@ -91,45 +105,80 @@ def _load_inputs(config: TrainConfig, model_dir: Path) -> _Inputs:
     )
 
 
+def style_loss_mixes(config: TrainConfig) -> list[dict[str, float]]:
+    """Each network's style losses and their weights (``{name: weight}``)."""
+    return [style_mix.parse_style_loss(s, "--style-loss") for s in config.per_network("style_loss")]
+
+
 def objective_of(config: TrainConfig) -> step.Objective:
     """The static part of the training step for ``config``."""
+    used = set().union(*style_loss_mixes(config))
     return step.Objective(
         net=config.network.module(),
         content_layers=tuple(config.content_layers),
         style_layers=tuple(config.style_layers),
         pooling=config.pooling,
+        style_losses=tuple(name for name in STYLE_LOSSES if name in used),
+        network_axis=config.network_axis,
     )
 
 
-def hyper_of(config: TrainConfig) -> step.Hyper:
+def hyper_of(config: TrainConfig, objective: step.Objective) -> step.Hyper:
     """The per-network weights ``[K]`` (and layer weights ``[K, 16]``) of ``config``."""
     k = config.num_networks
     content_layers = run_lib.layer_weight_vector(config.content_layers, "--content-layers")
     style_layers = run_lib.layer_weight_vector(config.style_layers, "--style-layers")
+    mixes = style_loss_mixes(config)
+    key = jax.random.key_data(jax.random.key(config.seed))  # every network alike, as alone
     return step.Hyper(
         content_weight=jnp.asarray(config.per_network("content_weight"), jnp.float32),
         style_weight=jnp.asarray(config.per_network("style_weight"), jnp.float32),
         tv_weight=jnp.asarray(config.per_network("tv_weight"), jnp.float32),
         content_layer_weights=jnp.asarray(np.tile(content_layers, (k, 1))),
         style_layer_weights=jnp.asarray(np.tile(style_layers, (k, 1))),
+        style_loss_weights=jnp.asarray(
+            [[mix.get(n, 0.0) for n in objective.style_losses] for mix in mixes], jnp.float32
+        ).reshape(k, len(objective.style_losses)),
+        style_key=jnp.tile(key[None], (k, 1)),
+        max_nonfinite_steps=jnp.full((k,), config.max_nonfinite_steps, jnp.int32),
     )
 
 
+def _style_representations(vgg_params, objective: step.Objective, style: np.ndarray) -> tuple:
+    """One style image's Grams by layer and its other losses' representations."""
+    image_ = jnp.asarray(style)
+    grams = {}
+    if "gram" in objective.style_losses:
+        grams = targets.style_grams(
+            vgg_params,
+            image_,
+            layers=objective.style_layers,
+            pooling=objective.pooling,
+            dtype="float32",
+        )
+    others = tuple((n, objective.style_layers) for n in objective.style_losses if n != "gram")
+    family = {}
+    if others:
+        family = targets.style_representations(
+            vgg_params, image_, pooling=objective.pooling, dtype="float32", style_losses=others
+        )
+    return grams, family
+
+
 def style_targets(vgg_params, objective: step.Objective, styles: list[np.ndarray]):
-    """Each network's style Grams by layer, ``[K, C, C]``, computed once per distinct image."""
-    grams, by_image = [], {}
+    """Each network's :class:`~nstjax.feedforward.step.Targets` (leading axis K), computed once
+    per distinct style image (``styles`` holds one array per network, shared ones the same)."""
+    by_image: dict[int, tuple] = {}
     for style in styles:
-        key = id(style)
-        if key not in by_image:
-            by_image[key] = targets.style_grams(
-                vgg_params,
-                jnp.asarray(style),
-                layers=objective.style_layers,
-                pooling=objective.pooling,
-                dtype="float32",
-            )
-        grams.append(by_image[key])
-    return jax.tree.map(lambda *g: jnp.stack(g), *grams)
+        if id(style) not in by_image:
+            by_image[id(style)] = _style_representations(vgg_params, objective, style)
+    found = [by_image[id(style)] for style in styles]
+    grams = {n: jnp.stack([g[n] for g, _ in found]) for n in found[0][0]}
+    family = {
+        name: {layer: style_mix.stack([f[name][layer] for _, f in found]) for layer in by_layer}
+        for name, by_layer in found[0][1].items()
+    }
+    return step.Targets(style=grams, family=family)
 
 
 def stylise_all(variables, net, images: jax.Array) -> jax.Array:
@@ -159,20 +208,61 @@ def _save_samples(model_dir: Path, done: int, state, net, inputs: _Inputs, names
             image.save_image(folder / f"{content}__{name}.png", outputs[k, i], "sample image")
 
 
-def _start(config: TrainConfig, checkpoints: Checkpoints, objective, replicated):
-    """The state to start from (the latest checkpoint, or fresh networks) and its history."""
+def _start(config: TrainConfig, checkpoints: Checkpoints, objective, placement: Placement):
+    """The state to start from (the latest checkpoint, or fresh networks), its history and its
+    rejected-step flags."""
     learning_rate = jnp.asarray(config.per_network("learning_rate"), jnp.float32)
     # XLA's RngBitGenerator: compiles in a fraction of threefry's time on CPU
     key = jax.random.key(config.seed, impl="rbg")
     state = _init_state(objective, key, learning_rate)
-    state = jax.device_put(state, replicated)
+    state = placement.replicate(state)
     history = np.full((config.steps, config.num_networks, len(step.METRICS)), np.nan, np.float32)
+    rejected = np.zeros((config.steps, config.num_networks), bool)
     start = checkpoints.latest_step() or 0
     if start:
-        state, saved = checkpoints.restore(start, state)
+        state, saved, saved_rejected = checkpoints.restore(start, state)
         rows = min(len(saved), config.steps)
         history[:rows] = saved[:rows]
-    return min(start, config.steps), state, history
+        rejected[:rows] = saved_rejected[:rows]
+    return min(start, config.steps), state, history, rejected
+
+
+class _Record:
+    """The host's record of a run: the history and rejected flags as they are fetched from the
+    device (every :data:`LOG_EVERY` steps, and before saving), shown and passed on."""
+
+    def __init__(self, config, names, history, rejected, bar, on_step):
+        self.names, self.history, self.rejected = names, history, rejected
+        self.bar, self.on_step = bar, on_step
+        self.limit = config.max_nonfinite_steps
+        self.pending: list[tuple[int, jax.Array, jax.Array]] = []
+
+    def add(self, done: int, metrics: jax.Array, rejected: jax.Array) -> None:
+        self.pending.append((done, metrics, rejected))
+
+    def stopped(self, state: step.TrainState) -> list[str]:
+        in_a_row = np.asarray(local(state.rejected_in_a_row))
+        return [n for n, count in zip(self.names, in_a_row) if count >= self.limit]
+
+    def note(self, done: int, stopped: list[str]) -> str:
+        counts = self.rejected[:done].sum(axis=0)
+        if not counts.any():
+            return ""
+        text = ", ".join(f"{n} {c}" for n, c in zip(self.names, counts) if c)
+        return f"non-finite steps rejected: {text}" + (
+            f"; stopped: {', '.join(stopped)}" if stopped else ""
+        )
+
+    def flush(self, state: step.TrainState) -> None:
+        stopped = self.stopped(state) if self.pending else []
+        for done, metrics, rejected in self.pending:
+            self.history[done - 1] = np.asarray(local(metrics))
+            self.rejected[done - 1] = np.asarray(local(rejected))
+            if self.bar is not None:
+                self.bar.update(done, self.history[done - 1], self.note(done, stopped))
+            if self.on_step is not None:
+                self.on_step(done, self.history[done - 1])
+        self.pending.clear()
 
 
 def train(
@@ -196,59 +286,51 @@ def train(
             ``[K, 4]`` (host numpy) whenever they are fetched (every few steps and at saves).
 
     Returns:
-        The final state, the loss history and the networks' names.
+        The final state, the loss history, the networks' names, the rejected steps and the
+        stopped networks (a stopped network does not raise: everything is saved first).
 
     Raises:
         NstjaxError: a bad input (before anything compiles).
     """
     model_dir = Path(output)
-    inputs = _load_inputs(config, model_dir)
-    write_config(model_dir, config)
+    placement = Placement.over_all_devices()
+    inputs = _load_inputs(config, model_dir, placement.rows(config.batch_size))
+    write_config(model_dir, config, write=placement.is_leader)
     vgg_params = vgg.load_params(config.weights) if vgg_params is None else vgg_params
     names = network_names(config)
     objective = objective_of(config)
-    mesh = Mesh(np.array(jax.local_devices()), ("batch",))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    by_batch = NamedSharding(mesh, PartitionSpec("batch"))
-    vgg_params = jax.device_put(
-        {k: v for k, v in vgg_params.items() if k != "prepared"}, replicated
-    )
-    grams = jax.device_put(style_targets(vgg_params, objective, inputs.styles), replicated)
-    hyper = jax.device_put(hyper_of(config), replicated)
+    vgg_params = {k: v for k, v in vgg_params.items() if k != "prepared"}
+    style = placement.replicate(style_targets(vgg_params, objective, inputs.styles))
+    hyper = placement.replicate(hyper_of(config, objective))
+    vgg_params = placement.replicate(vgg_params)
     checkpoints = Checkpoints(model_dir, keep=config.keep)
-    start, state, history = _start(config, checkpoints, objective, replicated)
-    bar = TrainProgress(start, config.steps, config.batch_size) if progress else None
-    pending: list[tuple[int, jax.Array]] = []
-
-    def flush():
-        for done, metrics in pending:
-            history[done - 1] = np.asarray(metrics)
-            if bar is not None:
-                bar.update(done, history[done - 1])
-            if on_step is not None:
-                on_step(done, history[done - 1])
-        pending.clear()
-
+    start, state, history, rejected = _start(config, checkpoints, objective, placement)
+    show = progress and placement.is_leader
+    bar = TrainProgress(start, config.steps, config.batch_size) if show else None
+    record = _Record(config, names, history, rejected, bar, on_step)
     try:
         batches = inputs.loader.batches(start, config.steps)
         for s, batch in zip(range(start, config.steps), batches):
-            images = jax.device_put(batch, by_batch)
-            state, metrics = _train_step(state, vgg_params, objective, images, grams, hyper)
+            images = placement.batch(batch, config.batch_size)
+            state, metrics, flags = _train_step(
+                state, vgg_params, objective, images, style, hyper, jnp.int32(s)
+            )
             done = s + 1
-            pending.append((done, metrics))
+            record.add(done, metrics, flags)
             last = done == config.steps
             save = done % config.save_every == 0 or last
             sample = (config.sample_every and done % config.sample_every == 0) or last
             if done % LOG_EVERY == 0 or save or sample:
-                flush()
+                record.flush(state)
             if save:
-                checkpoints.save(done, state, history)
-            if sample:
-                _save_samples(model_dir, done, state, objective.net, inputs, names)
+                checkpoints.save(done, state, history, rejected)
+            if sample and placement.is_leader:
+                _save_samples(model_dir, done, local(state), objective.net, inputs, names)
                 plots.loss_curve(model_dir / "loss.png", history[:done], names)
-        flush()
+        record.flush(state)
     finally:
         if bar is not None:
             bar.close()
         checkpoints.close()
-    return TrainResult(model_dir, jax.device_get(state), history, names)
+    host = jax.device_get(local(state))
+    return TrainResult(model_dir, host, history, names, rejected, record.stopped(host))

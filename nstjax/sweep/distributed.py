@@ -1,5 +1,9 @@
 """Many hosts, one sweep: ``jax.distributed`` from flags or the environment, and each process's share.
 
+(``nstjax train`` joins its processes the same way: :func:`add_options`, :func:`resolve`,
+:func:`initialize`; its processes then share every training step, see
+:mod:`nstjax.feedforward.placement`.)
+
 Every host runs the same command. With a coordinator address, a process count and this process's
 index (``--coordinator HOST:PORT --num-processes N --process-id I``, or the environment variables
 ``NSTJAX_COORDINATOR``, ``NSTJAX_NUM_PROCESSES``, ``NSTJAX_PROCESS_ID``), the processes join with
@@ -63,6 +67,14 @@ class Cluster:
         from jax.experimental import multihost_utils
 
         return bool(multihost_utils.broadcast_one_to_all(np.int32(ok)))
+
+
+def add_options(parser, what: str) -> None:
+    """Adds ``--coordinator``, ``--num-processes`` and ``--process-id`` (see :func:`resolve`)
+    to an argparse parser; ``what`` names the job in the help (``"sweep"``, ``"run"``)."""
+    parser.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host)")
+    parser.add_argument("--num-processes", type=int, default=None, help=f"processes in the {what}")
+    parser.add_argument("--process-id", type=int, default=None, help="this process's index")
 
 
 def _int(value, name: str, problems: list[str]) -> int | None:
