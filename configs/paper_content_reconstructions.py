@@ -7,8 +7,10 @@ Five runs, one per content layer conv1_2 ... conv5_2, each minimising only the c
 (style weight 0) from white noise as the paper's code draws it (the network's mean colour plus
 one grey level of Gaussian noise: ``init="noise"``, nstjax.init). ``preset="paper"`` supplies
 the rest: the paper's ``1/2 sum (F - P)^2`` (its per-layer constant follows each run's layer),
-L-BFGS with history 100, average pooling. The paper: conv1_2 ... conv3_2 almost perfect, conv4_2
-and conv5_2 keep the arrangement and lose the detail. The command-line equivalent of one run:
+L-BFGS (strong-Wolfe line search) with history 100, average pooling. The paper: conv1_2 ...
+conv3_2 almost perfect, conv4_2 and conv5_2 keep the arrangement and lose the detail
+(``python scripts/sweep_psnr.py WORKDIR`` prints each run's PSNR against the photo). One run
+from the command line:
 
     nstjax stylize --preset paper --style-weight 0 --content-layers conv2_2 --size 128 ...
 """

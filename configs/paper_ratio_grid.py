@@ -10,9 +10,10 @@ sum (G - A)^2``, ``w_l = 1/n``: per-layer constants that follow each run's layer
 the ratios are the paper's numbers, unlike configs/sweep_style_weight.py (nstjax's means).
 What still differs is the network: the paper's VGG-19 had each filter rescaled to mean
 activation 1 over ImageNet; nstjax has the original weights (nstjax.presets.paper). The paper
-starts from white noise; ``init="noise"`` is that noise (nstjax.init). L-BFGS with a fixed step
-is erratic on these sums in the first steps (docs/gallery.md); starting from the photo
-(``--config.init=content``) is the robust variant.
+starts from white noise; ``init="noise"`` is that noise (nstjax.init). The preset's L-BFGS has
+the strong-Wolfe line search: the authors' fixed step diverges on these sums from noise
+(docs/gallery.md). The content is the CC0 cat photo (the paper's Tübingen photo has no verified
+licence); the README's figure is ``--config.data.size=64 --config.optim.steps=200``.
 """
 
 from pathlib import Path
@@ -27,7 +28,7 @@ STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 def get_config(arg=None):
     config = default_config()
     config.preset = "paper"
-    config.data.content = [str(IMAGES / "tubingen.jpg")]
+    config.data.content = [str(IMAGES / "skimage_chelsea.png")]  # CC0 (the paper: Tübingen)
     config.data.style = [str(IMAGES / "composition_vii.jpg")]
     config.data.size = 256
     config.seed = 0

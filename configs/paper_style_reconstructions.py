@@ -6,8 +6,9 @@
 Five runs from white noise (the mean colour plus one grey level of Gaussian noise), each
 minimising only the style loss (content weight 0) on a growing subset of conv1_1 ... conv5_1.
 ``preset="paper"`` supplies ``E_l = 1/(4 N_l^2 M_l^2) sum (G - A)^2`` with ``w_l = 1/n`` on the
-``n`` layers of each run, L-BFGS (history 100) and average pooling. The output has the style
-image's shape (the "content" is the painting itself, used only for its size).
+``n`` layers of each run, L-BFGS (strong-Wolfe line search, history 100) and average pooling.
+The output has the style image's shape (the "content" is the painting itself, used only for its
+size).
 """
 
 from pathlib import Path
