@@ -145,10 +145,7 @@ def paper(
         "init": ("noise", f"{eq}: synthesis starts from white noise"),
         "noise_scale": (1.0, f"{SYNTHESIS} In [5]: randn on the preprocessed image"),
         "learning_rate": (1.0, f"{TORCH_OPTIM} line 47 (learningRate 1, no line search)"),
-        "optimizer": (
-            "lbfgs_wolfe",
-            f"{eq}: L-BFGS (no step rule given); strong-Wolfe line search, see the differences",
-        ),
+        "optimizer": ("lbfgs_wolfe", f"{eq}: L-BFGS (no step rule); see the differences"),
         "pooling": ("avg", f"{eq}: max pooling replaced by average pooling"),
         "lbfgs_history": (100, f"{TORCH_OPTIM} line 44 (nCorrection 100)"),
         "steps": (500, f"{SYNTHESIS} In [3]: max_iter = 500 (the paper gives none)"),

@@ -400,13 +400,14 @@ def test_the_style_loss_family_lowers(params):
     export_checked(engine.train_step, params, state, built.hyper, built.targets, program=program)
 
 
-def test_the_feed_forward_training_step_lowers(params):
-    """K networks' training step (vmapped over the networks, nstjax.feedforward) and the
+@pytest.mark.parametrize("network_axis", ["unroll", "vmap"])
+def test_the_feed_forward_training_step_lowers(params, network_axis):
+    """K networks' training step (nstjax.feedforward, with the non-finite guard) and the
     network's inference."""
     from nstjax.feedforward import network, step
 
     objective = step.Objective(network.TransformerNet(width=4, residual_blocks=1), ("conv2_1",),
-                               ("conv1_1", "conv2_1"))  # fmt: skip
+                               ("conv1_1", "conv2_1"), network_axis=network_axis)  # fmt: skip
     k, batch = 2, 2
     state = jax.eval_shape(
         lambda: step.init_state(objective, jax.random.key(0), jnp.full((k,), 1e-3))
@@ -414,11 +415,17 @@ def test_the_feed_forward_training_step_lowers(params):
     grams = {
         n: spec((k, _channels(params, n), _channels(params, n))) for n in ("conv1_1", "conv2_1")
     }
-    hyper = step.Hyper(*(spec((k,)) for _ in range(3)), spec((k, 16)), spec((k, 16)))
+    hyper = step.Hyper(
+        *(spec((k,)) for _ in range(3)), spec((k, 16)), spec((k, 16)),
+        style_loss_weights=spec((k, 1)), max_nonfinite_steps=spec((k,), jnp.int32),
+        style_key=spec((k, 2), jnp.uint32),
+    )  # fmt: skip
+    targets = step.Targets(style=grams, family={})
     train = jax.jit(step.train_step, static_argnums=2)
     exported = export_checked(train, state, params, objective, spec((batch, SIZE, SIZE, 3)),
-                              grams, hyper)  # fmt: skip
-    assert exported.out_avals[-1].shape == (k, len(step.METRICS))
+                              targets, hyper, spec((), jnp.int32))  # fmt: skip
+    assert exported.out_avals[-2].shape == (k, len(step.METRICS))  # the metrics
+    assert exported.out_avals[-1].shape == (k,)  # which networks' steps were rejected
     one = jax.tree.map(lambda s: spec(s.shape[1:], s.dtype), state.params)
     infer = jax.jit(lambda p, x: step.stylise({"params": p}, objective.net, x))
     export_checked(infer, one, spec((1, 20, 28, 3)))
