@@ -33,8 +33,8 @@ class Result:
         failed_at: step at which a non-finite value stopped the run, else None.
         key: the handle the caller planned the run with (:class:`nstjax.batch.Item`).
         converged_at: step at which the run met its loss or gradient tolerance, else None.
-        evaluations: loss/gradient evaluations the run made (a line search makes several a step).
-        step_evaluations: ``[steps]`` the evaluations of each step (0 after the run stopped).
+        step_evaluations: ``[steps]`` the loss/gradient evaluations of each step (a line search
+            makes several a step; 0 after the run stopped).
     """
 
     run: Run
@@ -44,8 +44,12 @@ class Result:
     failed_at: int | None
     key: Hashable = None
     converged_at: int | None = None
-    evaluations: int = 0
     step_evaluations: np.ndarray | None = None
+
+    @property
+    def evaluations(self) -> int:
+        """The loss/gradient evaluations the run made in all."""
+        return 0 if self.step_evaluations is None else int(np.sum(self.step_evaluations))
 
 
 class Observer:
@@ -188,7 +192,6 @@ def run_batch(
                 failed_at=step(outcome.failed_at),
                 key=item.key,
                 converged_at=step(outcome.converged_at),
-                evaluations=int(outcome.evaluations[:, j].sum()),
                 step_evaluations=outcome.evaluations[:, j],
             )
         )

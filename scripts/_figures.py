@@ -18,6 +18,7 @@ from PIL import Image
 
 from nstjax import grid as nst_grid
 from nstjax import image as nst_image
+from nstjax.init import DEFAULT_NOISE_SCALE
 
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 """``../shared/images`` beside the checkout: the public-domain test and gallery images."""
@@ -32,8 +33,22 @@ STYLE_SUBSETS = (
 """Growing style-layer subsets: the rows of the paper's style-reconstruction figures."""
 
 
+INIT_HELP = {
+    "content": "content: start from the photo",
+    "noise": "noise: the network's mean colour plus --noise-scale grey levels of Gaussian noise, "
+    "as Gatys et al.'s code (nstjax.init)",
+    "uniform": "uniform: uniform [0, 1] noise",
+}
+
+
 def parser(
-    description: str, *, size: int, steps: int, content: str | None, style: str | None
+    description: str,
+    *,
+    size: int,
+    steps: int,
+    content: str | None,
+    style: str | None,
+    inits: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
     """The arguments every reproduction script takes (defaults differ per script).
 
@@ -44,6 +59,8 @@ def parser(
         content: default content image (a file name under ``../shared/images``); ``None``: the
             script takes no ``--content``.
         style: default style image, likewise.
+        inits: the ``--init`` choices, the default first (with ``--noise-scale``); empty: the
+            script takes neither.
     """
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--size", type=int, default=size, help=f"longer side in pixels ({size})")
@@ -59,6 +76,15 @@ def parser(
     p.add_argument(
         "--pooling", choices=("avg", "max"), default="avg", help="avg: the paper's choice (avg)"
     )
+    if inits:
+        helps = "; ".join(INIT_HELP[name] for name in inits)
+        p.add_argument("--init", choices=inits, default=inits[0], help=f"{helps} ({inits[0]})")
+        p.add_argument(
+            "--noise-scale",
+            type=float,
+            default=DEFAULT_NOISE_SCALE,
+            help=f"standard deviation of --init noise, grey levels ({DEFAULT_NOISE_SCALE:g})",
+        )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise initialisation")
     p.add_argument("--weights", default=None, help="VGG-19 weights (default: $NSTJAX_WEIGHTS)")
     return p

@@ -35,19 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         steps=300,
         content="skimage_astronaut.png",
         style=None,
-    )
-    p.add_argument(
-        "--init",
-        choices=("noise", "uniform"),
-        default="noise",
-        help="noise: the network's mean colour plus --noise-scale grey levels of Gaussian noise, "
-        "as Gatys et al.'s code (nstjax.init; default); uniform: uniform [0, 1] noise",
-    )
-    p.add_argument(
-        "--noise-scale",
-        type=float,
-        default=init.DEFAULT_NOISE_SCALE,
-        help=f"standard deviation of --init noise, grey levels ({init.DEFAULT_NOISE_SCALE:g})",
+        inits=("noise", "uniform"),
     )
     args = p.parse_args(argv)
     content = _figures.load(args.content, args.size)

@@ -22,7 +22,7 @@ import sys
 
 import _figures
 
-from nstjax import init, presets
+from nstjax import presets
 from nstjax.run import Run
 
 RELATIVE = (1e-2, 1e-1, 1.0, 1e1, 1e2)
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         steps=150,
         content="skimage_chelsea.png",
         style="composition_vii.jpg",
+        inits=("content", "noise", "uniform"),
     )
     p.add_argument(
         "--preset",
@@ -75,16 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         default="paper",
         help="paper: the paper's formulas (sums, nstjax.presets) and its ratios 1e-5 ... 1e-1 "
         "(default); nstjax: nstjax's means, ratios as multiples of its default",
-    )
-    p.add_argument(
-        "--init",
-        choices=("content", "noise", "uniform"),
-        default="content",
-        help="content: start from the photo (fewer steps needed; default); noise: the mean "
-        "colour plus --noise-scale grey levels, as the paper's code; uniform: uniform noise",
-    )
-    p.add_argument(
-        "--noise-scale", type=float, default=init.DEFAULT_NOISE_SCALE, help="grey levels"
     )
     args = p.parse_args(argv)
     content = _figures.load(args.content, args.size)

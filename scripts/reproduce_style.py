@@ -18,7 +18,7 @@ import sys
 import _figures
 import jax.numpy as jnp
 
-from nstjax import api, init, losses, vgg
+from nstjax import api, losses, vgg
 
 ALL = _figures.STYLE_SUBSETS[-1]
 
@@ -39,19 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         steps=300,
         content=None,
         style="starry_night.jpg",
-    )
-    p.add_argument(
-        "--init",
-        choices=("noise", "uniform"),
-        default="noise",
-        help="noise: the network's mean colour plus --noise-scale grey levels of Gaussian noise, "
-        "as Gatys et al.'s code (nstjax.init; default); uniform: uniform [0, 1] noise",
-    )
-    p.add_argument(
-        "--noise-scale",
-        type=float,
-        default=init.DEFAULT_NOISE_SCALE,
-        help=f"standard deviation of --init noise, grey levels ({init.DEFAULT_NOISE_SCALE:g})",
+        inits=("noise", "uniform"),
     )
     p.add_argument(
         "--style-weight",

@@ -8,25 +8,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from PIL import Image
-
-from nstjax.cli import main
-
-
-def _write(path, size=(20, 14), seed=0):
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
-    Image.fromarray(pixels).save(path)
-    return str(path)
-
-
-def _fails(capsys, argv, *fragments):
-    """The command exits 2 with one line on stderr that contains every fragment."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    assert err.startswith("nstjax: error: ")
-    for fragment in fragments:
-        assert fragment in err, err
+from test_cli_stylize import _fails, _write  # the CLI tests' helpers
 
 
 @pytest.fixture
