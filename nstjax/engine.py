@@ -348,6 +348,14 @@ class Outcome(NamedTuple):
     evaluations: np.ndarray  # [steps, R] int: loss/gradient evaluations each step made per run
 
 
+class Start(NamedTuple):
+    """A batch's progress, from which :func:`optimize` resumes: its state after ``state.step``
+    steps and the ``[state.step, R, len(STEP_COLUMNS)]`` rows those steps returned."""
+
+    state: State
+    rows: np.ndarray
+
+
 def default_loop() -> str:
     """``"python"`` on CPU (measured faster there, docs/benchmarks.md), ``"scan"`` elsewhere."""
     return "python" if jax.default_backend() == "cpu" else "scan"
@@ -401,6 +409,8 @@ def optimize(
     loop: str | None = None,
     chunk: int = 50,
     on_chunk: Callable[[int, State, np.ndarray], None] | None = None,
+    start: Start | None = None,
+    on_state: Callable[[Start], None] | None = None,
 ) -> Outcome:
     """Runs ``steps`` optimisation steps of a batch and returns the results.
 
@@ -417,15 +427,22 @@ def optimize(
         chunk: steps between host synchronisations (progress, snapshots).
         on_chunk: called after each chunk with the number of steps done, the state and the
             ``[n, R, 4]`` loss terms of that chunk (host arrays).
+        start: resume from here (a :class:`Start` saved by ``on_state``) instead of from
+            ``pixels``' fresh state; the outcome is what an uninterrupted call gives.
+        on_state: called after each chunk (after ``on_chunk``) with the progress as a
+            :class:`Start`; its state is donated by the next chunk, so copy what you keep.
 
     Returns:
         An :class:`Outcome`.
     """
     runner = loop_for(program, loop, chunk)
-    state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # the loop donates it
-    history = []
-    done = 0
-    while done < steps:
+    if start is None:
+        state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # donated below
+        history, done = [], 0
+    else:
+        state = jax.tree.map(lambda x: jnp.array(x, copy=True), start.state)
+        history, done = [np.asarray(start.rows)], int(start.state.step)
+    while done < steps and np.any(np.asarray(state.active)):  # until every run stopped
         n = min(chunk, steps - done)
         state, rows = advance(runner, params, state, hyper, targets, n)
         rows = np.asarray(rows)
@@ -433,8 +450,8 @@ def optimize(
         history.append(rows)
         if on_chunk is not None:
             on_chunk(done, state, rows[..., : len(METRICS)])
-        if not np.any(np.asarray(state.active)):  # every run failed or converged
-            break
+        if on_state is not None:
+            on_state(Start(state, np.concatenate(history)))
     # The loss of the images as they are saved: clipped to the valid range.
     final = evaluate(params, jnp.clip(state.pixels, 0.0, 255.0), hyper, targets, program=program)
     runs = pixels.shape[0]

@@ -9,6 +9,7 @@ are thin layers over these.
 """
 
 import dataclasses
+import functools
 from collections.abc import Hashable, Sequence
 
 import jax
@@ -72,6 +73,15 @@ class Observer:
     def batch_finished(self, batch: plan.Batch, results: list[Result]) -> None:
         """A batch's results are ready (in the order of ``batch.items``)."""
 
+    def resume_from(self, batch: plan.Batch, like: engine.State) -> engine.Start | None:
+        """Where ``batch`` resumes (a :class:`nstjax.engine.Start` whose state is shaped as
+        ``like``, abstract), or ``None``: from step 0."""
+        return None
+
+    def state_done(self, batch: plan.Batch, progress: engine.Start) -> None:
+        """After each chunk (after :meth:`chunk_done`): the batch's progress, from which
+        :meth:`resume_from` can resume it (the state is donated by the next chunk)."""
+
 
 class Observers(Observer):
     """Several observers called in turn."""
@@ -90,6 +100,17 @@ class Observers(Observer):
     def batch_finished(self, batch, results):
         for o in self.observers:
             o.batch_finished(batch, results)
+
+    # Observers written before these two hooks existed may lack them.
+    def resume_from(self, batch, like):
+        hooks = (getattr(o, "resume_from", None) for o in self.observers)
+        starts = (hook(batch, like) for hook in hooks if hook is not None)
+        return next((s for s in starts if s is not None), None)
+
+    def state_done(self, batch, progress):
+        for o in self.observers:
+            if hasattr(o, "state_done"):
+                o.state_done(batch, progress)
 
 
 def with_convolution(options: Options, n_devices: int = 1) -> Options:
@@ -132,6 +153,15 @@ def _place_on_mesh(mesh, params, built: build.Built):
     return jax.device_put(params, replicated), placed
 
 
+def _place_state(mesh, state: engine.State) -> engine.State:
+    """A resumed state sharded as :func:`_place_on_mesh` shards the batch (the step replicated)."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    by_run = NamedSharding(mesh, PartitionSpec("runs"))
+    step = jax.device_put(state.step, NamedSharding(mesh, PartitionSpec()))
+    return jax.device_put(state._replace(step=None), by_run)._replace(step=step)
+
+
 def run_batch(
     params,
     batch: plan.Batch,
@@ -166,6 +196,11 @@ def run_batch(
         images = lambda: np.clip(np.asarray(state.pixels[:n]) / 255.0, 0.0, 1.0)
         observer.chunk_done(batch, done, metrics[:, :n], images)
 
+    like = jax.eval_shape(functools.partial(engine.init_state, program), built.pixels)
+    start = observer.resume_from(batch, like) if hasattr(observer, "resume_from") else None
+    if start is not None and mesh is not None:
+        start = start._replace(state=_place_state(mesh, start.state))
+
     outcome = engine.optimize(
         params,
         program,
@@ -176,6 +211,8 @@ def run_batch(
         loop=options.loop,
         chunk=min(options.chunk, options.steps),
         on_chunk=on_chunk,
+        start=start,
+        on_state=lambda progress: Observers(observer).state_done(batch, progress),
     )
     results = []
     for j, item in enumerate(batch.items):

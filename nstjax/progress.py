@@ -124,10 +124,12 @@ class ProgressDisplay:
         self.stream.write(f"{self.label}: {self.done}/{self.total} image-steps, {text}\n")
         self.stream.flush()
 
-    def close(self) -> None:
-        """Stops the bar (a last line when not on a terminal)."""
+    def close(self, finished: bool = True) -> None:
+        """Stops the bar (a last line when not on a terminal: "done in", or "stopped after"
+        when the work did not finish)."""
         if self._bar is not None:
             self._bar.stop()
         else:
             elapsed = time.perf_counter() - self.started
-            self._line(f"done in {elapsed:.1f}s ({self.rate():.2f} img-it/s)")
+            how = "done in" if finished else "stopped after"
+            self._line(f"{how} {elapsed:.1f}s ({self.rate():.2f} img-it/s)")

@@ -60,6 +60,7 @@ def enable_compilation_cache() -> None:
 
 def main(argv=None) -> int:
     """Entry point of the console script; returns the exit status."""
+    from nstjax import interrupt
     from nstjax.config import split_config_args
     from nstjax.errors import NstjaxError
 
@@ -72,13 +73,16 @@ def main(argv=None) -> int:
         return 2
     enable_compilation_cache()
     try:
-        status = args.func(args)
+        with interrupt.handle_sigterm():
+            status = args.func(args)
     except NstjaxError as e:
         print(f"nstjax: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nstjax: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM; the notes say what was kept
+        kept = interrupt.kept(e)
+        line = f"nstjax: interrupted by {interrupt.signal_name(e)}" + (f"; {kept}" if kept else "")
+        print(line, file=sys.stderr)
+        return interrupt.exit_status(e)
     return int(status or 0)
 
 

@@ -3,8 +3,10 @@
 import dataclasses
 import datetime
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,13 +14,19 @@ import numpy as np
 from nstjax import api, kernels
 from nstjax.batch import memory, plan
 from nstjax.engine import METRICS
-from nstjax.errors import NstjaxError
+from nstjax.errors import NstjaxError, one_line
 from nstjax.execute import Observer, Observers
 from nstjax.progress import ProgressDisplay
-from nstjax.sweep import distributed, report
+from nstjax.sweep import distributed, inflight, report
 from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.spec import Sweep
-from nstjax.sweep.workdir import CONTACT_SHEET, LOSS_CURVES, SUMMARY, Workdir
+from nstjax.sweep.workdir import (
+    CONTACT_SHEET,
+    INFLIGHT,
+    LOSS_CURVES,
+    SUMMARY,
+    Workdir,
+)
 
 
 @dataclasses.dataclass
@@ -69,9 +77,11 @@ def _plan_batches(
     budget_bytes: float,
     batch_size: int | None,
     convolution: str,
+    saved: list[tuple[list[str], int]] = (),
 ) -> list[plan.Batch]:
     """This process's batches: each group's share (distributed.share) less the finished runs,
-    cut to fit memory. Every batch of a group compiles to the group's one program."""
+    cut to fit memory; first the batches in flight ``saved`` (run ids, size), formed as they
+    were. Every batch of a group compiles to the group's one program."""
     out = []
     run_mb = sweep.config.sweep.run_memory_mb
     chunk = sweep.config.sweep.save_every or sweep.config.sweep.chunk
@@ -79,6 +89,8 @@ def _plan_batches(
     for group in plan.group(sweep.items(), options_of, convolution):
         mine = distributed.share(group.items, cluster.process_id, cluster.num_processes)
         pending = [i for i in mine if i.key.id not in finished]
+        resumed, pending = _resumed_batches(group, mine, pending, saved, n_devices)
+        out += resumed
         if not pending:
             continue
         per_run = run_mb * 2**20 or group.run_bytes()
@@ -87,6 +99,27 @@ def _plan_batches(
         size = plan.batch_size(len(pending), per_run, budget_bytes, n_devices, batch_size)
         out += plan.cut(group, pending, size)
     return out
+
+
+def _resumed_batches(group, mine, pending, saved, n_devices) -> tuple[list[plan.Batch], list]:
+    """The batches of ``group`` saved in flight with a run still pending, formed again (same
+    runs, order and size: runs of it already written are computed again, not written), and the
+    pending runs left."""
+    by_id = {item.key.id: item for item in mine}
+    left = {item.key.id for item in pending}
+    batches = []
+    for ids, size in saved:
+        if all(i in by_id for i in ids) and left & set(ids) and size % n_devices == 0:
+            batches.append(plan.Batch(group, [by_id[i] for i in ids], size))
+            left -= set(ids)
+    return batches, [item for item in pending if item.key.id in left]
+
+
+def _write_failure(error: Exception) -> str:
+    """``"'PATH': cannot write (REASON)"`` for a failed write (an OSError or save_image's)."""
+    if isinstance(error, OSError) and error.filename:
+        return f"'{error.filename}': cannot write ({error.strerror or one_line(error)})"
+    return one_line(error)
 
 
 def _history(history: np.ndarray) -> dict[str, list[float]]:
@@ -99,6 +132,7 @@ class _Recorder(Observer):
     def __init__(self, sweep, workdir, cluster, manifest):
         self.sweep, self.workdir, self.cluster, self.manifest = sweep, workdir, cluster, manifest
         self.computed: list[str] = []
+        self.unwritten: list[str] = []  # one line per run whose files could not be written
 
     def batch_started(self, batch):
         self.started = time.perf_counter()
@@ -115,6 +149,8 @@ class _Recorder(Observer):
         group = batch.group
         for result in results:
             run = result.key
+            if self.workdir.run_json(run.id).exists():  # written before the batch was resumed
+                continue
             record = {
                 **run.record(),
                 "status": "failed" if result.failed_at is not None else "done",
@@ -128,11 +164,18 @@ class _Recorder(Observer):
                 "process": self.cluster.process_id,
                 "finished": finished_at,
             }
-            self.workdir.write_run(run.id, result.image, record)
+            try:
+                self.workdir.write_run(run.id, result.image, record)
+            except (OSError, NstjaxError) as e:  # disk full, permissions: keep going
+                self.unwritten.append(f"run {run.id}: {_write_failure(e)}")
+                continue
             self.computed.append(run.id)
         if self.manifest:
             self.manifest.refresh()
-            self.manifest.write()
+            try:
+                self.manifest.write()
+            except OSError as e:  # rewritten after the next batch, or by a rerun
+                self.unwritten.append(_write_failure(e))
 
 
 class _Manifest:
@@ -229,7 +272,10 @@ def run_sweep(
     budget = memory_gb * 1e9 if memory_gb else memory.device_memory_bytes() * memory.BUDGET_FRACTION
     finished = work.finished(r.id for r in sweep.runs)
     convolution = kernels.choose(n_devices)  # once for the whole sweep
-    batches = _plan_batches(sweep, finished, cluster, n_devices, budget, batch_size, convolution)
+    saved = inflight.saved_batches(work.path / INFLIGHT)
+    batches = _plan_batches(
+        sweep, finished, cluster, n_devices, budget, batch_size, convolution, saved
+    )
     who = (
         f"process {cluster.process_id}/{cluster.num_processes} "
         if cluster.num_processes > 1
@@ -245,7 +291,11 @@ def run_sweep(
         manifest.refresh()
         manifest.write()
     recorder = _Recorder(sweep, work, cluster, manifest)
-    _run_batches(sweep, params, batches, mesh, recorder, stream)
+    saver = _saver(sweep, work, log)
+    try:
+        _run_batches(sweep, params, batches, mesh, Observers(recorder, saver), stream)
+    except (KeyboardInterrupt, inflight.UnwrittenRuns) as e:
+        _stopped(sweep, work, manifest, recorder, saver, e)
     counts = _finish(sweep, work, manifest, recorder.computed, wait_timeout_s, log)
     return SweepOutcome(
         len(sweep.runs),
@@ -256,6 +306,42 @@ def run_sweep(
         counts["pending"],
         [b.size for b in batches],
     )
+
+
+def _saver(sweep: Sweep, work: Workdir, log) -> inflight.Saver:
+    """Saves batches in flight into ``DIR/inflight`` as ``sweep.checkpoint_*`` say."""
+    s = sweep.config.sweep
+    policy = inflight.Policy(int(s.checkpoint_every), float(s.checkpoint_minutes))
+    unwritten = lambda batch: [
+        i for i in inflight.batch_ids(batch) if not work.run_json(i).exists()
+    ]
+    rescue = Path(tempfile.gettempdir()) / f"nstjax-unwritten-{work.path.resolve().name}"
+    return inflight.Saver(work.path / INFLIGHT, policy, unwritten, log, rescue)
+
+
+def _stopped(sweep, work, manifest, recorder, saver, error: BaseException) -> None:
+    """An interruption or a failed write stopped the sweep: the reports of what is finished are
+    written, then ``error`` goes on up, saying (in a note or its message) what was kept."""
+    for line in recorder.unwritten:
+        print(f"nstjax: sweep: {line}", file=sys.stderr)
+    kept = f"{len(recorder.computed)} run(s) written this time"
+    if manifest:
+        try:
+            manifest.refresh()
+            manifest.write()
+            write_reports(sweep, work)
+            done = sum(v != "pending" for v in manifest.status.values())
+            kept += f", {done}/{len(sweep.runs)} finished, reports written to {work.path}"
+        except (OSError, NstjaxError) as e:
+            kept += f"; the reports could not be written ({one_line(e)})"
+    if saver.in_flight():
+        kept += f"; {saver.in_flight()}"
+    if isinstance(error, KeyboardInterrupt):
+        error.add_note(f"sweep: {kept}; rerun the same command to resume")
+        raise error
+    raise NstjaxError(
+        f"sweep: {len(recorder.unwritten)} file(s) could not be written (above): {error}; {kept}"
+    ) from error
 
 
 def _prepared_workdir(sweep: Sweep, workdir: str, overwrite: bool, cluster) -> Workdir:
@@ -274,6 +360,7 @@ def _prepared_workdir(sweep: Sweep, workdir: str, overwrite: bool, cluster) -> W
 
 def _run_batches(sweep, params, batches, mesh, recorder, stream) -> None:
     display = ProgressDisplay(plan.image_steps(batches), "sweep", stream=stream)
+    finished = False
     try:
         api.run_plan(
             params,
@@ -283,6 +370,7 @@ def _run_batches(sweep, params, batches, mesh, recorder, stream) -> None:
             mesh=mesh,
             observer=Observers(recorder, display),
         )
+        finished = True
     except Exception as e:
         if "RESOURCE_EXHAUSTED" not in str(e):
             raise
@@ -291,7 +379,7 @@ def _run_batches(sweep, params, batches, mesh, recorder, stream) -> None:
             "(finished runs are kept)"
         ) from e
     finally:
-        display.close()
+        display.close(finished)
 
 
 def _finish(sweep, work, manifest, computed, wait_timeout_s, log) -> dict[str, int]:

@@ -86,6 +86,12 @@ def _check_sweep_fields(config: ml_collections.ConfigDict) -> list[str]:
         problems.append(f"sweep.contact_sheet.cell must be >= 8, got {s.contact_sheet.cell}")
     if s.run_memory_mb < 0:
         problems.append(f"sweep.run_memory_mb must be >= 0, got {s.run_memory_mb}")
+    if s.checkpoint_every < 0:
+        problems.append(f"sweep.checkpoint_every must be >= 0, got {s.checkpoint_every}")
+    if not 0 <= s.checkpoint_minutes < float("inf"):
+        problems.append(
+            f"sweep.checkpoint_minutes must be a number >= 0, got {s.checkpoint_minutes}"
+        )
     return problems
 
 

@@ -1,0 +1,189 @@
+"""Interrupted sweeps keep their work (tiny random VGG): a batch in flight resumes from its last
+save and ends exactly as an uninterrupted sweep; an interruption writes the reports of what is
+finished; a failed write keeps the computed images and a rerun completes them."""
+
+import errno
+import json
+import tempfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nstjax import atomic, image
+from nstjax.errors import NstjaxError
+from nstjax.sweep import default_config, inflight, prepare, run_sweep
+from nstjax.sweep import run as sweep_run
+
+STEPS = 8
+
+
+def config_for(optimizer: str, steps: int = STEPS, every: int = 2):
+    """Four runs (the shipped example pair, two style weights x two seeds from noise) in one
+    batch, saved every ``every`` steps, progress every 2."""
+    config = default_config()
+    config.data.size = 16
+    config.loss.content_layers = ["conv2_1"]
+    config.loss.style_layers = ["conv1_1", "conv2_1"]
+    config.loss.tv_weight = 1e-3
+    config.init = "noise"
+    config.optim.optimizer = optimizer
+    config.optim.steps = steps
+    config.optim.lbfgs_history = 3
+    config.sweep.axes.style_weight = [10.0, 1000.0]
+    config.sweep.axes.seed = [0, 1]
+    config.sweep.chunk = 2
+    config.sweep.checkpoint_every = every
+    config.sweep.checkpoint_minutes = 0.0
+    return config
+
+
+def run(config, workdir, params, log=None):
+    log = log if log is not None else (lambda _: None)
+    return run_sweep(prepare(config), str(workdir), params, mesh=None, batch_size=4, log=log)
+
+
+def records(workdir):
+    return {p.parent.name: json.loads(p.read_text()) for p in workdir.glob("runs/*/run.json")}
+
+
+def pixels(workdir, run_id):
+    return np.asarray(Image.open(workdir / "runs" / run_id / "image.png"))
+
+
+def assert_same_sweep(a, b):
+    """Every run's image, final losses and whole loss history are equal (exactly)."""
+    ra, rb = records(a), records(b)
+    assert sorted(ra) == sorted(rb) == ["0000", "0001", "0002", "0003"]
+    for run_id in ra:
+        np.testing.assert_array_equal(pixels(a, run_id), pixels(b, run_id))
+        assert ra[run_id]["history"] == rb[run_id]["history"], run_id
+        assert ra[run_id]["final"] == rb[run_id]["final"], run_id
+        assert ra[run_id]["evaluations"] == rb[run_id]["evaluations"], run_id
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_params, tmp_path_factory):
+    out = {}
+    for optimizer in ("adam", "lbfgs_wolfe"):
+        workdir = tmp_path_factory.mktemp(f"whole-{optimizer}")
+        run(config_for(optimizer), workdir, tiny_params)
+        out[optimizer] = workdir
+    return out
+
+
+def stop_at(monkeypatch, step: int):
+    """Raises KeyboardInterrupt when the batch has done ``step`` steps, before it is saved."""
+    chunk_done = sweep_run._Recorder.chunk_done
+
+    def stopping(self, batch, steps, metrics, images):
+        chunk_done(self, batch, steps, metrics, images)
+        if steps == step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_run._Recorder, "chunk_done", stopping)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs_wolfe"])
+def test_a_stopped_batch_resumes_from_its_last_save(
+    optimizer, tiny_params, uninterrupted, tmp_path, monkeypatch
+):
+    config = config_for(optimizer)
+    with monkeypatch.context() as patch:
+        stop_at(patch, 6)  # saved at 2 and 4; steps 5 and 6 are lost
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            run(config, tmp_path, tiny_params)
+    (note,) = stopped.value.__notes__
+    assert "0/4 finished, reports written" in note
+    assert "saved at step 4 of 8" in note
+    assert (tmp_path / "summary.csv").exists()  # the reports of what is finished (nothing)
+    assert records(tmp_path) == {}
+    (saved,) = inflight.saved_batches(tmp_path / "inflight")
+    assert saved == (["0000", "0001", "0002", "0003"], 4)
+
+    lines = []
+    outcome = run(config, tmp_path, tiny_params, lines.append)
+    assert outcome.computed == ["0000", "0001", "0002", "0003"]
+    assert any("resumes at step 4" in line for line in lines), lines
+    assert not (tmp_path / "inflight").exists() or not any((tmp_path / "inflight").iterdir())
+    assert_same_sweep(tmp_path, uninterrupted[optimizer])
+
+
+def test_a_save_for_other_runs_is_not_resumed(tiny_params, uninterrupted, tmp_path, monkeypatch):
+    config = config_for("adam")
+    with monkeypatch.context() as patch:
+        stop_at(patch, 6)
+        with pytest.raises(KeyboardInterrupt):
+            run(config, tmp_path, tiny_params)
+    (folder,) = (tmp_path / "inflight").iterdir()
+    record = json.loads((folder / "batch.json").read_text())
+    (folder / "batch.json").write_text(json.dumps({**record, "ids": record["ids"][::-1]}))
+    lines = []
+    run(config, tmp_path, tiny_params, lines.append)
+    assert any("saved for other runs" in line for line in lines), lines
+    assert_same_sweep(tmp_path, uninterrupted["adam"])
+
+
+def no_space_for(monkeypatch, should_fail):
+    """The atomic writer raises ENOSPC for the paths ``should_fail`` accepts."""
+    atomic_path = atomic.atomic_path
+
+    def full(path):
+        if should_fail(str(path)):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return atomic_path(path)
+
+    monkeypatch.setattr(atomic, "atomic_path", full)
+    monkeypatch.setattr(image, "atomic_path", full)
+
+
+def test_failed_writes_are_kept_and_a_rerun_writes_them(
+    tiny_params, uninterrupted, tmp_path, monkeypatch, capsys
+):
+    config = config_for("adam")
+    failing = ("runs/0001/image.png", "runs/0003/run.json")
+    with monkeypatch.context() as patch:
+        no_space_for(patch, lambda p: p.endswith(failing))
+        with pytest.raises(NstjaxError, match="2 file.* could not be written") as error:
+            run(config, tmp_path, tiny_params)
+    assert "a rerun writes them" in str(error.value)
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if "run 000" in line] == [
+        f"nstjax: sweep: run 0001: image '{tmp_path}/runs/0001/image.png': cannot write "
+        "(No space left on device)",
+        f"nstjax: sweep: run 0003: '{tmp_path}/runs/0003/run.json': cannot write "
+        "(No space left on device)",
+    ]
+    assert sorted(records(tmp_path)) == ["0000", "0002"]
+
+    lines = []
+    outcome = run(config, tmp_path, tiny_params, lines.append)
+    assert outcome.computed == ["0001", "0003"]
+    assert any(f"resumes at step {STEPS}" in line for line in lines), lines  # nothing recomputed
+    assert_same_sweep(tmp_path, uninterrupted["adam"])
+
+
+def test_when_nothing_can_be_saved_the_images_go_elsewhere(
+    tiny_params, uninterrupted, tmp_path, monkeypatch
+):
+    config = config_for("adam")
+    work, rescue = tmp_path / "work", tmp_path / "elsewhere"
+    monkeypatch.setattr(tempfile, "tempdir", str(rescue))
+    with monkeypatch.context() as patch:
+        no_space_for(patch, lambda p: p.startswith(str(work / "runs")))
+
+        def full(self, batch, progress):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        patch.setattr(inflight.Checkpoints, "save", full)
+        with pytest.raises(NstjaxError, match="4 file.* could not be written") as error:
+            run(config, work, tiny_params)
+    folder = rescue / "nstjax-unwritten-work"
+    assert f"their images are in {folder}" in str(error.value)
+    for run_id in ("0000", "0001", "0002", "0003"):
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(folder / f"{run_id}.png")),
+            pixels(uninterrupted["adam"], run_id),
+        )
+    run(config, work, tiny_params)  # computes them again
+    assert_same_sweep(work, uninterrupted["adam"])
