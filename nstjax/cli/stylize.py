@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from nstjax.cli import HelpWithDefaults, stylize_args
+from nstjax.cli import HelpWithDefaults, stylize_args, stylize_kept
 from nstjax.errors import NstjaxError
 from nstjax.run import (
     INITS,
@@ -221,17 +221,19 @@ def _plans(runs, shapes, options, scales):
 
 
 def _report(results, paths, optimizer: str) -> int:
-    from nstjax import image, outputs
+    from nstjax import outputs
 
     failed = []
     for result, path in zip(results, paths):
         if result.failed_at is None:
-            image.save_image(path, result.image, "output image")
+            if not stylize_kept.save(path, result.image):  # said why and where it went
+                failed.append(path.name)
+                continue
             if result.converged_at is not None:
                 print(f"nstjax: run {path.name} converged at step {result.converged_at}")
             continue
         failed_path = outputs.failed_path(path)
-        image.save_image(failed_path, result.image, "output image")
+        stylize_kept.save(failed_path, result.image)
         r = result.run
         failed.append(path.name)
         print(
@@ -309,10 +311,16 @@ def main(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     display = ProgressDisplay(sum(image_steps(p) for p in plans), "stylize")
-    observers = (
-        [display, _Snapshots(paths, args.save_every, total_steps)] if args.save_every else [display]
-    )
-    results = _execute(params, plans, scales, contents, styles, runs, api.Observers(*observers))
+    current = stylize_kept.Current(paths, total_steps)  # kept if interrupted
+    observers = [display, current]
+    if args.save_every:
+        observers.append(_Snapshots(paths, args.save_every, total_steps))
+    try:
+        results = _execute(params, plans, scales, contents, styles, runs, api.Observers(*observers))
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM
+        display.close(finished=False)
+        e.add_note(current.keep(lambda done, to: _report(done, to, options.optimizer)))
+        raise
     display.close()
     failed = _report(results, paths, options.optimizer)
     elapsed = time.perf_counter() - started

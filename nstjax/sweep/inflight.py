@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from nstjax import atomic, engine
 from nstjax.batch import plan
 from nstjax.errors import one_line
 from nstjax.execute import Observer
+from nstjax.sweep.workdir import INFLIGHT
 
 BATCH = "batch.json"
 
@@ -244,3 +246,34 @@ class Saver(Observer):
         except (OSError, NstjaxError):
             return None
         return self.rescue
+
+
+def resumed_batches(group, mine, pending, saved, n_devices) -> tuple[list[plan.Batch], list]:
+    """The batches of ``group`` saved in flight with a run still pending, formed again (same
+    runs, order and size: runs of it already written are computed again, not written), and the
+    pending runs left."""
+    by_id = {item.key.id: item for item in mine}
+    left = {item.key.id for item in pending}
+    batches = []
+    for ids, size in saved:
+        if all(i in by_id for i in ids) and left & set(ids) and size % n_devices == 0:
+            batches.append(plan.Batch(group, [by_id[i] for i in ids], size))
+            left -= set(ids)
+    return batches, [item for item in pending if item.key.id in left]
+
+
+def write_failure(error: Exception) -> str:
+    """``"'PATH': cannot write (REASON)"`` for a failed write (an OSError or save_image's)."""
+    if isinstance(error, OSError) and error.filename:
+        return f"'{error.filename}': cannot write ({error.strerror or one_line(error)})"
+    return one_line(error)
+
+
+def saver_for(sweep, work, log) -> Saver:
+    """The :class:`Saver` of a sweep (:class:`nstjax.sweep.spec.Sweep`) into its workdir
+    (:class:`nstjax.sweep.workdir.Workdir`): ``DIR/inflight``, as ``sweep.checkpoint_*`` say."""
+    s = sweep.config.sweep
+    policy = Policy(int(s.checkpoint_every), float(s.checkpoint_minutes))
+    unwritten = lambda batch: [i for i in batch_ids(batch) if not work.run_json(i).exists()]
+    rescue = Path(tempfile.gettempdir()) / f"nstjax-unwritten-{work.path.resolve().name}"
+    return Saver(work.path / INFLIGHT, policy, unwritten, log, rescue)

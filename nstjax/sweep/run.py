@@ -3,10 +3,8 @@
 import dataclasses
 import datetime
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,7 +87,7 @@ def _plan_batches(
     for group in plan.group(sweep.items(), options_of, convolution):
         mine = distributed.share(group.items, cluster.process_id, cluster.num_processes)
         pending = [i for i in mine if i.key.id not in finished]
-        resumed, pending = _resumed_batches(group, mine, pending, saved, n_devices)
+        resumed, pending = inflight.resumed_batches(group, mine, pending, saved, n_devices)
         out += resumed
         if not pending:
             continue
@@ -99,27 +97,6 @@ def _plan_batches(
         size = plan.batch_size(len(pending), per_run, budget_bytes, n_devices, batch_size)
         out += plan.cut(group, pending, size)
     return out
-
-
-def _resumed_batches(group, mine, pending, saved, n_devices) -> tuple[list[plan.Batch], list]:
-    """The batches of ``group`` saved in flight with a run still pending, formed again (same
-    runs, order and size: runs of it already written are computed again, not written), and the
-    pending runs left."""
-    by_id = {item.key.id: item for item in mine}
-    left = {item.key.id for item in pending}
-    batches = []
-    for ids, size in saved:
-        if all(i in by_id for i in ids) and left & set(ids) and size % n_devices == 0:
-            batches.append(plan.Batch(group, [by_id[i] for i in ids], size))
-            left -= set(ids)
-    return batches, [item for item in pending if item.key.id in left]
-
-
-def _write_failure(error: Exception) -> str:
-    """``"'PATH': cannot write (REASON)"`` for a failed write (an OSError or save_image's)."""
-    if isinstance(error, OSError) and error.filename:
-        return f"'{error.filename}': cannot write ({error.strerror or one_line(error)})"
-    return one_line(error)
 
 
 def _history(history: np.ndarray) -> dict[str, list[float]]:
@@ -167,7 +144,7 @@ class _Recorder(Observer):
             try:
                 self.workdir.write_run(run.id, result.image, record)
             except (OSError, NstjaxError) as e:  # disk full, permissions: keep going
-                self.unwritten.append(f"run {run.id}: {_write_failure(e)}")
+                self.unwritten.append(f"run {run.id}: {inflight.write_failure(e)}")
                 continue
             self.computed.append(run.id)
         if self.manifest:
@@ -175,7 +152,7 @@ class _Recorder(Observer):
             try:
                 self.manifest.write()
             except OSError as e:  # rewritten after the next batch, or by a rerun
-                self.unwritten.append(_write_failure(e))
+                self.unwritten.append(inflight.write_failure(e))
 
 
 class _Manifest:
@@ -291,7 +268,7 @@ def run_sweep(
         manifest.refresh()
         manifest.write()
     recorder = _Recorder(sweep, work, cluster, manifest)
-    saver = _saver(sweep, work, log)
+    saver = inflight.saver_for(sweep, work, log)
     try:
         _run_batches(sweep, params, batches, mesh, Observers(recorder, saver), stream)
     except (KeyboardInterrupt, inflight.UnwrittenRuns) as e:
@@ -306,17 +283,6 @@ def run_sweep(
         counts["pending"],
         [b.size for b in batches],
     )
-
-
-def _saver(sweep: Sweep, work: Workdir, log) -> inflight.Saver:
-    """Saves batches in flight into ``DIR/inflight`` as ``sweep.checkpoint_*`` say."""
-    s = sweep.config.sweep
-    policy = inflight.Policy(int(s.checkpoint_every), float(s.checkpoint_minutes))
-    unwritten = lambda batch: [
-        i for i in inflight.batch_ids(batch) if not work.run_json(i).exists()
-    ]
-    rescue = Path(tempfile.gettempdir()) / f"nstjax-unwritten-{work.path.resolve().name}"
-    return inflight.Saver(work.path / INFLIGHT, policy, unwritten, log, rescue)
 
 
 def _stopped(sweep, work, manifest, recorder, saver, error: BaseException) -> None:
