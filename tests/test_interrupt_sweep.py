@@ -187,3 +187,29 @@ def test_when_nothing_can_be_saved_the_images_go_elsewhere(
         )
     run(config, work, tiny_params)  # computes them again
     assert_same_sweep(work, uninterrupted["adam"])
+
+
+def test_stylize_keeps_an_image_it_cannot_write(tiny_params, tmp_path, monkeypatch, capsys):
+    from nstjax import examples, vgg
+    from nstjax.cli import main
+
+    monkeypatch.setattr(vgg, "load_params", lambda path=None: tiny_params)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    args = ["stylize", "--content", str(examples.CONTENT), "--style", str(examples.STYLE)]
+    args += [str(examples.CONTENT), "--size", "24", "--steps", "3", "--content-layers", "conv2_1"]
+    args += ["--style-layers", "conv1_1,conv2_1"]
+    assert main([*args, "--output", str(tmp_path / "whole")]) == 0
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        no_space_for(patch, lambda p: p.endswith("__chelsea.png") and str(out) in p)
+        assert main([*args, "--output", str(out)]) == 1
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "cannot write" in x]
+    rescued = tmp_path / "tmp" / "nstjax-unwritten" / "chelsea__chelsea.png"
+    assert line == (
+        f"nstjax: output image '{out}/chelsea__chelsea.png': cannot write (No space left on "
+        f"device); kept as {rescued} instead"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["chelsea__starry_night.png"]
+    for name, path in (("chelsea__chelsea.png", rescued), ("chelsea__starry_night.png", None)):
+        written = np.asarray(Image.open(path or out / name))
+        np.testing.assert_array_equal(written, np.asarray(Image.open(tmp_path / "whole" / name)))
