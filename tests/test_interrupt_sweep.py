@@ -213,3 +213,16 @@ def test_stylize_keeps_an_image_it_cannot_write(tiny_params, tmp_path, monkeypat
     for name, path in (("chelsea__chelsea.png", rescued), ("chelsea__starry_night.png", None)):
         written = np.asarray(Image.open(path or out / name))
         np.testing.assert_array_equal(written, np.asarray(Image.open(tmp_path / "whole" / name)))
+
+
+def test_saves_of_written_batches_are_removed(tmp_path):
+    """A process stopped between writing a batch's last run and removing its save."""
+    for ids in (["0000", "0001"], ["0002", "0003"]):
+        folder = tmp_path / inflight.batch_name(ids, 2)
+        (folder / "state" / "6").mkdir(parents=True)
+        (folder / "batch.json").write_text(json.dumps({"ids": ids, "size": 2}))
+    (tmp_path / "stray").mkdir()  # not a save: left alone
+    assert len(inflight.saved_batches(tmp_path)) == 2
+    inflight.remove_finished(tmp_path, {"0000", "0001", "0002"})
+    assert inflight.saved_batches(tmp_path) == [(["0002", "0003"], 2)]
+    assert (tmp_path / "stray").is_dir()

@@ -62,6 +62,14 @@ def saved_batches(root: Path) -> list[tuple[list[str], int]]:
     return out
 
 
+def remove_finished(root: Path, finished: set[str]) -> None:
+    """Removes the saves under ``root`` of batches whose runs are all written (a process stopped
+    between writing the last run and removing the save)."""
+    for ids, size in saved_batches(root):
+        if set(ids) <= finished:
+            shutil.rmtree(root / batch_name(ids, size), ignore_errors=True)
+
+
 def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or one_line(error)
 

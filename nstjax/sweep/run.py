@@ -249,6 +249,8 @@ def run_sweep(
     budget = memory_gb * 1e9 if memory_gb else memory.device_memory_bytes() * memory.BUDGET_FRACTION
     finished = work.finished(r.id for r in sweep.runs)
     convolution = kernels.choose(n_devices)  # once for the whole sweep
+    if cluster.is_leader:
+        inflight.remove_finished(work.path / INFLIGHT, finished)
     saved = inflight.saved_batches(work.path / INFLIGHT)
     batches = _plan_batches(
         sweep, finished, cluster, n_devices, budget, batch_size, convolution, saved
