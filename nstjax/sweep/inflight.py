@@ -89,7 +89,10 @@ class Checkpoints:
 
     def _manager(self, batch: plan.Batch) -> ocp.CheckpointManager:
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=1, enable_async_checkpointing=False, create=True
+            max_to_keep=1,
+            enable_async_checkpointing=False,
+            create=True,
+            cleanup_tmp_directories=True,  # a save cut short by a kill
         )
         return ocp.CheckpointManager(self.folder(batch).absolute() / "state", options=options)
 
@@ -134,9 +137,10 @@ class Checkpoints:
             x is not None and x.shape == e.shape and x.dtype == e.dtype
             for x, e in zip(leaves, expected)
         )
-        if not fits:
+        state = jax.tree.unflatten(jax.tree.structure(like), leaves) if fits else None
+        rows = (int(state.step), batch.size, len(engine.STEP_COLUMNS)) if fits else None
+        if not fits or tree["rows"].shape != rows:
             return None, f"{folder} does not match the batch's state"
-        state = jax.tree.unflatten(jax.tree.structure(like), leaves)
         return engine.Start(state, tree["rows"]), ""
 
     def remove(self, batch: plan.Batch) -> None:
