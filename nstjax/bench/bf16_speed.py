@@ -144,13 +144,13 @@ def note(dtype: str, convolution: str, path: Path | None = None) -> str | None:
     times = measured(convolution, path)
     ratio = times["bfloat16_s"] / times["float32_s"]
     speed = (
-        f"{ratio:.1f}x slower than float32"
+        f"{ratio:.1f}x slower than in float32"
         if ratio >= FASTER_BY
-        else f"no faster than float32 ({ratio:.2f}x its time)"
+        else f"no faster than in float32 ({ratio:.2f}x the time)"
     )
     return (
-        f"nstjax: note: bfloat16 is {speed} on this machine (VGG's convolutions measured in "
-        f"each dtype, {convolution} kernels); running in bfloat16 as asked"
+        f"nstjax: note: VGG's convolutions ({convolution} kernels) run {speed} on this machine "
+        "(measured once, cached); running in bfloat16 as asked"
     )
 
 
