@@ -121,9 +121,9 @@ def test_nominal_peaks_exist_for_known_accelerators_only():
 
 
 def test_probe_size_and_format():
-    assert peaks.probe_size("cpu", 256) == 256
-    assert peaks.probe_size("gpu", 256) == peaks.ACCELERATOR_PROBE_SIZE
-    assert peaks.probe_size("tpu", 16384) == 16384
+    assert peaks.probe_matrix_size("cpu", 256) == 256
+    assert peaks.probe_matrix_size("gpu", 256) == peaks.ACCELERATOR_PROBE_SIZE
+    assert peaks.probe_matrix_size("tpu", 16384) == 16384
     assert peaks.PROBE_OF_FORMAT["tf32"][1] == "default"  # TF32 is fp32 at default precision
     assert peaks.PROBE_OF_FORMAT["fp32"][1] == "highest"
 
@@ -142,6 +142,18 @@ def test_one_probe_per_number_format(monkeypatch):
     assert calls == [("float32", 64, "highest"), ("bfloat16", 64, "default")]
     assert probes == {"fp32": 1e9, "bf16": 2e9}
     assert len(lines) == 2 and "nominal n/a" in lines[0]
+
+
+def test_accelerators_probe_a_large_matmul_in_the_step_format(monkeypatch):
+    calls = []
+    probe = lambda dtype, n, repeats=5, device=None, precision="highest": (
+        calls.append((jax.numpy.dtype(dtype).name, n, precision)) or 1e12
+    )
+    monkeypatch.setattr(peaks, "matmul_probe", probe)
+    h100 = types.SimpleNamespace(platform="gpu", device_kind="NVIDIA H100 80GB HBM3")
+    peak = peaks.device_peak(h100, "default", {}, probe_size=1024)
+    assert peak == peaks.Peak(1e12, "probe", "tf32")
+    assert calls == [("float32", peaks.ACCELERATOR_PROBE_SIZE, "default")]
 
 
 # ----------------------------------------------------------------------------- bf16 speed

@@ -92,7 +92,7 @@ def table_peak(device_kind: str, fmt: str, measured: bool = False) -> Peak | Non
     return Peak(entry[fmt] * 1e12, "measured" if measured else "datasheet", fmt)
 
 
-def probe_size(platform: str, configured: int) -> int:
+def probe_matrix_size(platform: str, configured: int) -> int:
     """The probe's matrix size: ``configured`` on CPUs, at least :data:`ACCELERATOR_PROBE_SIZE`
     elsewhere."""
     return configured if platform == "cpu" else max(configured, ACCELERATOR_PROBE_SIZE)
@@ -156,13 +156,14 @@ def device_peak(
         device: a JAX device (any platform).
         precision: one of :data:`PRECISIONS`.
         probes: a dict caching probe results across calls (by number format).
-        probe_size: matrix size of the probe.
+        probe_size: matrix size of the probe on CPUs (see :func:`probe_matrix_size`).
     """
     fmt = number_format(device.platform, precision)
     probes = {} if probes is None else probes
     if fmt not in probes:
         dtype, dot_precision = PROBE_OF_FORMAT[fmt]
-        probes[fmt] = matmul_probe(dtype, probe_size, device=device, precision=dot_precision)
+        n = probe_matrix_size(device.platform, probe_size)
+        probes[fmt] = matmul_probe(dtype, n, device=device, precision=dot_precision)
     return Peak(probes[fmt], "probe", fmt)
 
 

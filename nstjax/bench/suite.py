@@ -284,7 +284,7 @@ def time_to_result(config, workdir: Path, weights: str | None) -> dict[str, Any]
 def probe_peaks(device, precisions, probe_size: int, log: Callable[[str], None]) -> dict:
     """The measured peak of every number format the precisions use (FLOP/s by format)."""
     probes: dict[str, float] = {}
-    size = peaks.probe_size(device.platform, probe_size)
+    size = peaks.probe_matrix_size(device.platform, probe_size)
     for precision in precisions:
         if peaks.number_format(device.platform, precision) in probes:
             continue  # e.g. "fp32" and "default" on a CPU: one probe
