@@ -7,7 +7,7 @@ format, so it is assumed faster and nothing is measured.
 
 On a CPU a short probe decides: four VGG-sized layers (:data:`LAYERS`), their forward
 convolutions and input gradients with the kernels a step uses (``convolution``), timed in each
-dtype alternately (about a second with compilation on an idle 2-core CPU).
+dtype alternately (a few seconds with compilation on a 2-core CPU).
 The result is cached in ``cache_dir()/bf16_speed.json`` keyed by backend, CPU model, jax and
 jaxlib versions, convolution and ``XLA_FLAGS`` (:func:`machine_key`), so each machine measures
 once. When a user asks for bfloat16 where it is not faster, :func:`note` says so in one line; the
