@@ -243,3 +243,25 @@ def test_the_probe_runs_both_dtypes(monkeypatch):
     times = bf16_speed.probe_seconds("flipped", repeats=1)
     assert set(times) == {"float32_s", "bfloat16_s"}
     assert all(t > 0 for t in times.values())
+
+
+def test_stylize_notes_a_slow_bf16_once(timed, tmp_path, monkeypatch, tiny_params, capsys):
+    """``nstjax stylize --dtype bfloat16`` on the tiny VGG (16 px, 2 steps) prints the note on a
+    machine measured slower in bf16, and still writes its image; float32 never probes."""
+    from nstjax import vgg
+    from nstjax.cli import main
+    from nstjax.image import save_image
+
+    monkeypatch.setenv("NSTJAX_COMPILATION_CACHE", "0")
+    monkeypatch.setattr(vgg, "load_params", lambda *a, **k: tiny_params)
+    pixels = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+    save_image(tmp_path / "c.png", pixels[0])
+    save_image(tmp_path / "s.png", pixels[1])
+    argv = ["stylize", "--size", "16", "--steps", "2", "--content", str(tmp_path / "c.png")]
+    argv += ["--style", str(tmp_path / "s.png"), "--overwrite", "--output"]
+    assert main([*argv, str(tmp_path / "f32.png")]) == 0
+    assert timed.calls == 0 and "note" not in capsys.readouterr().err
+    assert main([*argv, str(tmp_path / "b16.png"), "--dtype", "bfloat16"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "nstjax: note:" in line]
+    assert len(notes) == 1 and "3.0x slower" in notes[0]
+    assert timed.calls == 1 and (tmp_path / "b16.png").is_file()
