@@ -160,8 +160,10 @@ def test_accelerators_probe_a_large_matmul_in_the_step_format(monkeypatch):
 
 
 @pytest.fixture
-def timed(monkeypatch):
-    """Replaces the bf16 probe by given timings; counts its calls."""
+def timed(monkeypatch, tmp_path):
+    """Replaces the bf16 probe by given timings; counts its calls. The default cache is this
+    test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     state = types.SimpleNamespace(calls=0, times={"float32_s": 1.0, "bfloat16_s": 3.0})
 
     def probe_seconds(convolution, repeats=bf16_speed.REPEATS):
