@@ -215,14 +215,18 @@ def _result(report: dict, name: str):
 def targets_met(report: dict) -> list[str]:
     """The issue's GPU targets against what was measured (``n/a`` where a step failed)."""
     bf16 = (_result(report, "bench_bf16") or {}).get("results", [])
-    mfus = [r["mfu"] for r in bf16 if r.get("status") == "ok" and r["batch"] >= 16 and r["mfu"]]
+    large = [r for r in bf16 if r.get("status") == "ok" and r["batch"] >= 16]
+    mfus = [
+        r["mfu_nominal"] for r in large if r.get("mfu_nominal")
+    ]  # the target is the datasheet's
     torch = (_result(report, "torch") or {}).get("results", [])
     ratio = torch[0]["ratio_median_of_rounds"] if torch else None
     remat = (_result(report, "remat_2048") or {}).get("results", [])
     remat_ok = remat[0].get("status") == "ok" if remat else None
     fmt = lambda ok: "n/a" if ok is None else ("met" if ok else "NOT met")
     return [
-        f"- >= 40% MFU in bf16 at batch >= 16: best {max(mfus):.1%}, {fmt(max(mfus) >= 0.4)}"
+        f"- >= 40% MFU (datasheet peak) in bf16 at batch >= 16: best {max(mfus):.1%}, "
+        f"{fmt(max(mfus) >= 0.4)}"
         if mfus
         else "- >= 40% MFU in bf16 at batch >= 16: n/a",
         f"- >= 3x the PyTorch reference per image-iteration: {ratio:.2f}x, {fmt(ratio >= 3)}"

@@ -1,10 +1,12 @@
-"""Peak FLOP/s of the device for the precision a benchmark used: the denominator of MFU.
+"""Peak FLOP/s of the device for the precision a benchmark used: the denominators of MFU.
 
-Accelerators come from a table of datasheet figures (dense, no sparsity), with measured figures
-where the project has them (``../shared/docs/performance.md``: 798 TFLOP/s bf16 on the H100s here).
-CPUs have no useful datasheet figure (core counts, clocks and vector units vary by machine and
-host), so their peak is estimated in the same run by a matrix-multiply probe: the best rate of a
-large jitted matmul in the same dtype, which is what XLA's own kernels reach on this machine.
+Two peaks, both reported (:mod:`nstjax.bench.mfu`):
+
+- *nominal*: a table of datasheet figures for known accelerators (dense, no sparsity). CPUs have
+  none that is useful (core counts, clocks, boost and vector units vary by machine and host).
+- *measured*: on every device, a matrix-multiply probe in the same run (:func:`device_peak`): the
+  best rate of a large jitted matmul in the same number format, which is what XLA's own kernels
+  reach on the machine at hand.
 
 Precisions (how ``nstjax bench`` names them) map to a peak as follows: ``fp32`` is fp32 without
 tensor cores (``jax.default_matmul_precision("highest")``); ``default`` is the backend's default
@@ -41,7 +43,11 @@ MEASURED_TFLOPS: Mapping[str, Mapping[str, float]] = {
     "H100": {"bf16": 798.0},  # a bf16 matmul on the project's H100 SXM machines
     "H200": {"bf16": 798.0},
 }
-"""Peaks measured on the project's machines, where known (reported beside the datasheet MFU)."""
+"""Peaks measured earlier on the project's machines (a reference for the docs; a benchmark run
+measures its own with :func:`device_peak`)."""
+
+ACCELERATOR_PROBE_SIZE = 8192
+"""Smallest matrix size of the probe on accelerators (smaller products do not reach their peak)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,10 +92,20 @@ def table_peak(device_kind: str, fmt: str, measured: bool = False) -> Peak | Non
     return Peak(entry[fmt] * 1e12, "measured" if measured else "datasheet", fmt)
 
 
+def probe_matrix_size(platform: str, configured: int) -> int:
+    """The probe's matrix size: ``configured`` on CPUs, at least :data:`ACCELERATOR_PROBE_SIZE`
+    elsewhere."""
+    return configured if platform == "cpu" else max(configured, ACCELERATOR_PROBE_SIZE)
+
+
 def matmul_probe(
-    dtype=jnp.float32, n: int = 1024, repeats: int = 5, device: jax.Device | None = None
+    dtype=jnp.float32,
+    n: int = 1024,
+    repeats: int = 5,
+    device: jax.Device | None = None,
+    precision: str = "highest",
 ) -> float:
-    """Best FLOP/s of an ``n x n`` matmul in ``dtype`` (fp32 at highest precision), jitted.
+    """Best FLOP/s of an ``n x n`` matmul in ``dtype``, jitted.
 
     Several products are chained in one call so that dispatch does not count.
 
@@ -98,6 +114,8 @@ def matmul_probe(
         n: matrix size.
         repeats: timed calls; the fastest is kept (a peak, not a typical rate).
         device: where to run (default: the default device).
+        precision: ``jnp.dot``'s precision: ``"highest"`` (fp32 without tensor cores) or
+            ``"default"`` (TF32 for fp32 inputs on NVIDIA GPUs).
     """
     chain = 8
     device = device or jax.devices()[0]
@@ -109,7 +127,7 @@ def matmul_probe(
     def products(a, b):
         x = a
         for _ in range(chain):
-            x = jnp.dot(x, b, precision="highest", preferred_element_type=jnp.float32).astype(dtype)
+            x = jnp.dot(x, b, precision=precision, preferred_element_type=jnp.float32).astype(dtype)
         return x
 
     jax.block_until_ready(products(a, b))
@@ -121,22 +139,37 @@ def matmul_probe(
     return chain * 2.0 * n**3 / best
 
 
+PROBE_OF_FORMAT: Mapping[str, tuple] = {
+    "fp32": (jnp.float32, "highest"),
+    "tf32": (jnp.float32, "default"),
+    "bf16": (jnp.bfloat16, "default"),  # as the step runs it (no precision context)
+}
+"""Number format -> (input dtype, ``jnp.dot`` precision) of the probe that measures its peak."""
+
+
 def device_peak(
     device: jax.Device, precision: str, probes: dict | None = None, probe_size: int = 1024
-) -> Peak | None:
-    """The peak to divide by for ``precision`` on ``device`` (None when unknown).
+) -> Peak:
+    """The measured peak for ``precision`` on ``device``: a matmul probe in the same number format.
 
     Args:
-        device: a JAX device.
+        device: a JAX device (any platform).
         precision: one of :data:`PRECISIONS`.
-        probes: a dict caching CPU probe results across calls (by format).
-        probe_size: matrix size of the CPU probe.
+        probes: a dict caching probe results across calls (by number format).
+        probe_size: matrix size of the probe on CPUs (see :func:`probe_matrix_size`).
     """
     fmt = number_format(device.platform, precision)
+    probes = {} if probes is None else probes
+    if fmt not in probes:
+        dtype, dot_precision = PROBE_OF_FORMAT[fmt]
+        n = probe_matrix_size(device.platform, probe_size)
+        probes[fmt] = matmul_probe(dtype, n, device=device, precision=dot_precision)
+    return Peak(probes[fmt], "probe", fmt)
+
+
+def nominal_peak(device: jax.Device, precision: str) -> Peak | None:
+    """The datasheet peak for ``precision`` on ``device`` (None where the table has none: CPUs,
+    unknown accelerators)."""
     if device.platform == "cpu":
-        probes = {} if probes is None else probes
-        if fmt not in probes:
-            dtype = jnp.bfloat16 if fmt == "bf16" else jnp.float32
-            probes[fmt] = matmul_probe(dtype, probe_size, device=device)
-        return Peak(probes[fmt], "probe", fmt)
-    return table_peak(device.device_kind, fmt)
+        return None
+    return table_peak(device.device_kind, number_format(device.platform, precision))

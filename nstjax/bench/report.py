@@ -19,8 +19,11 @@ COLUMNS = (
     ("optimizer", "optimizer", "{}"),
     ("img_it_per_s", "img-it/s", "{:.3g}"),
     ("s_per_image_iteration", "ms/img-it", "ms"),
-    ("mfu", "MFU", "pct"),
+    ("mfu", "MFU (measured peak)", "pct"),
     ("model_flops_per_image", "GFLOP/img-it", "giga"),
+    ("achieved_flops_per_s", "GFLOP/s", "giga"),
+    ("peak_flops_per_s", "measured peak GFLOP/s", "giga"),
+    ("mfu_nominal", "MFU (nominal peak)", "pct"),
     ("xla_over_hand", "XLA/hand", "{:.3f}"),
     ("compile_s", "compile s", "{:.1f}"),
     ("spread", "spread", "pct"),
@@ -29,18 +32,27 @@ COLUMNS = (
 )
 """(record field, column title, format) of the markdown table."""
 
+STEP_PEAK_NOTE = (
+    "(step): the step ran faster than the matmul probe in the same precision, so the measured "
+    "peak is the step's own rate (MFU 100%): the probe is not this machine's peak."
+)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else ``platform.processor()``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
 
 def machine_info() -> dict[str, Any]:
     """The machine and software a report was measured with."""
     device = jax.devices()[0]
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "backend": jax.default_backend(),
         "device_kind": device.device_kind,
@@ -70,20 +82,45 @@ def _cell(value: Any, fmt: str) -> str:
     return fmt.format(value)
 
 
+def _cells(record: Mapping[str, Any]) -> list[str]:
+    if record.get("status", "ok") != "ok":
+        cells = [_cell(record.get(k), f) for k, _, f in COLUMNS[:5]]
+        return cells + [record["status"]] + [""] * (len(COLUMNS) - 6)
+    cells = [_cell(record.get(key), fmt) for key, _, fmt in COLUMNS]
+    if record.get("peak_source") == "step":
+        column = [key for key, _, _ in COLUMNS].index("peak_flops_per_s")
+        cells[column] += " (step)"
+    return cells
+
+
 def markdown_table(results: Iterable[Mapping[str, Any]]) -> str:
-    """A markdown table of benchmark records (``n/a`` where a figure does not exist)."""
+    """A markdown table of benchmark records (``n/a`` where a figure does not exist), with a
+    note under it when a step beat the matmul probe (:mod:`nstjax.bench.mfu`)."""
+    results = list(results)
     lines = [
         "| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
     ]
-    for record in results:
-        if record.get("status", "ok") != "ok":
-            cells = [_cell(record.get(k), f) for k, _, f in COLUMNS[:5]]
-            cells += [record["status"]] + [""] * (len(COLUMNS) - 6)
-        else:
-            cells = [_cell(record.get(key), fmt) for key, _, fmt in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(_cells(record)) + " |" for record in results]
+    if any(r.get("peak_source") == "step" for r in results):
+        lines += ["", STEP_PEAK_NOTE]
     return "\n".join(lines) + "\n"
+
+
+def _mfu_summary(record: Mapping[str, Any]) -> str:
+    """``MFU 45.0% of the measured peak (275 GFLOP/s), 12.0% of the nominal (n/a)``."""
+    pct = lambda v: "n/a" if v is None else f"{v:.1%}"
+    giga = lambda v: "n/a" if v is None else f"{v / 1e9:.1f} GFLOP/s"
+    measured = (
+        f"MFU {pct(record.get('mfu'))} of the measured peak ({giga(record.get('peak_flops_per_s'))}"
+    )
+    if record.get("peak_source") == "step":
+        measured += (
+            f": the step's own rate, faster than the matmul probe's "
+            f"{giga(record.get('probe_flops_per_s'))}"
+        )
+    nominal = record.get("nominal_peak_flops_per_s")
+    return f"{measured}), {pct(record.get('mfu_nominal'))} of the nominal ({giga(nominal)})"
 
 
 def one_line(record: Mapping[str, Any]) -> str:
@@ -94,10 +131,9 @@ def one_line(record: Mapping[str, Any]) -> str:
     )
     if record.get("status") != "ok":
         return f"{head}: {record.get('status')}"
-    mfu = "n/a" if record["mfu"] is None else f"{record['mfu']:.1%}"
     return (
         f"{head}: {record['img_it_per_s']:.3g} img-it/s "
-        f"({record['s_per_image_iteration'] * 1e3:.1f} ms/img-it), MFU {mfu}, "
+        f"({record['s_per_image_iteration'] * 1e3:.1f} ms/img-it), {_mfu_summary(record)}, "
         f"compile {record['compile_s']:.1f} s"
     )
 
@@ -112,10 +148,14 @@ def markdown_report(report: Mapping[str, Any]) -> str:
         f"{machine['cpu_count']} cores; jax {machine['jax']}",
         f"- loop: {report['loop']}; XLA_FLAGS: `{machine['xla_flags'] or '(none)'}`",
     ]
+    nominal = report.get("nominal_flops_per_s", {})
     for fmt, rate in report.get("probes_flops_per_s", {}).items():
         lines.append(
-            f"- CPU peak ({fmt}) from a matmul probe in this run: {rate / 1e9:.1f} GFLOP/s"
+            f"- peak ({fmt}) measured by a matmul probe in this run: {rate / 1e9:.1f} GFLOP/s; "
+            + (f"nominal {nominal[fmt] / 1e9:.1f} GFLOP/s" if fmt in nominal else "nominal: none")
         )
+    if report.get("bf16_note"):
+        lines.append(f"- {report['bf16_note']}")
     lines += ["", markdown_table(report["results"])]
     if "largest" in report:
         largest = report["largest"]

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from nstjax import engine, kernels, vgg
-from nstjax.bench import flops, memory, peaks, timing
+from nstjax.bench import bf16_speed, flops, memory, mfu, peaks, timing
 from nstjax.bench.problem import make_problem, pattern
 
 
@@ -186,35 +186,30 @@ def run_case(
 
 
 def _rates(params, case, compiled, result, lbfgs_history, probes, flops_cache) -> dict:
-    """Throughput, FLOPs (XLA's, the model's, by hand) and MFU of a timed case."""
+    """Throughput, FLOPs (XLA's, the model's, by hand) and MFU (:mod:`nstjax.bench.mfu`)."""
     device = jax.devices()[0]
     per_image_s = result.per_iteration_s / case.batch
     hardware = flops.cost_analysis_flops(compiled.compiled_step)
     plain = not case.remat and case.convolution == "xla"
     model = hardware if plain else model_flops(params, case, lbfgs_history, flops_cache)
     hand = flops.hand_count(case.size, case.size)
-    peak = peaks.device_peak(device, case.precision, probes)
-    measured_peak = peaks.table_peak(
-        device.device_kind, peaks.number_format(device.platform, case.precision), measured=True
-    )
+    probe = peaks.device_peak(device, case.precision, probes)  # probed once, in run_suite
+    nominal = peaks.nominal_peak(device, case.precision)
     throughput = 1.0 / per_image_s
     per_image = lambda v: None if v is None else v / case.batch
     return dict(
         s_per_image_iteration=per_image_s,
         img_it_per_s=throughput,
-        number_format=peak.number_format if peak else None,
+        number_format=probe.number_format,
         model_flops_per_image=per_image(model),
         xla_flops_per_image=per_image(hardware),
         hand_flops_per_image=hand,
         xla_over_hand=None if model is None else model / case.batch / hand,
-        peak_flops_per_s=peak.flops_per_s if peak else None,
-        peak_source=peak.source if peak else None,
-        mfu=None
-        if (peak is None or model is None)
-        else throughput * model / case.batch / peak.flops_per_s,
-        mfu_of_measured_peak=None
-        if (measured_peak is None or model is None)
-        else throughput * model / case.batch / measured_peak.flops_per_s,
+        **mfu.utilisation(
+            None if model is None else throughput * model / case.batch,
+            probe.flops_per_s,
+            nominal.flops_per_s if nominal else None,
+        ),
     )
 
 
@@ -286,6 +281,29 @@ def time_to_result(config, workdir: Path, weights: str | None) -> dict[str, Any]
     return {"size": spec.size, "steps": spec.steps, "cold_s": times[0], "warm_s": times[1]}
 
 
+def probe_peaks(device, precisions, probe_size: int, log: Callable[[str], None]) -> dict:
+    """The measured peak of every number format the precisions use (FLOP/s by format)."""
+    probes: dict[str, float] = {}
+    size = peaks.probe_matrix_size(device.platform, probe_size)
+    for precision in precisions:
+        if peaks.number_format(device.platform, precision) in probes:
+            continue  # e.g. "fp32" and "default" on a CPU: one probe
+        peak = peaks.device_peak(device, precision, probes, size)
+        nominal = peaks.nominal_peak(device, precision)
+        log(
+            f"matmul probe {peak.number_format} ({size}x{size}): "
+            f"{peak.flops_per_s / 1e9:.1f} GFLOP/s measured, nominal "
+            + (f"{nominal.flops_per_s / 1e9:.1f} GFLOP/s" if nominal else "n/a")
+        )
+    return probes
+
+
+def nominal_peaks(device, precisions) -> dict:
+    """The datasheet peak of every number format the precisions use (FLOP/s; empty on CPUs)."""
+    found = {p: peaks.nominal_peak(device, p) for p in precisions}
+    return {peak.number_format: peak.flops_per_s for peak in found.values() if peak}
+
+
 def run_suite(
     params, config, *, workdir: Path, weights: str | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -297,14 +315,12 @@ def run_suite(
     convolution = config.get("convolution") or kernels.choose()
     params = vgg.prepare(params, convolution)
     log(f"convolution: {convolution}")
-    probes: dict[str, float] = {}
-    if device.platform == "cpu":
-        formats = {peaks.number_format("cpu", p) for p in config.precisions}
-        for fmt in sorted(formats):
-            peaks.device_peak(
-                device, "bf16" if fmt == "bf16" else "fp32", probes, config.probe_size
-            )
-            log(f"matmul probe {fmt}: {probes[fmt] / 1e9:.1f} GFLOP/s")
+    probes = probe_peaks(device, config.precisions, config.probe_size, log)
+    bf16_note = None
+    if "bf16" in config.precisions:
+        bf16_note = bf16_speed.note("bfloat16", convolution)
+        if bf16_note:
+            log(bf16_note)
     flops_cache: dict = {}
     results = []
     for case in cases_of(config):
@@ -327,6 +343,8 @@ def run_suite(
         "loop": loop,
         "convolution": convolution,
         "probes_flops_per_s": probes,
+        "nominal_flops_per_s": nominal_peaks(device, config.precisions),
+        "bf16_note": bf16_note,
         "config": config.to_dict(),
         "results": results,
     }

@@ -284,6 +284,7 @@ def _execute(params, plans, scales, contents, styles, runs, observer):
 def main(args: argparse.Namespace) -> int:
     from nstjax import api, image, vgg
     from nstjax.batch.plan import image_steps
+    from nstjax.bench import bf16_speed
     from nstjax.progress import ProgressDisplay
 
     # Everything that can be wrong is checked before any pixel is read or anything compiles.
@@ -302,6 +303,7 @@ def main(args: argparse.Namespace) -> int:
     options = api.with_convolution(options)
     shapes = [content_shapes[r.content] for r in runs]
     plans = _plans(runs, shapes, options, scales)  # checks that every size fits
+    bf16_speed.note_if_slower(options.dtype, options.convolution)  # measured once per machine
 
     contents, styles, masks = _read_images(args, content_paths, style_paths, size)
     runs = [dataclasses.replace(r, masks=masks or None) for r in runs]
