@@ -10,8 +10,9 @@ averaged over the two layers, then LP = 0.5 LP1 + 0.5 LP2 (``weight_of_part1``, 
 
 The cosine matrix (about 68 GFLOP at conv3_1 for a 256 px output and a 256 px style, as much
 again for the style's self-match) is computed in blocks of output patches (:func:`best_matches`)
-so memory stays bounded. One deviation: a patch of all-zero features (possible after ReLU) has no direction; the official code
-divides by its zero norm (NaN), here its norm is floored so its cosines are 0.
+so memory stays bounded. One deviation: a patch of all-zero features (possible after ReLU) has
+no direction; the official code divides by its zero norm (NaN), here its norm is floored so its
+cosines are 0.
 """
 
 import jax
