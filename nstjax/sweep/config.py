@@ -33,6 +33,8 @@ files start from it and change a few fields::
     sweep.save_every           save snapshots every N steps (0: none)
     sweep.chunk                steps between progress updates
     sweep.run_memory_mb        memory one run needs (0: estimated from the layer shapes)
+    sweep.tensorboard          also write TensorBoard logs under DIR/tensorboard (default off:
+                               needs the optional tensorboardX package)
 
 An axis is named by the field's last part (``style_weight``, ``size``, ...). Besides the fields
 below, the axis ``content_style_ratio`` sets ``style_weight = content_weight / ratio`` per run,
@@ -141,6 +143,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.sweep.save_every = 0
     config.sweep.chunk = options.chunk
     config.sweep.run_memory_mb = 0.0
+    config.sweep.tensorboard = False  # TensorBoard logs under DIR/tensorboard (needs tensorboardX)
     return config
 
 

@@ -15,10 +15,17 @@ from nstjax.engine import METRICS
 from nstjax.errors import NstjaxError
 from nstjax.execute import Observer, Observers
 from nstjax.progress import ProgressDisplay
-from nstjax.sweep import distributed, report
+from nstjax.sweep import distributed, html, report, tensorboard, trials
 from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.spec import Sweep
-from nstjax.sweep.workdir import CONTACT_SHEET, LOSS_CURVES, SUMMARY, Workdir
+from nstjax.sweep.workdir import (
+    CONTACT_SHEET,
+    LOSS_CURVES,
+    REPORT_HTML,
+    SUMMARY,
+    TENSORBOARD,
+    Workdir,
+)
 
 
 @dataclasses.dataclass
@@ -133,6 +140,7 @@ class _Recorder(Observer):
         if self.manifest:
             self.manifest.refresh()
             self.manifest.write()
+            write_reports(self.sweep, self.workdir)
 
 
 class _Manifest:
@@ -159,9 +167,16 @@ class _Manifest:
 
 
 def write_reports(sweep: Sweep, workdir: Workdir) -> None:
-    """Writes ``summary.csv``, ``contact_sheet.png`` and ``loss_curves.png`` from the run folders."""
+    """Writes the reports from the run folders: ``summary.csv``, ``contact_sheet.png``,
+    ``loss_curves.png``, ``report.html`` (with a search's history when ``trials.json`` is
+    there) and, with ``sweep.tensorboard``, the logs of the runs finished since the last call.
+
+    Unfinished runs show as pending, so it can be called at any moment: process 0 calls it
+    after every batch and at the end, and when a sweep is interrupted.
+    """
     records = {r.id: workdir.read_run(r.id) for r in sweep.runs}
-    report.write_summary(workdir.path / SUMMARY, sweep.expansion, records)
+    measures = report.quality_measures(records)
+    report.write_summary(workdir.path / SUMMARY, sweep.expansion, records, list(measures))
     sheet = sweep.config.sweep.contact_sheet
 
     def image_path(run):
@@ -176,6 +191,13 @@ def write_reports(sweep: Sweep, workdir: Workdir) -> None:
         sheet.cell,
     )
     report.write_loss_curves(workdir.path / LOSS_CURVES, sweep.runs, records)
+    history = trials.read(workdir.path)
+    html.write_html(workdir.path / REPORT_HTML, sweep.expansion, records, measures, image_path,
+                    history, title=workdir.path.resolve().name)  # fmt: skip
+    if sweep.config.sweep.tensorboard:
+        tensorboard.write_tensorboard(
+            workdir.path / TENSORBOARD, sweep.runs, records, image_path, list(measures)
+        )
 
 
 def run_sweep(
@@ -222,6 +244,8 @@ def run_sweep(
         NstjaxError: the workdir holds a different sweep or cannot be written.
     """
     cluster = cluster or distributed.Cluster()
+    if sweep.config.sweep.tensorboard and cluster.is_leader:
+        tensorboard.require()
     work = _prepared_workdir(sweep, workdir, overwrite, cluster)
     if isinstance(mesh, str):
         mesh = distributed.local_mesh()

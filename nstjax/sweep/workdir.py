@@ -6,7 +6,8 @@ Layout::
     DIR/manifest.json        every run: id, label, hyperparameters, status pending/done/failed
     DIR/runs/<id>/image.png  the final image (and step_NNNNN.png snapshots, if asked)
     DIR/runs/<id>/run.json   hyperparameters, final losses, loss history, wall time
-    DIR/summary.csv, DIR/contact_sheet.png, DIR/loss_curves.png
+    DIR/summary.csv, DIR/contact_sheet.png, DIR/loss_curves.png, DIR/report.html
+    DIR/tensorboard/         TensorBoard logs (sweep.tensorboard)
     DIR/.lock                the lock of the sweep using the folder: its PID and host
 
 Every file is written under a temporary name and renamed (:mod:`nstjax.atomic`). A run is finished
@@ -42,14 +43,16 @@ RUNS = "runs"
 SUMMARY = "summary.csv"
 CONTACT_SHEET = "contact_sheet.png"
 LOSS_CURVES = "loss_curves.png"
-OURS = (CONFIG, MANIFEST, RUNS, SUMMARY, CONTACT_SHEET, LOSS_CURVES)
+REPORT_HTML = "report.html"
+TENSORBOARD = "tensorboard"
+OURS = (CONFIG, MANIFEST, RUNS, SUMMARY, CONTACT_SHEET, LOSS_CURVES, REPORT_HTML, TENSORBOARD)
 LOCK = ".lock"
 """The lock file; not among :data:`OURS`, so ``--overwrite`` never deletes a held lock."""
 
 _HELD: dict[Path, int] = {}
 """The workdirs this process has locked (resolved path -> the lock file's descriptor)."""
 
-IGNORED_FOR_RESUME = ("sweep.contact_sheet", "sweep.chunk")
+IGNORED_FOR_RESUME = ("sweep.contact_sheet", "sweep.chunk", "sweep.tensorboard")
 """Config fields that only change how results are shown: a rerun may change them."""
 
 
