@@ -217,10 +217,9 @@ LOSS_PANELS = {
 """The panels of ``loss_curves.png``: history column -> title (:data:`nstjax.engine.METRICS`)."""
 
 
-def write_loss_curves(
-    path: Path, runs: Sequence[SweepRun], records: dict[str, dict | None], legend_max: int = 12
-) -> None:
-    """Plots every finished run's loss history: one panel per term, log scale, against the step.
+def loss_figure(runs: Sequence[SweepRun], records: Mapping[str, dict | None], legend_max: int = 12):
+    """Every finished run's loss history: one panel per term (:data:`LOSS_PANELS`), log scale,
+    against the step.
 
     The value at step ``i`` is the loss of the image before step ``i`` (step 0: the initial
     image), as ``run.json``'s ``history`` holds it; losses have no unit (nstjax's
@@ -228,10 +227,12 @@ def write_loss_curves(
     more are coloured by their position in the sweep, with a colour bar.
 
     Args:
-        path: the PNG to write (atomically).
         runs: the runs, in sweep order.
         records: run id -> its ``run.json`` record (``None`` if unfinished).
         legend_max: name the curves in a legend when there are at most this many runs.
+
+    Returns:
+        A matplotlib ``Figure`` (Agg canvas).
     """
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -267,6 +268,14 @@ def write_loss_curves(
         figure.legend(handles, labels, loc="center right", fontsize=7, title="run")
     elif finished:
         _run_colorbar(figure, len(runs))
+    return figure
+
+
+def write_loss_curves(
+    path: Path, runs: Sequence[SweepRun], records: Mapping[str, dict | None], legend_max: int = 12
+) -> None:
+    """Writes :func:`loss_figure` as a PNG (atomically)."""
+    figure = loss_figure(runs, records, legend_max)
     with atomic.atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
 

@@ -86,6 +86,7 @@ def metrics(record: Mapping[str, Any], measures: Sequence[str]) -> dict[str, flo
 
 def _write_run(folder: Path, run: SweepRun, record: dict, image: Path, measures) -> None:
     from tensorboardX import SummaryWriter
+    from tensorboardX.summary import hparams as hparams_summaries
 
     history = record.get("history") or {}
     steps = max((len(v) for v in history.values()), default=0)
@@ -99,7 +100,12 @@ def _write_run(folder: Path, run: SweepRun, record: dict, image: Path, measures)
                 pixels = np.asarray(img.convert("RGB"))
             writer.add_image(IMAGE_TAG, pixels, steps, dataformats="HWC")
         writer.add_text("label", run.label, 0)
-        writer.add_hparams(hparams(run), metrics(record, measures), name=".", global_step=steps)
+        # what SummaryWriter.add_hparams writes, in this run's folder rather than a new one
+        values = metrics(record, measures)
+        for summary in hparams_summaries(hparams(run), values):
+            writer.file_writer.add_summary(summary)
+        for tag, value in values.items():
+            writer.add_scalar(tag, value, steps)
 
 
 def write_tensorboard(
