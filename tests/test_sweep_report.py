@@ -143,6 +143,19 @@ def test_summary_has_a_column_per_measure(tmp_path):
                 assert float(cell) == record["quality"][name]  # repr round-trips floats
 
 
+def test_quality_measures_in_the_package_order_with_their_directions():
+    records = {"a": {"quality": {"ssim": 0.5, "mystery": 2.0, "content_fidelity": 0.1}}, "b": None}
+    measures = report.quality_measures(records)
+    assert list(measures.items()) == [
+        ("content_fidelity", True),
+        ("ssim", True),
+        ("mystery", None),  # not a measure of nstjax.quality: no direction, no Pareto front
+    ]
+    assert report.quality_measures({"a": {"quality": {"style_distance": 1.0}}}) == {
+        "style_distance": False
+    }
+
+
 def test_page_data_holds_every_run_and_its_values(tmp_path):
     expansion, records = synthetic(tmp_path)
     data = html.page_data(expansion, records, QUALITY, _image_path(tmp_path), tmp_path)

@@ -25,13 +25,16 @@ terms' are ``final_<term>``."""
 
 
 def quality_measures(records: Mapping[str, dict | None]) -> dict[str, bool | None]:
-    """The quality measures the records hold (``record["quality"]``), in order of first
-    appearance -> whether higher is better (``None``: unknown)."""
-    names: dict[str, bool | None] = {}
+    """The quality measures the records hold (``record["quality"]``) -> whether higher is
+    better: in :data:`nstjax.quality.MEASURES` order, then any other name (direction ``None``:
+    unknown) in order of first appearance."""
+    from nstjax.quality import HIGHER_IS_BETTER, MEASURE_NAMES
+
+    found: dict[str, None] = {}
     for record in records.values():
-        for name in (record or {}).get("quality") or {}:
-            names.setdefault(name, None)
-    return names
+        found.update(dict.fromkeys((record or {}).get("quality") or {}))
+    known = [m for m in MEASURE_NAMES if m in found]
+    return {m: HIGHER_IS_BETTER.get(m) for m in [*known, *(m for m in found if m not in known)]}
 
 
 def summary_rows(
