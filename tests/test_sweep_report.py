@@ -89,14 +89,14 @@ def synthetic(tmp_path, n_done=4, n_runs=6, steps=300, seed=0):
     """A sweep of ``n_runs`` runs of which the first ``n_done`` finished (the last of those
     failed), with images, histories and quality measures."""
     rng = np.random.default_rng(seed)
-    grid_ = list(itertools.product([5.0, 30.0, 1000.0], [["conv1_1"], ["conv1_1", "conv2_1"]]))
+    grid_ = list(itertools.product([0.5, 30.0, 1000.0], [["conv1_1"], ["conv1_1", "conv2_1"]]))
     runs = [_run(i, w, layers) for i, (w, layers) in enumerate(grid_[:n_runs])]
     expansion = Expansion(
         runs,
         {
             "content": ["tubingen"],
             "style": ["wave"],
-            "style_weight": ["5", "30", "1000"],
+            "style_weight": ["0.5", "30", "1000"],
             "style_layers": ["conv1_1", "conv1_1+conv2_1"],
         },
         ["style_weight", "style_layers"],
@@ -162,6 +162,8 @@ def test_page_data_holds_every_run_and_its_values(tmp_path):
     assert [r["id"] for r in data["runs"]] == [r.id for r in expansion.runs]
     assert data["counts"] == {"done": 3, "failed": 1, "pending": 2}
     keys = [c["key"] for c in data["columns"]]
+    axis = [dict(zip(keys, r["cells"]))["axis:style_weight"] for r in data["runs"]]
+    assert axis == ["0.5", "0.5", "30", "30", "1000", "1000"]  # the labels, as the sheet's
     for run in data["runs"]:
         record = records.get(run["id"])
         cells = dict(zip(keys, run["cells"]))

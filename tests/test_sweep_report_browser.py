@@ -86,7 +86,7 @@ def synthetic_page(tmp_path):
         "content_fidelity",
         "maximize",
         [trials.Trial(i, v, {"style_weight": w}, f"{i:04d}") for i, (v, w) in
-         enumerate([(0.3, 5.0), (None, 30.0), (0.7, 1000.0), (0.5, 5.0)])],
+         enumerate([(0.3, 0.5), (None, 30.0), (0.7, 1000.0), (0.5, 0.5)])],
     )  # fmt: skip
     page = tmp_path / "report.html"
     image = lambda run: tmp_path / "runs" / run.id / "image.png"
@@ -111,7 +111,7 @@ def test_a_row_per_run_and_a_quiet_console(synthetic_page, tmp_path):
     [
         ("quality:global_effects", False),
         ("quality:style_distance", True),  # pending runs stay last
-        ("axis:style_weight", False),  # labels "5", "30", "1000": numerically, not as text
+        ("axis:style_weight", False),  # labels "0.5", "30", "1000": numerically, not as text
         ("axis:style_layers", True),
         ("status", False),
     ],

@@ -91,7 +91,7 @@ def test_logs_hold_the_records(tmp_path):
     assert written == sorted(records)  # finished runs only, pending ones later
     folders = sorted(p.name for p in logdir.iterdir())
     assert folders == [tensorboard.folder_name(r) for r in expansion.runs if r.id in records]
-    assert folders[0] == "0000_style_weight=5,_style_layers=conv1_1"
+    assert folders[0] == "0000_style_weight=0.5,_style_layers=conv1_1"
     for run in expansion.runs:
         if run.id in records:
             folder = logdir / tensorboard.folder_name(run)

@@ -57,7 +57,7 @@ def _columns(
     get = [lambda r, _: r.id, lambda r, _: r.label, lambda r, rec: rec.get("status", "pending")]
     for axis in expansion.varying:
         cols.append(_column(f"axis:{axis}", axis, "axis"))
-        get.append(lambda r, _, axis=axis: _plain(r.coords[axis]))
+        get.append(lambda r, _, axis=axis: r.coords[axis])  # already its label
     for name in ("content", "style", *hyper):
         if name in expansion.varying:
             continue  # shown as an axis

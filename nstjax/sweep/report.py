@@ -3,6 +3,7 @@
 import csv
 import io
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -243,9 +244,12 @@ def loss_figure(runs: Sequence[SweepRun], records: Mapping[str, dict | None], le
 
     finished = [(r, records[r.id]) for r in runs if records.get(r.id)]
     legend = 0 < len(finished) <= legend_max
-    figure = Figure(figsize=(16, 4.2), dpi=100)
-    figure.subplots_adjust(left=0.05, right=0.8 if legend else 0.92, bottom=0.14, top=0.86)
-    figure.subplots_adjust(wspace=0.3)
+    columns = 2 if max((len(r.label) for r, _ in finished), default=0) > 45 else 3
+    legend_h = (math.ceil(len(finished) / columns) * 0.17 + 0.45) if legend else 0.0
+    height = 3.9 + legend_h  # inches: the panels, then the legend under them
+    figure = Figure(figsize=(16, height), dpi=100)
+    figure.subplots_adjust(left=0.05, right=0.92 if not legend else 0.99, wspace=0.3)
+    figure.subplots_adjust(bottom=(legend_h + 0.55) / height, top=1 - 0.55 / height)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(LOSS_PANELS))
     cmap = colormaps["viridis"]
@@ -268,7 +272,7 @@ def loss_figure(runs: Sequence[SweepRun], records: Mapping[str, dict | None], le
     figure.suptitle(f"Loss histories of {len(finished)} finished run(s) of {len(runs)}")
     if legend:
         handles, labels = axes[0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="center right", fontsize=7, title="run")
+        figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
     elif finished:
         _run_colorbar(figure, len(runs))
     return figure
