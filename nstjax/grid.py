@@ -243,6 +243,16 @@ def _draw_row(canvas, draw, at: _Layout, i: int, row, label: str, texts, text_fo
             draw.text(xy, line, fill=TEXT, font=text_font)
 
 
+def _draw_column_labels(draw, at: _Layout, labels: Sequence[str], text_font) -> None:
+    """Each column's label, fitted to its box (:func:`fit_label`), its last line on the box."""
+    for j, text in enumerate(labels):
+        lines = fit_label(text, at.box_w + at.gap, text_font)
+        top = at.head - at.gap - len(lines) * at.line_h
+        for k, line in enumerate(lines):
+            x = at.x(j) + (at.box_w - draw.textlength(line, font=text_font)) / 2
+            draw.text((x, top + k * at.line_h), line, fill=TEXT, font=text_font)
+
+
 def labelled_grid(
     cells: Sequence[Sequence[Cell]],
     *,
@@ -287,12 +297,7 @@ def labelled_grid(
     if corner:
         corner = shorten(corner, at.label_w - 2 * gap, text_font)
         draw.text((gap, gap), corner, fill=CORNER_TEXT, font=text_font)
-    for j, text in enumerate(col_labels):
-        lines = fit_label(text, at.box_w + gap, text_font)
-        top = at.head - gap - len(lines) * at.line_h  # the lines sit on the boxes
-        for k, line in enumerate(lines):
-            x = at.x(j) + (at.box_w - draw.textlength(line, font=text_font)) / 2
-            draw.text((x, top + k * at.line_h), line, fill=TEXT, font=text_font)
+    _draw_column_labels(draw, at, col_labels, text_font)
     for i, row in enumerate(cells):
         label = row_labels[i] if i < len(row_labels) else ""
         texts = cell_labels[i] if cell_labels is not None and i < len(cell_labels) else ()

@@ -196,6 +196,12 @@ def test_page_pareto_fronts_leave_out_failed_and_pending_runs(tmp_path):
         expected = brute_force_front(points, (QUALITY[x], QUALITY[y]))
         assert data["pareto"][f"{x}\t{y}"] == [i for i, on in zip(done, expected) if on]
     assert data["scatter"] == ["content_fidelity", "global_effects"]
+    unknown = {**QUALITY, "style_distance": None}  # a measure without a known direction
+    data = html.page_data(expansion, records, unknown, _image_path(tmp_path), tmp_path)
+    assert sorted(data["pareto"]) == [
+        "content_fidelity\tglobal_effects",
+        "global_effects\tcontent_fidelity",
+    ]
 
 
 def test_page_escapes_markup_in_labels(tmp_path):

@@ -145,14 +145,16 @@ def _curves(record: dict) -> dict[str, list] | None:
 
 
 def pareto_fronts(
-    ids: Sequence[str], values: Mapping[str, Sequence[float | None]], higher: Mapping[str, bool]
+    ids: Sequence[str],
+    values: Mapping[str, Sequence[float | None]],
+    higher: Mapping[str, bool | None],
 ) -> dict[str, list[str]]:
     """The Pareto-optimal run ids of every ordered pair of measures with a known direction.
 
     Args:
         ids: the eligible runs (finished, not failed).
         values: measure -> one value per run of ``ids`` (``None`` where it has none).
-        higher: measure -> whether larger is better.
+        higher: measure -> whether larger is better (``None``: unknown, no front).
 
     Returns:
         ``"x\\ty"`` -> the ids on the front of measure ``x`` against measure ``y``.
@@ -240,7 +242,6 @@ def page_data(
         )
     eligible = [r for r in runs if r["status"] == "done"]
     values = {m: [r["quality"][m] for r in eligible] for m in measures}
-    known = {m: h for m, h in measures.items() if h is not None}
     counts = {s: sum(r["status"] == s for r in runs) for s in ("done", "failed", "pending")}
     names = list(measures)
     scatter = [m if m in names else None for m in DEFAULT_SCATTER]
@@ -252,7 +253,7 @@ def page_data(
         "columns": columns,
         "runs": runs,
         "measures": [{"name": m, "higher": h} for m, h in measures.items()],
-        "pareto": pareto_fronts([r["id"] for r in eligible], values, known),
+        "pareto": pareto_fronts([r["id"] for r in eligible], values, measures),
         "scatter": scatter,
         "history": _history(history),
     }
