@@ -6,13 +6,16 @@ rewritten batch by batch)."""
 import csv
 import html.parser
 import json
+import math
 import shutil
 import subprocess
 
 import pytest
 from test_sweep_report import QUALITY, synthetic
+from test_sweep_report_tensorboard import f32, logged
 from test_sweep_run import small_config
 
+from nstjax import quality
 from nstjax.sweep import html as report_html
 from nstjax.sweep import prepare, run_sweep, trials
 from nstjax.sweep import run as sweep_run
@@ -161,6 +164,7 @@ def _statuses(workdir):
 
 def test_a_sweep_interrupted_half_way_then_resumed(tiny_params, images_dir, tmp_path, monkeypatch):
     config = small_config(images_dir)
+    config.data.size = 48  # the measures need 24 px a side (the styles resized to 48 px too)
     config.sweep.tensorboard = True
     workdir = tmp_path / "sweep"
     kwargs = dict(mesh=None, log=lambda _: None, batch_size=2)
@@ -192,6 +196,33 @@ def test_a_sweep_interrupted_half_way_then_resumed(tiny_params, images_dir, tmp_
     assert sorted(outcome.computed) == ["0002", "0003"]
     assert set(_statuses(workdir).values()) == {"done"}
     assert len(list((workdir / "tensorboard").iterdir())) == 4
+    check_measures_everywhere(workdir, page)
     if CHROMIUM:
-        rows, _, console = open_page(page, "", tmp_path)
+        rows, _, console = open_page(page, "sort=-quality:content_fidelity", tmp_path)
         assert console == [] and [r[1] for r in rows] == ["done"] * 4
+        records = {
+            i: json.loads((workdir / "runs" / i / "run.json").read_text())
+            for i in ("0000", "0001", "0002", "0003")
+        }
+        ids = sorted(records)
+        values = [records[i]["quality"]["content_fidelity"] for i in ids]
+        assert [r[0] for r in rows] == expected_order(ids, values, descending=True)
+
+
+def check_measures_everywhere(workdir, page):
+    """Every run's measures in run.json, summary.csv, the page's data and TensorBoard."""
+    with open(workdir / "summary.csv") as f:
+        rows = {row["id"]: row for row in csv.DictReader(f)}
+    data = json.loads(page.read_text().split('id="data">', 1)[1].split("</script>", 1)[0])
+    on_page = {r["id"]: r["quality"] for r in data["runs"]}
+    for run_id, row in rows.items():
+        measures = json.loads((workdir / "runs" / run_id / "run.json").read_text())["quality"]
+        assert list(measures) == list(quality.MEASURE_NAMES)
+        assert all(math.isfinite(v) for v in measures.values())
+        for name, value in measures.items():
+            assert float(row[f"quality_{name}"]) == value
+            assert on_page[run_id][name] == value
+        (folder,) = (workdir / "tensorboard").glob(f"{run_id}_*")
+        scalars, _, _ = logged(folder)
+        for name, value in measures.items():
+            assert list(scalars[f"quality/{name}"].values()) == [f32(value)]

@@ -33,6 +33,8 @@ files start from it and change a few fields::
     sweep.save_every           save snapshots every N steps (0: none)
     sweep.chunk                steps between progress updates
     sweep.run_memory_mb        memory one run needs (0: estimated from the layer shapes)
+    sweep.quality              measure every finished run (nstjax.quality: content fidelity,
+                               global effects, ...) into run.json, summary.csv and the report
     sweep.tensorboard          also write TensorBoard logs under DIR/tensorboard (default off:
                                needs the optional tensorboardX package)
 
@@ -143,6 +145,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.sweep.save_every = 0
     config.sweep.chunk = options.chunk
     config.sweep.run_memory_mb = 0.0
+    config.sweep.quality = True  # measure every finished run (nstjax.quality) into run.json
     config.sweep.tensorboard = False  # TensorBoard logs under DIR/tensorboard (needs tensorboardX)
     return config
 

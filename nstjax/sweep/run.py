@@ -82,7 +82,10 @@ def _plan_batches(
     out = []
     run_mb = sweep.config.sweep.run_memory_mb
     chunk = sweep.config.sweep.save_every or sweep.config.sweep.chunk
-    options_of = lambda item: expand_options_of(item.key.values, chunk)
+    quality = sweep.config.sweep.quality
+    options_of = lambda item: dataclasses.replace(
+        expand_options_of(item.key.values, chunk), quality=quality
+    )
     for group in plan.group(sweep.items(), options_of, convolution):
         mine = distributed.share(group.items, cluster.process_id, cluster.num_processes)
         pending = [i for i in mine if i.key.id not in finished]
@@ -130,6 +133,7 @@ class _Recorder(Observer):
                 "converged_at": result.converged_at,
                 "evaluations": result.evaluations,
                 "history": _history(result.history),
+                **({"quality": result.quality} if result.quality is not None else {}),
                 "wall_s": round(wall, 3),
                 "batch": {"runs": len(batch.items), "size": batch.size, "group": group.name},
                 "process": self.cluster.process_id,

@@ -4,8 +4,8 @@
 (``loss/total``, ``loss/content``, ``loss/style``, ``loss/tv``; the value at step ``i`` is the
 loss of the image before step ``i``), its final image (``image``, at the last step), and an
 HParams session: every hyperparameter (numbers as numbers, layer lists and other values as their
-labels) with the metrics ``quality/<measure>`` and ``final/<term>`` (NaN where a run has no
-value). Point TensorBoard at ``DIR/tensorboard`` and the HParams dashboard compares the runs.
+labels) with the metrics ``quality/<measure>`` and ``final/<term>`` (left out where a run
+has no value). Point TensorBoard at ``DIR/tensorboard`` and the HParams dashboard compares the runs.
 
 A run's folder is written once, when its ``run.json`` is there, into a temporary folder renamed
 into place, so a reader (or an interrupted sweep) never sees half a run; later batches add the
@@ -76,7 +76,7 @@ def hparams(run: SweepRun) -> dict[str, bool | float | str]:
 
 
 def metrics(record: Mapping[str, Any], measures: Sequence[str]) -> dict[str, float]:
-    """A run's HParams metrics: ``quality/<measure>`` and ``final/<term>`` (NaN: no value)."""
+    """A run's HParams metrics: ``quality/<measure>`` and ``final/<term>`` (NaN: no value, written as no scalar)."""
     quality, final = record.get("quality") or {}, record.get("final") or {}
     nan = lambda v: math.nan if v is None else float(v)
     out = {f"quality/{m}": nan(quality.get(m)) for m in measures}
@@ -105,7 +105,8 @@ def _write_run(folder: Path, run: SweepRun, record: dict, image: Path, measures)
         for summary in hparams_summaries(hparams(run), values):
             writer.file_writer.add_summary(summary)
         for tag, value in values.items():
-            writer.add_scalar(tag, value, steps)
+            if math.isfinite(value):  # a metric a run lacks is left out of its session
+                writer.add_scalar(tag, value, steps)
 
 
 def write_tensorboard(

@@ -52,8 +52,9 @@ LOCK = ".lock"
 _HELD: dict[Path, int] = {}
 """The workdirs this process has locked (resolved path -> the lock file's descriptor)."""
 
-IGNORED_FOR_RESUME = ("sweep.contact_sheet", "sweep.chunk", "sweep.tensorboard")
-"""Config fields that only change how results are shown: a rerun may change them."""
+IGNORED_FOR_RESUME = ("sweep.contact_sheet", "sweep.chunk", "sweep.tensorboard", "sweep.quality")
+"""Config fields that only change how results are shown or what later runs add to their
+records (quality measures): a rerun may change them."""
 
 
 def to_json(value: Any) -> str:
