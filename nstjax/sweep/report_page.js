@@ -243,6 +243,7 @@ function runsSection(parent) {
       const c = DATA.columns[i];
       const td = el("td", { class: (typeof v === "number" ? "num" : "") + (c.constant ? " constant" : "") }, tr, fmt(v));
       if (c.key === "status") td.classList.add(`status-${v}`);
+      if (c.key === "label") td.classList.add("label");
     });
     tr.addEventListener("click", (e) => { if (!e.target.closest("a")) select(run.id); });
     state.rows.set(run.id, tr);
