@@ -256,6 +256,22 @@ def test_trials_file_round_trip_and_bad_files(tmp_path):
         trials.read(tmp_path)
 
 
+def test_a_search_history_in_the_search_module_format(tmp_path):
+    entries = [
+        {"trial": 0, "state": "complete", "objective": 0.4, "params": {"a": 1}, "feasible": True},
+        {"trial": 1, "state": "pruned", "objective": 0.9, "params": {"a": 2}, "feasible": True},
+        {"trial": 2, "state": "complete", "objective": 0.8, "params": {"a": 3}, "feasible": False},
+        {"trial": 3, "state": "complete", "objective": 0.6, "params": {"a": 4}, "feasible": True},
+    ]
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "trials.json").write_text(json.dumps(entries))
+    history = trials.read(tmp_path)
+    assert (history.objective, history.direction) == ("score", "maximize")
+    # only complete, feasible trials count: 0.4, then 0.6
+    assert [t.objective for t in history.trials] == [0.4, None, None, 0.6]
+    assert history.best_so_far() == [0.4, 0.4, 0.4, 0.6]
+
+
 LAYER_SETS = [
     "conv1_1",
     "conv1_1+conv2_1",

@@ -19,6 +19,7 @@ from nstjax import quality
 from nstjax.sweep import html as report_html
 from nstjax.sweep import prepare, run_sweep, trials
 from nstjax.sweep import run as sweep_run
+from nstjax.sweep.expand import Expansion
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -226,3 +227,22 @@ def check_measures_everywhere(workdir, page):
         scalars, _, _ = logged(folder)
         for name, value in measures.items():
             assert list(scalars[f"quality/{name}"].values()) == [f32(value)]
+
+
+@needs_chromium
+def test_a_search_without_runs(tmp_path):
+    """A page of a search's history alone: no runs, a row per trial, a quiet console."""
+    history = trials.SearchHistory(
+        "score", "maximize", [trials.Trial(i, v, {"style_weight": 10.0**i}) for i, v in
+                              enumerate([0.2, None, 0.5, 0.4])],
+    )  # fmt: skip
+    page = tmp_path / "report.html"
+    report_html.write_html(page, Expansion([], {}, []), {}, {}, lambda run: None, history)
+    profile = tmp_path / "profile"
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+         "--enable-logging=stderr", "--v=0", "--dump-dom", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert [line for line in done.stderr.splitlines() if ":CONSOLE" in line] == []
+    assert done.stdout.count("<tr data-trial=") == 4

@@ -306,7 +306,8 @@ function main() {
   const wanted = fromHash();
   if (document.getElementById("scatter-x")) drawScatter();
   const first = DATA.runs.find((r) => r.status !== "pending") || DATA.runs[0];
-  if (wanted || first) select(wanted && DATA.runs.some((r) => r.id === wanted) ? wanted : first.id);
+  const target = DATA.runs.some((r) => r.id === wanted) ? wanted : first && first.id;
+  if (target) select(target);
 }
 
 main();

@@ -15,6 +15,11 @@ as trials finish); the report (``report.html``) draws it when the file is there:
 
 ``objective`` is ``null`` for a trial without a value (failed, pruned or still running);
 ``run`` (optional) is the id of the run folder the trial wrote, linking it to the runs' table.
+
+A search run by :mod:`nstjax.sweep.search` keeps its own ``DIR/search/trials.json``: a list of
+``{trial, state, objective, params, feasible, ...}`` whose score is maximised; :func:`read` takes
+it when there is no ``DIR/trials.json``, counting the objective of the complete, feasible trials
+(the ones its best so far counts) and no value for the others.
 """
 
 import dataclasses
@@ -28,6 +33,8 @@ from nstjax.errors import NstjaxError
 
 TRIALS = "trials.json"
 """The history's file in the workdir."""
+SEARCH_TRIALS = ("search", "trials.json")
+"""Where :mod:`nstjax.sweep.search` writes its trials, under the workdir."""
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -112,19 +119,39 @@ def from_dict(data: dict[str, Any], where: str = TRIALS) -> SearchHistory:
         raise NstjaxError(f"{where}: not a search history ({type(e).__name__}: {e})") from e
 
 
+def from_search_list(entries: list[dict[str, Any]], where: str) -> SearchHistory:
+    """A :class:`SearchHistory` from :mod:`nstjax.sweep.search`'s list of trials (its score,
+    maximised; only complete, feasible trials count).
+
+    Raises:
+        NstjaxError: an entry lacks a field.
+    """
+    counted = lambda e: e.get("state") == "complete" and e.get("feasible", True)
+    data = {
+        "objective": "score",
+        "direction": "maximize",
+        "trials": [{**e, "objective": e.get("objective") if counted(e) else None} for e in entries],
+    }
+    return from_dict(data, where)
+
+
 def read(workdir: str | Path) -> SearchHistory | None:
-    """The search history in ``workdir``'s ``trials.json``, ``None`` when there is none.
+    """The search history of ``workdir``: its ``trials.json``, else a search's
+    ``search/trials.json``; ``None`` when there is neither.
 
     Raises:
         NstjaxError: the file exists but is not a search history.
     """
-    path = Path(workdir) / TRIALS
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise NstjaxError(f"{path}: not JSON ({e})") from e
-    return from_dict(data, str(path))
+    for path in (Path(workdir) / TRIALS, Path(workdir).joinpath(*SEARCH_TRIALS)):
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise NstjaxError(f"{path}: not JSON ({e})") from e
+        if isinstance(data, list):
+            return from_search_list(data, str(path))
+        return from_dict(data, str(path))
+    return None
