@@ -49,6 +49,7 @@ def test_wang_measures_match_numpy(tiny_params, triple):
 
 
 @pytest.mark.slow
+@pytest.mark.weights
 def test_wang_measures_match_numpy_real_weights(real_params, triple):
     _check_wang(real_params, triple)
 

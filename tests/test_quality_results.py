@@ -40,3 +40,25 @@ def test_no_measures_unless_asked_or_too_small(tiny_params):
         tiny_params, [content[:16, :16]], [style], [run], steps=1, quality=True
     )
     assert small[0].quality is None
+
+
+def test_stylize_prints_the_table_unless_no_quality(tmp_path, tiny_params, capsys, monkeypatch):
+    from PIL import Image
+
+    from nstjax import vgg
+    from nstjax.cli import main
+
+    monkeypatch.setattr(vgg, "load_params", lambda path=None: tiny_params)
+    paths = []
+    for name, seed in (("content.png", 0), ("style.png", 1)):
+        pixels = (_image(seed, (32, 32)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    argv = ["stylize", "--content", paths[0], "--style", paths[1], "--size", "32", "--steps", "1"]
+    assert main([*argv, "--output", str(tmp_path / "a.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[lines.index(next(line for line in lines if line.startswith("measure "))) :]
+    assert [line.split()[0] for line in table[1:]] == list(quality.MEASURE_NAMES)
+    assert table[0].split() == ["measure", "better", "a.png"]
+    assert main([*argv, "--output", str(tmp_path / "b.png"), "--no-quality"]) == 0
+    assert "content_fidelity" not in capsys.readouterr().out

@@ -8,10 +8,11 @@ and their matches; LP2 is the number of distinct style patches matched divided b
 distinct ``argmax`` indices when the style's patches are matched against themselves. Both are
 averaged over the two layers, then LP = 0.5 LP1 + 0.5 LP2 (``weight_of_part1``, l. 233-234).
 
-The cosine matrix (about 0.3 TFLOP at conv3_1 for a 256 px output and style) is computed in
-blocks of output patches (:func:`best_matches`) so memory stays bounded. One deviation: a patch
-of all-zero features (possible after ReLU) has no direction; the official code divides by its
-zero norm (NaN), here its norm is floored so its cosines are 0.
+The cosine matrix (about 68 GFLOP at conv3_1 for a 256 px output and a 256 px style, as much
+again for the style's self-match) is computed in blocks of output patches (:func:`best_matches`)
+so memory stays bounded. One deviation: a patch of all-zero features (possible after ReLU) has
+no direction; the official code divides by its zero norm (NaN), here its norm is floored so its
+cosines are 0.
 """
 
 import jax
