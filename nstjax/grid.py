@@ -6,6 +6,7 @@ each column, optional text under each cell, a title above and a caption below;
 Everything here is a function of its arguments (no files are read or written).
 """
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -83,6 +84,68 @@ def shorten(text: str, width: float, text_font) -> str:
     return text + "..."
 
 
+def shorten_middle(text: str, width: float, text_font) -> str:
+    """``text`` with its middle replaced by ``...`` if it is wider than ``width`` pixels (both
+    ends stay: labels that differ only at their end stay distinguishable)."""
+    draw = _measure()
+    if draw.textlength(text, font=text_font) <= width:
+        return text
+    head, tail = text[: (len(text) + 1) // 2], text[(len(text) + 1) // 2 :]
+    while (head or tail) and draw.textlength(head + "..." + tail, font=text_font) > width:
+        if len(head) >= len(tail):
+            head = head[:-1]
+        else:
+            tail = tail[1:]
+    return head + "..." + tail
+
+
+_BREAKS = re.compile(r"(?<=[+,;/ ])")
+"""Where a label may break: after ``+``, ``,``, ``;``, ``/`` or a space."""
+
+
+def abbreviate(text: str) -> str:
+    """A label of ``+``-joined parts with each part's leading letters dropped where the previous
+    part has the same ones: ``conv1_1+conv2_1+conv3_1`` -> ``conv1_1+2_1+3_1``."""
+    parts = text.split("+")
+    out = parts[:1]
+    for before, part in zip(parts, parts[1:]):
+        letters = re.match(r"[A-Za-z]*", part).group()
+        same = letters and re.match(r"[A-Za-z]*", before).group() == letters
+        out.append(part[len(letters) :] if same and part[len(letters) :] else part)
+    return "+".join(out)
+
+
+def fit_label(text: str, width: float, text_font, max_lines: int = 3) -> list[str]:
+    """``text`` as at most ``max_lines`` lines, each at most ``width`` pixels wide.
+
+    Tried in turn: the text as it is, broken after ``+ , ; /`` or spaces; then
+    abbreviated (:func:`abbreviate`); then each line of the abbreviation shortened in the middle
+    (:func:`shorten_middle`) and the lines past ``max_lines`` folded into the last one. So a
+    label is cut only when nothing else fits, and then its ends survive.
+    """
+    for candidate in (text, abbreviate(text)):
+        lines = _pack(_BREAKS.split(candidate), width, text_font)
+        if len(lines) <= max_lines and all(
+            _measure().textlength(line, font=text_font) <= width for line in lines
+        ):
+            return lines
+    lines = _pack(_BREAKS.split(abbreviate(text)), width, text_font)
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + ["".join(lines[max_lines - 1 :])]
+    return [shorten_middle(line.strip(), width, text_font) for line in lines]
+
+
+def _pack(tokens: Sequence[str], width: float, text_font) -> list[str]:
+    """Tokens joined greedily into lines at most ``width`` wide (a wider token is a line)."""
+    draw, lines, line = _measure(), [], ""
+    for token in tokens:
+        if line and draw.textlength((line + token).rstrip(), font=text_font) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += token
+    return [*lines, line.rstrip()] if line or not lines else lines
+
+
 def wrap(text: str, width: float, text_font) -> list[str]:
     """``text`` broken into lines at most ``width`` pixels wide (at spaces; ``"\\n"`` breaks)."""
     draw = _measure()
@@ -154,7 +217,8 @@ def _layout(cells, row_labels, corner, col_labels, cell_labels, cell, text_font,
     line_h = font_size + 2
     n_under = max((len(t.split("\n")) for row in cell_labels or [] for t in row), default=0)
     under = n_under * line_h + 4 if n_under else 0
-    head = line_h + 2 * gap if col_labels or corner else 0
+    n_head = max((len(fit_label(t, box_w + gap, text_font)) for t in col_labels), default=1)
+    head = n_head * line_h + 2 * gap if col_labels or corner else 0
     return _Layout(label_w, box_w, box_h, head, under, line_h, gap)
 
 
@@ -162,9 +226,11 @@ def _draw_row(canvas, draw, at: _Layout, i: int, row, label: str, texts, text_fo
     """Row ``i``: its label, its boxes and the text under them."""
     y = at.y(i)
     if label:
-        label = shorten(label, at.label_w - 2 * at.gap, text_font)
-        x = at.label_w - at.gap - draw.textlength(label, font=text_font)
-        draw.text((x, y + (at.box_h - at.line_h) / 2), label, fill=TEXT, font=text_font)
+        lines = fit_label(label, at.label_w - 2 * at.gap, text_font, max(1, at.box_h // at.line_h))
+        top = y + (at.box_h - len(lines) * at.line_h) / 2
+        for k, line in enumerate(lines):
+            x = at.label_w - at.gap - draw.textlength(line, font=text_font)
+            draw.text((x, top + k * at.line_h), line, fill=TEXT, font=text_font)
     for j, pic in enumerate(row):
         x = at.x(j)
         if isinstance(pic, Image.Image):
@@ -175,6 +241,16 @@ def _draw_row(canvas, draw, at: _Layout, i: int, row, label: str, texts, text_fo
             xy = (x + (at.box_w - draw.textlength(line, font=text_font)) / 2,
                   y + at.box_h + 2 + k * at.line_h)  # fmt: skip
             draw.text(xy, line, fill=TEXT, font=text_font)
+
+
+def _draw_column_labels(draw, at: _Layout, labels: Sequence[str], text_font) -> None:
+    """Each column's label, fitted to its box (:func:`fit_label`), its last line on the box."""
+    for j, text in enumerate(labels):
+        lines = fit_label(text, at.box_w + at.gap, text_font)
+        top = at.head - at.gap - len(lines) * at.line_h
+        for k, line in enumerate(lines):
+            x = at.x(j) + (at.box_w - draw.textlength(line, font=text_font)) / 2
+            draw.text((x, top + k * at.line_h), line, fill=TEXT, font=text_font)
 
 
 def labelled_grid(
@@ -196,8 +272,10 @@ def labelled_grid(
     Args:
         cells: rows of Pillow images (:func:`thumbnail`), each centred in a box as large as the
             largest of them; ``None`` leaves a cell blank, :data:`MISSING` draws it grey.
-        col_labels: a label above each column (shortened to the column's width).
-        row_labels: a label left of each row (shortened to ``max_label_width``).
+        col_labels: a label above each column, fitted to the column's width in up to three
+            lines (:func:`fit_label`).
+        row_labels: a label left of each row, fitted to ``max_label_width`` in as many lines as
+            a box is high.
         cell_labels: optional text under each cell (lines separated by ``"\\n"``).
         corner: grey text above the row labels (e.g. which axis runs which way).
         title: wrapped text above the grid, a little larger.
@@ -219,10 +297,7 @@ def labelled_grid(
     if corner:
         corner = shorten(corner, at.label_w - 2 * gap, text_font)
         draw.text((gap, gap), corner, fill=CORNER_TEXT, font=text_font)
-    for j, text in enumerate(col_labels):
-        text = shorten(text, at.box_w + gap, text_font)
-        x = at.x(j) + (at.box_w - draw.textlength(text, font=text_font)) / 2
-        draw.text((x, gap), text, fill=TEXT, font=text_font)
+    _draw_column_labels(draw, at, col_labels, text_font)
     for i, row in enumerate(cells):
         label = row_labels[i] if i < len(row_labels) else ""
         texts = cell_labels[i] if cell_labels is not None and i < len(cell_labels) else ()

@@ -54,6 +54,7 @@ def test_workdir_layout(finished):
         "contact_sheet.png",
         "loss_curves.png",
         "manifest.json",
+        "report.html",
         "runs",
         "summary.csv",
     ]

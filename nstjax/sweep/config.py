@@ -36,6 +36,10 @@ files start from it and change a few fields::
     sweep.checkpoint_every     save each batch in flight every N steps (0: by time only)
     sweep.checkpoint_minutes   ... and every M minutes (0: by steps only); a resumed sweep
                                continues the batch from its last save (nstjax.sweep.inflight)
+    sweep.quality              measure every finished run (nstjax.quality: content fidelity,
+                               global effects, ...) into run.json, summary.csv and the report
+    sweep.tensorboard          also write TensorBoard logs under DIR/tensorboard (default off:
+                               needs the optional tensorboardX package)
 
 An axis is named by the field's last part (``style_weight``, ``size``, ...). Besides the fields
 below, the axis ``content_style_ratio`` sets ``style_weight = content_weight / ratio`` per run,
@@ -154,6 +158,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.sweep.run_memory_mb = 0.0
     config.sweep.checkpoint_every = CHECKPOINT_EVERY
     config.sweep.checkpoint_minutes = CHECKPOINT_MINUTES
+    config.sweep.quality = True  # measure every finished run (nstjax.quality) into run.json
+    config.sweep.tensorboard = False  # TensorBoard logs under DIR/tensorboard (needs tensorboardX)
     return config
 
 

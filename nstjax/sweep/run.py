@@ -15,14 +15,16 @@ from nstjax.engine import METRICS
 from nstjax.errors import NstjaxError, one_line
 from nstjax.execute import Observer, Observers
 from nstjax.progress import ProgressDisplay
-from nstjax.sweep import distributed, inflight, report
+from nstjax.sweep import distributed, html, inflight, report, tensorboard, trials
 from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.spec import Sweep
 from nstjax.sweep.workdir import (
     CONTACT_SHEET,
     INFLIGHT,
     LOSS_CURVES,
+    REPORT_HTML,
     SUMMARY,
+    TENSORBOARD,
     Workdir,
 )
 
@@ -83,7 +85,10 @@ def _plan_batches(
     out = []
     run_mb = sweep.config.sweep.run_memory_mb
     chunk = sweep.config.sweep.save_every or sweep.config.sweep.chunk
-    options_of = lambda item: expand_options_of(item.key.values, chunk)
+    quality = sweep.config.sweep.quality
+    options_of = lambda item: dataclasses.replace(
+        expand_options_of(item.key.values, chunk), quality=quality
+    )
     for group in plan.group(sweep.items(), options_of, convolution):
         mine = distributed.share(group.items, cluster.process_id, cluster.num_processes)
         pending = [i for i in mine if i.key.id not in finished]
@@ -136,6 +141,7 @@ class _Recorder(Observer):
                 "converged_at": result.converged_at,
                 "evaluations": result.evaluations,
                 "history": _history(result.history),
+                **({"quality": result.quality} if result.quality is not None else {}),
                 "wall_s": round(wall, 3),
                 "batch": {"runs": len(batch.items), "size": batch.size, "group": group.name},
                 "process": self.cluster.process_id,
@@ -151,6 +157,7 @@ class _Recorder(Observer):
             self.manifest.refresh()
             try:
                 self.manifest.write()
+                write_reports(self.sweep, self.workdir)
             except OSError as e:  # rewritten after the next batch, or by a rerun
                 self.unwritten.append(inflight.write_failure(e))
 
@@ -179,9 +186,16 @@ class _Manifest:
 
 
 def write_reports(sweep: Sweep, workdir: Workdir) -> None:
-    """Writes ``summary.csv``, ``contact_sheet.png`` and ``loss_curves.png`` from the run folders."""
+    """Writes the reports from the run folders: ``summary.csv``, ``contact_sheet.png``,
+    ``loss_curves.png``, ``report.html`` (with a search's history when ``trials.json`` is
+    there) and, with ``sweep.tensorboard``, the logs of the runs finished since the last call.
+
+    Unfinished runs show as pending, so it can be called at any moment: process 0 calls it
+    after every batch and at the end, and when a sweep is interrupted.
+    """
     records = {r.id: workdir.read_run(r.id) for r in sweep.runs}
-    report.write_summary(workdir.path / SUMMARY, sweep.expansion, records)
+    measures = report.quality_measures(records)
+    report.write_summary(workdir.path / SUMMARY, sweep.expansion, records, list(measures))
     sheet = sweep.config.sweep.contact_sheet
 
     def image_path(run):
@@ -196,6 +210,13 @@ def write_reports(sweep: Sweep, workdir: Workdir) -> None:
         sheet.cell,
     )
     report.write_loss_curves(workdir.path / LOSS_CURVES, sweep.runs, records)
+    history = trials.read(workdir.path)
+    html.write_html(workdir.path / REPORT_HTML, sweep.expansion, records, measures, image_path,
+                    history, title=workdir.path.resolve().name)  # fmt: skip
+    if sweep.config.sweep.tensorboard:
+        tensorboard.write_tensorboard(
+            workdir.path / TENSORBOARD, sweep.runs, records, image_path, list(measures)
+        )
 
 
 def run_sweep(
@@ -242,6 +263,8 @@ def run_sweep(
         NstjaxError: the workdir holds a different sweep or cannot be written.
     """
     cluster = cluster or distributed.Cluster()
+    if sweep.config.sweep.tensorboard and cluster.is_leader:
+        tensorboard.require()
     work = _prepared_workdir(sweep, workdir, overwrite, cluster)
     if isinstance(mesh, str):
         mesh = distributed.local_mesh()

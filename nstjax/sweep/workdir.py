@@ -6,8 +6,9 @@ Layout::
     DIR/manifest.json        every run: id, label, hyperparameters, status pending/done/failed
     DIR/runs/<id>/image.png  the final image (and step_NNNNN.png snapshots, if asked)
     DIR/runs/<id>/run.json   hyperparameters, final losses, loss history, wall time
-    DIR/summary.csv, DIR/contact_sheet.png, DIR/loss_curves.png
+    DIR/summary.csv, DIR/contact_sheet.png, DIR/loss_curves.png, DIR/report.html
     DIR/inflight/<batch>/    the last save of a batch in flight (:mod:`nstjax.sweep.inflight`)
+    DIR/tensorboard/         TensorBoard logs (sweep.tensorboard)
     DIR/.lock                the lock of the sweep using the folder: its PID and host
 
 Every file is written under a temporary name and renamed (:mod:`nstjax.atomic`). A run is finished
@@ -44,7 +45,19 @@ SUMMARY = "summary.csv"
 CONTACT_SHEET = "contact_sheet.png"
 LOSS_CURVES = "loss_curves.png"
 INFLIGHT = "inflight"
-OURS = (CONFIG, MANIFEST, RUNS, SUMMARY, CONTACT_SHEET, LOSS_CURVES, INFLIGHT)
+REPORT_HTML = "report.html"
+TENSORBOARD = "tensorboard"
+OURS = (
+    CONFIG,
+    MANIFEST,
+    RUNS,
+    SUMMARY,
+    CONTACT_SHEET,
+    LOSS_CURVES,
+    INFLIGHT,
+    REPORT_HTML,
+    TENSORBOARD,
+)
 LOCK = ".lock"
 """The lock file; not among :data:`OURS`, so ``--overwrite`` never deletes a held lock."""
 
@@ -56,8 +69,11 @@ IGNORED_FOR_RESUME = (
     "sweep.chunk",
     "sweep.checkpoint_every",
     "sweep.checkpoint_minutes",
+    "sweep.tensorboard",
+    "sweep.quality",
 )
-"""Config fields that only change how results are shown: a rerun may change them."""
+"""Config fields that only change how results are shown, when a batch in flight is saved, or what
+later runs add to their records (quality measures): a rerun may change them."""
 
 
 def to_json(value: Any) -> str:
