@@ -123,8 +123,17 @@ def tiny_params():
 
 @pytest.fixture(scope="session")
 def images_dir():
+    """The folder of test photos and paintings that sits beside a development checkout
+    (``../shared/images``: more images than the package ships, some with unverified licences).
+
+    Skips, saying why, in a clone without it; the configs, scripts and documented commands use
+    only the images shipped in :mod:`nstjax.examples`.
+    """
     if not IMAGES.is_dir():
-        pytest.skip(f"{IMAGES} not found (the shared images sit beside the checkout)")
+        pytest.skip(
+            f"test images not found at {IMAGES} (the development checkout's ../shared/images; "
+            "not shipped: some have unverified licences)"
+        )
     return IMAGES
 
 
