@@ -1,8 +1,9 @@
-"""Shared helpers of the reproduction scripts: arguments, inputs, labelled figures, tables.
+"""Shared helpers of the figure scripts: arguments, inputs, labelled figures, tables.
 
 The scripts are thin: each builds a list of :class:`nstjax.api.Run` and makes one batched call
 to :func:`nstjax.api.stylize_batch`. What lives here is presentation (a PNG grid with labels
-drawn by :mod:`nstjax.grid`, a markdown table) and the few lines every script shares.
+drawn by :mod:`nstjax.grid`, a markdown table) and the few lines every script shares. The
+figures the paper configs replaced are made by ``nstjax sweep --config configs/paper_*.py``.
 """
 
 from __future__ import annotations
@@ -20,19 +21,6 @@ from nstjax import grid as nst_grid
 from nstjax import image as nst_image
 from nstjax.init import DEFAULT_NOISE_SCALE
 
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
-"""``../shared/images`` beside the checkout: the public-domain test and gallery images."""
-
-STYLE_SUBSETS = (
-    ("conv1_1",),
-    ("conv1_1", "conv2_1"),
-    ("conv1_1", "conv2_1", "conv3_1"),
-    ("conv1_1", "conv2_1", "conv3_1", "conv4_1"),
-    ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
-)
-"""Growing style-layer subsets: the rows of the paper's style-reconstruction figures."""
-
-
 INIT_HELP = {
     "content": "content: start from the photo",
     "noise": "noise: the network's mean colour plus --noise-scale grey levels of Gaussian noise, "
@@ -46,8 +34,6 @@ def parser(
     *,
     size: int,
     steps: int,
-    content: str | None,
-    style: str | None,
     inits: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
     """The arguments every reproduction script takes (defaults differ per script).
@@ -56,9 +42,6 @@ def parser(
         description: the script's one-line purpose.
         size: default longer side of the generated images, in pixels.
         steps: default optimisation steps.
-        content: default content image (a file name under ``../shared/images``); ``None``: the
-            script takes no ``--content``.
-        style: default style image, likewise.
         inits: the ``--init`` choices, the default first (with ``--noise-scale``); empty: the
             script takes neither.
     """
@@ -66,10 +49,6 @@ def parser(
     p.add_argument("--size", type=int, default=size, help=f"longer side in pixels ({size})")
     p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps ({steps})")
     p.add_argument("--workdir", type=Path, default=Path("reproductions"), help="output folder")
-    if content is not None:
-        p.add_argument("--content", type=Path, default=SHARED_IMAGES / content, help="content")
-    if style is not None:
-        p.add_argument("--style", type=Path, default=SHARED_IMAGES / style, help="style image")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--lr", type=float, default=None, help="step size (lbfgs 1, adam 4)")
     p.add_argument("--lbfgs-history", type=int, default=100, help="L-BFGS pairs (100)")
@@ -100,30 +79,6 @@ def load_params(weights: str | None):
     from nstjax import vgg
 
     return vgg.load_params(weights)
-
-
-def stylize(params, args: argparse.Namespace, contents, styles, runs, label: str):
-    """One batched call with the scripts' shared command-line options, its progress shown by
-    :class:`nstjax.progress.ProgressDisplay` (sized from the same plan)."""
-    from nstjax import api
-    from nstjax.batch.plan import image_steps
-    from nstjax.progress import ProgressDisplay
-    from nstjax.run import Options
-
-    options = Options(
-        steps=args.steps,
-        optimizer=args.optimizer,
-        pooling=args.pooling,
-        lbfgs_history=args.lbfgs_history,
-        chunk=25,
-    )
-    shapes = [contents[r.content].shape[:2] for r in runs]
-    planned = api.plan_runs(runs, shapes, api.with_convolution(options))
-    display = ProgressDisplay(image_steps(planned), label)
-    try:
-        return api.stylize_batch(params, contents, styles, runs, options, observer=display)
-    finally:
-        display.close()
 
 
 def load(path: Path, size: int) -> np.ndarray:

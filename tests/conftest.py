@@ -7,13 +7,17 @@ none.
 """
 
 import contextlib
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import jax
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+SHARED = ROOT.parent / "shared"
 IMAGES = SHARED / "images"
 _USER_CACHE_HOME = os.environ.get("XDG_CACHE_HOME")  # before _cache_in_tmp redirects it
 
@@ -146,3 +150,16 @@ def content_dir(tmp_path_factory, images_dir):
     for name in ("chicago", "golden_gate", "hoovertowernight", "stata", "tubingen"):
         image.save_image(folder / f"{name}.png", image.load_image(images_dir / f"{name}.jpg", 48))
     return folder
+
+
+@pytest.fixture(scope="session")
+def import_script():
+    """Imports a module of ``scripts/`` by name, as ``python scripts/NAME.py`` finds its helpers
+    (``scripts/`` on ``sys.path``; the scripts are not part of the installed package)."""
+
+    def load(name: str):
+        if str(SCRIPTS) not in sys.path:
+            sys.path.insert(0, str(SCRIPTS))
+        return importlib.import_module(name)
+
+    return load
