@@ -152,6 +152,28 @@ def content_dir(tmp_path_factory, images_dir):
     return folder
 
 
+FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+"""``u``: the largest relative error of one rounding to float32 (round to nearest)."""
+
+
+@pytest.fixture(scope="session")
+def float32_sum_rtol():
+    """``rtol(n)``: the bound on the relative error of a float32 sum of ``n`` terms of one sign,
+    ``gamma_n = n u / (1 - n u)`` (Higham, *Accuracy and Stability of Numerical Algorithms*, 2002,
+    section 4.2: recursive summation; pairwise or blocked orders, as XLA's, do better). For a sum
+    of terms of mixed signs the bound is relative to the sum of their absolute values.
+
+    A test comparing a float32 computation with a float64 one sets its tolerance from the longest
+    reduction of the computation, so that it holds on any x86-64 CPU (reduction orders and fused
+    multiply-adds differ between Intel and AMD, between XLA's and oneDNN's kernels).
+    """
+
+    def rtol(n: int) -> float:
+        return n * FLOAT32_UNIT_ROUNDOFF / (1.0 - n * FLOAT32_UNIT_ROUNDOFF)
+
+    return rtol
+
+
 @pytest.fixture(scope="session")
 def import_script():
     """Imports a module of ``scripts/`` by name, as ``python scripts/NAME.py`` finds its helpers
