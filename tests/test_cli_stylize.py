@@ -48,6 +48,7 @@ def test_bad_input_is_one_line_error_before_any_compile(tmp_path, pair, capsys, 
     assert not (tmp_path / "out.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.weights
 def test_stylize_pairs_into_a_folder_with_snapshots(tmp_path, real_params, images_dir, capsys):
     """Two contents of different shapes (two compiled groups), snapshots for both."""
@@ -83,6 +84,7 @@ def test_stylize_pairs_into_a_folder_with_snapshots(tmp_path, real_params, image
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
+@pytest.mark.slow
 @pytest.mark.weights
 def test_one_pair_reconstructs_content_with_style_weight_zero(tmp_path, real_params, images_dir):
     """With --style-weight 0 from noise, the result moves towards the content image."""
