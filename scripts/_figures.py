@@ -19,14 +19,6 @@ from PIL import Image
 
 from nstjax import grid as nst_grid
 from nstjax import image as nst_image
-from nstjax.init import DEFAULT_NOISE_SCALE
-
-INIT_HELP = {
-    "content": "content: start from the photo",
-    "noise": "noise: the network's mean colour plus --noise-scale grey levels of Gaussian noise, "
-    "as Gatys et al.'s code (nstjax.init)",
-    "uniform": "uniform: uniform [0, 1] noise",
-}
 
 
 def parser(
@@ -34,16 +26,13 @@ def parser(
     *,
     size: int,
     steps: int,
-    inits: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
-    """The arguments every reproduction script takes (defaults differ per script).
+    """The arguments every figure script takes (defaults differ per script).
 
     Args:
         description: the script's one-line purpose.
         size: default longer side of the generated images, in pixels.
         steps: default optimisation steps.
-        inits: the ``--init`` choices, the default first (with ``--noise-scale``); empty: the
-            script takes neither.
     """
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--size", type=int, default=size, help=f"longer side in pixels ({size})")
@@ -55,15 +44,6 @@ def parser(
     p.add_argument(
         "--pooling", choices=("avg", "max"), default="avg", help="avg: the paper's choice (avg)"
     )
-    if inits:
-        helps = "; ".join(INIT_HELP[name] for name in inits)
-        p.add_argument("--init", choices=inits, default=inits[0], help=f"{helps} ({inits[0]})")
-        p.add_argument(
-            "--noise-scale",
-            type=float,
-            default=DEFAULT_NOISE_SCALE,
-            help=f"standard deviation of --init noise, grey levels ({DEFAULT_NOISE_SCALE:g})",
-        )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise initialisation")
     p.add_argument("--weights", default=None, help="VGG-19 weights (default: $NSTJAX_WEIGHTS)")
     return p
@@ -81,8 +61,9 @@ def load_params(weights: str | None):
     return vgg.load_params(weights)
 
 
-def load(path: Path, size: int) -> np.ndarray:
-    """An image resized so that its longer side is ``size``, ``[H, W, 3]`` in [0, 1]."""
+def load(path: Path, size: int | None) -> np.ndarray:
+    """An image resized so that its longer side is ``size`` (``None``: as it is), ``[H, W, 3]`` in
+    [0, 1]."""
     return nst_image.load_image(path, size, "image")
 
 
