@@ -15,19 +15,17 @@ from the command line:
     nstjax stylize --preset paper --style-weight 0 --content-layers conv2_2 --size 128 ...
 """
 
-from pathlib import Path
-
+from nstjax import examples
 from nstjax.sweep import default_config
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 LAYERS = ["conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2"]
 
 
 def get_config(arg=None):
     config = default_config()
     config.preset = "paper"
-    config.data.content = [str(IMAGES / "skimage_chelsea.png")]
-    config.data.style = [str(IMAGES / "starry_night.jpg")]  # unused: style weight 0
+    config.data.content = [str(examples.path("chelsea.jpg"))]
+    config.data.style = [str(examples.path("starry_night.jpg"))]  # unused: style weight 0
     config.data.size = 128
     config.loss.style_weight = 0.0
     config.loss.style_layers = ["conv1_1"]  # weight 0; the shallowest keeps the program small

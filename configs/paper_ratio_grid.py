@@ -16,11 +16,9 @@ the strong-Wolfe line search: the authors' fixed step diverges on these sums fro
 licence); the README's figure is ``--config.data.size=64 --config.optim.steps=200``.
 """
 
-from pathlib import Path
-
+from nstjax import examples
 from nstjax.sweep import default_config
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 RATIOS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 
@@ -28,8 +26,8 @@ STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 def get_config(arg=None):
     config = default_config()
     config.preset = "paper"
-    config.data.content = [str(IMAGES / "skimage_chelsea.png")]  # CC0 (the paper: Tübingen)
-    config.data.style = [str(IMAGES / "composition_vii.jpg")]
+    config.data.content = [str(examples.path("chelsea.jpg"))]  # CC0 (the paper: Tübingen)
+    config.data.style = [str(examples.path("composition_vii.jpg"))]
     config.data.size = 256
     config.seed = 0
     config.sweep.axes.style_layers = [STYLE_LAYERS[: i + 1] for i in range(len(STYLE_LAYERS))]

@@ -11,19 +11,17 @@ The output has the style image's shape (the "content" is the painting itself, us
 size).
 """
 
-from pathlib import Path
-
+from nstjax import examples
 from nstjax.sweep import default_config
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 
 
 def get_config(arg=None):
     config = default_config()
     config.preset = "paper"
-    config.data.content = [str(IMAGES / "starry_night.jpg")]  # sets the output's shape only
-    config.data.style = [str(IMAGES / "starry_night.jpg")]
+    config.data.content = [str(examples.path("starry_night.jpg"))]  # sets the output's shape only
+    config.data.style = [str(examples.path("starry_night.jpg"))]
     config.data.size = 128
     config.loss.content_weight = 0.0
     config.loss.content_layers = ["conv1_1"]  # weight 0

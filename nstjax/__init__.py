@@ -2,7 +2,7 @@
 
 from nstjax import xla_flags
 
-xla_flags.apply_defaults()  # before anything starts a JAX backend
+xla_flags.apply()  # before anything starts a JAX backend (nstjax/xla_flags.py says why)
 
 from nstjax.api import Observer, Result, stylize, stylize_batch  # noqa: E402
 from nstjax.run import Options, Run  # noqa: E402

@@ -1,15 +1,18 @@
-"""Downloads that land whole or not at all: streamed to a temporary name, md5-checked, renamed.
+"""Downloads that land whole or not at all: fetched by pooch to a temporary name, md5-checked,
+renamed.
 
-Used for the VGG-19 weights (:func:`nstjax.weights.fetch`); tested against a local HTTP server.
+pooch's :class:`pooch.HTTPDownloader` streams the file (``requests``: HTTP errors, redirects,
+proxies, and a body shorter than its ``Content-Length`` all raise) and :func:`pooch.file_hash`
+checks it; :func:`nstjax.atomic.atomic_path` gives the temporary name and the rename. Used for the
+VGG-19 weights (:func:`nstjax.weights.fetch`); tested against a local HTTP server.
 """
 
-import hashlib
-import http.client
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import pooch
+import requests
 
 from nstjax.atomic import atomic_path
 from nstjax.errors import NstjaxError, one_line
@@ -18,50 +21,32 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 30.0
 
 
-def _progress_line(done: int, total: int | None, elapsed: float) -> str:
-    rate = done / 1e6 / max(elapsed, 1e-9)
-    if total:
-        return (
-            f"\r{done / 1e6:8.1f}/{total / 1e6:.1f} MB {100 * done / total:5.1f}% {rate:7.1f} MB/s"
-        )
-    return f"\r{done / 1e6:8.1f} MB {rate:7.1f} MB/s"
+class _Progress:
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``): megabytes,
+    percent and MB/s on stderr, at most five times a second."""
 
+    def __init__(self):
+        self.total, self.done = 0, 0  # pooch sets total
+        self.start = self.shown = time.monotonic()
 
-def _open(url: str, what: str, hint: str) -> http.client.HTTPResponse:
-    try:
-        return urllib.request.urlopen(url, timeout=_TIMEOUT_S)
-    except (OSError, ValueError) as e:
-        raise NstjaxError(f"could not download {what} from {url} ({one_line(e)}). {hint}") from e
+    def _line(self) -> str:
+        rate = self.done / 1e6 / max(time.monotonic() - self.start, 1e-9)
+        if self.total:
+            percent = 100 * min(self.done, self.total) / self.total
+            return f"\r{self.done / 1e6:8.1f}/{self.total / 1e6:.1f} MB {percent:5.1f}% {rate:7.1f} MB/s"
+        return f"\r{self.done / 1e6:8.1f} MB {rate:7.1f} MB/s"
 
+    def update(self, n: int) -> None:
+        self.done += n
+        if time.monotonic() - self.shown > 0.2:
+            self.shown = time.monotonic()
+            print(self._line(), end="", file=sys.stderr, flush=True)
 
-def _stream(response: http.client.HTTPResponse, out: Path, url: str, progress: bool) -> str:
-    """Copies the response body to ``out``; returns its md5, or raises if it was cut short."""
-    length = response.headers.get("Content-Length")
-    total = int(length) if length and length.isdigit() else None
-    digest, done, start, shown = hashlib.md5(), 0, time.monotonic(), 0.0
-    with open(out, "wb") as f:
-        while True:
-            try:
-                chunk = response.read(_CHUNK)
-            except (OSError, http.client.HTTPException) as e:
-                raise NstjaxError(
-                    f"download from {url} broke off after {done} bytes ({one_line(e)}); retry"
-                ) from e
-            if not chunk:
-                break
-            f.write(chunk)
-            digest.update(chunk)
-            done += len(chunk)
-            if progress and time.monotonic() - shown > 0.2:
-                shown = time.monotonic()
-                print(
-                    _progress_line(done, total, shown - start), end="", file=sys.stderr, flush=True
-                )
-    if progress:
-        print(_progress_line(done, total, time.monotonic() - start), file=sys.stderr, flush=True)
-    if total is not None and done < total:
-        raise NstjaxError(f"download from {url} truncated: received {done} of {total} bytes; retry")
-    return digest.hexdigest()
+    def reset(self) -> None:
+        self.done = 0
+
+    def close(self) -> None:
+        print(self._line(), file=sys.stderr, flush=True)
 
 
 def download(
@@ -89,9 +74,18 @@ def download(
     Raises:
         NstjaxError: no network, an HTTP error, a truncated or corrupt download.
     """
+    bar = _Progress() if progress else False
+    fetch = pooch.HTTPDownloader(progressbar=bar, chunk_size=_CHUNK, timeout=_TIMEOUT_S)
     with atomic_path(dest) as tmp:
-        with _open(url, what, hint) as response:
-            md5 = _stream(response, tmp, url, progress)
+        try:
+            fetch(url, str(tmp), None)
+        except requests.exceptions.ChunkedEncodingError as e:  # after the headers
+            raise NstjaxError(f"download from {url} broke off ({one_line(e)}); retry") from e
+        except (requests.RequestException, OSError, ValueError) as e:
+            raise NstjaxError(
+                f"could not download {what} from {url} ({one_line(e)}). {hint}"
+            ) from e
+        md5 = pooch.file_hash(str(tmp), alg="md5")
         if md5 != expected_md5:
             raise NstjaxError(
                 f"download from {url} is corrupt: md5 {md5}, expected {expected_md5}; {hint}"

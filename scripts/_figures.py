@@ -1,8 +1,9 @@
-"""Shared helpers of the reproduction scripts: arguments, inputs, labelled figures, tables.
+"""Shared helpers of the figure scripts: arguments, inputs, labelled figures, tables.
 
 The scripts are thin: each builds a list of :class:`nstjax.api.Run` and makes one batched call
 to :func:`nstjax.api.stylize_batch`. What lives here is presentation (a PNG grid with labels
-drawn by :mod:`nstjax.grid`, a markdown table) and the few lines every script shares.
+drawn by :mod:`nstjax.grid`, a markdown table) and the few lines every script shares. The
+figures the paper configs replaced are made by ``nstjax sweep --config configs/paper_*.py``.
 """
 
 from __future__ import annotations
@@ -18,27 +19,6 @@ from PIL import Image
 
 from nstjax import grid as nst_grid
 from nstjax import image as nst_image
-from nstjax.init import DEFAULT_NOISE_SCALE
-
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
-"""``../shared/images`` beside the checkout: the public-domain test and gallery images."""
-
-STYLE_SUBSETS = (
-    ("conv1_1",),
-    ("conv1_1", "conv2_1"),
-    ("conv1_1", "conv2_1", "conv3_1"),
-    ("conv1_1", "conv2_1", "conv3_1", "conv4_1"),
-    ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
-)
-"""Growing style-layer subsets: the rows of the paper's style-reconstruction figures."""
-
-
-INIT_HELP = {
-    "content": "content: start from the photo",
-    "noise": "noise: the network's mean colour plus --noise-scale grey levels of Gaussian noise, "
-    "as Gatys et al.'s code (nstjax.init)",
-    "uniform": "uniform: uniform [0, 1] noise",
-}
 
 
 def parser(
@@ -46,45 +26,24 @@ def parser(
     *,
     size: int,
     steps: int,
-    content: str | None,
-    style: str | None,
-    inits: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
-    """The arguments every reproduction script takes (defaults differ per script).
+    """The arguments every figure script takes (defaults differ per script).
 
     Args:
         description: the script's one-line purpose.
         size: default longer side of the generated images, in pixels.
         steps: default optimisation steps.
-        content: default content image (a file name under ``../shared/images``); ``None``: the
-            script takes no ``--content``.
-        style: default style image, likewise.
-        inits: the ``--init`` choices, the default first (with ``--noise-scale``); empty: the
-            script takes neither.
     """
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--size", type=int, default=size, help=f"longer side in pixels ({size})")
     p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps ({steps})")
     p.add_argument("--workdir", type=Path, default=Path("reproductions"), help="output folder")
-    if content is not None:
-        p.add_argument("--content", type=Path, default=SHARED_IMAGES / content, help="content")
-    if style is not None:
-        p.add_argument("--style", type=Path, default=SHARED_IMAGES / style, help="style image")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--lr", type=float, default=None, help="step size (lbfgs 1, adam 4)")
     p.add_argument("--lbfgs-history", type=int, default=100, help="L-BFGS pairs (100)")
     p.add_argument(
         "--pooling", choices=("avg", "max"), default="avg", help="avg: the paper's choice (avg)"
     )
-    if inits:
-        helps = "; ".join(INIT_HELP[name] for name in inits)
-        p.add_argument("--init", choices=inits, default=inits[0], help=f"{helps} ({inits[0]})")
-        p.add_argument(
-            "--noise-scale",
-            type=float,
-            default=DEFAULT_NOISE_SCALE,
-            help=f"standard deviation of --init noise, grey levels ({DEFAULT_NOISE_SCALE:g})",
-        )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise initialisation")
     p.add_argument("--weights", default=None, help="VGG-19 weights (default: $NSTJAX_WEIGHTS)")
     return p
@@ -102,32 +61,9 @@ def load_params(weights: str | None):
     return vgg.load_params(weights)
 
 
-def stylize(params, args: argparse.Namespace, contents, styles, runs, label: str):
-    """One batched call with the scripts' shared command-line options, its progress shown by
-    :class:`nstjax.progress.ProgressDisplay` (sized from the same plan)."""
-    from nstjax import api
-    from nstjax.batch.plan import image_steps
-    from nstjax.progress import ProgressDisplay
-    from nstjax.run import Options
-
-    options = Options(
-        steps=args.steps,
-        optimizer=args.optimizer,
-        pooling=args.pooling,
-        lbfgs_history=args.lbfgs_history,
-        chunk=25,
-    )
-    shapes = [contents[r.content].shape[:2] for r in runs]
-    planned = api.plan_runs(runs, shapes, api.with_convolution(options))
-    display = ProgressDisplay(image_steps(planned), label)
-    try:
-        return api.stylize_batch(params, contents, styles, runs, options, observer=display)
-    finally:
-        display.close()
-
-
-def load(path: Path, size: int) -> np.ndarray:
-    """An image resized so that its longer side is ``size``, ``[H, W, 3]`` in [0, 1]."""
+def load(path: Path, size: int | None) -> np.ndarray:
+    """An image resized so that its longer side is ``size`` (``None``: as it is), ``[H, W, 3]`` in
+    [0, 1]."""
     return nst_image.load_image(path, size, "image")
 
 

@@ -14,7 +14,7 @@ how every other JAX process there starts.
 Each target (``h100``, ``v5e``, ``cpu``) and size runs in its own child process, so a plugin that
 fails or hangs costs only its own entries, and every compile is written as one JSON line the moment
 it finishes. For each (size, optimizer, dtype, remat) the step is compiled at ``--batches`` (two
-sizes separate the fixed bytes from the per-run bytes, :func:`nstjax.bench.compiled.fit_batches`).
+sizes separate the fixed bytes from the per-run bytes, :func:`_compile_only.fit_batches`).
 A size whose first compile takes longer than ``--case-timeout`` is skipped after it (recorded).
 Then ``<target>.json`` holds the records, the fits, the sweep planner's estimate for each case and
 the largest batch that fits 80 GB and 16 GB.
@@ -63,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def cases_of(args, size: int):
-    from nstjax.bench.compiled import Case
+    from _compile_only import Case
 
     if args.cases:
         triples = [tuple(c.split(":")) for c in args.cases]
@@ -78,7 +78,7 @@ def cases_of(args, size: int):
 
 def worker(args) -> int:
     """One target, one size: compile every case, one JSON line each, to stdout."""
-    from nstjax.bench import compiled
+    import _compile_only as compiled
 
     compiled.setup_environment()
     target, size = args.worker[0], int(args.worker[1])
@@ -118,10 +118,10 @@ def worker(args) -> int:
 def hlo_costs(args) -> dict:
     """XLA's cost analysis of the unoptimised step (platform-independent), per size and case at
     batch 1: FLOPs and bytes accessed per image-iteration (lowering only, no compile)."""
+    import _compile_only as compiled
     import jax
 
     from nstjax import engine
-    from nstjax.bench import compiled
 
     params = compiled.vgg19_params()
     sharding = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
@@ -234,7 +234,7 @@ def proposed_run_bytes(case: dict) -> float:
 
 def fits(records: list[dict]) -> list[dict]:
     """Per (size, optimizer, dtype, remat): fixed and per-run bytes, planner, largest batches."""
-    from nstjax.bench.compiled import fit_batches, largest_batch
+    from _compile_only import fit_batches, largest_batch
 
     groups: dict[tuple, dict[int, int]] = {}
     for r in records:

@@ -19,12 +19,14 @@
 # GPU_CHECK_TIME_SCALE=N multiplies every timeout (default 1; 3 with --dry-run);
 # GPU_CHECK_STEPS="bench_bf16 torch" runs only those measurement steps.
 set -u
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 DRY=0
 OUTPUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
+    -h|--help) sed -n '2,/^set -u/{/^#/s/^# \{0,1\}//p}' "$SELF"; exit 0 ;;
     --output) OUTPUT="$2"; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac

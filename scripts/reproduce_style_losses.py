@@ -18,17 +18,21 @@ Li & Wand's MRF patches (conv3_1 and conv4_1, as CNNMRF), side by side.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import _figures
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import api, vgg
+from nstjax import api, examples, image, style_losses, vgg
+from nstjax.architecture import downsampling
+from nstjax.init import DEFAULT_NOISE_SCALE
 
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-TEXTURES = ("starry_night.jpg", "great_wave.jpg", "turner_shipwreck_of_the_minotaur.jpg")
-PAIRS = (("skimage_astronaut.png", "starry_night.jpg"), ("skimage_chelsea.png", "great_wave.jpg"))
+TEXTURES = ("starry_night.jpg", "great_wave.jpg", "shipwreck_of_the_minotaur.jpg")
+PAIRS = (("astronaut.jpg", "starry_night.jpg"), ("chelsea.jpg", "great_wave.jpg"))
+"""Images shipped in :mod:`nstjax.examples`."""
 MRF_LAYERS = ("conv3_1", "conv4_1")
 
 
@@ -60,11 +64,22 @@ def distribution_distance(params, image, style, pooling: str, directions: int) -
     return out
 
 
-def square(image: np.ndarray) -> np.ndarray:
-    """The centred square crop (one output shape for the whole batch: one compiled program)."""
-    h, w = image.shape[:2]
+def square(name: str, size: int) -> np.ndarray:
+    """The shipped image ``name``'s centred square crop, resized to ``size`` x ``size`` (one output
+    shape for the whole batch: one compiled program)."""
+    full = _figures.load(examples.path(name), None)
+    h, w = full.shape[:2]
     s = min(h, w)
-    return image[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    crop = full[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    return image.resize(crop, (size, size))
+
+
+def mrf_style_scale(style: np.ndarray, output_side: int) -> float:
+    """The ``style_scale`` (at least 1) at which ``style`` keeps one MRF patch at its deepest
+    layer: its shorter side at least the patch size times that layer's downsampling."""
+    need = style_losses.MRF_PATCH * downsampling(MRF_LAYERS[-1])
+    h, w = style.shape[:2]
+    return max(1.0, math.ceil(need * max(h, w) / min(h, w) + 1) / output_side)
 
 
 def stylize(params, args, contents, styles, runs):
@@ -82,8 +97,7 @@ def stylize(params, args, contents, styles, runs):
 
 
 def texture(params, args) -> str:
-    styles = [square(_figures.load(_figures.SHARED_IMAGES / name, args.size)) for name in TEXTURES]
-    init = _figures.mean_noise(styles[0].shape[:2], args.seed)
+    styles = [square(name, args.size) for name in TEXTURES]
     losses = ("gram", "sliced_wasserstein")
     runs = [
         api.Run(
@@ -95,7 +109,9 @@ def texture(params, args) -> str:
             style_layers=STYLE_LAYERS,
             style_weight=args.style_weight,
             tv_weight=0.0,
-            init=init,
+            init="noise",  # the network's mean colour plus Gaussian noise (nstjax.init)
+            noise_scale=args.noise_scale,
+            seed=args.seed,
             learning_rate=_figures.learning_rate(args),
         )
         for i in range(len(styles))
@@ -117,7 +133,8 @@ def texture(params, args) -> str:
         verdicts.append(means["sliced_wasserstein"] <= means["gram"])
     setting = (
         f"{styles[0].shape[1]} px, {args.steps} {args.optimizer} steps, {args.pooling} pooling, "
-        f"mean-noise init, style weight {args.style_weight:g}, layers conv1_1 ... conv5_1"
+        f"noise init ({args.noise_scale:g} grey levels), style weight {args.style_weight:g}, "
+        "layers conv1_1 ... conv5_1"
     )
     figure = _figures.grid(
         cells,
@@ -143,8 +160,8 @@ def texture(params, args) -> str:
 
 
 def transfer(params, args) -> str:
-    contents = [square(_figures.load(_figures.SHARED_IMAGES / c, args.size)) for c, _ in PAIRS]
-    styles = [_figures.load(_figures.SHARED_IMAGES / s, args.size) for _, s in PAIRS]
+    contents = [square(c, args.size) for c, _ in PAIRS]
+    styles = [_figures.load(examples.path(s), args.size) for _, s in PAIRS]
     variants = (("gram", STYLE_LAYERS), ("mean_std", STYLE_LAYERS), ("mrf", MRF_LAYERS))
     runs = [
         api.Run(
@@ -155,6 +172,7 @@ def transfer(params, args) -> str:
             style_weight=args.style_weight,
             tv_weight=0.0,
             init="content",
+            style_scale=mrf_style_scale(styles[i], args.size),
             learning_rate=_figures.learning_rate(args),
         )
         for i in range(len(PAIRS))
@@ -192,11 +210,20 @@ def transfer(params, args) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _figures.parser(__doc__.splitlines()[0], size=128, steps=200, content=None, style=None)
+    p = _figures.parser(__doc__.splitlines()[0], size=128, steps=200)
     p.add_argument("figure", choices=("texture", "transfer"))
     p.add_argument("--style-weight", type=float, default=1e3, help="beta (1e3)")
     p.add_argument("--directions", type=int, default=64, help="directions of the measure (64)")
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        default=DEFAULT_NOISE_SCALE,
+        help=f"texture: grey levels of the initial noise ({DEFAULT_NOISE_SCALE:g})",
+    )
     args = p.parse_args(argv)
+    smallest = style_losses.MRF_PATCH * downsampling(MRF_LAYERS[-1])
+    if args.figure == "transfer" and args.size < smallest:
+        p.error(f"transfer: --size must be at least {smallest} (MRF's patches at {MRF_LAYERS[-1]})")
     params = _figures.load_params(args.weights)
     print((texture if args.figure == "texture" else transfer)(params, args))
     return 0

@@ -2,30 +2,16 @@
 
 import numpy as np
 import pytest
+from conftest import cli_fails as _fails
+from conftest import write_random_image as _write
 from PIL import Image
 
 from nstjax.cli import main
 
 
-def _write(path, size=(20, 14), seed=0):
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
-    Image.fromarray(pixels).save(path)
-    return str(path)
-
-
 @pytest.fixture
 def pair(tmp_path):
     return _write(tmp_path / "content.png"), _write(tmp_path / "style.png", seed=1)
-
-
-def _fails(capsys, argv, *fragments):
-    """The command exits 2 with one line on stderr that contains every fragment."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    assert err.startswith("nstjax: error: ")
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def test_bad_input_is_one_line_error_before_any_compile(tmp_path, pair, capsys, monkeypatch):
@@ -62,6 +48,7 @@ def test_bad_input_is_one_line_error_before_any_compile(tmp_path, pair, capsys, 
     assert not (tmp_path / "out.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.weights
 def test_stylize_pairs_into_a_folder_with_snapshots(tmp_path, real_params, images_dir, capsys):
     """Two contents of different shapes (two compiled groups), snapshots for both."""
@@ -97,6 +84,7 @@ def test_stylize_pairs_into_a_folder_with_snapshots(tmp_path, real_params, image
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
+@pytest.mark.slow
 @pytest.mark.weights
 def test_one_pair_reconstructs_content_with_style_weight_zero(tmp_path, real_params, images_dir):
     """With --style-weight 0 from noise, the result moves towards the content image."""

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import np_lbfgs_wolfe
 
 from nstjax import api, engine, losses, vgg
 from nstjax.architecture import LAYER_INDEX
@@ -210,10 +211,8 @@ def test_a_non_finite_step_is_rejected(setup, bad, steps):
 )
 def test_line_search_in_the_engine_is_torchs_algorithm(setup, optimizer, first_step, c2):
     """The engine's lbfgs_wolfe(_torch) (cached evaluations, counts) against the numpy
-    transcription of torch's strong-Wolfe L-BFGS (tests/test_linesearch.py; lbfgs_wolfe: with
+    transcription of torch's strong-Wolfe L-BFGS (conftest's np_lbfgs_wolfe, checked against torch in tests/test_linesearch.py; lbfgs_wolfe: with
     its first trial step f / |g|^2 and curvature constant 0.99) on one run of the tiny VGG."""
-    from test_linesearch import np_lbfgs_wolfe
-
     params, _, contents, styles = setup
     program = engine.Program(
         content_layers=CONTENT_LAYERS,

@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from test_cli_stylize import _fails, _write  # the CLI tests' helpers
+from conftest import cli_fails as _fails
+from conftest import write_random_image as _write
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from test_feedforward_train import _config
+from conftest import train_config as _config
 
 from nstjax.feedforward import load_model, train
 
@@ -28,6 +28,7 @@ RTOL = 1e-5
 
 
 def _config_for(content_dir, images_dir, steps):
+    """The configuration each child process builds too (_CHILD)."""
     return _config(content_dir, images_dir, STYLES, steps=steps, batch_size=4, save_every=2)
 
 
@@ -40,13 +41,14 @@ _CHILD = textwrap.dedent(
 
     cluster = distributed.initialize(distributed.resolve(None, None, None))  # from NSTJAX_*
     sys.path.insert(0, {tests!r})
-    import test_feedforward_distributed as t
+    import conftest
     from nstjax import vgg
     from nstjax.feedforward import train
 
     params = vgg.init_params(jax.random.key(0))
-    for steps in t.STEPS:
-        config = t._config_for(Path({content!r}), Path({images!r}), steps)
+    for steps in {steps!r}:
+        config = conftest.train_config(Path({content!r}), Path({images!r}), {styles!r},
+                                       steps=steps, batch_size=4, save_every=2)
         result = train(config, {out!r}, vgg_params=params, progress=False)
     print("RESULT", json.dumps({{"process": cluster.process_id, "devices": jax.device_count(),
                                  "history": result.history.tolist()}}), flush=True)
@@ -63,8 +65,9 @@ def _free_port() -> int:
 def test_two_processes_train_as_one_and_resume(content_dir, images_dir, tiny_params, tmp_path):
     out = tmp_path / "model"
     code = _CHILD.format(
-        tests=str(ROOT / "tests"), content=str(content_dir), images=str(images_dir), out=str(out)
-    )
+        tests=str(ROOT / "tests"), content=str(content_dir), images=str(images_dir), out=str(out),
+        steps=STEPS, styles=STYLES,
+    )  # fmt: skip
     address = f"127.0.0.1:{_free_port()}"
     children = []
     for index in range(2):

@@ -5,7 +5,7 @@ bit-identical to it trained alone."""
 
 import jax
 import numpy as np
-from test_feedforward_train import _config
+from conftest import train_config as _config
 
 from nstjax import vgg
 from nstjax.cli import main

@@ -1,6 +1,6 @@
 """Feed-forward training with the package's style losses (tiny VGG, tiny network, 32 px): K
 networks with different losses in one (vmapped) step, each reporting the loss the numpy formulas of
-tests/test_style_losses.py give for its output; bad specs are one-line errors."""
+tests/conftest.py give for its output; bad specs are one-line errors."""
 
 import dataclasses
 import json
@@ -8,8 +8,8 @@ import json
 import jax
 import numpy as np
 import pytest
-from test_feedforward_train import _config
-from test_style_losses import np_gram_loss, np_mean_std_loss
+from conftest import np_gram_loss, np_mean_std_loss
+from conftest import train_config as _config
 
 from nstjax import image, vgg
 from nstjax.cli import main

@@ -13,37 +13,15 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import TRAIN_STYLES
+from conftest import train_config as _config
 
 from nstjax import image, vgg
 from nstjax.cli import main
-from nstjax.feedforward import NetworkConfig, TrainConfig, apply, load_model, train
+from nstjax.feedforward import NetworkConfig, apply, load_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
-STYLES = ("starry_night.jpg", "the_scream.jpg")
-# Mechanics: the smallest program that still has every part (compiling the step is most of a
-# test's time, and the default K-network step compiles one network's step per network).
-SMALL_NET = NetworkConfig(width=2, residual_blocks=0)
-QUICK_LAYERS = dict(content_layers=("conv2_1",), style_layers=("conv1_1", "conv2_1"))
-
-
-def _config(content_dir, images_dir, styles=STYLES, **overrides) -> TrainConfig:
-    fields = dict(
-        styles=tuple(str(images_dir / s) for s in styles),
-        content_dir=str(content_dir),
-        size=32,
-        steps=12,
-        batch_size=2,
-        learning_rate=(5e-3,),
-        style_weight=(0.01,),  # the tiny random VGG's terms on comparable scales
-        tv_weight=(0.1,),
-        holdout=1,
-        save_every=4,
-        sample_every=0,
-        network=SMALL_NET,
-        **QUICK_LAYERS,
-    )
-    fields.update(overrides)
-    return TrainConfig(**fields)
+STYLES = TRAIN_STYLES
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +117,10 @@ _CHILD = textwrap.dedent(
     """
     import sys, time, jax
     sys.path.insert(0, {tests!r})
-    import test_feedforward_train as t
+    import conftest
     from pathlib import Path
     from nstjax import vgg
+    from nstjax.feedforward import train
 
     def on_step(done, metrics):
         print("step", done, flush=True)
@@ -149,8 +128,8 @@ _CHILD = textwrap.dedent(
             print("waiting", flush=True)
             time.sleep(600)
 
-    config = t._config(Path({content!r}), Path({images!r}))
-    t.train(config, {out!r}, vgg_params=vgg.init_params(jax.random.key(0)), progress=False,
+    config = conftest.train_config(Path({content!r}), Path({images!r}))
+    train(config, {out!r}, vgg_params=vgg.init_params(jax.random.key(0)), progress=False,
             on_step=on_step)
     """
 )

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nstjax import examples
 from nstjax import image as nst_image
 from nstjax.errors import NstjaxError
 from nstjax.image import (
@@ -20,8 +21,6 @@ from nstjax.image import (
     save_image,
     to_uint8,
 )
-
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
 def _rgb_pattern(height: int = 6, width: int = 5) -> np.ndarray:
@@ -416,9 +415,7 @@ def test_image_suffixes() -> None:
 
 
 def test_real_image_loads() -> None:
-    path = SHARED_IMAGES / "skimage_chelsea.png"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+    path = examples.CONTENT
     with Image.open(path) as img:
         expected = np.asarray(img.convert("RGB"))
     loaded = load_image(path)

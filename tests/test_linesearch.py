@@ -3,7 +3,7 @@
 
 Two references:
 
-- ``np_lbfgs_wolfe`` below: torch's ``LBFGS.step`` and ``_strong_wolfe`` (torch/optim/lbfgs.py,
+- ``np_lbfgs_wolfe`` (tests/conftest.py, shared with tests/test_engine.py): torch's ``LBFGS.step`` and ``_strong_wolfe`` (torch/optim/lbfgs.py,
   torch 2.14) transcribed into float64 numpy with torch's own Python control flow, one iteration
   per step (``max_iter=1``, ``max_eval=26`` so that the line search has torch's default
   ``max_ls=25``; torch's stopping tests are left out: nstjax runs a fixed number of steps). It
@@ -19,162 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import np_lbfgs_wolfe, np_strong_wolfe
 
 from nstjax import linesearch, optim
-
-# --------------------------------------------------------------------------------------------
-# numpy reference (torch's code, transcribed)
-
-
-def np_cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
-    if bounds is not None:
-        xmin_bound, xmax_bound = bounds
-    else:
-        xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
-    d2_square = d1**2 - g1 * g2
-    if d2_square >= 0:
-        d2 = np.sqrt(d2_square)
-        if x1 <= x2:
-            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-        else:
-            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-        return min(max(min_pos, xmin_bound), xmax_bound)
-    return (xmin_bound + xmax_bound) / 2.0
-
-
-def np_strong_wolfe(obj, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25):
-    """torch's ``_strong_wolfe``: (f, g, t, evaluations) at the accepted step."""
-    d_norm = np.abs(d).max()
-    f_new, g_new = obj(x + t * d)
-    evals = 1
-    gtd_new = g_new @ d
-    t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd
-    done = False
-    ls_iter = 0
-    while ls_iter < max_ls:
-        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
-            bracket, bf, bg, bgtd = (
-                [t_prev, t],
-                [f_prev, f_new],
-                [g_prev, g_new],
-                [gtd_prev, gtd_new],
-            )
-            break
-        if abs(gtd_new) <= -c2 * gtd:
-            bracket, bf, bg = [t], [f_new], [g_new]
-            done = True
-            break
-        if gtd_new >= 0:
-            bracket, bf, bg, bgtd = (
-                [t_prev, t],
-                [f_prev, f_new],
-                [g_prev, g_new],
-                [gtd_prev, gtd_new],
-            )
-            break
-        min_step = t + 0.01 * (t - t_prev)
-        max_step = t * 10
-        tmp = t
-        t = np_cubic_interpolate(
-            t_prev, f_prev, gtd_prev, t, f_new, gtd_new, bounds=(min_step, max_step)
-        )
-        t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new, gtd_new
-        f_new, g_new = obj(x + t * d)
-        evals += 1
-        gtd_new = g_new @ d
-        ls_iter += 1
-    if ls_iter == max_ls:
-        bracket, bf, bg = [0, t], [f, f_new], [g, g_new]
-    insuf_progress = False
-    low, high = (0, 1) if bf[0] <= bf[-1] else (1, 0)
-    while not done and ls_iter < max_ls:
-        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
-            break
-        t = np_cubic_interpolate(bracket[0], bf[0], bgtd[0], bracket[1], bf[1], bgtd[1])
-        eps = 0.1 * (max(bracket) - min(bracket))
-        if min(max(bracket) - t, t - min(bracket)) < eps:
-            if insuf_progress or t >= max(bracket) or t <= min(bracket):
-                if abs(t - max(bracket)) < abs(t - min(bracket)):
-                    t = max(bracket) - eps
-                else:
-                    t = min(bracket) + eps
-                insuf_progress = False
-            else:
-                insuf_progress = True
-        else:
-            insuf_progress = False
-        f_new, g_new = obj(x + t * d)
-        evals += 1
-        gtd_new = g_new @ d
-        ls_iter += 1
-        if f_new > (f + c1 * t * gtd) or f_new >= bf[low]:
-            bracket[high], bf[high], bg[high], bgtd[high] = t, f_new, g_new, gtd_new
-            low, high = (0, 1) if bf[0] <= bf[1] else (1, 0)
-        else:
-            if abs(gtd_new) <= -c2 * gtd:
-                done = True
-            elif gtd_new * (bracket[high] - bracket[low]) >= 0:
-                bracket[high], bf[high], bg[high], bgtd[high] = (
-                    bracket[low],
-                    bf[low],
-                    bg[low],
-                    bgtd[low],
-                )
-            bracket[low], bf[low], bg[low], bgtd[low] = t, f_new, g_new, gtd_new
-    return bf[low], bg[low], bracket[low], evals
-
-
-def np_first_trial(first_step, f, g, lr):
-    """The first step's trial step: torch's ``min(1, 1 / |g|_1)``, or ``f / |g|^2`` when the
-    loss is positive (the direction is ``-g``), each times ``lr``."""
-    if first_step == "polyak" and f > 0:
-        return f / (g @ g) * lr
-    return min(1.0, 1.0 / np.abs(g).sum()) * lr
-
-
-def np_lbfgs_wolfe(obj, x0, steps, history, lr, first_step="torch", c2=0.9):
-    """Iterates and line-search evaluations per step of torch's strong-Wolfe L-BFGS (with
-    ``first_step="polyak"``, its first trial step replaced as in nstjax's default; ``c2`` the
-    curvature constant, torch's 0.9)."""
-    x = np.asarray(x0, np.float64)
-    f, g = obj(x)
-    old_dirs, old_stps, ro, h_diag = [], [], [], 1.0
-    d = t = prev_g = None
-    iterates, evaluations = [], []
-    for k in range(steps):
-        if k == 0:
-            d = -g
-        else:
-            y, s = g - prev_g, d * t
-            ys = y @ s
-            if ys > 1e-10:
-                if len(old_dirs) == history:
-                    old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
-                old_dirs.append(y), old_stps.append(s), ro.append(1.0 / ys)
-                h_diag = ys / (y @ y)
-            q = -g
-            al = [0.0] * len(old_dirs)
-            for i in range(len(old_dirs) - 1, -1, -1):
-                al[i] = (old_stps[i] @ q) * ro[i]
-                q = q - al[i] * old_dirs[i]
-            r = q * h_diag
-            for i in range(len(old_dirs)):
-                be_i = (old_dirs[i] @ r) * ro[i]
-                r = r + (al[i] - be_i) * old_stps[i]
-            d = r
-        prev_g = g
-        t = np_first_trial(first_step, f, g, lr) if k == 0 else lr
-        gtd = g @ d
-        if gtd > -1e-9:  # torch stops: no descent
-            t, evals = 0.0, 0
-        else:
-            f, g, t, evals = np_strong_wolfe(obj, x, t, d, f, g, gtd, c2=c2)
-        x = x + t * d
-        iterates.append(x)
-        evaluations.append(evals)
-    return np.array(iterates), evaluations
-
 
 # --------------------------------------------------------------------------------------------
 # problems and the nstjax side

@@ -327,9 +327,9 @@ def test_step_on_the_gpu_matches_the_cpu(params, name):
 # ----------------------------------------------------------------------------- compile-only helpers
 
 
-def test_compiled_abstract_inputs_match_the_hand_built_ones(params):
-    """nstjax.bench.compiled builds the same abstract batch as this module does by hand."""
-    from nstjax.bench import compiled
+def test_compiled_abstract_inputs_match_the_hand_built_ones(params, import_script):
+    """scripts/_compile_only.py builds the same abstract batch as this module does by hand."""
+    compiled = import_script("_compile_only")
 
     program = PROGRAMS["lbfgs_bf16_remat"]
     ours = engine_inputs(params, program)
@@ -338,8 +338,9 @@ def test_compiled_abstract_inputs_match_the_hand_built_ones(params):
     assert shapes(theirs) == shapes(ours)
 
 
-def test_fit_and_largest_batch_by_hand():
-    from nstjax.bench.compiled import fit_batches, largest_batch
+def test_fit_and_largest_batch_by_hand(import_script):
+    compile_only = import_script("_compile_only")
+    fit_batches, largest_batch = compile_only.fit_batches, compile_only.largest_batch
 
     fixed, per_run = fit_batches({1: 130, 2: 230})  # 30 + 100 per run
     assert (fixed, per_run) == (30.0, 100.0)
@@ -348,8 +349,8 @@ def test_fit_and_largest_batch_by_hand():
     assert largest_batch(fixed, per_run, 20) == 0
 
 
-def test_kernel_launches_counts_work_not_plumbing():
-    from nstjax.bench.compiled import kernel_launches
+def test_kernel_launches_counts_work_not_plumbing(import_script):
+    kernel_launches = import_script("_compile_only").kernel_launches
 
     hlo = """HloModule m
 

@@ -88,6 +88,7 @@ def full_gradients(real_params, images_dir):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.weights
 @pytest.mark.parametrize("start", range(len(INITS)), ids=INITS)
 def test_bf16_final_losses_within_3_percent(stylised, start):
@@ -100,6 +101,7 @@ def test_bf16_final_losses_within_3_percent(stylised, start):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.weights
 @pytest.mark.parametrize("start", range(len(INITS)), ids=INITS)
 def test_bf16_image_within_30_db_of_fp32(stylised, start):

@@ -107,6 +107,7 @@ def test_an_impossible_size_suggests_remat_and_multiscale(capsys, tmp_path, monk
     _one_line_error(capsys, "GB per run", "--remat", "--multiscale")
 
 
+@pytest.mark.slow
 @pytest.mark.weights
 def test_a_diverging_run_saves_its_last_finite_image_and_exits_1(
     real_params, images_dir, tmp_path, capsys, monkeypatch
@@ -128,6 +129,7 @@ def test_a_diverging_run_saves_its_last_finite_image_and_exits_1(
     assert np.isfinite(image).all() and image.std() > 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.weights
 def test_a_sweep_records_a_failed_run_and_a_rerun_computes_nothing(
     real_params, images_dir, tmp_path

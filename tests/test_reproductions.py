@@ -24,7 +24,7 @@ import pytest
 from nstjax import api, image, metrics
 from nstjax import init as nst_init
 
-pytestmark = pytest.mark.weights
+pytestmark = [pytest.mark.weights, pytest.mark.slow]
 
 SIZE = 64
 STEPS = 120

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import np_flat, np_gram_loss, np_mean_std_loss
 from PIL import Image
 
 from nstjax import engine
@@ -36,33 +37,6 @@ def features(seed, h=5, w=6, c=4):
 
 # --------------------------------------------------------------------------------------------
 # Independent float64 references
-
-
-def np_flat(f):
-    f = np.asarray(f, np.float64)
-    return f.reshape(-1, f.shape[-1])
-
-
-def np_gram_loss(f, s):
-    def g(x):
-        x = np_flat(x)
-        return x.T @ x / (x.shape[0] * x.shape[1])
-
-    return np.mean((g(f) - g(s)) ** 2)
-
-
-def np_mean_std(f, mask=None, eps=1e-5):
-    x = np_flat(f)
-    p = np.ones(len(x)) if mask is None else np.asarray(mask, np.float64).ravel() ** 2
-    p = p / p.sum()
-    mu = (p[:, None] * x).sum(0)
-    var = (p[:, None] * (x - mu) ** 2).sum(0)
-    return mu, np.sqrt(var + eps)
-
-
-def np_mean_std_loss(f, s, mask=None):
-    (m1, s1), (m2, s2) = np_mean_std(f, mask), np_mean_std(s)
-    return np.mean((m1 - m2) ** 2) + np.mean((s1 - s2) ** 2)
 
 
 def np_sqrtm(a):

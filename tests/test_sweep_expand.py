@@ -172,9 +172,12 @@ def test_overrides_typos_listed_together():
         ("sweep_style_weight.py:quick", 25),
         ("pairs.py", 2),
         ("pairs.py:quick", 2),
+        ("paper_content_reconstructions.py:quick", 5),
+        ("paper_style_reconstructions.py:quick", 5),
+        ("paper_ratio_grid.py:quick", 25),
     ],
 )
-def test_shipped_configs(spec, count, images_dir):
+def test_shipped_configs(spec, count):
     sweep = prepare(load_config(str(CONFIGS / spec)))
     assert len(sweep.runs) == count
     if spec.endswith(":quick"):

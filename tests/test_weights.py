@@ -452,8 +452,9 @@ def test_fetch_corrupt_leaves_nothing(server, tmp_path):
 @pytest.mark.parametrize(
     ("path", "says"),
     [
-        ("/truncated", f"truncated: received {len(PAYLOAD)} of {len(PAYLOAD) + 100_000} bytes"),
-        ("/reset", "broke off"),
+        # the body ends 100 kB short of its Content-Length: requests (urllib3) says how short
+        ("/truncated", f"broke off .*{len(PAYLOAD)} bytes read, 100000 more expected"),
+        ("/reset", "broke off .*reset"),
     ],
 )
 def test_fetch_cut_short_leaves_nothing(server, tmp_path, path, says):

@@ -70,12 +70,11 @@ def parse_case(text: str) -> tuple[int, int]:
 
 
 def default_images() -> Path:
-    """``shared/images`` beside the checkout nstjax runs from (the test photos and paintings),
-    else the example images that ship with nstjax."""
+    """The example images that ship with nstjax (:mod:`nstjax.examples`); a comparison's
+    ``images`` field names another folder."""
     from nstjax import examples
 
-    shared = Path(__file__).resolve().parents[3] / "shared" / "images"
-    return shared if shared.is_dir() else examples.FOLDER
+    return examples.FOLDER
 
 
 def load_images(

@@ -1,5 +1,5 @@
 """A straightforward PyTorch implementation of nstjax's objective: the reference it is timed and
-checked against (``scripts/compare_torch.py``, ``scripts/cpu_experiments.py``, the tests).
+checked against (``scripts/compare_torch.py`` and the tests).
 
 It is what a person would write from the paper and nstjax's documented normalisation: the same
 Caffe VGG-19 weights (the h5's arrays, :func:`nstjax.weights.read_h5`), RGB -> BGR, x255, minus

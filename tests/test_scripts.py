@@ -1,0 +1,149 @@
+"""Every script under ``scripts/`` runs: each answers ``--help``, each figure script makes its figure
+on a tiny case, and the scripts' own measures agree with values derived by hand.
+
+The scripts are thin mains over the library, run as ``python scripts/NAME.py`` (``scripts/`` is not
+installed); the subprocesses here run them the same way, with this checkout first on the path.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py") if not p.name.startswith("_"))
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """A script run as a user runs it, from the checkout's root."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [*args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[1:]]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_answers_help(script):
+    done = _run(sys.executable, f"scripts/{script}", "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage:"), done.stdout
+
+
+def test_the_gpu_check_answers_help_and_rejects_a_typo():
+    done = _run("bash", "scripts/gpu_check.sh", "--help")
+    assert done.returncode == 0 and "--dry-run" in done.stdout, done.stderr
+    bad = _run("bash", "scripts/gpu_check.sh", "--dry-rnu")
+    assert bad.returncode == 2 and "--dry-rnu" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- sweep_psnr.py
+
+
+def test_sweep_psnr_reports_each_finished_run(tmp_path):
+    """A hand-made sweep folder: two finished runs (a photo and its copy darkened by a known
+    amount), one unfinished; the PSNR is ``10 log10(1 / mse)`` of the 8-bit images."""
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    darker = np.clip(photo.astype(int) - 10, 0, 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "content.png")
+    for name, pixels, status in (
+        ("a", photo, "done"),
+        ("b", darker, "done"),
+        ("c", photo, "failed"),
+    ):
+        folder = tmp_path / "runs" / name
+        folder.mkdir(parents=True)
+        Image.fromarray(pixels).save(folder / "image.png")
+        record = {
+            "status": status,
+            "label": f"run {name}",
+            "content": str(tmp_path / "content.png"),
+        }
+        (folder / "run.json").write_text(json.dumps(record))
+
+    done = _run(sys.executable, "scripts/sweep_psnr.py", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    rows = _table_rows(done.stdout)
+    assert [r[0] for r in rows] == ["run a", "run b"]
+    mse = np.mean(((photo.astype(float) - darker) / 255.0) ** 2)
+    assert float(rows[1][1]) == pytest.approx(10 * math.log10(1 / mse), abs=0.01)
+    assert float(rows[0][1]) > 90  # identical images
+    assert float(rows[1][2]) < 1.0  # SSIM below 1 for a changed image
+
+
+def test_sweep_psnr_says_when_nothing_is_finished(tmp_path):
+    done = _run(sys.executable, "scripts/sweep_psnr.py", str(tmp_path))
+    assert done.returncode == 1 and "no finished runs" in done.stderr
+
+
+# ----------------------------------------------------------------------------- compile_for_accelerators.py
+
+
+def test_compile_report_tables_hold_the_recorded_bytes():
+    """``--report`` on the committed records: each case's "GB at batch 1" is the recorded bytes."""
+    records = json.loads((ROOT / "docs/benchmarks/compiled/cpu.json").read_text())["fits"]
+    done = _run(sys.executable, "scripts/compile_for_accelerators.py", "--report",
+                "docs/benchmarks/compiled")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.split("#### `cpu`")[1].split("####")[0]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| 5")]
+    assert len(rows) == len(records)
+    for fit, row in zip(records, rows):
+        assert int(row[0]) == fit["size"] and row[1].strip() == fit["optimizer"]
+        assert float(row[4]) == pytest.approx(fit["total_bytes_by_batch"]["1"] / 1e9, abs=0.006)
+
+
+# ----------------------------------------------------------------------------- reproduce_style_losses.py
+
+
+def test_w2_1d_matches_hand_values(import_script):
+    """Equal sizes: the mean squared difference of the sorted samples; unequal: the quantile
+    functions' integral by hand."""
+    w2_1d = import_script("reproduce_style_losses").w2_1d
+    a, b = np.array([3.0, 0.0, 1.0]), np.array([1.0, 5.0, 2.0])
+    assert w2_1d(a, b) == pytest.approx(np.mean((np.sort(a) - np.sort(b)) ** 2))
+    # a = {0}; b = {0, 1}: quantiles 0 on [0, 1/2], then 0 against 1 on [1/2, 1]
+    assert w2_1d(np.array([0.0]), np.array([0.0, 1.0])) == pytest.approx(0.5)
+    assert w2_1d(a, a) == 0.0
+
+
+def test_transfer_below_its_smallest_size_is_a_clear_error():
+    done = _run(sys.executable, "scripts/reproduce_style_losses.py", "transfer", "--size", "16")
+    assert done.returncode == 2
+    assert "--size must be at least 24" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("figure", "size"), [("texture", 16), ("transfer", 24)])
+def test_style_loss_figures_on_a_tiny_case(figure, size, real_weights, tmp_path):
+    """Both figures at their smallest size with the real weights (2 L-BFGS steps): the grid
+    and the table are written, one row per painting and loss; every run lowers its loss."""
+    done = _run(
+        sys.executable, "scripts/reproduce_style_losses.py", figure, "--size", str(size),
+        "--steps", "2", "--directions", "4", "--workdir", str(tmp_path), timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    with Image.open(tmp_path / f"style_losses_{figure}.png") as figure_png:
+        assert figure_png.width > 3 * size
+    rows = _table_rows((tmp_path / f"style_losses_{figure}.md").read_text())
+    assert len(rows) == 6
+    if figure == "transfer":
+        for row in rows:
+            assert float(row[5]) < float(row[4]), row  # style end < style start
+    else:
+        assert {row[1] for row in rows} == {"gram", "sliced_wasserstein"}
+        assert all(float(value) > 0 for row in rows for value in row[2:])
