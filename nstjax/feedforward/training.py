@@ -25,6 +25,7 @@ from nstjax.feedforward.config import TrainConfig
 from nstjax.feedforward.placement import Placement, local
 from nstjax.feedforward.progress import TrainProgress
 from nstjax.style_losses import STYLE_LOSSES
+from nstjax.validate import output_folder
 
 LOG_EVERY = 10  # steps between fetches of the metrics from the device
 
@@ -74,8 +75,7 @@ def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None
     devices = jax.device_count()
     if config.batch_size % devices:
         raise NstjaxError(f"--batch-size {config.batch_size}: not a multiple of {devices} devices")
-    if model_dir.exists() and not model_dir.is_dir():
-        raise NstjaxError(f"--output '{model_dir}': exists and is not a folder")
+    output_folder(model_dir, "--output")
     train_files, held_files = data.split_content(config.content_dir, config.holdout)
     style_size = config.style_size or config.size
     loaded = {p: image.load_image(p, style_size, "style image") for p in set(config.styles)}
