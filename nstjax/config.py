@@ -53,7 +53,10 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
 
 
 def parse_value(text: str):
-    """A Python literal if ``text`` is one, else the string itself."""
+    """A Python literal if ``text`` is one (and ``nan``, ``inf``, ``-inf`` floats), else the
+    string itself."""
+    if text.strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(text)
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -86,7 +89,11 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     try:
         node[parts[-1]] = value
     except (TypeError, ValueError) as e:
-        raise NstjaxError(f"--config.{key}={text}: {e}") from e
+        wanted = type(current).__name__ if current is not None else "value of its type"
+        raise NstjaxError(
+            f"--config.{key} {text!r}: must be of type {wanted} (as {key} = {current!r}), "
+            f"got a {type(value).__name__}"
+        ) from e
 
 
 def split_config_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -75,7 +75,7 @@ def choice(value, option: str, allowed: Sequence[str]) -> str:
         NstjaxError: ``value`` is not one of ``allowed``.
     """
     if value not in allowed:
-        raise NstjaxError(f"{option} {value!r}: must be one of {', '.join(allowed)}")
+        raise NstjaxError(f"{option} {value!r}: must be one of {', '.join(map(str, allowed))}")
     return value
 
 
@@ -154,10 +154,20 @@ def image_memory(shapes: Sequence[tuple[int, int]], option: str, value) -> None:
     if need > have:
         biggest = max(shapes, key=lambda s: s[0] * s[1])
         raise NstjaxError(
-            f"{option} {value}: an image of {biggest[0]}x{biggest[1]} px needs about "
-            f"{need / 1e9:.1f} GB to read, more than the {have / 1e9:.1f} GB this machine may "
+            f"{option} {value}: {_image(biggest)} needs about "
+            f"{_gigabytes(need)} to read, more than the {_gigabytes(have)} this machine may "
             f"use; choose a smaller {option}"
         )
+
+
+def _image(shape: tuple[int, int]) -> str:
+    if max(shape) < 10**7:
+        return f"an image of {shape[0]}x{shape[1]} px"
+    return "an image with over ten million pixels a side"
+
+
+def _gigabytes(count: float) -> str:
+    return f"{count / 1e9:.1f} GB" if count < 1e18 else "over a billion GB"
 
 
 def scaled_side(size: int, scale: float, option: str) -> int:
