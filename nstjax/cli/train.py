@@ -154,6 +154,7 @@ def main(args: argparse.Namespace) -> int:
     from nstjax.feedforward import NetworkConfig, TrainConfig, train
     from nstjax.feedforward.config import validate
     from nstjax.sweep import distributed
+    from nstjax.validate import output_folder
 
     config = TrainConfig(
         styles=tuple(args.style),
@@ -187,6 +188,7 @@ def main(args: argparse.Namespace) -> int:
         weights=args.weights,
     )
     validate(config)  # every value, before anything is read or compiled
+    output_folder(args.output, "--output")
     spec = distributed.resolve(args.coordinator, args.num_processes, args.process_id)
     cluster = distributed.initialize(spec)  # before JAX runs; one process: nothing
     started = time.perf_counter()
