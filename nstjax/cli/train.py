@@ -10,12 +10,10 @@ from nstjax.errors import NstjaxError
 
 
 def register(subparsers) -> None:
-    from nstjax.feedforward.config import CROPS, NetworkConfig, TrainConfig
-    from nstjax.feedforward.network import NORMS, UPSAMPLES
+    from nstjax.feedforward.config import CROPS, TrainConfig
     from nstjax.sweep import distributed
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    net = NetworkConfig()
     p = subparsers.add_parser(
         "train",
         help="train feed-forward style networks (Johnson et al.)",
@@ -46,6 +44,16 @@ def register(subparsers) -> None:
         help="random or center: a square crop after resizing the shorter side to --size; "
         "resize: warped to a square (Johnson et al.)",
     )
+    _add_schedule_options(p, d)
+    _add_network_axis(p, d["network_axis"])
+    _add_network_options(p)
+    p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    distributed.add_options(p, "training run")
+    p.set_defaults(func=main)
+
+
+def _add_schedule_options(p: argparse.ArgumentParser, d: dict) -> None:
+    """Held-out images, checkpoints, samples, the non-finite guard and the seed."""
     p.add_argument(
         "--holdout",
         type=int,
@@ -75,7 +83,14 @@ def register(subparsers) -> None:
         default=d["seed"],
         help="seeds the networks' initialisation, the data order and the crops",
     )
-    _add_network_axis(p, d["network_axis"])
+
+
+def _add_network_options(p: argparse.ArgumentParser) -> None:
+    """The transformation network's shape, defaults from ``NetworkConfig``."""
+    from nstjax.feedforward.config import NetworkConfig
+    from nstjax.feedforward.network import NORMS, UPSAMPLES
+
+    net = NetworkConfig()
     p.add_argument("--norm", choices=NORMS, default=net.norm, help="the network's normalisation")
     p.add_argument(
         "--upsample",
@@ -90,9 +105,6 @@ def register(subparsers) -> None:
         default=net.residual_blocks,
         help="residual blocks",
     )
-    p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
-    distributed.add_options(p, "training run")
-    p.set_defaults(func=main)
 
 
 def _add_loss_options(p: argparse.ArgumentParser, d: dict) -> None:
@@ -148,15 +160,11 @@ def _layers(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
-def main(args: argparse.Namespace) -> int:
-    import numpy as np
+def _config(args: argparse.Namespace):
+    """The :class:`~nstjax.feedforward.TrainConfig` the flags describe (not yet checked)."""
+    from nstjax.feedforward import NetworkConfig, TrainConfig
 
-    from nstjax.feedforward import NetworkConfig, TrainConfig, train
-    from nstjax.feedforward.config import validate
-    from nstjax.sweep import distributed
-    from nstjax.validate import output_folder
-
-    config = TrainConfig(
+    return TrainConfig(
         styles=tuple(args.style),
         content_dir=args.content_dir,
         size=args.size,
@@ -187,6 +195,17 @@ def main(args: argparse.Namespace) -> int:
         ),
         weights=args.weights,
     )
+
+
+def main(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nstjax.feedforward import train
+    from nstjax.feedforward.config import validate
+    from nstjax.sweep import distributed
+    from nstjax.validate import output_folder
+
+    config = _config(args)
     validate(config)  # every value, before anything is read or compiled
     output_folder(args.output, "--output")
     spec = distributed.resolve(args.coordinator, args.num_processes, args.process_id)
