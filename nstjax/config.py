@@ -12,7 +12,7 @@ from pathlib import Path
 
 import ml_collections
 
-from nstjax.errors import NstjaxError
+from nstjax.errors import NstjaxError, one_line
 
 
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -53,7 +53,10 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
 
 
 def parse_value(text: str):
-    """A Python literal if ``text`` is one, else the string itself."""
+    """A Python literal if ``text`` is one (and ``nan``, ``inf``, ``-inf`` floats), else the
+    string itself."""
+    if text.strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(text)
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -79,6 +82,19 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
             node = node[part]
     value = parse_value(text)
     current = node[parts[-1]]
+    group = isinstance(current, ml_collections.ConfigDict)
+    if group and not isinstance(value, dict):
+        fields = ", ".join(sorted(current.keys())) or "none yet"
+        raise NstjaxError(
+            f"--config.{key} {text!r}: {key} is a group of fields ({fields}); set one of them "
+            f"as --config.{key}.FIELD=VALUE"
+        )
+    if value is None and current is not None:
+        raise NstjaxError(
+            f"--config.{key} {text!r}: {key} needs a {type(current).__name__}, not None"
+        )
+    if isinstance(value, dict) and not group:
+        raise NstjaxError(f"--config.{key} {text!r}: a mapping, where {key} takes one value")
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(current, (tuple, list)) and not isinstance(value, (tuple, list)):
@@ -86,7 +102,12 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     try:
         node[parts[-1]] = value
     except (TypeError, ValueError) as e:
-        raise NstjaxError(f"--config.{key}={text}: {e}") from e
+        wanted = type(current).__name__ if current is not None else "value of its type"
+        raise NstjaxError(
+            f"--config.{key} {text!r}: must be of type {wanted} (as {key} = "
+            f"{one_line(repr(current))[:60]}), "
+            f"got a {type(value).__name__}"
+        ) from e
 
 
 def split_config_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:

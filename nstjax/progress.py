@@ -45,7 +45,7 @@ class ProgressDisplay:
         every_s: float = 10.0,
         force_terminal: bool | None = None,
     ):
-        self.total, self.label = max(int(total), 1), label
+        self.total, self.label = max(int(total), 0), label
         self.stream = stream or sys.stderr
         self.every_s = every_s
         self.done = 0
@@ -68,7 +68,9 @@ class ProgressDisplay:
                 console=console,
                 transient=False,
             )
-            self._task = self._bar.add_task(label, total=self.total, steps="", rate="", status="")
+            self._task = self._bar.add_task(
+                label, total=max(self.total, 1), steps="", rate="", status=""
+            )
             self._bar.start()
 
     def rate(self) -> float:
@@ -107,8 +109,12 @@ class ProgressDisplay:
     def batch_finished(self, batch, results) -> None:
         pass
 
+    def _rate_text(self) -> str:
+        """The rate so far, or ``?`` before any image-step is done (nothing to measure)."""
+        return f"{self.rate():.2f} img-it/s" if self.done else "? img-it/s"
+
     def _refresh(self, force: bool = False) -> None:
-        rate = f"{self.rate():.2f} img-it/s"
+        rate = self._rate_text()
         if self._bar is not None:
             self._bar.update(
                 self._task, completed=self.done, steps=self._steps, rate=rate, status=self._status
@@ -132,4 +138,7 @@ class ProgressDisplay:
         else:
             elapsed = time.perf_counter() - self.started
             how = "done in" if finished else "stopped after"
-            self._line(f"{how} {elapsed:.1f}s ({self.rate():.2f} img-it/s)")
+            if not self.total:
+                self._line("nothing left to run")
+            else:
+                self._line(f"{how} {elapsed:.1f}s ({self._rate_text()})")

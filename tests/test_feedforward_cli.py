@@ -32,7 +32,7 @@ def test_train_bad_input_is_one_line(tmp_path, capsys, no_work):
     base = ["train", "--style", style, "--content-dir", str(content), "--output", out]
     _fails(capsys, base + ["--steps", "0"], "--steps", ">= 1")
     two_styles = ["train", "--style", style, style, "--content-dir", str(content), "--output", out]
-    _fails(capsys, two_styles + ["--style-weight", "1", "2", "3"], "--style", "2 values")
+    _fails(capsys, two_styles + ["--style-weight", "1", "2", "3"], "--style-weight: 3 values", "2")
     _fails(capsys, base + ["--lr", "-1"], "--lr")
     _fails(capsys, base + ["--holdout", "4"], "--content-dir", "--holdout 4")
     _fails(capsys, base + ["--content-layers", "conv9_9"], "conv9_9")

@@ -204,8 +204,13 @@ def cut(group: Group, items: Sequence[Item], size: int) -> list[Batch]:
     return [Batch(group, list(items[i : i + size]), size) for i in range(0, len(items), size)]
 
 
-def check_fits(group: Group, budget_bytes: float) -> None:
+def check_fits(group: Group, budget_bytes: float, sweep: bool = False) -> None:
     """Refuses a group whose single run cannot fit in a device's memory budget.
+
+    Args:
+        group: the runs of one output shape.
+        budget_bytes: the memory one device may use.
+        sweep: advise the sweep config's fields rather than ``nstjax stylize``'s flags.
 
     Raises:
         NstjaxError: with the estimate and what would make it fit.
@@ -213,11 +218,16 @@ def check_fits(group: Group, budget_bytes: float) -> None:
     need = group.run_bytes()
     if need <= budget_bytes:
         return
-    remat = "" if group.program.remat else "--remat, "
+    if sweep:
+        remat = "" if group.program.remat else "--config.model.remat=True or "
+        advice = f"{remat}a smaller --config.data.size"
+    else:
+        remat = "" if group.program.remat else "--remat, "
+        advice = f"{remat}a smaller --size or --multiscale"
     raise NstjaxError(
         f"output {group.shape[0]}x{group.shape[1]} needs about {need / 1e9:.1f} GB per run "
         f"(estimated), more than the {budget_bytes / 1e9:.1f} GB this device may use; try "
-        f"{remat}a smaller --size or --multiscale"
+        f"{advice}"
     )
 
 

@@ -11,6 +11,13 @@ import sys
 SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply", "score")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``nstjax: error: ...``, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"nstjax: error: {message} (see '{self.prog} --help')\n")
+
+
 class HelpWithDefaults(argparse.HelpFormatter):
     """``--help`` shows each option's default (except where there is none to show)."""
 
@@ -24,7 +31,7 @@ class HelpWithDefaults(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nstjax", description="Batched, compiled neural style transfer in JAX."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)

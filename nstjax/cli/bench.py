@@ -9,55 +9,78 @@ changes one field.
 
 import argparse
 import sys
-from pathlib import Path
 
 from nstjax.errors import NstjaxError
 
+_FIELDS = ("sizes", "batch_sizes", "precisions", "remat", "optimizers", "iterations", "repeats")
+"""Fields every bench config has (configs/bench.py)."""
+
 
 def register(subparsers) -> None:
+    from nstjax.cli import HelpWithDefaults
+
     p = subparsers.add_parser(
         "bench",
         help="benchmark the compiled optimisation step",
-        description="Image-iterations per second, MFU and memory over a grid of cases.",
+        description="Image-iterations per second, MFU and memory over a grid of cases. The grid "
+        "lives in the config file; --config.FIELD=VALUE overrides one field, e.g. "
+        "--config.sizes='(256,)' --config.batch_sizes='(1,8)'.",
+        formatter_class=HelpWithDefaults,
     )
-    p.add_argument("--config", required=True, help="configs/bench.py[:quick|:cpu]")
+    p.add_argument(
+        "--config",
+        required=True,
+        help="configs/bench.py[:quick|:cpu]; add --config.FIELD=VALUE to override a field",
+    )
     p.add_argument("--output", required=True, help="folder for bench.json, bench.md, bench.png")
     p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
     p.set_defaults(func=main)
 
 
+def _check_kind(config, spec: str) -> None:
+    missing = [f for f in _FIELDS if f not in config]
+    if missing:
+        hint = (
+            "; it looks like a sweep config: run it with 'nstjax sweep'" if "data" in config else ""
+        )
+        raise NstjaxError(
+            f"--config {spec}: not a bench config (no field {', '.join(missing)}){hint}"
+        )
+
+
 def _check(config) -> None:
+    from nstjax import validate
     from nstjax.bench.peaks import PRECISIONS
     from nstjax.optim import OPTIMIZERS
+    from nstjax.run import LOOPS
 
     for field in ("sizes", "batch_sizes", "precisions", "remat", "optimizers"):
         if not config[field]:
             raise NstjaxError(f"--config.{field}: empty")
-    for field in ("sizes", "batch_sizes"):
-        bad = [v for v in config[field] if not (isinstance(v, int) and v > 0)]
-        if bad:
-            raise NstjaxError(f"--config.{field}: must be positive integers, got {bad}")
+    for field, least in (("sizes", 16), ("batch_sizes", 1)):
+        for v in config[field]:
+            validate.integer(v, f"--config.{field}", least)
     for field, valid in (("precisions", PRECISIONS), ("optimizers", OPTIMIZERS)):
-        bad = [v for v in config[field] if v not in valid]
-        if bad:
-            raise NstjaxError(f"--config.{field}: unknown {bad}; valid: {', '.join(valid)}")
-    if config.loop not in ("", "python", "scan"):
-        raise NstjaxError(f"--config.loop: must be '', 'python' or 'scan', got {config.loop!r}")
-    if config.repeats < 3:
-        raise NstjaxError(f"--config.repeats: at least 3 timed runs, got {config.repeats}")
+        for v in config[field]:
+            validate.choice(v, f"--config.{field}", valid)
+    for v in config.remat:
+        validate.choice(v, "--config.remat", (True, False))
+    validate.choice(config.loop, "--config.loop", ("", *LOOPS))
+    validate.integer(config.repeats, "--config.repeats", 3)
     for field in ("iterations", "chunk", "lbfgs_history", "probe_size"):
-        if config[field] < 1:
-            raise NstjaxError(f"--config.{field}: must be >= 1, got {config[field]}")
+        validate.integer(config[field], f"--config.{field}", 1)
 
 
 def main(args: argparse.Namespace) -> int:
-    from nstjax.config import load_config
+    from nstjax import validate
+    from nstjax.config import apply_override, load_config
 
-    config = load_config(args.config, args.config_overrides)
+    output = validate.output_folder(args.output, "--output")
+    config = load_config(args.config)
+    _check_kind(config, args.config)
+    for item in args.config_overrides:
+        apply_override(config, item)
     _check(config)
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise NstjaxError(f"--output {output}: exists and is not a folder")
     weights = args.weights or config.weights or None
 
     from nstjax import vgg

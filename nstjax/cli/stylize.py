@@ -42,15 +42,6 @@ def register(subparsers) -> None:
 def _options(args) -> Options:
     from nstjax.run import validate_options
 
-    if args.save_every < 0:
-        raise NstjaxError(f"--save-every must be >= 0, got {args.save_every}")
-    if args.size < 1:
-        raise NstjaxError(f"--size must be > 0, got {args.size}")
-    if not args.style_scale > 0:
-        raise NstjaxError(f"--style-scale must be > 0, got {args.style_scale}")
-    from nstjax.style_mix import parse_style_loss
-
-    parse_style_loss(args.style_loss, "--style-loss")
     options = Options(
         steps=args.steps,
         optimizer=args.optimizer,
@@ -179,22 +170,6 @@ def _runs(args, outputs, init, masks, shapes) -> list[Run]:
     ]
 
 
-def _check_memory(content_shapes, style_paths, size, style_scale) -> None:
-    from nstjax import image
-    from nstjax.batch import memory
-
-    style_size = max(1, round(size * style_scale))
-    shapes = [image.long_side_shape(s, size) for s in content_shapes]
-    shapes += [image.long_side_shape(image.image_shape(p), style_size) for p in style_paths]
-    need = max(memory.image_bytes(s) for s in shapes)
-    have = memory.host_memory_bytes() * memory.BUDGET_FRACTION
-    if need > have:
-        raise NstjaxError(
-            f"--size {size}: reading an image at that size needs about {need / 1e9:.1f} GB, more "
-            f"than the {have / 1e9:.1f} GB this machine may use; choose a smaller --size"
-        )
-
-
 class _Snapshots:
     """Saves ``OUT_<step>.png`` every ``every`` steps of a run (its own steps, all scales)."""
 
@@ -274,6 +249,7 @@ def _read_images(args, content_paths, style_paths, size):
     style_size = max(1, round(size * args.style_scale))
     styles = [image.load_image(p, style_size, "style image") for p in style_paths]
     masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
+    stylize_args.check_masks(args.masks, masks)
     return contents, styles, masks
 
 
@@ -295,6 +271,7 @@ def main(args: argparse.Namespace) -> int:
     from nstjax.progress import ProgressDisplay
 
     # Everything that can be wrong is checked before any pixel is read or anything compiles.
+    stylize_args.check(args)
     _apply_preset(args)
     options = _options(args)
     scales = args.schedule
@@ -303,10 +280,12 @@ def main(args: argparse.Namespace) -> int:
     paths_by_pair = _checked_outputs(args, content_paths, style_paths, total_steps)
     paths = list(paths_by_pair.values())
     content_shapes = [image.image_shape(p, "content image") for p in content_paths]
-    _check_memory(content_shapes, style_paths, size, args.style_scale)
-    init = args.init if args.init in INITS else image.load_image(args.init, what="--init image")
     out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
-    runs = _runs(args, paths_by_pair, init, [None] * len(args.masks or []), out_shapes)
+    runs = _runs(args, paths_by_pair, args.init, [None] * len(args.masks or []), out_shapes)
+    stylize_args.check_image_sizes(runs, content_shapes, style_paths, size, args.style_scale)
+    if args.init not in INITS:
+        init = image.load_image(args.init, what="--init image")
+        runs = [dataclasses.replace(r, init=init) for r in runs]
     options = api.with_convolution(options)
     shapes = [content_shapes[r.content] for r in runs]
     plans = _plans(runs, shapes, options, scales)  # checks that every size fits

@@ -180,3 +180,115 @@ def _control_arguments(p) -> None:
         help="style: the style's colours; luminance: keep the content's colours; "
         "histogram: match the style's colours to the content first",
     )
+
+
+_NUMBERS = {
+    "content_weight": 0,
+    "style_weight": 0,
+    "tv_weight": 0,
+    "noise_scale": 0,
+    "loss_tolerance": 0,
+    "grad_tolerance": 0,
+}
+"""Float flags that must be finite and at least this (``None``: not given, the preset's)."""
+_COUNTS = {"size": 1, "steps": 1, "lbfgs_history": 1, "batch_size": 1, "save_every": 0}
+"""Integer flags and their least value (``None``: not given)."""
+
+
+def _flag(name: str) -> str:
+    return "--" + {"learning_rate": "lr"}.get(name, name).replace("_", "-")
+
+
+def check(args) -> None:
+    """Checks every value of ``nstjax stylize``'s flags that needs no file read.
+
+    Raises:
+        NstjaxError: one line naming the flag and its value.
+    """
+    from nstjax import validate
+    from nstjax.architecture import check_layer_names
+    from nstjax.style_mix import parse_style_loss
+
+    for name, least in _COUNTS.items():
+        if getattr(args, name) is not None:
+            validate.integer(getattr(args, name), _flag(name), least)
+    for name, least in _NUMBERS.items():
+        if getattr(args, name) is not None:
+            validate.number(getattr(args, name), _flag(name), minimum=least)
+    if args.lr is not None:
+        validate.number(args.lr, "--lr", positive=True)
+    validate.number(args.style_scale, "--style-scale", positive=True)
+    if args.style_blend is not None:
+        validate.blend_weights(args.style_blend, "--style-blend")
+    for name in ("content_layers", "style_layers"):
+        if getattr(args, name) is not None:
+            check_layer_names(validate.names(getattr(args, name), _flag(name)), _flag(name))
+    _check_init(args.init)
+    parse_style_loss(args.style_loss, "--style-loss")
+
+
+def _check_init(init) -> None:
+    import os
+
+    from nstjax.errors import NstjaxError
+
+    if init is None or init in INITS or os.path.isfile(init):
+        return
+    what = "is a folder, not an image file" if os.path.isdir(init) else "no such image file"
+    raise NstjaxError(f"--init {init!r}: not one of {', '.join(INITS)}, and {what}")
+
+
+def check_image_sizes(runs, content_shapes, style_paths, size: int, style_scale: float) -> None:
+    """Checks, from the files' headers, that every image can be read at its size and that the
+    style images are large enough for the deepest layer; notes a content image upscaled more
+    than twice.
+
+    Raises:
+        NstjaxError: naming ``--size`` or ``--style-scale``, whichever is at fault.
+    """
+    import sys
+
+    from nstjax import image, validate
+    from nstjax.architecture import LAYER_NAMES, downsampling
+    from nstjax.errors import NstjaxError
+    from nstjax.run import layer_weight_vector
+
+    out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
+    validate.image_memory(out_shapes, "--size", size)
+    style_side = validate.scaled_side(size, style_scale, "--style-scale")
+    style_shapes = [image.long_side_shape(image.image_shape(p), style_side) for p in style_paths]
+    validate.image_memory(style_shapes, "--style-scale", style_scale)
+    used = set()
+    for run in runs:
+        for layers in (run.content_layers, run.style_layers):
+            used |= {i for i, w in enumerate(layer_weight_vector(layers, "layers")) if w > 0}
+    deepest = LAYER_NAMES[max(used)] if used else LAYER_NAMES[0]
+    need = downsampling(deepest)
+    for path, (h, w) in zip(style_paths, style_shapes):
+        if min(h, w) < need:
+            raise NstjaxError(
+                f"--style-scale {style_scale:g}: style image {path} would be {h}x{w} px, too "
+                f"small for {deepest} (each side needs >= {need} px); raise --style-scale"
+            )
+    for shape, out in zip(content_shapes, out_shapes):
+        if max(out) > 2 * max(shape):
+            print(
+                f"nstjax: note: a {shape[1]}x{shape[0]} content image is upscaled to "
+                f"{out[1]}x{out[0]} (--size {size}); expect a blurry result",
+                file=sys.stderr,
+            )
+
+
+def check_masks(paths, masks) -> None:
+    """Refuses a mask that assigns its style no pixel (all black).
+
+    Raises:
+        NstjaxError: naming the mask file.
+    """
+    from nstjax.errors import NstjaxError
+
+    for path, mask in zip(paths or [], masks):
+        if not mask.max() > 0:
+            raise NstjaxError(
+                f"--masks {path}: all black, so its style gets no region (white marks it)"
+            )

@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from urllib.parse import urlparse
+
+    from nstjax.errors import NstjaxError
+
+    if args.url is not None and urlparse(args.url).scheme not in ("http", "https", "file"):
+        raise NstjaxError(f"--url {args.url!r}: must be an http://, https:// or file:// address")
     h5 = weights.fetch(url=args.url, force=args.force)
     print(h5)
     print(weights.convert(h5))
@@ -66,5 +72,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from nstjax import validate
+    from nstjax.errors import NstjaxError
+
+    if args.output is not None:
+        if not args.output.endswith(".npz"):
+            raise NstjaxError(f"--output {args.output}: must end in .npz")
+        validate.writable_location(args.output, "--output")
     print(weights.convert(args.h5, args.output, verify_md5=not args.no_verify))
     return 0

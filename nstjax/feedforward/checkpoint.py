@@ -9,6 +9,7 @@ history so far. The data order is a function of the step (:mod:`nstjax.feedforwa
 restoring step ``s`` and going on gives what an uninterrupted run gives.
 """
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -52,6 +53,7 @@ def write_config(model_dir: Path, config: TrainConfig, write: bool = True) -> No
             k
             for k in set(old) | set(new)
             if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES
+            if not (k == "styles" and _same_files(old[k], new[k]))
         )
         if changed:
             raise NstjaxError(
@@ -60,6 +62,26 @@ def write_config(model_dir: Path, config: TrainConfig, write: bool = True) -> No
             )
     if write:
         atomic.write_text(path, config.to_json() + "\n")
+
+
+def _same_files(old: list[str], new: list[str]) -> bool:
+    """Whether two lists of style paths name the same images: the same files (however the
+    paths are spelt) or files of the same content."""
+    return len(old) == len(new) and all(_same_file(a, b) for a, b in zip(old, new))
+
+
+def _same_file(old: str, new: str) -> bool:
+    a, b = Path(old), Path(new)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return _digest(a) == _digest(b)
+    except OSError:  # the old file is gone or unreadable: cannot tell, so not the same
+        return False
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Checkpoints:
@@ -72,20 +94,27 @@ class Checkpoints:
     """
 
     def __init__(self, model_dir: str | Path, keep: int | None = None, read_only: bool = False):
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
-            enable_async_checkpointing=False,
-            create=not read_only,
-            read_only=read_only,
-        )
-        self.manager = ocp.CheckpointManager(
-            Path(model_dir).absolute() / CHECKPOINTS,
-            options=options,
-            item_handlers={
-                "state": ocp.StandardCheckpointHandler(),
-                "history": ocp.StandardCheckpointHandler(),
-            },
-        )
+        absl = logging.getLogger("absl")
+        level = absl.level
+        if read_only:  # orbax warns that a read-only manager saves nothing: that is the point
+            absl.setLevel(logging.ERROR)
+        try:
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=keep,
+                enable_async_checkpointing=False,
+                create=not read_only,
+                read_only=read_only,
+            )
+            self.manager = ocp.CheckpointManager(
+                Path(model_dir).absolute() / CHECKPOINTS,
+                options=options,
+                item_handlers={
+                    "state": ocp.StandardCheckpointHandler(),
+                    "history": ocp.StandardCheckpointHandler(),
+                },
+            )
+        finally:
+            absl.setLevel(level)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()

@@ -12,12 +12,12 @@ Adam 1e-3, 40,000 steps = 2 epochs of MS-COCO 2014 train) are Johnson et al.'s.
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from nstjax import run as run_lib
 from nstjax import style_mix
+from nstjax import validate as checks
 from nstjax.errors import NstjaxError
 from nstjax.feedforward.network import NORMS, UPSAMPLES, TransformerNet
 from nstjax.feedforward.step import NETWORK_AXES
@@ -140,47 +140,60 @@ class TrainConfig:
         return cls(**data)
 
 
-def _check(ok: bool, message: str, problems: list[str]) -> None:
-    if not ok:
-        problems.append(message)
+def _option(name: str) -> str:
+    return OPTION.get(name, f"--{name.replace('_', '-')}")
+
+
+def _check_counts(config: TrainConfig) -> None:
+    """Each per-network option has 1 value or one per network; the networks are counted by
+    ``--style`` when it has several values, else by the first option that has."""
+    counts = {name: len(getattr(config, name)) for name in PER_NETWORK}
+    for name, n in counts.items():
+        if n == 0:
+            raise NstjaxError(f"{_option(name)}: no value given")
+    by = "styles" if counts["styles"] > 1 else next((k for k, n in counts.items() if n > 1), None)
+    if by is None:
+        return
+    k = counts[by]
+    for name, n in counts.items():
+        if n not in (1, k):
+            raise NstjaxError(
+                f"{_option(name)}: {n} values, but {_option(by)} gives {k} networks "
+                f"(give 1 value or {k})"
+            )
+
+
+def _check_values(config: TrainConfig) -> None:
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        checks.numbers(getattr(config, name), _option(name), minimum=0)
+    checks.numbers(config.learning_rate, "--lr", positive=True)
+    for spec in config.style_loss:
+        style_mix.parse_style_loss(spec, "--style-loss")
+    for name in ("size", "steps", "batch_size", "save_every", "keep", "max_nonfinite_steps"):
+        checks.integer(getattr(config, name), _option(name), 16 if name == "size" else 1)
+    for name in ("sample_every", "holdout", "seed"):
+        checks.integer(getattr(config, name), _option(name), 0)
+    if config.style_size is not None:
+        checks.integer(config.style_size, "--style-size", 16)
+    checks.choice(config.crop, "--crop", CROPS)
+    checks.choice(config.pooling, "--pooling", run_lib.POOLINGS)
+    checks.choice(config.network_axis, "--network-axis", NETWORK_AXES)
+    net = config.network
+    checks.choice(net.norm, "--norm", NORMS)
+    checks.choice(net.upsample, "--upsample", UPSAMPLES)
+    checks.integer(net.width, "--width", 1)
+    checks.integer(net.residual_blocks, "--residual-blocks", 0)
 
 
 def validate(config: TrainConfig) -> None:
-    """Raises :class:`NstjaxError` listing every bad field of ``config`` (nothing is read)."""
-    p: list[str] = []
-    k = config.num_networks
-    for name in PER_NETWORK:
-        n = len(getattr(config, name))
-        option = OPTION.get(name, f"--{name.replace('_', '-')}")
-        _check(n in (1, k), f"{option}: {n} values for {k} networks (give 1 or {k})", p)
-    for spec in config.style_loss:
-        try:
-            style_mix.parse_style_loss(spec, "--style-loss")
-        except NstjaxError as e:
-            p.append(str(e))
-    for name in ("content_weight", "style_weight", "tv_weight"):
-        for v in getattr(config, name):
-            _check(v >= 0 and math.isfinite(v), f"--{name.replace('_', '-')} must be >= 0", p)
-    for v in config.learning_rate:
-        _check(v > 0 and math.isfinite(v), f"--lr must be finite and > 0, got {v}", p)
-    for name in ("size", "steps", "batch_size", "save_every", "keep", "max_nonfinite_steps"):
-        value = getattr(config, name)
-        _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}", p)
-    _check(config.size >= 16, f"--size must be >= 16, got {config.size}", p)
-    _check(config.sample_every >= 0, "--sample-every must be >= 0", p)
-    _check(config.holdout >= 0, "--holdout must be >= 0", p)
-    _check(config.style_size is None or config.style_size >= 16, "--style-size must be >= 16", p)
-    _check(config.crop in CROPS, f"--crop must be one of {CROPS}", p)
-    _check(config.pooling in ("max", "avg"), "--pooling must be max or avg", p)
-    _check(config.network_axis in NETWORK_AXES, f"--network-axis must be one of {NETWORK_AXES}", p)
-    net = config.network
-    _check(net.norm in NORMS, f"--norm must be one of {NORMS}, got {net.norm!r}", p)
-    _check(net.upsample in UPSAMPLES, f"--upsample must be one of {UPSAMPLES}", p)
-    _check(net.width >= 1 and net.residual_blocks >= 0, "network width/blocks must be >= 1/0", p)
-    if p:
-        raise NstjaxError("; ".join(p))
-    run_lib.layer_weight_vector(config.content_layers, "--content-layers")
-    run_lib.layer_weight_vector(config.style_layers, "--style-layers")
+    """Raises :class:`NstjaxError` naming the first bad field of ``config`` (nothing is read)."""
+    _check_counts(config)
+    _check_values(config)
+    for name in ("content_layers", "style_layers"):
+        layers = getattr(config, name)
+        if not layers:
+            raise NstjaxError(f"{_option(name)} '': empty; name at least one")
+        run_lib.layer_weight_vector(layers, _option(name))
 
 
 def load(model_dir: str | Path) -> TrainConfig:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax.errors import NstjaxError
+from nstjax.errors import NstjaxError, one_line
 from nstjax.feedforward import config as config_lib
 from nstjax.feedforward import step
 from nstjax.feedforward.checkpoint import Checkpoints
@@ -59,6 +59,19 @@ def _check_shapes(model_dir, saved: dict, expected: dict) -> None:
             )
 
 
+def _read(model_dir, found: int, read, *args):
+    """``read(*args)``, a damaged checkpoint reported in one line (orbax and tensorstore raise
+    many kinds of error for a truncated or corrupted file)."""
+    try:
+        return read(*args)
+    except Exception as e:  # noqa: BLE001 - whatever the storage layer raises is the file's fault
+        raise NstjaxError(
+            f"--model '{model_dir}': checkpoint {found} cannot be read, it is damaged or "
+            f"incomplete ({type(e).__name__}: {one_line(e)[:80]}...); pass --step with another "
+            "checkpoint or train again"
+        ) from e
+
+
 def load_model(model_dir: str | Path, step_number: int | None = None) -> Model:
     """Loads the latest (or the given) checkpoint of a model folder written by training.
 
@@ -81,7 +94,7 @@ def load_model(model_dir: str | Path, step_number: int | None = None) -> Model:
     lr = jnp.ones((config.num_networks,), jnp.float32)
     like = jax.eval_shape(lambda: step.init_state(objective, jax.random.key(0), lr))
     expected = jax.tree.map(lambda s: s.shape, like._asdict())
-    saved = checkpoints.shapes(found)
+    saved = _read(model_dir, found, checkpoints.shapes, found)
     _check_shapes(
         model_dir,
         {k: saved.get(k, {}) for k in ("params", "batch_stats")},
@@ -89,12 +102,24 @@ def load_model(model_dir: str | Path, step_number: int | None = None) -> Model:
     )
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     like = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), like)
-    state, _, _ = checkpoints.restore(found, like)
+    state, _, _ = _read(model_dir, found, checkpoints.restore, found, like)
     checkpoints.close()
     variables = {"params": state.params}
     if state.batch_stats:
         variables["batch_stats"] = state.batch_stats
     return Model(config, variables, found, network_names(config))
+
+
+ACTIVATION_COPIES = 4
+"""Full-resolution activations of a network's first layer live at once during one pass (its
+input, output, normalised output and the next layer's), about."""
+
+
+def apply_bytes(config: TrainConfig, shape: tuple[int, int], batch_size: int) -> int:
+    """Memory that stylising a batch of images of ``shape`` with every network needs, about:
+    the first layer's full-resolution activations, per image and network."""
+    per_image = ACTIVATION_COPIES * config.network.width * shape[0] * shape[1] * 4
+    return per_image * batch_size * config.num_networks
 
 
 def apply(model: Model, images: Sequence[np.ndarray], batch_size: int = 4) -> list[np.ndarray]:

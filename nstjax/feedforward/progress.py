@@ -67,9 +67,10 @@ class TrainProgress:
         finite = rows[np.all(np.isfinite(rows), axis=1)]  # a rejected network's may not be
         loss, content, style, tv = finite.mean(axis=0) if len(finite) else np.full(4, np.nan)
         eta_text = _duration(eta) if np.isfinite(eta) else "?"
+        rate_text = f"{rate:.2f}" if np.isfinite(rate) else "?"  # unknown until a second step
         return (
             f"step {step}/{self.total} loss {loss:.4g} (content {content:.4g} style {style:.4g} "
-            f"tv {tv:.4g}) {rate:.2f} img/s eta {eta_text}"
+            f"tv {tv:.4g}) {rate_text} img/s eta {eta_text}"
         )
 
     def update(self, step: int, metrics: np.ndarray, note: str = "") -> None:

@@ -25,6 +25,7 @@ from nstjax.feedforward.config import TrainConfig
 from nstjax.feedforward.placement import Placement, local
 from nstjax.feedforward.progress import TrainProgress
 from nstjax.style_losses import STYLE_LOSSES
+from nstjax.validate import image_memory, output_folder
 
 LOG_EVERY = 10  # steps between fetches of the metrics from the device
 
@@ -74,10 +75,13 @@ def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None
     devices = jax.device_count()
     if config.batch_size % devices:
         raise NstjaxError(f"--batch-size {config.batch_size}: not a multiple of {devices} devices")
-    if model_dir.exists() and not model_dir.is_dir():
-        raise NstjaxError(f"--output '{model_dir}': exists and is not a folder")
+    output_folder(model_dir, "--output")
     train_files, held_files = data.split_content(config.content_dir, config.holdout)
     style_size = config.style_size or config.size
+    image_memory([(config.size, config.size)] * 2, "--size", config.size)
+    for path in set(config.styles):
+        shape = image.long_side_shape(image.image_shape(path, "style image"), style_size)
+        image_memory([shape], "--style-size" if config.style_size else "--size", style_size)
     loaded = {p: image.load_image(p, style_size, "style image") for p in set(config.styles)}
     factor = max(downsampling(n) for n in config.style_layers)
     for path, style in loaded.items():

@@ -211,8 +211,15 @@ def resolve(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDic
                     wanted = type(target[key]).__name__
                     problems.append(f"{name}: expected a {wanted}, got {value!r}")
 
+    if all(field in config for field in _BENCH_FIELDS):
+        fields = ", ".join(_BENCH_FIELDS)
+        return merged, [f"it is a bench config (fields {fields}): run it with 'nstjax bench'"]
     fill(merged, config, "")
     return merged, problems
+
+
+_BENCH_FIELDS = ("sizes", "batch_sizes", "precisions")
+"""Fields that make a config a ``nstjax bench`` config (configs/bench.py)."""
 
 
 OPEN_GROUPS = ("sweep.axes", "sweep.zip")

@@ -98,7 +98,7 @@ def _plan_batches(
             continue
         per_run = run_mb * 2**20 or group.run_bytes()
         if not run_mb:
-            plan.check_fits(group, budget_bytes)
+            plan.check_fits(group, budget_bytes, sweep=True)
         size = plan.batch_size(len(pending), per_run, budget_bytes, n_devices, batch_size)
         out += plan.cut(group, pending, size)
     return out

@@ -20,6 +20,7 @@ from nstjax.sweep import inputs as sweep_inputs
 from nstjax.sweep.expand import Expansion, SweepRun, expand, preset_run_fields, to_api_run
 from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.report import sheet_axes
+from nstjax.validate import image_memory
 
 
 @dataclasses.dataclass
@@ -113,6 +114,11 @@ def _too_small(sweep: "Sweep") -> list[str]:
             style = sweep.inputs.images[run.style].shape
             long_side = max(1, round(run.values["style_scale"] * max(group.shape)))
             h, w = long_side_shape(style, long_side)
+            try:
+                image_memory([(h, w)], "data.style_scale", run.values["style_scale"])
+            except NstjaxError as e:
+                problems.append(str(e))
+                continue
             if min(h, w) < need:
                 problems.append(
                     f"style image {Path(run.style).name} at {h}x{w} is too small for {deepest} "
