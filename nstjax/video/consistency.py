@@ -26,3 +26,37 @@ def temporal_error(stylised: np.ndarray, backward: np.ndarray, reliable: np.ndar
         total += float(np.sum(c[..., None] * diff * diff))
         weight += 3.0 * float(np.sum(c))
     return total / weight
+
+
+def frame_losses(
+    params, frames: np.ndarray, styles, run, options, stylised: np.ndarray
+) -> np.ndarray:
+    """``[N, 2]`` each stylised frame's content and style loss (unweighted, the engine's terms)
+    under ``run``'s objective with the frame as content: per-frame quality on one scale for
+    every mode.
+
+    Args:
+        params: VGG parameters.
+        frames: ``[N, H, W, 3]`` the clip in [0, 1].
+        styles: the style images ``run.style`` indexes.
+        run: the objective (its temporal fields are ignored).
+        options: static options (the program's layers and pooling).
+        stylised: ``[N, H, W, 3]`` the results in [0, 1].
+    """
+    import dataclasses
+
+    from nstjax import engine, execute, vgg
+    from nstjax.batch import build
+
+    runs = [
+        dataclasses.replace(run, content=i, temporal=None, init="content")
+        for i in range(len(frames))
+    ]
+    options = execute.checked_options(options, {}, None)
+    batch = execute.plan_runs(runs, [frames.shape[1:3]] * len(runs), options)[0]
+    program = batch.group.program
+    params = vgg.prepare(params, program.convolution)
+    built = build.build(params, program, runs, list(frames), styles)
+    pixels = jnp.asarray(np.asarray(stylised, np.float32) * 255.0)
+    terms = engine.evaluate(params, pixels, built.hyper, built.targets, program=program)
+    return np.asarray(terms)[:, 1:3]
