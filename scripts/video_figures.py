@@ -13,11 +13,15 @@ import json
 
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 
-from nstjax import examples, image, vgg
+from nstjax import atomic, examples, image, vgg
 from nstjax.run import Options, Run
 from nstjax.video import compare, modes, synthetic
 from nstjax.video.warp import warp
+
+STRIP_COLOURS = 96
+"""The strip is a palette PNG of this many colours (a small file for the docs)."""
 
 
 def _strip(figures, clip, path) -> None:
@@ -33,7 +37,12 @@ def _strip(figures, clip, path) -> None:
             change.append(np.abs(f.frames[i] - np.asarray(previous)))
         grey = np.clip(np.stack(change).mean(axis=-1, keepdims=True) * 4, 0, 1)
         rows.append(np.repeat(grey, 3, axis=-1))
-    image.save_image(path, np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0))
+    strip = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
+    palette = Image.fromarray(image.to_uint8(strip)).quantize(
+        STRIP_COLOURS, Image.Quantize.MEDIANCUT
+    )
+    with atomic.atomic_path(path) as tmp:
+        palette.save(tmp, format="PNG", optimize=True)
 
 
 def main() -> None:
