@@ -64,8 +64,10 @@ def exclusive(reliabilities: np.ndarray) -> np.ndarray:
     """Long-term weights: each earlier frame counts only where no closer one is reliable.
 
     ``c_j = max(c_j - sum_{k < j} c_k, 0)`` over ``[J, H, W]`` reliabilities ordered closest
-    first (Ruder et al. 2016, eq. 7; ``processFlowWeights`` with ``closestFirst`` in
-    ``artistic_video.lua``, lines 306-330).
+    first (Ruder et al. 2016, eq. 7). The reference's ``processFlowWeights`` with
+    ``closestFirst`` (``artistic_video.lua``, lines 306-329) subtracts the closer frames'
+    already exclusive weights instead, which leaves an earlier frame more weight where the closer
+    ones overlap.
     """
     c = np.asarray(reliabilities, np.float32)
     closer = np.cumsum(c, axis=0) - c
