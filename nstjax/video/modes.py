@@ -148,7 +148,7 @@ def _sequential_run(
     )
 
 
-def sequential(params, frames, styles, run, options, settings, near, work, report) -> np.ndarray:
+def _sequential(params, frames, styles, run, options, settings, near, work, report) -> np.ndarray:
     """Frame after frame, each with the temporal loss to the earlier results."""
     done = {}
     for i in range(len(frames)):
@@ -191,7 +191,7 @@ def _pass_run(
     )
 
 
-def multipass(params, frames, styles, run, options, settings, near, work, report) -> np.ndarray:
+def _multipass(params, frames, styles, run, options, settings, near, work, report) -> np.ndarray:
     """Passes over the whole clip; within a pass every frame depends only on the last pass, so
     the frames of a pass are one batch of runs."""
     steps = dataclasses.replace(options, steps=max(1, math.ceil(options.steps / settings.passes)))
@@ -215,7 +215,7 @@ def multipass(params, frames, styles, run, options, settings, near, work, report
     return last
 
 
-def independent(params, frames, styles, run, options, settings, near, work, report) -> np.ndarray:
+def _independent(params, frames, styles, run, options, settings, near, work, report) -> np.ndarray:
     """Every frame on its own, as one batch (the baseline that flickers)."""
     current = [work.load(0, i) for i in range(len(frames))]
     todo = [i for i, x in enumerate(current) if x is None]
@@ -229,9 +229,9 @@ def independent(params, frames, styles, run, options, settings, near, work, repo
 
 
 _MODES: dict[str, Callable] = {
-    "multipass": multipass,
-    "sequential": sequential,
-    "independent": independent,
+    "multipass": _multipass,
+    "sequential": _sequential,
+    "independent": _independent,
 }
 
 
