@@ -7,6 +7,7 @@ pixels a flow can be trusted at, :mod:`~nstjax.video.warp` warps an image along 
 :mod:`~nstjax.video.consistency` measures flicker, :mod:`~nstjax.video.synthetic` makes a clip with
 known motion, and :mod:`~nstjax.video.modes` stylises a clip frame by frame (``sequential``), in
 passes over the whole clip (``multipass``) or without any temporal term (``independent``),
-resumably in a work folder (:mod:`~nstjax.video.workdir`). The temporal loss itself is a term of
+resumably in a work folder (:mod:`~nstjax.video.workdir`); :mod:`~nstjax.video.compare` measures
+the three modes on a clip with known motion. The temporal loss itself is a term of
 the engine's objective (:func:`nstjax.losses.temporal_loss`).
 """
