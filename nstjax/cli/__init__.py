@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply", "video")
+SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply", "score", "video")
 
 
 class HelpWithDefaults(argparse.HelpFormatter):
