@@ -67,12 +67,14 @@ def main() -> None:
         params, clip, styles, Run(), Options(steps=args.steps), settings, args.workdir
     )
     base = figures[0].temporal_error
-    print("| mode | temporal error | vs independent | content loss | style loss | wall time |")
-    print("|---|---|---|---|---|---|")
+    print("| mode | temporal error | vs independent | content fidelity | global effects |", end="")
+    print(" content loss | style loss | wall time |")
+    print("|---|---|---|---|---|---|---|---|")
     for f in figures:
+        cf, ge = (f.quality[n] for n in compare.QUALITY)
         print(
             f"| {f.mode} | {f.temporal_error:.1f} | {base / f.temporal_error:.1f}x less | "
-            f"{f.content:.4g} | {f.style:.4g} | {f.seconds:.0f} s |"
+            f"{cf:.3f} | {ge:.3f} | {f.content:.4g} | {f.style:.4g} | {f.seconds:.0f} s |"
         )
     if args.strip:
         _strip(figures, clip, args.strip)

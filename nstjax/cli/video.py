@@ -53,6 +53,12 @@ def register(subparsers) -> None:
         metavar="K,...",
         help="sequential: offsets of the earlier frames in the temporal loss (1: short-term)",
     )
+    p.add_argument(
+        "--later-steps",
+        type=float,
+        default=modes.DEFAULT_LATER_STEPS,
+        help="sequential: fraction of --steps for the frames after the first",
+    )
     p.add_argument("--preset", default="nstjax", help="the objective and settings (see stylize)")
     p.add_argument("--size", type=int, help="longer side of the frames (preset)")
     p.add_argument("--weights", default=None, help="VGG-19 weights (see stylize)")
@@ -77,6 +83,7 @@ def _settings(args):
         passes=args.passes,
         blend=args.blend,
         long_term=long_term,
+        later_steps=args.later_steps,
     )
 
 

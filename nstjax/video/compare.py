@@ -5,10 +5,14 @@ import time
 
 import numpy as np
 
+from nstjax import quality
 from nstjax.run import Options, Run
 from nstjax.video import consistency, modes
 from nstjax.video.reliability import reliability
 from nstjax.video.synthetic import SyntheticClip
+
+QUALITY = ("content_fidelity", "global_effects")
+"""The per-frame quality measures reported (Wang et al.'s CF and GE, :mod:`nstjax.quality`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +27,8 @@ class ModeFigures:
         style: mean over frames of the style loss.
         seconds: wall time of the mode (flow and compilation included).
         frames: ``[N, H, W, 3]`` the stylised clip.
+        quality: mean over frames of each of :data:`QUALITY` (:func:`nstjax.quality.measure`,
+            each frame against its own content frame and the first style).
     """
 
     mode: str
@@ -31,6 +37,7 @@ class ModeFigures:
     style: float
     seconds: float
     frames: np.ndarray
+    quality: dict[str, float]
 
 
 def true_consistency_inputs(clip: SyntheticClip) -> tuple[np.ndarray, np.ndarray]:
@@ -62,5 +69,9 @@ def compare_modes(
         losses = consistency.frame_losses(params, clip.frames, styles, run, options, frames)
         error = consistency.temporal_error(frames, backward, reliable)
         content, style = (float(x) for x in losses.mean(axis=0))
-        figures.append(ModeFigures(mode, error, content, style, seconds, frames))
+        measured = quality.measure(
+            params, frames, clip.frames, [styles[0]] * len(frames), names=QUALITY
+        )
+        means = {name: float(np.mean(v)) for name, v in measured.items()}
+        figures.append(ModeFigures(mode, error, content, style, seconds, frames, means))
     return figures

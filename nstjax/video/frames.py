@@ -1,6 +1,8 @@
 """Reading and writing clips: a folder of frames (always), or a video file through imageio with
 imageio-ffmpeg (the ``video`` extra)."""
 
+import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +35,23 @@ def _imageio(what: str):
     return iio
 
 
+@contextlib.contextmanager
+def _quiet_fork():
+    """imageio-ffmpeg starts ffmpeg as a subprocess, which Python warns about in a process with
+    JAX's threads; the child execs ffmpeg at once, so the warning does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
+        )
+        yield
+
+
 def _read_video(path: Path, label: str) -> tuple[list[np.ndarray], float]:
     iio = _imageio(label)
     try:
-        frames = iio.imread(path, plugin="FFMPEG")
-        fps = float(iio.immeta(path, plugin="FFMPEG").get("fps") or DEFAULT_FPS)
+        with _quiet_fork():
+            frames = iio.imread(path, plugin="FFMPEG")
+            fps = float(iio.immeta(path, plugin="FFMPEG").get("fps") or DEFAULT_FPS)
     except Exception as e:  # imageio raises OSError, RuntimeError, ValueError, ...
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NstjaxError(f"{label}: cannot read it as a video ({reason})") from e
@@ -110,7 +124,7 @@ def write_clip(path: str | Path, frames: np.ndarray, fps: float = DEFAULT_FPS) -
     iio = _imageio(f"--output {path}")
     pixels = np.stack([image.to_uint8(f) for f in frames])
     try:
-        with atomic.atomic_path(path) as tmp:
+        with atomic.atomic_path(path) as tmp, _quiet_fork():
             iio.imwrite(tmp, pixels, plugin="FFMPEG", fps=fps, macro_block_size=1)
     except Exception as e:
         raise NstjaxError(f"--output {path}: cannot write the video ({e})") from e

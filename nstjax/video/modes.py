@@ -34,6 +34,9 @@ DEFAULT_BLEND = 1.0
 """``blendWeight`` of the reference: the warped neighbour of the pass's direction is blended into
 a frame's start with this weight times its reliability (the other neighbour with 0)."""
 
+DEFAULT_LATER_STEPS = 0.5
+"""The step fraction of the sequential mode's frames after the first (:class:`VideoSettings`)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class VideoSettings:
@@ -48,6 +51,9 @@ class VideoSettings:
         blend: see :data:`DEFAULT_BLEND`.
         long_term: ``sequential``: the earlier frames (offsets, closest first) whose warped
             results are targets, with exclusive reliabilities; ``(1,)`` is the short-term loss.
+        later_steps: ``sequential``: the frames after the first take this fraction of
+            ``Options.steps`` (they start from the warped previous result): the reference's
+            1000 of 2000 iterations (``artistic_video.lua`` lines 40, 151).
     """
 
     mode: str = DEFAULT_MODE
@@ -56,6 +62,7 @@ class VideoSettings:
     temporal_from: int | None = None
     blend: float = DEFAULT_BLEND
     long_term: tuple[int, ...] = (1,)
+    later_steps: float = DEFAULT_LATER_STEPS
 
     def weight(self) -> float:
         w = TEMPORAL_WEIGHTS[self.mode] if self.temporal_weight is None else self.temporal_weight
@@ -73,6 +80,8 @@ def check_settings(settings: VideoSettings, frames: int) -> None:
         raise NstjaxError(f"--passes must be >= 1, got {settings.passes}")
     if not settings.weight() >= 0 or not math.isfinite(settings.weight()):
         raise NstjaxError(f"--temporal-weight must be >= 0, got {settings.temporal_weight}")
+    if not 0 < settings.later_steps <= 1:
+        raise NstjaxError(f"--later-steps must be in (0, 1], got {settings.later_steps}")
     if not settings.blend >= 0:
         raise NstjaxError(f"--blend must be >= 0, got {settings.blend}")
     if not settings.long_term or any(k < 1 or k >= frames for k in settings.long_term):
@@ -151,11 +160,13 @@ def _sequential_run(
 def _sequential(params, frames, styles, run, options, settings, near, work, report) -> np.ndarray:
     """Frame after frame, each with the temporal loss to the earlier results."""
     done = {}
+    later = dataclasses.replace(options, steps=max(1, round(options.steps * settings.later_steps)))
     for i in range(len(frames)):
         done[i] = work.load(0, i)
         if done[i] is None:
             frame_run = _sequential_run(run, i, done, near, settings, frames.shape[1:3])
-            done[i] = _execute(params, [frame_run], frames, styles, options)[0]
+            steps = options if i == 0 else later
+            done[i] = _execute(params, [frame_run], frames, styles, steps)[0]
             work.save(0, i, done[i])
         report(f"frame {i + 1}/{len(frames)}")
     return np.stack([done[i] for i in range(len(frames))])
