@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     stylize_args._loss_arguments(p)
     stylize_args._optimizer_arguments(p)
     stylize_args._control_arguments(p)
-    p.set_defaults(func=main, save_every=0)
+    p.set_defaults(func=main, save_every=0, quality=False)  # stylize flags video has no use for
 
 
 def _settings(args):
