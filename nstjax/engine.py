@@ -96,6 +96,7 @@ class Hyper(NamedTuple):
     grad_tolerance: jax.Array | None = None  # [R] on max_i |g_k,i| (0-255 pixel units)
     style_loss_weights: jax.Array | None = None  # [R, len(Program.style_losses)]; None: all 1
     style_key: jax.Array | None = None  # [R, 2] uint32 key data; the step's key folds in the step
+    temporal_weight: jax.Array | None = None  # [R] weight of Targets.temporal's loss (video)
 
 
 class Targets(NamedTuple):
@@ -104,13 +105,17 @@ class Targets(NamedTuple):
     With ``Program.guided``, ``style`` holds ``[R, K, C, C]`` (one Gram per region) and
     ``masks`` holds ``[R, K, h, w]`` region masks at each style layer's resolution.
     ``family`` holds the targets of the program's other style losses: loss name -> layer name ->
-    representation (:mod:`nstjax.style_losses`).
+    representation (:mod:`nstjax.style_losses`). ``temporal`` holds ``[R, J, H, W, 3]`` warped
+    neighbouring frames (0-255 units) and ``temporal_mask`` their ``[R, J, H, W]`` reliability,
+    the targets of the temporal loss (:func:`nstjax.losses.temporal_loss`; video).
     """
 
     content: dict[str, jax.Array]
     style: dict[str, jax.Array]
     masks: dict[str, jax.Array] | None = None
     family: dict[str, dict[str, Any]] | None = None
+    temporal: jax.Array | None = None
+    temporal_mask: jax.Array | None = None
 
 
 class State(NamedTuple):
@@ -170,6 +175,9 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, s
     style = style_mix.program_style_loss(program, feats, hyper, targets, step)
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
+    if targets.temporal is not None:  # video: counted in the total only
+        temporal = losses.temporal_loss(pixels, targets.temporal, targets.temporal_mask)
+        total = total + hyper.temporal_weight * temporal
     return total, jnp.stack([total, content, style, tv])
 
 

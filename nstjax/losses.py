@@ -172,3 +172,15 @@ def weighted_style_loss(
             loss = jnp.sum(jax.vmap(style_layer_loss)(grams, target))
         total = total + w * loss
     return total
+
+
+def temporal_loss(pixels: jax.Array, warped: jax.Array, reliability: jax.Array) -> jax.Array:
+    """Ruder et al.'s temporal loss of an ``[H, W, 3]`` frame (0-255 units), in float32.
+
+    ``sum_j (1/D) sum_k c_jk (x_k - w_jk)^2`` over ``J`` warped earlier (or later) stylised
+    frames ``warped`` ``[J, H, W, 3]`` with reliabilities ``reliability`` ``[J, H, W]`` in [0, 1]
+    (``D = 3 H W``): the short-term loss for ``J = 1``, the long-term one with exclusive masks.
+    """
+    diff = pixels.astype(jnp.float32)[None] - warped.astype(jnp.float32)
+    weighted = reliability.astype(jnp.float32)[..., None] * diff * diff
+    return jnp.sum(weighted) / pixels.size

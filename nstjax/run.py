@@ -88,6 +88,10 @@ class Run:
             weighted mix ``"gram:1,sliced_wasserstein:0.5"`` or a mapping name -> weight; the
             weights multiply the style weight. Losses other than ``gram`` take one style image
             (no blend); with masks, only those that support them (gram, mean_std, gaussian_w2).
+        temporal: video: ``[J, H, W, 3]`` stylised neighbouring frames in [0, 1] warped onto this
+            frame, the targets of Ruder et al.'s temporal loss (:func:`nstjax.losses.temporal_loss`).
+        temporal_reliability: ``[J, H, W]`` in [0, 1], each warped frame's per-pixel reliability.
+        temporal_weight: the temporal loss's weight (0 or no ``temporal``: off).
     """
 
     content: Hashable = 0
@@ -108,6 +112,9 @@ class Run:
     loss_tolerance: float = 0.0
     grad_tolerance: float = 0.0
     style_loss: str | Mapping[str, float] = DEFAULT_STYLE_LOSS
+    temporal: np.ndarray | None = None
+    temporal_reliability: np.ndarray | None = None
+    temporal_weight: float = 0.0
 
     def style_loss_weights(self) -> dict[str, float]:
         """The style losses this run uses, ``{name: weight}`` (:func:`parse_style_loss`)."""

@@ -233,6 +233,30 @@ def _blended_targets(runs, program, grams) -> dict:
     }
 
 
+def _temporal_targets(runs: Sequence[Run], shape: tuple[int, int]):
+    """The warped neighbours ``[R, J, H, W, 3]`` (0-255 units) and their reliabilities
+    ``[R, J, H, W]``, ``J`` the most any run has (a run with fewer, or none, is padded with
+    zero-reliability frames); ``(None, None)`` when no run has any (today's programs)."""
+    if all(r.temporal is None for r in runs):
+        return None, None
+    depth = max(len(r.temporal) for r in runs if r.temporal is not None)
+    frames = np.zeros((len(runs), depth, *shape, 3), np.float32)
+    reliability = np.zeros((len(runs), depth, *shape), np.float32)
+    for i, r in enumerate(runs):
+        if r.temporal is None:
+            continue
+        j = len(r.temporal)
+        given = (np.shape(r.temporal), np.shape(r.temporal_reliability))
+        if given != ((j, *shape, 3), (j, *shape)):
+            raise NstjaxError(
+                f"temporal targets {np.shape(r.temporal)} / reliability "
+                f"{np.shape(r.temporal_reliability)} do not match the output {shape}"
+            )
+        frames[i, :j] = np.asarray(r.temporal, np.float32) * 255.0
+        reliability[i, :j] = np.asarray(r.temporal_reliability, np.float32)
+    return jnp.asarray(frames), jnp.asarray(reliability)
+
+
 def hyper_of(
     runs: Sequence[Run], optimizer: str, style_losses: tuple[str, ...] = ("gram",)
 ) -> engine.Hyper:
@@ -291,14 +315,21 @@ def build(
         style_targets, masks = _guided_targets(runs, program, grams, shape)
     else:
         style_targets, masks = _blended_targets(runs, program, grams), None
+    temporal, reliability = _temporal_targets(runs, contents[runs[0].content].shape[:2])
     run_targets = engine.Targets(
         content=_content_targets(params, program, runs, contents),
         style=style_targets,
         masks=masks,
         family=_family_targets(runs, program, found, regions),
+        temporal=temporal,
+        temporal_mask=reliability,
     )
     mean_rgb = init.mean_colour(params)  # the colour the weights' preprocessing maps to zero
     starts = [initial_image(r, contents[r.content], styles, mean_rgb) for r in runs]
     pixels = np.stack(starts) * 255.0
     hyper = hyper_of(runs, program.optimizer, program.style_losses)
+    if temporal is not None:
+        hyper = hyper._replace(
+            temporal_weight=jnp.asarray([r.temporal_weight for r in runs], jnp.float32)
+        )
     return Built(pixels.astype(np.float32), hyper, run_targets)

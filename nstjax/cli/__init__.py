@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply", "score")
+SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply", "score", "video")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,171 @@
+"""``nstjax video``: a clip stylised with Ruder et al.'s temporal loss (:mod:`nstjax.video`).
+
+The per-frame flags are ``nstjax stylize``'s (:mod:`nstjax.cli.stylize_args`, presets included);
+everything that can be wrong with the input is checked before the weights load or anything
+compiles, and nothing is written then.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from nstjax.cli import HelpWithDefaults, stylize_args
+from nstjax.errors import NstjaxError
+
+
+def register(subparsers) -> None:
+    from nstjax.video import frames, modes
+
+    p = subparsers.add_parser(
+        "video",
+        help="stylise a video clip, temporally consistent",
+        description="Style transfer for a clip (a video file or a folder of frames) with Ruder "
+        "et al.'s temporal loss: multipass (passes over the whole clip, each one batch), "
+        "sequential (frame by frame) or independent (no temporal term).",
+        formatter_class=HelpWithDefaults,
+    )
+    p.add_argument(
+        "--content",
+        required=True,
+        help=f"the clip: a folder of frames or a video file ({', '.join(frames.VIDEO_SUFFIXES)})",
+    )
+    p.add_argument("--style", nargs="+", default=None, help="style image(s) (default: the example)")
+    p.add_argument("--output", required=True, help="a video file or a folder of PNG frames")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument(
+        "--workdir", default=None, help="flows and per-frame results (default: OUTPUT.work)"
+    )
+    p.add_argument(
+        "--mode", choices=modes.MODES, default=modes.DEFAULT_MODE, help="how frames are tied"
+    )
+    p.add_argument("--passes", type=int, default=modes.DEFAULT_PASSES, help="passes of multipass")
+    weights = ", ".join(f"{k} {v:g}" for k, v in modes.TEMPORAL_WEIGHTS.items() if v)
+    p.add_argument(
+        "--temporal-weight", type=float, help=f"temporal loss weight (by mode: {weights})"
+    )
+    p.add_argument(
+        "--blend", type=float, default=modes.DEFAULT_BLEND, help="multipass: blend weight"
+    )
+    p.add_argument(
+        "--long-term",
+        default="1",
+        metavar="K,...",
+        help="sequential: offsets of the earlier frames in the temporal loss (1: short-term)",
+    )
+    p.add_argument(
+        "--later-steps",
+        type=float,
+        default=modes.DEFAULT_LATER_STEPS,
+        help="sequential: fraction of --steps for the frames after the first",
+    )
+    p.add_argument("--preset", default="nstjax", help="the objective and settings (see stylize)")
+    p.add_argument("--size", type=int, help="longer side of the frames (preset)")
+    p.add_argument("--weights", default=None, help="VGG-19 weights (see stylize)")
+    stylize_args._loss_arguments(p)
+    stylize_args._optimizer_arguments(p)
+    stylize_args._control_arguments(p)
+    p.set_defaults(func=main, save_every=0, quality=False)  # stylize flags video has no use for
+
+
+def _settings(args):
+    from nstjax.video.modes import VideoSettings
+
+    try:
+        long_term = tuple(int(k) for k in args.long_term.split(","))
+    except ValueError as e:
+        raise NstjaxError(
+            f"--long-term: expected comma-separated integers, got {args.long_term!r}"
+        ) from e
+    return VideoSettings(
+        mode=args.mode,
+        temporal_weight=args.temporal_weight,
+        passes=args.passes,
+        blend=args.blend,
+        long_term=long_term,
+        later_steps=args.later_steps,
+    )
+
+
+def _check_flags(args) -> None:
+    if args.masks is not None:
+        raise NstjaxError("--masks: spatial masks are not supported for a clip")
+    if len(args.schedule) > 1:
+        raise NstjaxError("--multiscale: not supported for a clip; use --size and --steps")
+    if len(args.style or [None]) > 1 and args.style_blend is None:
+        raise NstjaxError("--style: a clip takes one style, or several with --style-blend")
+
+
+def _check_output(args) -> Path:
+    from nstjax.video import frames
+
+    output = Path(args.output)
+    frames.check_output(output)
+    if output.exists() and not args.overwrite:
+        raise NstjaxError(f"--output {output}: exists (use --overwrite to replace it)")
+    return output
+
+
+def _inputs(args):
+    """The clip at the output size, its frame rate, and the style images."""
+    from nstjax import examples, image
+    from nstjax.video import frames
+
+    clip, fps = frames.read_clip(args.content, args.size)
+    style_paths = image.list_images(args.style or [examples.STYLE], "style image")
+    if args.style_blend is not None and len(args.style_blend) != len(style_paths):
+        raise NstjaxError(
+            f"--style-blend: {len(args.style_blend)} weight(s) for {len(style_paths)} style(s)"
+        )
+    style_size = max(1, round(args.size * args.style_scale))
+    styles = [image.load_image(p, style_size, "style image") for p in style_paths]
+    return clip, fps, styles
+
+
+def _run(args, shape, n_frames: int, n_styles: int):
+    from nstjax import image
+    from nstjax.cli import stylize
+    from nstjax.run import INITS, Run, validate_run
+
+    init = args.init if args.init in INITS else image.load_image(args.init, what="--init image")
+    run = Run(
+        style=dict(enumerate(args.style_blend)) if args.style_blend else 0,
+        init=init,
+        seed=args.seed,
+        style_scale=args.style_scale,
+        colors=args.colors,
+        normalize_gradients=args.normalize_gradients,
+        loss_tolerance=args.loss_tolerance,
+        grad_tolerance=args.grad_tolerance,
+        **stylize._run_fields(args, shape),
+        style_loss=args.style_loss,
+    )
+    validate_run(run, n_frames, n_styles)
+    return run
+
+
+def main(args: argparse.Namespace) -> int:
+    from nstjax import vgg
+    from nstjax.cli import stylize
+    from nstjax.video import frames, modes
+
+    stylize._apply_preset(args)
+    _check_flags(args)
+    options = stylize._options(args)
+    settings = _settings(args)
+    output = _check_output(args)
+    clip, fps, styles = _inputs(args)
+    modes.check_settings(settings, len(clip))
+    run = _run(args, clip.shape[1:3], len(clip), len(styles))
+    params = vgg.load_params(args.weights)
+
+    started = time.perf_counter()
+    workdir = args.workdir or f"{output}.work"
+    report = lambda line: print(f"nstjax video: {settings.mode} {line}", file=sys.stderr)  # noqa: E731
+    result = modes.stylize_clip(params, clip, styles, run, options, settings, workdir, report)
+    frames.write_clip(output, result, fps)
+    elapsed = time.perf_counter() - started
+    print(
+        f"wrote {len(result)} frame(s) to {output} in {elapsed:.1f}s ({settings.mode}; work folder {workdir})"
+    )
+    return 0

@@ -1,0 +1,130 @@
+"""Reading and writing clips: a folder of frames (always), or a video file through imageio with
+imageio-ffmpeg (the ``video`` extra)."""
+
+import contextlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from nstjax import atomic, image
+from nstjax.errors import NstjaxError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
+"""Suffixes read and written as video files; anything else is a folder of frames."""
+DEFAULT_FPS = 24.0
+"""Frame rate of a written video when the input gives none (a folder of frames)."""
+FRAME_NAME = "frame_{:05d}.png"
+"""How the frames of an output folder are named."""
+
+
+def is_video(path: str | Path) -> bool:
+    """Whether ``path`` names a video file (by its suffix) rather than a folder of frames."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def _imageio(what: str):
+    try:
+        import imageio.v3 as iio
+        import imageio_ffmpeg  # noqa: F401  (the codec binary)
+    except ImportError as e:
+        raise NstjaxError(
+            f"{what}: video files need imageio and imageio-ffmpeg: pip install 'nstjax[video]' "
+            "(or use a folder of frames)"
+        ) from e
+    return iio
+
+
+@contextlib.contextmanager
+def _quiet_fork():
+    """imageio-ffmpeg starts ffmpeg as a subprocess, which Python warns about in a process with
+    JAX's threads; the child execs ffmpeg at once, so the warning does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
+        )
+        yield
+
+
+def _read_video(path: Path, label: str) -> tuple[list[np.ndarray], float]:
+    iio = _imageio(label)
+    try:
+        with _quiet_fork():
+            frames = iio.imread(path, plugin="FFMPEG")
+            fps = float(iio.immeta(path, plugin="FFMPEG").get("fps") or DEFAULT_FPS)
+    except Exception as e:  # imageio raises OSError, RuntimeError, ValueError, ...
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NstjaxError(f"{label}: cannot read it as a video ({reason})") from e
+    return [np.asarray(f[..., :3], np.float32) / 255.0 for f in frames], fps
+
+
+def read_clip(
+    path: str | Path, size: int | None = None, what: str = "--content"
+) -> tuple[np.ndarray, float]:
+    """The frames of a clip, ``[N, H, W, 3]`` float32 in [0, 1], and its frame rate.
+
+    Args:
+        path: a folder of frames (sorted by name) or a video file (:data:`VIDEO_SUFFIXES`).
+        size: longer side the frames are resized to (``None``: as they are).
+        what: how the clip is called in error messages.
+
+    Raises:
+        NstjaxError: the clip does not exist or cannot be read, has fewer than two frames, or
+            its frames differ in size; the message names the clip (and the frame).
+    """
+    path = Path(path)
+    label = f"{what} {path}"
+    if not path.exists():
+        raise NstjaxError(f"{label}: no such file or folder")
+    if path.is_dir():
+        files = image.list_images(path, what)
+        frames = [image.load_image(f, None, what) for f in files]
+        names = [f.name for f in files]
+        fps = DEFAULT_FPS
+    else:
+        frames, fps = _read_video(path, label)
+        names = [f"frame {i}" for i in range(len(frames))]
+    if len(frames) < 2:
+        raise NstjaxError(f"{label}: a clip needs at least 2 frames, found {len(frames)}")
+    for name, frame in zip(names, frames):
+        if frame.shape != frames[0].shape:
+            raise NstjaxError(
+                f"{label}: {name} is {frame.shape[1]}x{frame.shape[0]} px, the first frame "
+                f"{frames[0].shape[1]}x{frames[0].shape[0]}; all frames must have one size"
+            )
+    if size is not None:
+        frames = [image.resize_long_side(f, size) for f in frames]
+    return np.stack(frames).astype(np.float32), fps
+
+
+def check_output(path: str | Path) -> None:
+    """Checks that a clip can be written at ``path`` (a video's codec is installed), before any
+    work is done."""
+    path = Path(path)
+    if is_video(path):
+        _imageio(f"--output {path}")
+    elif path.suffix and path.suffix.lower() in image.IMAGE_SUFFIXES:
+        raise NstjaxError(
+            f"--output {path}: a clip is written as a video ({', '.join(VIDEO_SUFFIXES)}) or a "
+            "folder of frames, not one image"
+        )
+    if path.exists() and is_video(path) == path.is_dir():
+        raise NstjaxError(
+            f"--output {path}: exists and is not a {'file' if is_video(path) else 'folder'}"
+        )
+
+
+def write_clip(path: str | Path, frames: np.ndarray, fps: float = DEFAULT_FPS) -> None:
+    """Writes frames in [0, 1] as a video file or as a folder of PNG frames, each atomically."""
+    path = Path(path)
+    if not is_video(path):
+        for i, frame in enumerate(frames):
+            image.save_image(path / FRAME_NAME.format(i), frame, "output frame")
+        return
+    iio = _imageio(f"--output {path}")
+    pixels = np.stack([image.to_uint8(f) for f in frames])
+    try:
+        with atomic.atomic_path(path) as tmp, _quiet_fork():
+            iio.imwrite(tmp, pixels, plugin="FFMPEG", fps=fps, macro_block_size=1)
+    except Exception as e:
+        raise NstjaxError(f"--output {path}: cannot write the video ({e})") from e
