@@ -400,7 +400,7 @@ def optimize(
     *,
     loop: str | None = None,
     chunk: int = 50,
-    on_chunk: Callable[[int, State, np.ndarray], None] | None = None,
+    on_chunk: Callable[[int, State, np.ndarray], np.ndarray | None] | None = None,
 ) -> Outcome:
     """Runs ``steps`` optimisation steps of a batch and returns the results.
 
@@ -416,7 +416,9 @@ def optimize(
             compiled call); ``None`` picks :func:`default_loop`.
         chunk: steps between host synchronisations (progress, snapshots).
         on_chunk: called after each chunk with the number of steps done, the state and the
-            ``[n, R, 4]`` loss terms of that chunk (host arrays).
+            ``[n, R, 4]`` loss terms of that chunk (host arrays); it may return a ``[R]``
+            bool mask of runs to stop there, each alone (as if it had converged, but with
+            ``converged_at`` left at -1).
 
     Returns:
         An :class:`Outcome`.
@@ -432,7 +434,9 @@ def optimize(
         done += n
         history.append(rows)
         if on_chunk is not None:
-            on_chunk(done, state, rows[..., : len(METRICS)])
+            stop = on_chunk(done, state, rows[..., : len(METRICS)])
+            if stop is not None:
+                state = state._replace(active=state.active & ~jnp.asarray(stop))
         if not np.any(np.asarray(state.active)):  # every run failed or converged
             break
     # The loss of the images as they are saved: clipped to the valid range.

@@ -33,6 +33,8 @@ files start from it and change a few fields::
     sweep.save_every           save snapshots every N steps (0: none)
     sweep.chunk                steps between progress updates
     sweep.run_memory_mb        memory one run needs (0: estimated from the layer shapes)
+    search.*                   a hyperparameter search instead of a grid
+                               (nstjax.sweep.search_space)
 
 An axis is named by the field's last part (``style_weight``, ``size``, ...). Besides the fields
 below, the axis ``content_style_ratio`` sets ``style_weight = content_weight / ratio`` per run,
@@ -90,6 +92,7 @@ def default_config() -> ml_collections.ConfigDict:
     """
     from nstjax import examples
     from nstjax.run import DEFAULT_SIZE, Options, Run
+    from nstjax.sweep.search_space import search_defaults
 
     run, options = Run(), Options()
     config = ml_collections.ConfigDict()
@@ -141,6 +144,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.sweep.save_every = 0
     config.sweep.chunk = options.chunk
     config.sweep.run_memory_mb = 0.0
+    config.search = search_defaults()  # nstjax.sweep.search_space: a search instead of a grid
     return config
 
 
@@ -196,7 +200,13 @@ def resolve(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDic
     return merged, problems
 
 
-OPEN_GROUPS = ("sweep.axes", "sweep.zip")
+OPEN_GROUPS = (
+    "sweep.axes",
+    "sweep.zip",
+    "search.space",
+    "search.objective.weights",
+    "search.objective.bounds",
+)
 """Groups whose keys are axis names rather than fixed fields."""
 
 
