@@ -48,11 +48,13 @@ def storage_url(spec: SearchSpec, folder: Path) -> str:
     return spec.storage or f"sqlite:///{folder / 'search.db'}"
 
 
-def make_sampler(spec: SearchSpec) -> optuna.samplers.BaseSampler:
-    """The configured sampler. Its seed mixes ``search.seed`` with this process's PID, so that
-    processes sharing a study do not propose the same parameters (QMC uses the trial number and
+def make_sampler(spec: SearchSpec, start: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler. Its seed mixes ``search.seed`` with this process's PID and the
+    ``start`` trials the study held when it began, so that processes sharing a study, and a
+    study resumed, do not propose the same parameters again (QMC uses the trial number and
     needs no mixing)."""
-    seed = int(np.random.SeedSequence([spec.seed, os.getpid()]).generate_state(1)[0])
+    mixed = np.random.SeedSequence([spec.seed, os.getpid(), start])
+    seed = int(mixed.generate_state(1)[0])
     if spec.sampler == "qmc":
         return optuna.samplers.QMCSampler(seed=spec.seed, warn_independent_sampling=False)
     if spec.sampler == "random":
@@ -97,13 +99,11 @@ def open_study(spec: SearchSpec, folder: Path) -> optuna.Study:
                 grace_period=GRACE_S,
                 heartbeat_stale_trial_callback=_retry,
             )
-        return optuna.create_study(
-            storage=storage,
-            study_name=spec.study,
-            sampler=make_sampler(spec),
-            direction="maximize",
-            load_if_exists=True,
+        study = optuna.create_study(
+            storage=storage, study_name=spec.study, direction="maximize", load_if_exists=True
         )
+        study.sampler = make_sampler(spec, len(study.get_trials(deepcopy=False)))
+        return study
     except Exception as e:  # sqlalchemy's errors, a bad URL, a missing driver
         raise NstjaxError(f"search.storage {url!r}: cannot open ({e})") from e
 

@@ -49,8 +49,9 @@ LOCK = ".lock"
 _HELD: dict[Path, int] = {}
 """The workdirs this process has locked (resolved path -> the lock file's descriptor)."""
 
-IGNORED_FOR_RESUME = ("sweep.contact_sheet", "sweep.chunk")
-"""Config fields that only change how results are shown: a rerun may change them."""
+IGNORED_FOR_RESUME = ("sweep.contact_sheet", "sweep.chunk", "search.trials")
+"""Config fields that only change how results are shown, or how long a search goes on: a rerun
+may change them."""
 
 
 def to_json(value: Any) -> str:
