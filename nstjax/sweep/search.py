@@ -50,7 +50,7 @@ def quality_directions() -> dict[str, str]:
     """The quality measures an objective may name -> ``"max"`` or ``"min"``."""
     from nstjax import quality
 
-    return {name: direction for name, direction in dict(quality.MEASURES).items()}
+    return {m.name: "max" if m.higher_is_better else "min" for m in quality.MEASURES}
 
 
 def quality_scorer(params, convolution: str = "xla") -> Scorer:
