@@ -45,7 +45,7 @@ def test_a_valid_search(images_dir):
     }
     # the score: dist is lower-is-better, sharp higher-is-better
     assert spec.score({"dist": 2.0, "sharp": 4.0}) == -2.0 + 0.5 * 4.0
-    assert spec.constraints({"dist": 0.0, "sharp": 0.3}) == [pytest.approx(0.1 - 0.3)]
+    assert spec.constraints({"dist": 0.0, "sharp": 0.3}) == {"sharp >= 0.1": pytest.approx(-0.2)}
     assert spec.prune_steps == (1, 2)
 
 

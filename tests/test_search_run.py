@@ -176,3 +176,34 @@ def test_more_trials_extend_the_study_without_repeating(searched, tiny_params, i
     sweep = prepare(config, measures=MEASURES)
     with pytest.raises(NstjaxError, match="search.space.style_weight"):
         run_search(sweep, sweep.search, str(workdir), tiny_params, scorer=scorer, mesh=None)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "qmc"])
+def test_samplers_and_bounds(sampler, tiny_params, images_dir, tmp_path):
+    """4 trials in generations of 2; a bound on ``dist`` decides feasibility from the measures."""
+    config = search_config(images_dir, trials=4, generation=2)
+    config.search.sampler = sampler
+    config.search.prune.steps = []
+    sweep = prepare(config, measures=MEASURES)
+    first = run_search(
+        sweep, sweep.search, str(tmp_path), tiny_params, scorer=scorer, mesh=None, log=print
+    )
+    history = json.loads((tmp_path / "search" / "trials.json").read_text())
+    assert [e["state"] for e in history] == ["complete"] * 4
+    # a bound half-way between the best and the worst measure splits the trials
+    values = sorted(e["measures"]["dist"] for e in history)
+    high = (values[0] + values[-1]) / 2
+    config.search.trials = 6
+    config.search.objective.bounds.dist = [None, high]
+    sweep = prepare(config, measures=MEASURES)
+    with pytest.raises(NstjaxError, match="search.objective.bounds.dist"):
+        run_search(sweep, sweep.search, str(tmp_path), tiny_params, scorer=scorer, mesh=None)
+    fresh = tmp_path / "bounded"
+    run_search(sweep, sweep.search, str(fresh), tiny_params, scorer=scorer, mesh=None, log=print)
+    history = json.loads((fresh / "search" / "trials.json").read_text())
+    assert len(history) == 6 and first.counted == 4
+    for e in history:
+        assert e["feasible"] == (e["measures"]["dist"] <= high)
+    feasible = [e["objective"] for e in history if e["feasible"]]
+    best = max(feasible) if feasible else None
+    assert history[-1]["best_so_far"] == best

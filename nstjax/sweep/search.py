@@ -249,7 +249,10 @@ def _tell(trial: optuna.Trial, search: SearchSpec, result, measures, pruned) -> 
         step, measures = pruned
         trial.set_user_attr("pruned_at", step)
     trial.set_user_attr("measures", measures)
-    trial.set_user_attr("constraints", search.constraints(measures))
+    constraints = search.constraints(measures)
+    trial.set_user_attr("constraints", constraints)
+    for name, value in constraints.items():  # TPE models them; a NaN measure is infeasible
+        trial.set_constraint(name, value if math.isfinite(value) else 1.0)
     score = search.score(measures)
     if result.failed_at is not None and pruned is None:
         trial.set_user_attr(search_study.FAILURE, f"non-finite loss at step {result.failed_at}")
@@ -266,7 +269,7 @@ def _tell(trial: optuna.Trial, search: SearchSpec, result, measures, pruned) -> 
 def _entry(trial: optuna.trial.FrozenTrial, folder: Path) -> dict[str, Any]:
     attrs = trial.user_attrs
     image = folder / "trials" / f"{trial.number:05d}.png"
-    constraints = attrs.get("constraints") or []
+    constraints = (attrs.get("constraints") or {}).values()
     return {
         "trial": trial.number,
         "state": trial.state.name.lower(),

@@ -149,14 +149,15 @@ class SearchSpec:
         sign = 1.0 if self.directions[self.prune_measure] == "max" else -1.0
         return sign * float(values[self.prune_measure])
 
-    def constraints(self, values: Mapping[str, float]) -> list[float]:
-        """Optuna's constraint values of ``values`` (feasible iff all are <= 0)."""
-        out = []
+    def constraints(self, values: Mapping[str, float]) -> dict[str, float]:
+        """The bounds' constraint values of ``values``, by name (feasible iff all are <= 0, as
+        Optuna's ``Trial.set_constraint``)."""
+        out = {}
         for m, (low, high) in self.bounds.items():
             if low is not None:
-                out.append(float(low - values[m]))
+                out[f"{m} >= {low:g}"] = float(low - values[m])
             if high is not None:
-                out.append(float(values[m] - high))
+                out[f"{m} <= {high:g}"] = float(values[m] - high)
         return out
 
 

@@ -55,14 +55,16 @@ def make_sampler(spec: SearchSpec, start: int = 0) -> optuna.samplers.BaseSample
     needs no mixing)."""
     mixed = np.random.SeedSequence([spec.seed, os.getpid(), start])
     seed = int(mixed.generate_state(1)[0])
-    if spec.sampler == "qmc":
-        return optuna.samplers.QMCSampler(seed=spec.seed, warn_independent_sampling=False)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    constraints = _constraints if spec.bounds else None
     with quiet():
+        if spec.sampler == "qmc":
+            return optuna.samplers.QMCSampler(seed=spec.seed, warn_independent_sampling=False)
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, constraints_func=constraints
+            seed=seed,
+            multivariate=True,
+            constant_liar=True,  # a generation's trials are asked together: spread them out
+            n_startup_trials=spec.generation,  # the first generation is random
         )
 
 
@@ -74,11 +76,6 @@ def quiet():
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
         yield
-
-
-def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-    values = trial.user_attrs.get("constraints", [])
-    return [1.0 if v is None or not np.isfinite(v) else float(v) for v in values]
 
 
 def open_study(spec: SearchSpec, folder: Path) -> optuna.Study:
