@@ -6,6 +6,7 @@ The subprocesses run the real CLI with the tiny random VGG and a measure the dri
 per measurement so that a generation is surely under way when the test kills the process.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,3 +159,26 @@ def test_two_processes_share_one_study(images_dir, tmp_path):
         len(list((tmp_path / f"work{i}" / "search" / "trials").glob("*.png"))) for i in (0, 1)
     )
     assert ran == 10
+
+
+@pytest.mark.slow
+def test_quick_search_with_the_real_weights(real_weights, tmp_path):
+    """configs/search_style.py:quick end to end: the real VGG, the quality measures, TPE."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nstjax", "sweep", "--config", "configs/search_style.py:quick",
+         "--workdir", str(tmp_path), "--weights", str(real_weights)],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    history = json.loads((tmp_path / "search" / "trials.json").read_text())
+    assert len(history) == 4 and {e["state"] for e in history} <= {"complete", "pruned"}
+    weights = {"content_fidelity", "global_effects", "local_patterns"}
+    for e in history:
+        assert set(e["measures"]) == weights
+        # the objective of a complete trial is the sum of its three measures (all in [0, 1])
+        assert all(0.0 <= e["measures"][m] <= 1.0 for m in weights)
+        if e["state"] == "complete":
+            assert e["objective"] == pytest.approx(sum(e["measures"].values()), rel=1e-12)
+        assert (tmp_path / "search" / e["image"]).is_file()
+    best = max((e for e in history if e["state"] == "complete"), key=lambda e: e["objective"])
+    assert f"best trial {best['trial']}:" in proc.stdout

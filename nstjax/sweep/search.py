@@ -54,7 +54,8 @@ def quality_directions() -> dict[str, str]:
 
 
 def quality_scorer(params, convolution: str = "xla") -> Scorer:
-    """The package's quality measures (:func:`nstjax.quality.measure`) as a :data:`Scorer`."""
+    """The package's quality measures (:func:`nstjax.quality.measure`) as a :data:`Scorer`
+    (``params`` prepared for ``convolution``, :func:`nstjax.vgg.prepare`)."""
     from nstjax import quality
 
     def scorer(outputs, contents, styles, names):
@@ -179,8 +180,8 @@ def run_search(
     base, run_of = _trial_runs(sweep, search)
     group = _group(sweep, search, base, run_of, convolution)
     size = -(-search.generation // devices) * devices
-    scorer = scorer or quality_scorer(params, convolution)
     prepared = vgg.prepare(params, convolution)
+    scorer = scorer or quality_scorer(prepared, convolution)
     contents = {base.run.content: sweep.inputs.content_at(*base.run.content)}
     heartbeat = search_study.Heartbeat(study)
     outcome = SearchOutcome([], [], 0, None, 0)

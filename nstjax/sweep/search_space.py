@@ -366,6 +366,19 @@ def parse_search(
     return spec
 
 
+def too_small_to_measure(shape: tuple[int, int]) -> list[str]:
+    """The problem of an output ``shape`` too small for the quality measures, if any."""
+    from nstjax.quality.protocol import MIN_SIDE
+
+    if min(shape) >= MIN_SIDE:
+        return []
+    h, w = shape
+    return [
+        f"data.size: the outputs are {h}x{w}; the quality measures of a search need at least "
+        f"{MIN_SIDE} px a side"
+    ]
+
+
 def run_values(base: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's run values: ``base`` (a sweep run's values) with the sampled ``params``.
 

@@ -20,7 +20,7 @@ from nstjax.sweep import inputs as sweep_inputs
 from nstjax.sweep.expand import Expansion, SweepRun, expand, preset_run_fields, to_api_run
 from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.report import sheet_axes
-from nstjax.sweep.search_space import SearchSpec, parse_search
+from nstjax.sweep.search_space import SearchSpec, parse_search, too_small_to_measure
 
 
 @dataclasses.dataclass
@@ -158,6 +158,9 @@ def prepare(
             problems.append(str(e))
     if not problems:
         problems += _too_small(Sweep(config, expansion, inputs))
+    if not problems and search is not None and measures is None:
+        shape = Sweep(config, expansion, inputs).output_shape(expansion.runs[0])
+        problems += too_small_to_measure(shape)
     if problems:
         count = f"{len(problems)} problems" if len(problems) > 1 else "a problem"
         raise NstjaxError(f"the sweep config has {count}: " + "; ".join(problems))
