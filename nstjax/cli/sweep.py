@@ -77,6 +77,11 @@ def main(args: argparse.Namespace) -> int:
     config, problems = load(args.config, args.config_overrides)
     prepared = sweep.prepare(config, problems)
     if prepared.search is not None:
+        if cluster_spec is not None:
+            raise NstjaxError(
+                "--num-processes: a search is shared through its storage, not jax.distributed; "
+                "run one process per workdir with the same --config.search.storage"
+            )
         return search_main(args, prepared)
     if args.dry_run:
         for run in prepared.runs:
