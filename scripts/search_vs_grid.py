@@ -34,10 +34,11 @@ def run_grid(config, spec, params, runs: int):
     ranges = {r.name: r for r in spec.ranges}
     rows = max(1, round(math.sqrt(runs)))
     cols = runs // rows
-    config.search.trials = 0
     beta, tv = ranges["style_weight"], ranges["tv_weight"]
-    config.sweep.axes.style_weight = grid_values(beta.low, beta.high, cols)
-    config.sweep.axes.tv_weight = grid_values(tv.low, tv.high, rows)
+    with config.unlocked():
+        config.search.trials = 0
+        config.sweep.axes.style_weight = grid_values(beta.low, beta.high, cols)
+        config.sweep.axes.tv_weight = grid_values(tv.low, tv.high, rows)
     sweep = prepare(config)
     items = sweep.items()
     start = time.perf_counter()

@@ -9,7 +9,7 @@ import pytest
 
 from nstjax.errors import NstjaxError
 from nstjax.sweep import default_config, prepare
-from nstjax.sweep.search_space import run_values
+from nstjax.sweep.search import run_values
 
 MEASURES = {"dist": "min", "sharp": "max"}
 

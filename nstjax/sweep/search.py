@@ -31,12 +31,13 @@ import optuna
 from optuna.trial import TrialState
 
 from nstjax import atomic, execute, kernels, vgg
+from nstjax.architecture import LAYER_NAMES
 from nstjax.batch import plan
 from nstjax.image import save_image
 from nstjax.progress import ProgressDisplay
 from nstjax.sweep import distributed, search_study
 from nstjax.sweep.expand import options_of as expand_options_of
-from nstjax.sweep.search_space import SearchSpec, run_values
+from nstjax.sweep.search_space import SearchSpec
 from nstjax.sweep.spec import Sweep
 from nstjax.sweep.workdir import Workdir, to_json
 
@@ -115,6 +116,34 @@ def _finite_or(value: float, default: float = -math.inf) -> float:
     return value if math.isfinite(value) else default
 
 
+def run_values(base: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's run values: ``base`` (a sweep run's values) with the sampled ``params``.
+
+    A layer or loss weight replaces that entry of the base mapping (a base list of layers is
+    read as equal weights summing to 1), adding it when the base lacks it.
+    """
+    from nstjax.run import layer_weight_vector
+
+    values = dict(base)
+    for name, value in params.items():
+        field, _, entry = name.partition(".")
+        if not entry:
+            values[field] = int(value) if field == "seed" else float(value)
+            continue
+        if field == "style_loss":
+            from nstjax.style_mix import parse_style_loss
+
+            mapping = dict(parse_style_loss(values[field]))
+        elif isinstance(values[field], Mapping):
+            mapping = dict(values[field])
+        else:
+            vector = layer_weight_vector(values[field], field)
+            mapping = {n: float(w) for n, w in zip(LAYER_NAMES, vector) if w > 0}
+        mapping[entry] = float(value)
+        values[field] = mapping
+    return values
+
+
 def _trial_runs(sweep: Sweep, search: SearchSpec):
     """The base item of the search and a function from a trial's params to its run."""
     (base,) = sweep.items()
@@ -173,16 +202,7 @@ def run_search(
     folder = work.path / "search"
     folder.mkdir(exist_ok=True)
     study = search_study.open_study(search, folder)
-    if isinstance(mesh, str):
-        mesh = distributed.local_mesh()
-    devices = mesh.size if mesh is not None else 1
-    convolution = kernels.choose(devices)
-    base, run_of = _trial_runs(sweep, search)
-    group = _group(sweep, search, base, run_of, convolution)
-    size = -(-search.generation // devices) * devices
-    prepared = vgg.prepare(params, convolution)
-    scorer = scorer or quality_scorer(prepared, convolution)
-    contents = {base.run.content: sweep.inputs.content_at(*base.run.content)}
+    runner = _Runner(sweep, search, params, scorer, mesh, folder, stream)
     heartbeat = search_study.Heartbeat(study)
     outcome = SearchOutcome([], [], 0, None, 0)
     try:
@@ -193,10 +213,7 @@ def run_search(
             if not trials:
                 break
             heartbeat.watch(trials)
-            items = [plan.Item(run_of(t.params), base.shape, t) for t in trials]
-            batch = plan.Batch(dataclasses.replace(group, items=items), items, size)
-            measure = _measurer(scorer, search, contents[base.run.content], sweep, base, size)
-            _run_generation(prepared, batch, contents, sweep, mesh, measure, search, folder, stream)
+            runner.run(trials)
             heartbeat.watch([])
             outcome.computed += [t.number for t in trials]
             outcome.generations += 1
@@ -208,6 +225,37 @@ def run_search(
     outcome.counted = search_study.counted(study)
     outcome.best = best_trial(history)
     return outcome
+
+
+class _Runner:
+    """What every generation shares: the one group (program), batch size, prepared parameters,
+    images and measure."""
+
+    def __init__(self, sweep, search, params, scorer, mesh, folder, stream):
+        if isinstance(mesh, str):
+            mesh = distributed.local_mesh()
+        devices = mesh.size if mesh is not None else 1
+        convolution = kernels.choose(devices)
+        self.base, self.run_of = _trial_runs(sweep, search)
+        self.group = _group(sweep, search, self.base, self.run_of, convolution)
+        self.size = -(-search.generation // devices) * devices
+        self.params = vgg.prepare(params, convolution)
+        scorer = scorer or quality_scorer(self.params, convolution)
+        content = sweep.inputs.content_at(*self.base.run.content)
+        self.contents = {self.base.run.content: content}
+        self.measure = _measurer(scorer, search, content, sweep, self.base, self.size)
+        self.sweep, self.search, self.mesh, self.folder, self.stream = (
+            sweep, search, mesh, folder, stream
+        )  # fmt: skip
+
+    def run(self, trials) -> None:
+        """Runs one generation's ``trials`` as one batch and tells the study their outcomes."""
+        items = [plan.Item(self.run_of(t.params), self.base.shape, t) for t in trials]
+        batch = plan.Batch(dataclasses.replace(self.group, items=items), items, self.size)
+        _run_generation(
+            self.params, batch, self.contents, self.sweep, self.mesh, self.measure, self.search,
+            self.folder, self.stream,
+        )  # fmt: skip
 
 
 def _measurer(scorer: Scorer, search: SearchSpec, content, sweep: Sweep, base, size: int):

@@ -29,7 +29,6 @@ Everything here is checked by :func:`parse` before anything compiles.
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import ml_collections
 
@@ -377,31 +376,3 @@ def too_small_to_measure(shape: tuple[int, int]) -> list[str]:
         f"data.size: the outputs are {h}x{w}; the quality measures of a search need at least "
         f"{MIN_SIDE} px a side"
     ]
-
-
-def run_values(base: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's run values: ``base`` (a sweep run's values) with the sampled ``params``.
-
-    A layer or loss weight replaces that entry of the base mapping (a base list of layers is
-    read as equal weights summing to 1), adding it when the base lacks it.
-    """
-    from nstjax.run import layer_weight_vector
-
-    values = dict(base)
-    for name, value in params.items():
-        field, _, entry = name.partition(".")
-        if not entry:
-            values[field] = int(value) if field == "seed" else float(value)
-            continue
-        if field == "style_loss":
-            from nstjax.style_mix import parse_style_loss
-
-            mapping = dict(parse_style_loss(values[field]))
-        elif isinstance(values[field], Mapping):
-            mapping = dict(values[field])
-        else:
-            vector = layer_weight_vector(values[field], field)
-            mapping = {n: float(w) for n, w in zip(LAYER_NAMES, vector) if w > 0}
-        mapping[entry] = float(value)
-        values[field] = mapping
-    return values
