@@ -11,8 +11,11 @@ a Markdown table: the best objective each found, its measures, and the wall time
 """
 
 import argparse
+import dataclasses
 import math
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -42,19 +45,20 @@ def run_grid(config, spec, params, runs: int):
     sweep = prepare(config)
     items = sweep.items()
     start = time.perf_counter()
-    contents = {i.run.content: sweep.inputs.content_at(*i.run.content) for i in items}
+    (run, *_) = [i.run for i in items]  # one pair: index its images as 0
+    content = sweep.inputs.content_at(*run.content)
+    style = sweep.inputs.images[run.style]
     results = api.stylize_batch(
         params,
-        contents,
-        sweep.inputs.images,
-        [i.run for i in items],
+        [content],
+        [style],
+        [dataclasses.replace(i.run, content=0, style=0) for i in items],
         options_of(items[0].key.values, config.sweep.chunk),
         batch_size=len(items),
     )
     outputs = np.stack([r.image for r in results])
-    content = np.stack([contents[i.run.content] for i in items])
-    styles = [sweep.inputs.images[i.run.style] for i in items]
-    values = quality.measure(params, outputs, content, styles, names=MEASURES)
+    contents = np.repeat(content[None], len(items), axis=0)
+    values = quality.measure(params, outputs, contents, [style] * len(items), names=MEASURES)
     wall = time.perf_counter() - start
     scores = [spec.score({m: values[m][k] for m in MEASURES}) for k in range(len(items))]
     best = int(np.argmax(scores))
@@ -67,7 +71,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--generation", type=int, default=4)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--workdir", required=True, help="the search's workdir (replaced)")
+    parser.add_argument(
+        "--workdir", required=True, help="the search's workdir (an earlier search there is deleted)"
+    )
     args = parser.parse_args()
 
     def config():
@@ -79,6 +85,9 @@ def main() -> None:
 
     params = vgg.load_params()
     sweep = prepare(config())
+    workdir = Path(args.workdir)
+    if (workdir / "search" / "search.db").exists():  # an earlier run of this script: start afresh
+        shutil.rmtree(workdir)
     start = time.perf_counter()
     outcome = run_search(sweep, sweep.search, args.workdir, params, overwrite=True, mesh=None)
     search_wall = time.perf_counter() - start

@@ -150,7 +150,10 @@ def test_the_second_generation_compiles_nothing(searched):
 
 
 def test_best_so_far_is_the_running_maximum_of_complete_trials(searched):
-    _, outcome, history, _ = searched
+    workdir, outcome, history, _ = searched
+    importances = json.loads((workdir / "search" / "importances.json").read_text())
+    assert set(importances) == {"style_weight", "style_layers.conv1_1"}
+    assert sum(importances.values()) == pytest.approx(1.0)
     best = None
     for e in history:
         if e["state"] == "complete":

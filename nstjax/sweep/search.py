@@ -14,6 +14,7 @@ Layout, under the sweep's workdir::
     DIR/search/trials.json        every trial of the study: a list of {trial, state, objective,
                                   params, measures, step, intermediate, feasible, best_so_far,
                                   image, retry_of}
+    DIR/search/importances.json   parameter -> importance for the objective (Optuna's fANOVA)
     DIR/search/trials/NNNNN.png   each trial's final image, or a pruned trial's image where it
                                   stopped (the trials this process ran)
 
@@ -45,6 +46,7 @@ Scorer = Callable[[np.ndarray, np.ndarray, Sequence[np.ndarray], Sequence[str]],
 """``scorer(outputs, contents, styles, names) -> {name: [N]}``: quality measures of ``N``
 outputs ``[N, H, W, 3]`` in [0, 1] against their content images and style images."""
 TRIALS_JSON = "trials.json"
+IMPORTANCES_JSON = "importances.json"
 
 
 def quality_directions() -> dict[str, str]:
@@ -222,6 +224,7 @@ def run_search(
     finally:
         heartbeat.close()
     history = write_history(study, folder)
+    write_importances(study, folder)
     outcome.counted = search_study.counted(study)
     outcome.best = best_trial(history)
     return outcome
@@ -346,6 +349,22 @@ def write_history(study: optuna.Study, folder: Path) -> list[dict[str, Any]]:
         history.append({**entry, "best_so_far": best})
     atomic.write_text(folder / TRIALS_JSON, to_json(history))
     return history
+
+
+def write_importances(study: optuna.Study, folder: Path) -> dict[str, float] | None:
+    """Writes ``importances.json``: each parameter's share of the objective's variance over the
+    complete trials (Optuna's fANOVA, seed 0); None (nothing written) under two such trials."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return None
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    try:
+        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (RuntimeError, ValueError):  # e.g. every complete trial has the same objective
+        return None
+    importances = {name: float(v) for name, v in importances.items()}
+    atomic.write_text(folder / IMPORTANCES_JSON, to_json(importances))
+    return importances
 
 
 def best_trial(history: list[dict[str, Any]]) -> dict[str, Any] | None:
