@@ -17,6 +17,7 @@ import numpy as np
 from nstjax import color, engine, kernels, vgg
 from nstjax.batch import build, plan
 from nstjax.batch.build import Images
+from nstjax.quality import of_results
 from nstjax.run import Options, Run, validate_options
 
 
@@ -35,6 +36,8 @@ class Result:
         converged_at: step at which the run met its loss or gradient tolerance, else None.
         step_evaluations: ``[steps]`` the loss/gradient evaluations of each step (a line search
             makes several a step; 0 after the run stopped).
+        quality: the quality measures of ``image`` (:data:`nstjax.quality.MEASURES` name ->
+            value) when ``Options.quality`` asked for them, else None.
     """
 
     run: Run
@@ -45,6 +48,7 @@ class Result:
     key: Hashable = None
     converged_at: int | None = None
     step_evaluations: np.ndarray | None = None
+    quality: dict[str, float] | None = None
 
     @property
     def evaluations(self) -> int:
@@ -203,6 +207,10 @@ def run_batch(
                 step_evaluations=outcome.evaluations[:, j],
             )
         )
+    if options.quality:
+        scores = of_results.measure_results(params, results, contents, styles, program.convolution)
+        for result, score in zip(results, scores):
+            result.quality = score
     observer.batch_finished(batch, results)
     return results
 

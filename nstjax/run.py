@@ -145,6 +145,7 @@ class Options:
         loop: ``"python"`` (a jitted step called from Python) or ``"scan"`` (``chunk`` steps per
             compiled call); ``None`` picks the faster for the backend.
         chunk: steps between host synchronisations (progress, snapshots).
+        quality: measure each finished run (:mod:`nstjax.quality`) into ``Result.quality``.
     """
 
     steps: int = 500
@@ -157,6 +158,7 @@ class Options:
     batch_size: int | None = None
     loop: str | None = None
     chunk: int = 50
+    quality: bool = False
 
     def program_key(self) -> tuple:
         """The fields that go into the compiled program (runs differing in them never share a

@@ -49,11 +49,12 @@ def plan_schedule(
     """The batches of each scale of a coarse-to-fine schedule (shapes at full resolution); each
     batch's ``first_step`` counts the steps of the scales before it."""
     plans, done = [], 0
-    for size, steps in schedule:
+    for scale, (size, steps) in enumerate(schedule):
+        final = scale == len(schedule) - 1  # only the last scale's images are measured
         batches = plan_runs(
             runs,
             [long_side_shape(s, size) for s in shapes],
-            dataclasses.replace(options, steps=steps),
+            dataclasses.replace(options, steps=steps, quality=options.quality and final),
             n_devices=n_devices,
         )
         for batch in batches:

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply")
+SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply", "score")
 
 
 class HelpWithDefaults(argparse.HelpFormatter):

@@ -30,6 +30,12 @@ def register(subparsers) -> None:
         formatter_class=HelpWithDefaults,
     )
     stylize_args.add_arguments(p)
+    p.add_argument(
+        "--quality",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure every result and print a table of the measures (docs/quality.md)",
+    )
     p.set_defaults(func=main)
 
 
@@ -54,6 +60,7 @@ def _options(args) -> Options:
         remat=args.remat,
         batch_size=args.batch_size,
         chunk=args.save_every or 10,
+        quality=args.quality,
     )
     try:
         validate_options(options)
@@ -322,4 +329,8 @@ def main(args: argparse.Namespace) -> int:
         f"({len(results) * total_steps / elapsed:.2f} img-it/s including compilation)"
         + (f"; {failed} run(s) failed (see above)" if failed else "")
     )
+    if any(r.quality for r in results):
+        from nstjax.quality.table import format_table
+
+        print(format_table([p.name for p in paths], [r.quality for r in results]))
     return 1 if failed else 0

@@ -1,0 +1,42 @@
+"""Result.quality: measured once per finished batch when Options.quality asks for it."""
+
+import numpy as np
+import pytest
+
+from nstjax import api, quality
+from nstjax.image import resize
+from nstjax.run import Run
+
+
+def _image(seed, shape):
+    return np.random.default_rng(seed).random((*shape, 3)).astype(np.float32)
+
+
+def test_results_carry_the_measures_of_their_images(tiny_params):
+    contents = [_image(0, (32, 24))]
+    styles = [_image(1, (48, 40)), _image(2, (30, 36))]
+    runs = [Run(content=0, style=0, seed=1), Run(content=0, style=1, seed=2)]
+    results = api.stylize_batch(tiny_params, contents, styles, runs, steps=2, quality=True)
+    # The protocol: the final image, its content, its style resized to the output's long side.
+    references = [resize(styles[0], (32, 27)), resize(styles[1], (27, 32))]
+    want = quality.measure(
+        tiny_params,
+        np.stack([r.image for r in results]),
+        np.stack(contents * 2),
+        references,
+    )
+    for i, result in enumerate(results):
+        assert list(result.quality) == list(quality.MEASURE_NAMES)
+        assert all(type(v) is float for v in result.quality.values())
+        for name, values in want.items():
+            assert result.quality[name] == pytest.approx(values[i], rel=1e-5, abs=1e-6), name
+
+
+def test_no_measures_unless_asked_or_too_small(tiny_params):
+    content, style = _image(0, (32, 32)), _image(1, (32, 32))
+    run = Run(content=0, style=0)
+    assert api.stylize_batch(tiny_params, [content], [style], [run], steps=1)[0].quality is None
+    small = api.stylize_batch(
+        tiny_params, [content[:16, :16]], [style], [run], steps=1, quality=True
+    )
+    assert small[0].quality is None
