@@ -21,6 +21,7 @@ import numpy as np
 
 from nstjax import api, quality, vgg
 from nstjax.config import load_config
+from nstjax.quality.of_results import reference_style
 from nstjax.sweep import prepare
 from nstjax.sweep.expand import options_of
 from nstjax.sweep.search import run_search
@@ -48,6 +49,7 @@ def run_grid(config, spec, params, runs: int):
     (run, *_) = [i.run for i in items]  # one pair: index its images as 0
     content = sweep.inputs.content_at(*run.content)
     style = sweep.inputs.images[run.style]
+    reference = reference_style(style, content.shape)  # as the search (and Result.quality)
     results = api.stylize_batch(
         params,
         [content],
@@ -58,7 +60,7 @@ def run_grid(config, spec, params, runs: int):
     )
     outputs = np.stack([r.image for r in results])
     contents = np.repeat(content[None], len(items), axis=0)
-    values = quality.measure(params, outputs, contents, [style] * len(items), names=MEASURES)
+    values = quality.measure(params, outputs, contents, [reference] * len(items), names=MEASURES)
     wall = time.perf_counter() - start
     scores = [spec.score({m: values[m][k] for m in MEASURES}) for k in range(len(items))]
     best = int(np.argmax(scores))

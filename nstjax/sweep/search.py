@@ -14,7 +14,7 @@ Layout, under the sweep's workdir::
     DIR/search/trials.json        every trial of the study: a list of {trial, state, objective,
                                   params, measures, step, intermediate, feasible, best_so_far,
                                   image, retry_of}
-    DIR/search/importances.json   parameter -> importance for the objective (Optuna's fANOVA)
+    DIR/search/importances.json   parameter -> importance for the objective (Optuna's PED-ANOVA)
     DIR/search/trials/NNNNN.png   each trial's final image, or a pruned trial's image where it
                                   stopped (the trials this process ran)
 
@@ -264,7 +264,10 @@ class _Runner:
 def _measurer(scorer: Scorer, search: SearchSpec, content, sweep: Sweep, base, size: int):
     """``measure(images [n, H, W, 3]) -> [{measure: value}] * n``, always called on ``size``
     rows (padded with the last image), so a compiled measure compiles once."""
-    style = sweep.inputs.images[base.run.style]
+    from nstjax.quality.of_results import reference_style
+
+    # the sweeps' protocol (Result.quality): the style at the output's long side
+    style = reference_style(sweep.inputs.images[base.run.style], content.shape)
     contents = np.repeat(content[None], size, axis=0)
     styles = [style] * size
 
@@ -352,14 +355,14 @@ def write_history(study: optuna.Study, folder: Path) -> list[dict[str, Any]]:
 
 
 def write_importances(study: optuna.Study, folder: Path) -> dict[str, float] | None:
-    """Writes ``importances.json``: each parameter's share of the objective's variance over the
-    complete trials (Optuna's fANOVA, seed 0); None (nothing written) under two such trials."""
+    """Writes ``importances.json``: each parameter's importance for the objective over the
+    complete trials (Optuna's PED-ANOVA, its default evaluator); None (nothing written) under two
+    such trials."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
         return None
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
     try:
-        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        importances = optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError):  # e.g. every complete trial has the same objective
         return None
     importances = {name: float(v) for name, v in importances.items()}
