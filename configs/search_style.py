@@ -40,7 +40,7 @@ def get_config(arg=None):
     search.prune.keep = 0.5
 
     if arg == "quick":
-        config.data.size = 40  # 26x40: the measures need 24 px a side
+        config.data.size = 48  # the measures need 24 px a side: the style is 26x48
         config.optim.steps = 6
         config.sweep.chunk = 3
         search.trials = 4

@@ -53,7 +53,7 @@ def write_config(path: Path, images_dir: Path, storage: str, trials: int) -> Pat
                 config = default_config()
                 config.data.content = [{str(images_dir / "tubingen.jpg")!r}]
                 config.data.style = [{str(images_dir / "starry_night.jpg")!r}]
-                config.data.size = 16
+                config.data.size = 40  # the style at 25x40: the measures' 24 px
                 config.loss.content_layers = ["conv2_1"]
                 config.loss.style_layers = ["conv1_1", "conv2_1"]
                 config.optim.steps = 3
@@ -105,6 +105,7 @@ def test_kill_9_then_resume_repeats_and_loses_no_trial(images_dir, tmp_path):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # a generation told, the next one running
         time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
         try:
             states = [t.state for t in trials_of(storage)]
         except Exception:  # the study does not exist yet

@@ -160,3 +160,20 @@ def test_cli_bad_input_exit_2_before_anything_is_written(images_dir, tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], proc.stderr
         assert not workdir.exists()
+
+
+def test_the_quality_measures_and_their_smallest_images(images_dir):
+    """Without ``measures``, the objective names the package's quality measures, whose images
+    need 24 px a side: the output, and the style at the output's long side."""
+    config = search_config(images_dir)
+    config.search.objective.weights = {"content_fidelity": 1.0}
+    with pytest.raises(NstjaxError, match=r"the output \(12x16\) is smaller than the 24 px"):
+        prepare(config)
+    config.data.size = 32  # output 24x32, the style 20x32
+    with pytest.raises(NstjaxError, match=r"style image at the output's long side \(20x32\)"):
+        prepare(config)
+    config.data.size = 40
+    assert prepare(config).search.directions["content_fidelity"] == "max"
+    config.search.objective.weights = {"dist": 1.0}
+    with pytest.raises(NstjaxError, match="unknown measure .*content_fidelity"):
+        prepare(config)

@@ -365,14 +365,17 @@ def parse_search(
     return spec
 
 
-def too_small_to_measure(shape: tuple[int, int]) -> list[str]:
-    """The problem of an output ``shape`` too small for the quality measures, if any."""
+def too_small_to_measure(shape: tuple[int, int], style_shape: tuple[int, ...]) -> list[str]:
+    """The problem of an output ``shape`` too small for the quality measures, or of a style
+    image too small once at the output's long side (how the measures take it), if any."""
+    from nstjax.image import long_side_shape
     from nstjax.quality.protocol import MIN_SIDE
 
-    if min(shape) >= MIN_SIDE:
-        return []
-    h, w = shape
-    return [
-        f"data.size: the outputs are {h}x{w}; the quality measures of a search need at least "
-        f"{MIN_SIDE} px a side"
-    ]
+    style = long_side_shape(style_shape, max(shape))
+    for what, (h, w) in (("output", shape), ("style image at the output's long side", style)):
+        if min(h, w) < MIN_SIDE:
+            return [
+                f"data.size: the {what} ({h}x{w}) is smaller than the {MIN_SIDE} px a side the "
+                "quality measures of a search need"
+            ]
+    return []

@@ -159,8 +159,9 @@ def prepare(
     if not problems:
         problems += _too_small(Sweep(config, expansion, inputs))
     if not problems and search is not None and measures is None:
-        shape = Sweep(config, expansion, inputs).output_shape(expansion.runs[0])
-        problems += too_small_to_measure(shape)
+        run = expansion.runs[0]
+        shape = Sweep(config, expansion, inputs).output_shape(run)
+        problems += too_small_to_measure(shape, inputs.images[run.style].shape)
     if problems:
         count = f"{len(problems)} problems" if len(problems) > 1 else "a problem"
         raise NstjaxError(f"the sweep config has {count}: " + "; ".join(problems))
