@@ -416,7 +416,7 @@ def optimize(
     *,
     loop: str | None = None,
     chunk: int = 50,
-    on_chunk: Callable[[int, State, np.ndarray], None] | None = None,
+    on_chunk: Callable[[int, State, np.ndarray], np.ndarray | None] | None = None,
     start: Start | None = None,
     on_state: Callable[[Start], None] | None = None,
 ) -> Outcome:
@@ -434,7 +434,9 @@ def optimize(
             compiled call); ``None`` picks :func:`default_loop`.
         chunk: steps between host synchronisations (progress, snapshots).
         on_chunk: called after each chunk with the number of steps done, the state and the
-            ``[n, R, 4]`` loss terms of that chunk (host arrays).
+            ``[n, R, 4]`` loss terms of that chunk (host arrays); it may return a ``[R]``
+            bool mask of runs to stop there, each alone (as if it had converged, but with
+            ``converged_at`` left at -1).
         start: resume from here (a :class:`Start` saved by ``on_state``) instead of from
             ``pixels``' fresh state; the outcome is what an uninterrupted call gives.
         on_state: called after each chunk (after ``on_chunk``) with the progress as a
@@ -457,7 +459,9 @@ def optimize(
         done += n
         history.append(rows)
         if on_chunk is not None:
-            on_chunk(done, state, rows[..., : len(METRICS)])
+            stop = on_chunk(done, state, rows[..., : len(METRICS)])
+            if stop is not None:
+                state = state._replace(active=state.active & ~jnp.asarray(stop))
         if on_state is not None:
             on_state(Start(state, np.concatenate(history)))
     # The loss of the images as they are saved: clipped to the valid range.

@@ -72,6 +72,10 @@ class Observer:
             steps: steps done so far.
             metrics: ``[n, runs, 4]`` loss terms of the last chunk's steps (real runs only).
             images: a callable returning the current images ``[runs, H, W, 3]`` in [0, 1].
+
+        Returns:
+            None, or a ``[runs]`` bool mask of runs to stop now, each alone (it keeps its
+            current image, as a converged run does; a search prunes runs so).
         """
 
     def batch_finished(self, batch: plan.Batch, results: list[Result]) -> None:
@@ -98,8 +102,9 @@ class Observers(Observer):
             o.batch_started(batch)
 
     def chunk_done(self, batch, steps, metrics, images):
-        for o in self.observers:
-            o.chunk_done(batch, steps, metrics, images)
+        stops = [o.chunk_done(batch, steps, metrics, images) for o in self.observers]
+        stops = [np.asarray(s, bool) for s in stops if s is not None]
+        return np.logical_or.reduce(stops) if stops else None
 
     def batch_finished(self, batch, results):
         for o in self.observers:
@@ -198,7 +203,10 @@ def run_batch(
 
     def on_chunk(done, state, metrics):
         images = lambda: np.clip(np.asarray(state.pixels[:n]) / 255.0, 0.0, 1.0)
-        observer.chunk_done(batch, done, metrics[:, :n], images)
+        stop = observer.chunk_done(batch, done, metrics[:, :n], images)
+        if stop is not None:  # the padding rows run on
+            return np.concatenate([np.asarray(stop, bool), np.zeros(batch.size - n, bool)])
+        return None
 
     like = jax.eval_shape(functools.partial(engine.init_state, program), built.pixels)
     start = observer.resume_from(batch, like) if hasattr(observer, "resume_from") else None

@@ -2,6 +2,7 @@
 
     nstjax sweep --config configs/sweep_style_weight.py:quick --workdir /tmp/grid
     nstjax sweep --config configs/pairs.py --workdir out --config.data.size=256
+    nstjax sweep --config configs/search_style.py:quick --workdir /tmp/search   # a search
 
 Thin: it parses flags, loads the config (:mod:`nstjax.config`) and calls :mod:`nstjax.sweep`.
 """
@@ -75,6 +76,13 @@ def main(args: argparse.Namespace) -> int:
     cluster_spec = distributed.resolve(args.coordinator, args.num_processes, args.process_id)
     config, problems = load(args.config, args.config_overrides)
     prepared = sweep.prepare(config, problems)
+    if prepared.search is not None:
+        if cluster_spec is not None:
+            raise NstjaxError(
+                "--num-processes: a search is shared through its storage, not jax.distributed; "
+                "run one process per workdir with the same --config.search.storage"
+            )
+        return search_main(args, prepared)
     if args.dry_run:
         for run in prepared.runs:
             shape = "x".join(map(str, prepared.output_shape(run)))
@@ -108,4 +116,35 @@ def main(args: argparse.Namespace) -> int:
             "nstjax: sweep: some runs failed or are unfinished (see manifest.json)", file=sys.stderr
         )
         return 1
+    return 0
+
+
+def search_main(args: argparse.Namespace, prepared) -> int:
+    """Runs (or with ``--dry-run`` describes) a config's ``search`` section."""
+    from nstjax.sweep import search as search_module
+
+    spec = prepared.search
+    if args.dry_run:
+        for r in spec.ranges:
+            print(f"{r.name}  [{r.low:g}, {r.high:g}]  {r.scale}")
+        print(
+            f"{spec.trials} trials in generations of {spec.generation}, sampler {spec.sampler}, "
+            f"pruned at steps {list(spec.prune_steps) or '-'}"
+        )
+        return 0
+    from nstjax import vgg
+
+    params = vgg.load_params(args.weights or prepared.config.model.weights or None)
+    outcome = search_module.run_search(
+        prepared, spec, args.workdir, params, overwrite=args.overwrite
+    )
+    print(
+        f"search: ran {len(outcome.computed)} trial(s) in {outcome.generations} generation(s); "
+        f"the study holds {outcome.counted} of {spec.trials}"
+    )
+    if outcome.best:
+        best = outcome.best
+        print(
+            f"search: best trial {best['trial']}: objective {best['objective']:.6g} {best['params']}"
+        )
     return 0

@@ -40,6 +40,8 @@ files start from it and change a few fields::
                                global effects, ...) into run.json, summary.csv and the report
     sweep.tensorboard          also write TensorBoard logs under DIR/tensorboard (default off:
                                needs the optional tensorboardX package)
+    search.*                   a hyperparameter search instead of a grid
+                               (nstjax.sweep.search_space)
 
 An axis is named by the field's last part (``style_weight``, ``size``, ...). Besides the fields
 below, the axis ``content_style_ratio`` sets ``style_weight = content_weight / ratio`` per run,
@@ -105,6 +107,7 @@ def default_config() -> ml_collections.ConfigDict:
     """
     from nstjax import examples
     from nstjax.run import DEFAULT_SIZE, Options, Run
+    from nstjax.sweep.search_space import search_defaults
 
     run, options = Run(), Options()
     config = ml_collections.ConfigDict()
@@ -160,6 +163,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.sweep.checkpoint_minutes = CHECKPOINT_MINUTES
     config.sweep.quality = True  # measure every finished run (nstjax.quality) into run.json
     config.sweep.tensorboard = False  # TensorBoard logs under DIR/tensorboard (needs tensorboardX)
+    config.search = search_defaults()  # nstjax.sweep.search_space: a search instead of a grid
     return config
 
 
@@ -222,7 +226,13 @@ _BENCH_FIELDS = ("sizes", "batch_sizes", "precisions")
 """Fields that make a config a ``nstjax bench`` config (configs/bench.py)."""
 
 
-OPEN_GROUPS = ("sweep.axes", "sweep.zip")
+OPEN_GROUPS = (
+    "sweep.axes",
+    "sweep.zip",
+    "search.space",
+    "search.objective.weights",
+    "search.objective.bounds",
+)
 """Groups whose keys are axis names rather than fixed fields."""
 
 

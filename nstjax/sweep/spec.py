@@ -5,7 +5,7 @@ reports every problem at once.
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from nstjax.sweep import inputs as sweep_inputs
 from nstjax.sweep.expand import Expansion, SweepRun, expand, preset_run_fields, to_api_run
 from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.report import sheet_axes
+from nstjax.sweep.search_space import SearchSpec, parse_search, too_small_to_measure
 from nstjax.validate import image_memory
 
 
@@ -31,11 +32,13 @@ class Sweep:
         config: the complete config (every field, overrides applied).
         expansion: its runs and axes.
         inputs: its images.
+        search: its ``search`` section, or None for a grid (:mod:`nstjax.sweep.search_space`).
     """
 
     config: ml_collections.ConfigDict
     expansion: Expansion
     inputs: sweep_inputs.Inputs
+    search: SearchSpec | None = None
 
     @property
     def runs(self) -> list[SweepRun]:
@@ -127,13 +130,19 @@ def _too_small(sweep: "Sweep") -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-def prepare(config: ml_collections.ConfigDict, problems: Sequence[str] = ()) -> Sweep:
+def prepare(
+    config: ml_collections.ConfigDict,
+    problems: Sequence[str] = (),
+    measures: Mapping[str, str] | None = None,
+) -> Sweep:
     """Completes, checks and expands a sweep config and reads its images.
 
     Args:
         config: a sweep config (from :func:`nstjax.config.load_config`).
         problems: problems found earlier (bad ``--config.FIELD`` overrides), reported with the
             rest.
+        measures: the measures a search's objective may name -> ``"max"`` or ``"min"``
+            (default: the package's quality measures).
 
     Returns:
         The sweep.
@@ -149,6 +158,7 @@ def prepare(config: ml_collections.ConfigDict, problems: Sequence[str] = ()) -> 
     styles = sweep_inputs.list_files(config.data.style, "style image", problems)
     expansion, more = expand(config, contents, styles)
     problems += more
+    search = parse_search(config, measures, len(expansion.runs), problems)
     inits = [run.values["init"] for run in expansion.runs]
     inputs = sweep_inputs.load(contents, styles, inits, problems)
     if not problems and not expansion.runs:
@@ -160,7 +170,11 @@ def prepare(config: ml_collections.ConfigDict, problems: Sequence[str] = ()) -> 
             problems.append(str(e))
     if not problems:
         problems += _too_small(Sweep(config, expansion, inputs))
+    if not problems and search is not None and measures is None:
+        run = expansion.runs[0]
+        shape = Sweep(config, expansion, inputs).output_shape(run)
+        problems += too_small_to_measure(shape, inputs.images[run.style].shape)
     if problems:
         count = f"{len(problems)} problems" if len(problems) > 1 else "a problem"
         raise NstjaxError(f"the sweep config has {count}: " + "; ".join(problems))
-    return Sweep(config, expansion, inputs)
+    return Sweep(config, expansion, inputs, search)

@@ -71,9 +71,10 @@ IGNORED_FOR_RESUME = (
     "sweep.checkpoint_minutes",
     "sweep.tensorboard",
     "sweep.quality",
+    "search.trials",
 )
-"""Config fields that only change how results are shown, when a batch in flight is saved, or what
-later runs add to their records (quality measures): a rerun may change them."""
+"""Config fields that only change how results are shown, when a batch in flight is saved, what later
+runs add to their records (quality measures) or how long a search goes on: a rerun may change them."""
 
 
 def to_json(value: Any) -> str:
