@@ -392,3 +392,12 @@ def test_a_failed_config_write_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(nstjax.atomic, "write_text", denied)
     with pytest.raises(NstjaxError, match="--output .*cannot write config.json"):
         write_config(tmp_path / "model", TrainConfig(styles=("a.png",), content_dir="c"))
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1.0])
+def test_the_api_refuses_a_non_finite_blend_weight(weight):
+    from nstjax.errors import NstjaxError
+    from nstjax.run import Run, validate_run
+
+    with pytest.raises(NstjaxError, match="finite"):
+        validate_run(Run(style={0: weight, 1: 1.0}), 1, 2)
