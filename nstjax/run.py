@@ -124,8 +124,11 @@ class Run:
         """The styles this run uses, ``{index: weight}`` with weights summing to 1."""
         blend = dict(self.style) if isinstance(self.style, Mapping) else {self.style: 1.0}
         total = sum(blend.values())
-        if not blend or total <= 0:
-            raise NstjaxError(f"style blend {self.style!r}: weights must be positive")
+        finite = all(math.isfinite(w) and w >= 0 for w in blend.values())
+        if not blend or not finite or not total > 0:
+            raise NstjaxError(
+                f"style blend {self.style!r}: weights must be finite, >= 0 and not all 0"
+            )
         return {k: v / total for k, v in blend.items()}
 
     def step_size(self, optimizer: str) -> float:

@@ -358,3 +358,46 @@ def test_progress_shows_no_rate_before_any_step_and_says_when_nothing_is_left():
     assert stream.getvalue() == "sweep: 0/0 image-steps, nothing left to run\n"
     text = TrainProgress(0, 10, 4, stream=io.StringIO()).text(1, np.ones((1, 4)))
     assert "nan" not in text and "? img/s" in text
+
+
+def test_an_unwritable_location_is_refused_for_each_command(files, tmp_path, capsys, monkeypatch):
+    """A folder the user may not write in (os.access says no: read-only mounts, permissions;
+    the tests may run as root, for whom a mode-0555 folder is writable) is refused by name."""
+    import os
+
+    block_work(monkeypatch)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: str(p) != str(locked) and real_access(p, m))
+    argv = _train(files, tmp_path)
+    argv[argv.index("--output") + 1] = str(locked / "model")
+    fails(capsys, argv, "--output", "locked is not writable")
+    bench = ["bench", "--config", "configs/bench.py:quick", "--output", str(locked / "b")]
+    fails(capsys, bench, "--output", "locked is not writable")
+    fails(capsys, _stylize(files)[:-1] + [str(locked / "o.png")], "--output", "not writable")
+
+
+def test_a_failed_config_write_is_one_line(tmp_path, monkeypatch):
+    """Permissions changed between the check and the write: still an NstjaxError naming
+    --output, not an OSError."""
+    import nstjax.atomic
+    from nstjax.errors import NstjaxError
+    from nstjax.feedforward import TrainConfig
+    from nstjax.feedforward.checkpoint import write_config
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(nstjax.atomic, "write_text", denied)
+    with pytest.raises(NstjaxError, match="--output .*cannot write config.json"):
+        write_config(tmp_path / "model", TrainConfig(styles=("a.png",), content_dir="c"))
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1.0])
+def test_the_api_refuses_a_non_finite_blend_weight(weight):
+    from nstjax.errors import NstjaxError
+    from nstjax.run import Run, validate_run
+
+    with pytest.raises(NstjaxError, match="finite"):
+        validate_run(Run(style={0: weight, 1: 1.0}), 1, 2)

@@ -61,7 +61,12 @@ def write_config(model_dir: Path, config: TrainConfig, write: bool = True) -> No
                 "use another folder to start a new run"
             )
     if write:
-        atomic.write_text(path, config.to_json() + "\n")
+        try:
+            atomic.write_text(path, config.to_json() + "\n")
+        except OSError as e:
+            raise NstjaxError(
+                f"--output '{model_dir}': cannot write {CONFIG} ({e.strerror})"
+            ) from e
 
 
 def _same_files(old: list[str], new: list[str]) -> bool:
