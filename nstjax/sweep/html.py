@@ -205,6 +205,7 @@ def page_data(
     base: Path,
     history: SearchHistory | None = None,
     title: str = "sweep",
+    views: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """Everything ``report.html`` shows, as JSON-able data.
 
@@ -217,6 +218,8 @@ def page_data(
         base: the folder of the page (links to the images are relative to it).
         history: a search's history, if the sweep is one.
         title: the page's heading.
+        views: images shown in the search section (``{"title", "src"}``, ``src`` relative to the
+            page), e.g. a search's slice and importance plots.
 
     Returns:
         ``columns``, ``runs`` (``id``, ``label``, ``status``, ``cells`` in column order,
@@ -256,6 +259,7 @@ def page_data(
         "pareto": pareto_fronts([r["id"] for r in eligible], values, measures),
         "scatter": scatter,
         "history": _history(history),
+        "views": [dict(v) for v in views],
     }
 
 
@@ -282,8 +286,9 @@ def write_html(
     image_path: ImagePath,
     history: SearchHistory | None = None,
     title: str = "sweep",
+    views: Sequence[Mapping[str, str]] = (),
 ) -> None:
     """Writes ``report.html`` (atomically): :func:`page_data` drawn by :func:`render`."""
     path = Path(path)
-    data = page_data(expansion, records, measures, image_path, path.parent, history, title)
+    data = page_data(expansion, records, measures, image_path, path.parent, history, title, views)
     atomic.write_text(path, render(data))

@@ -213,6 +213,11 @@ function searchSection(parent) {
     const td = el("td", {}, tr);
     if (t.run) { const a = el("a", { href: "#" }, td, t.run); a.addEventListener("click", (e) => { e.preventDefault(); select(t.run); }); }
   }
+  for (const v of DATA.views || []) {
+    const fig = el("figure", { class: "view" }, box);
+    el("img", { src: v.src, alt: v.title }, el("a", { href: v.src }, fig));
+    el("figcaption", {}, fig, v.title);
+  }
 }
 
 function runsSection(parent) {

@@ -38,6 +38,7 @@ from nstjax.image import save_image
 from nstjax.progress import ProgressDisplay
 from nstjax.sweep import distributed, search_study
 from nstjax.sweep.expand import options_of as expand_options_of
+from nstjax.sweep.search_report import write_search_report
 from nstjax.sweep.search_space import SearchSpec
 from nstjax.sweep.spec import Sweep
 from nstjax.sweep.workdir import Workdir, to_json
@@ -220,11 +221,12 @@ def run_search(
             outcome.computed += [t.number for t in trials]
             outcome.generations += 1
             history = write_history(study, folder)
+            write_search_report(work, history, None)
             log(_generation_line(outcome.generations, trials, history))
     finally:
         heartbeat.close()
     history = write_history(study, folder)
-    write_importances(study, folder)
+    write_search_report(work, history, write_importances(study, folder))
     outcome.counted = search_study.counted(study)
     outcome.best = best_trial(history)
     return outcome
