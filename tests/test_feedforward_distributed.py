@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 from conftest import train_config as _config
 
 from nstjax.feedforward import load_model, train
@@ -62,6 +63,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_and_resume(content_dir, images_dir, tiny_params, tmp_path):
     out = tmp_path / "model"
     code = _CHILD.format(

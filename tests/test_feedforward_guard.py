@@ -5,6 +5,7 @@ bit-identical to it trained alone."""
 
 import jax
 import numpy as np
+import pytest
 from conftest import train_config as _config
 
 from nstjax import vgg
@@ -45,6 +46,7 @@ def _cli_args(config, out) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_non_finite_network_is_rejected_stopped_and_the_other_unaffected(
     content_dir, images_dir, tiny_params, tmp_path, capsys, monkeypatch
 ):

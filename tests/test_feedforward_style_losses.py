@@ -46,6 +46,7 @@ def _numpy_style_terms(tiny_params, config, outputs, styles) -> np.ndarray:
     )
 
 
+@pytest.mark.slow
 def test_networks_with_different_style_losses_train_in_one_step(
     content_dir, images_dir, tiny_params, tmp_path, monkeypatch
 ):

@@ -135,6 +135,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted(
     together, content_dir, images_dir, tiny_params, tmp_path
 ):

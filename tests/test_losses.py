@@ -570,6 +570,7 @@ def real_bf16_gradients(real_params, images_dir):
 
 
 @pytest.mark.weights
+@pytest.mark.slow
 def test_bfloat16_gradient_real_weights_points_the_same_way(real_bf16_gradients):
     a, b = real_bf16_gradients
     rel = np.linalg.norm(b - a) / np.linalg.norm(a)
@@ -584,6 +585,7 @@ def test_bfloat16_gradient_real_weights_points_the_same_way(real_bf16_gradients)
     reason="bf16 activations give gradients 4-9% off float32 on the real VGG-19 at 32 px "
     "(rounding the weights alone to bf16 already moves them 1.5-4%); see the comment above",
 )
+@pytest.mark.slow
 def test_bfloat16_gradient_real_weights_within_1e_2(real_bf16_gradients):
     a, b = real_bf16_gradients
     rel = np.linalg.norm(b - a) / np.linalg.norm(a)
