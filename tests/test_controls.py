@@ -529,11 +529,11 @@ def test_cli_style_blend_and_masks_reach_the_run(recorded_cli):
 
 def test_cli_per_run_controls_reach_the_run(recorded_cli):
     argv = ["--output", "out", "--colors", "luminance", "--normalize-gradients"]
-    ((_, runs, _),) = recorded_cli(*argv, "--style-scale", "0.5")
+    ((_, runs, _),) = recorded_cli(*argv, "--style-scale", "1.5")  # 0.5 leaves conv5_1 < 1 px
     assert len(runs) == 2
     for run in runs:
         assert run.colors == "luminance" and run.normalize_gradients
-        assert run.style_scale == 0.5
+        assert run.style_scale == 1.5
 
 
 def test_cli_multiscale_runs_the_schedule(recorded_cli, tmp_path):

@@ -106,7 +106,7 @@ def test_bad_style_loss_is_one_line_before_compiling(
         (["--style", style, "--style-loss", "gramm"], "unknown loss 'gramm'"),
         (
             ["--style", style, style, style, "--style-loss", "gram", "mrf"],
-            "--style-loss: 2 values for 3 networks",
+            "--style-loss: 2 values, but --style gives 3 networks",
         ),
         (
             ["--style", style, "--style-loss", "mrf", "--size", "32"],

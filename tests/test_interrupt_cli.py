@@ -60,6 +60,9 @@ def cli(*args) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell that starts pytest in the background ignores SIGINT, and the child would
+        # inherit that; Python installs its Ctrl-C handler only where SIGINT is not ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -27,8 +27,8 @@ DRIVER = textwrap.dedent(
     import numpy as np
     from nstjax import vgg
     vgg.load_params = lambda path=None: vgg.init_params(jax.random.key(0))
-    from nstjax.sweep import search
-    search.quality_directions = lambda: {"dist": "min"}
+    from nstjax.sweep import search, search_space
+    search_space.quality_directions = lambda: {"dist": "min"}
 
     def quality_scorer(params, convolution="xla"):
         def scorer(outputs, contents, styles, names):

@@ -120,8 +120,8 @@ def test_a_search_needs_one_pair_and_no_axes(images_dir):
 DRIVER = textwrap.dedent(
     """
     import sys
-    from nstjax.sweep import search
-    search.quality_directions = lambda: {"dist": "min"}
+    from nstjax.sweep import search, search_space
+    search_space.quality_directions = lambda: {"dist": "min"}
     from nstjax.cli import main
     sys.exit(main(sys.argv[1:]))
     """

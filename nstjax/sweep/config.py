@@ -97,6 +97,27 @@ minutes of a batch; a save costs one write of the batch's state (for L-BFGS with
 45 image-sized arrays per run)."""
 
 
+def search_defaults() -> ml_collections.ConfigDict:
+    """The ``search`` section with its defaults (the one source of them; read by
+    :mod:`nstjax.sweep.search_space`)."""
+    s = ml_collections.ConfigDict()
+    s.trials = 0
+    s.generation = 8
+    s.sampler = "tpe"
+    s.seed = 0
+    s.space = ml_collections.ConfigDict()
+    s.objective = ml_collections.ConfigDict()
+    s.objective.weights = ml_collections.ConfigDict()
+    s.objective.bounds = ml_collections.ConfigDict()
+    s.prune = ml_collections.ConfigDict()
+    s.prune.steps = []
+    s.prune.keep = 0.5
+    s.prune.measure = ""
+    s.storage = ""
+    s.study = "search"
+    return s
+
+
 def default_config() -> ml_collections.ConfigDict:
     """Every field of a sweep config with its default: one run of the shipped example pair with
     the package's defaults, read from :class:`nstjax.Run` and :class:`nstjax.Options` (so a sweep
@@ -107,7 +128,6 @@ def default_config() -> ml_collections.ConfigDict:
     """
     from nstjax import examples
     from nstjax.run import DEFAULT_SIZE, Options, Run
-    from nstjax.sweep.search_space import search_defaults
 
     run, options = Run(), Options()
     config = ml_collections.ConfigDict()
@@ -163,7 +183,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.sweep.checkpoint_minutes = CHECKPOINT_MINUTES
     config.sweep.quality = True  # measure every finished run (nstjax.quality) into run.json
     config.sweep.tensorboard = False  # TensorBoard logs under DIR/tensorboard (needs tensorboardX)
-    config.search = search_defaults()  # nstjax.sweep.search_space: a search instead of a grid
+    config.search = search_defaults()  # a search instead of a grid (nstjax.sweep.search_space)
     return config
 
 

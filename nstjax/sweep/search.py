@@ -50,13 +50,6 @@ TRIALS_JSON = "trials.json"
 IMPORTANCES_JSON = "importances.json"
 
 
-def quality_directions() -> dict[str, str]:
-    """The quality measures an objective may name -> ``"max"`` or ``"min"``."""
-    from nstjax import quality
-
-    return {m.name: "max" if m.higher_is_better else "min" for m in quality.MEASURES}
-
-
 def quality_scorer(params, convolution: str = "xla") -> Scorer:
     """The package's quality measures (:func:`nstjax.quality.measure`) as a :data:`Scorer`
     (``params`` prepared for ``convolution``, :func:`nstjax.vgg.prepare`)."""

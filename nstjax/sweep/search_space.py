@@ -34,7 +34,7 @@ import ml_collections
 
 from nstjax.architecture import LAYER_NAMES
 from nstjax.run import STYLE_LOSS_NAMES
-from nstjax.sweep.config import STATIC_FIELDS
+from nstjax.sweep.config import STATIC_FIELDS, search_defaults  # noqa: F401  (re-exported)
 
 SAMPLERS: tuple[str, ...] = ("tpe", "random", "qmc")
 SCALES: tuple[str, ...] = ("linear", "log", "int")
@@ -63,24 +63,11 @@ OPEN_GROUPS: tuple[str, ...] = (
 )
 
 
-def search_defaults() -> ml_collections.ConfigDict:
-    """The ``search`` section with its defaults (the one source of them)."""
-    s = ml_collections.ConfigDict()
-    s.trials = 0
-    s.generation = 8
-    s.sampler = "tpe"
-    s.seed = 0
-    s.space = ml_collections.ConfigDict()
-    s.objective = ml_collections.ConfigDict()
-    s.objective.weights = ml_collections.ConfigDict()
-    s.objective.bounds = ml_collections.ConfigDict()
-    s.prune = ml_collections.ConfigDict()
-    s.prune.steps = []
-    s.prune.keep = 0.5
-    s.prune.measure = ""
-    s.storage = ""
-    s.study = "search"
-    return s
+def quality_directions() -> dict[str, str]:
+    """The quality measures an objective may name -> ``"max"`` or ``"min"``."""
+    from nstjax import quality
+
+    return {m.name: "max" if m.higher_is_better else "min" for m in quality.MEASURES}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,8 +337,6 @@ def parse_search(
         return None
     if measures is None:
         try:
-            from nstjax.sweep.search import quality_directions
-
             measures = quality_directions()
         except ImportError:
             problems.append("search: the quality measures (nstjax.quality) are not installed")
