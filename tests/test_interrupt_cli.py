@@ -24,7 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 DRIVER = textwrap.dedent(
     """
-    import sys
+    import signal, sys
+    # A shell that starts pytest in the background ignores SIGINT, and this child inherits that;
+    # Python installs its Ctrl-C handler only where SIGINT was not ignored, so install it here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import jax
     from nstjax import vgg
     vgg.load_params = lambda path=None: vgg.init_params(jax.random.key(0))
@@ -60,9 +63,6 @@ def cli(*args) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # A shell that starts pytest in the background ignores SIGINT, and the child would
-        # inherit that; Python installs its Ctrl-C handler only where SIGINT is not ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
