@@ -121,9 +121,11 @@ function sparkline(curves, parent) {
 
 function header() {
   const h = el("header", {}, document.body);
-  el("h1", {}, h, `${DATA.title}: sweep report`);
+  const search = DATA.runs.length === 0 && DATA.history;
+  el("h1", {}, h, `${DATA.title}: ${search ? "search" : "sweep"} report`);
   const c = DATA.counts;
-  el("p", { id: "counts" }, h, `${DATA.runs.length} runs: ${c.done} done, ${c.failed} failed, ${c.pending} pending \u00b7 written ${DATA.written} (UTC)`);
+  const what = search ? `${DATA.history.trials.length} trials` : `${DATA.runs.length} runs: ${c.done} done, ${c.failed} failed, ${c.pending} pending`;
+  el("p", { id: "counts" }, h, `${what} \u00b7 written ${DATA.written} (UTC)`);
 }
 
 function select(id) {
@@ -303,6 +305,10 @@ function fromHash() {
 
 function main() {
   header();
+  if (DATA.runs.length === 0 && DATA.history) {  // a search's page: its trials are not runs
+    searchSection(document.body);
+    return;
+  }
   const top = el("div", { class: "top" }, document.body);
   scatterSection(top);
   el("section", { id: "detail" }, top);
