@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import cli_fails as _fails
 from PIL import Image
 
 from nstjax.cli import main
@@ -20,15 +21,6 @@ def _clip(folder, n=3, size=(24, 16)):
     for i in range(n):
         _frame(folder / f"f{i:02d}.png", size, seed=i)
     return str(folder)
-
-
-def _fails(capsys, argv, *fragments):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    assert err.startswith("nstjax: error: ")
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture
