@@ -24,6 +24,11 @@ LAYER_NAMES: tuple[str, ...] = tuple(name for name, _, _ in LAYERS)
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
 CHANNELS: dict[str, int] = {name: cout for name, _, cout in LAYERS}
 
+STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+"""Gatys et al.'s style layers: the first convolution of each block."""
+CONTENT_LAYER = "conv4_2"
+"""Gatys et al.'s content layer."""
+
 
 def kernel_shape(name: str) -> tuple[int, int, int, int]:
     """HWIO kernel shape of a layer."""

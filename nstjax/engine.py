@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax import losses, optim, style_mix, vgg
-from nstjax.architecture import LAYER_NAMES
+from nstjax.architecture import CONTENT_LAYER, LAYER_NAMES, STYLE_LAYERS
 from nstjax.outcome import Outcome, Start  # noqa: F401  (optimize's result and resume point)
 
 NUM_LAYERS = len(LAYER_NAMES)
@@ -56,11 +56,11 @@ class Program:
             all of ``style_layers``); the Gram loss always takes all of them.
     """
 
-    content_layers: tuple[str, ...] = ("conv4_2",)
-    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    content_layers: tuple[str, ...] = (CONTENT_LAYER,)
+    style_layers: tuple[str, ...] = STYLE_LAYERS
     pooling: str = "max"
     optimizer: str = "adam"
-    lbfgs_history: int = 20
+    lbfgs_history: int = optim.LBFGS_HISTORY
     dtype: str = "float32"
     remat: bool = False
     guided: bool = False

@@ -26,15 +26,18 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from nstjax.architecture import CHANNELS, check_layer_names, downsampling
+from nstjax.architecture import (
+    CHANNELS,
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    check_layer_names,
+    downsampling,
+)
 from nstjax.errors import NstjaxError
 
 PRESET_NAMES = ("paper", "gatys", "neural-style", "nstjax")
 OPTION_NAMES = ("optimizer", "pooling", "steps", "size", "lbfgs_history", "multiscale")
 """The static (per-batch) options a preset sets beside its :class:`nstjax.api.Run` fields."""
-
-STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-CONTENT_LAYER = "conv4_2"
 
 PAPER = (
     "Gatys, Ecker, Bethge, 'Image Style Transfer Using Convolutional Neural Networks', CVPR 2016"

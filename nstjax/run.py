@@ -16,24 +16,31 @@ from typing import Any
 
 import numpy as np
 
-from nstjax.architecture import LAYER_INDEX, LAYER_NAMES, check_layer_names
+from nstjax.architecture import (
+    CONTENT_LAYER,
+    LAYER_INDEX,
+    LAYER_NAMES,
+    STYLE_LAYERS,
+    check_layer_names,
+)
 from nstjax.color import COLOR_MODES
 from nstjax.errors import NstjaxError
 from nstjax.init import DEFAULT_NOISE_SCALE, INIT_KINDS
-from nstjax.optim import OPTIMIZERS
+from nstjax.optim import LBFGS_HISTORY, OPTIMIZERS
 from nstjax.style_losses import STYLE_LOSSES
 from nstjax.style_mix import check_style_losses, parse_style_loss
+from nstjax.vgg import POOLINGS as VGG_POOLINGS
 
 DEFAULT_SIZE = 512
 """Longer side of the output, pixels."""
-DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("conv4_2",)
-DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+DEFAULT_CONTENT_LAYERS: tuple[str, ...] = (CONTENT_LAYER,)
+DEFAULT_STYLE_LAYERS: tuple[str, ...] = STYLE_LAYERS
 DEFAULT_STYLE_LOSS = "gram"
 """The style loss of a run that names none."""
 STYLE_LOSS_NAMES: tuple[str, ...] = tuple(STYLE_LOSSES)
 """The style losses a run may mix (:data:`nstjax.style_losses.STYLE_LOSSES`)."""
 INITS: tuple[str, ...] = INIT_KINDS  # ("content", "noise", "uniform", "style"): nstjax.init
-POOLINGS: tuple[str, ...] = ("max", "avg")
+POOLINGS: tuple[str, ...] = VGG_POOLINGS  # nstjax.vgg
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 LOOPS: tuple[str, ...] = ("python", "scan")
 DEFAULT_LEARNING_RATES: dict[str, float] = {
@@ -45,6 +52,13 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
 """The step size when a run gives none: Adam's in 0-255 pixel units; L-BFGS's step along its
 direction (1 is natural, as neural-style runs it; the line search's trial step, scaled at a run's
 first step by the optimiser's first-step rule, :func:`nstjax.optim.lbfgs_wolfe`)."""
+
+CHUNK = 50
+"""Steps between host synchronisations of a call or sweep unless told otherwise (on accelerators,
+the steps of one compiled ``lax.scan`` call)."""
+INTERACTIVE_CHUNK = 10
+"""Steps between progress updates of ``nstjax stylize`` without ``--save-every``, and so the step
+an interrupted run's kept image is from: an interactive command reports more often."""
 
 LayerWeights = Sequence[str] | Mapping[str, float]
 
@@ -161,13 +175,13 @@ class Options:
     steps: int = 500
     optimizer: str = "adam"
     pooling: str = "max"
-    lbfgs_history: int = 20
+    lbfgs_history: int = LBFGS_HISTORY
     dtype: str = "float32"
     remat: bool = False
     convolution: str | None = None
     batch_size: int | None = None
     loop: str | None = None
-    chunk: int = 50
+    chunk: int = CHUNK
     quality: bool = False
 
     def program_key(self) -> tuple:

@@ -8,6 +8,7 @@ batches, and refuses sizes that cannot fit at all.
 import os
 
 from nstjax.architecture import CHANNELS, LAYER_INDEX, LAYER_NAMES, downsampling
+from nstjax.optim import LBFGS_HISTORY
 
 ACTIVATION_FACTOR = 3.0
 """On CPU: bytes kept per activation element in the backward pass, in units of the activation's
@@ -34,7 +35,7 @@ def run_bytes(
     *,
     dtype: str = "float32",
     optimizer: str = "adam",
-    lbfgs_history: int = 20,
+    lbfgs_history: int = LBFGS_HISTORY,
     remat: bool = False,
     platform: str = "cpu",
 ) -> int:

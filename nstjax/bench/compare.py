@@ -28,6 +28,7 @@ import numpy as np
 from nstjax import engine
 from nstjax.batch.build import Built, build
 from nstjax.batch.plan import program_for
+from nstjax.optim import LBFGS_HISTORY
 from nstjax.run import Options, Run
 
 STEP0_RTOL = 1e-3
@@ -55,7 +56,7 @@ class Settings:
     rounds: int = 5
     warmup: int = 2
     lr: float = 4.0
-    lbfgs_history: int = 20
+    lbfgs_history: int = LBFGS_HISTORY
     threads: int = os.cpu_count() or 1
     loss_rtol: float = 0.03
     images: Path | None = None

@@ -12,7 +12,7 @@ above the hand count; rematerialisation adds the recomputed forward passes on to
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from nstjax.architecture import BLOCKS, LAYER_INDEX, LAYERS, block_of
+from nstjax.architecture import BLOCKS, LAYER_INDEX, LAYERS, STYLE_LAYERS, block_of
 
 PERFORMANCE_MD_GFLOP: Mapping[int, float] = {128: 24.8, 256: 99.2, 512: 397.0, 1024: 1588.0}
 """Total GFLOP per iteration of a square image (VGG-19 to conv5_1, default layers), as tabulated
@@ -84,7 +84,7 @@ def gram_flops(
 def hand_count(
     height: int,
     width: int,
-    style_layers: Iterable[str] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
+    style_layers: Iterable[str] = STYLE_LAYERS,
     last_layer: str | None = None,
     channels: Sequence[int] | None = None,
 ) -> float:

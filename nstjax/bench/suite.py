@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from nstjax import engine, kernels, vgg
 from nstjax.bench import bf16_speed, flops, memory, mfu, peaks, timing
 from nstjax.bench.problem import make_problem, pattern
+from nstjax.optim import LBFGS_HISTORY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +54,7 @@ def precision_context(precision: str) -> Iterator[None]:
         yield
 
 
-def program_for(case: Case, lbfgs_history: int = 20) -> engine.Program:
+def program_for(case: Case, lbfgs_history: int = LBFGS_HISTORY) -> engine.Program:
     """The engine program of a case (bf16 activations for ``bf16``, fp32 otherwise)."""
     return engine.Program(
         convolution=case.convolution,

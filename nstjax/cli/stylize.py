@@ -15,6 +15,7 @@ from nstjax.cli import HelpWithDefaults, stylize_args, stylize_kept
 from nstjax.errors import NstjaxError
 from nstjax.run import (
     INITS,
+    INTERACTIVE_CHUNK,
     Options,
     Run,
 )
@@ -50,7 +51,7 @@ def _options(args) -> Options:
         dtype=args.dtype,
         remat=args.remat,
         batch_size=args.batch_size,
-        chunk=args.save_every or 10,
+        chunk=args.save_every or INTERACTIVE_CHUNK,
         quality=args.quality,
     )
     try:

@@ -1,7 +1,8 @@
 """What ``nstjax stylize`` keeps when it is interrupted or cannot write an image.
 
 Interrupted (Ctrl-C or SIGTERM): the finished runs are written as usual and each unfinished run's
-current image (as of the last chunk: ``--save-every`` steps, else 10) is saved as
+current image (as of the last chunk: ``--save-every`` steps, else
+:data:`nstjax.run.INTERACTIVE_CHUNK`) is saved as
 ``OUT.interrupted-stepNNNNN.png``, a name no finished result has. A write that fails (disk full,
 permissions) is reported on one line and the image goes to a folder of the system's temporary
 folder instead, so what was computed is not lost with it.

@@ -11,6 +11,7 @@ from nstjax.errors import NstjaxError
 
 def register(subparsers) -> None:
     from nstjax.feedforward.config import CROPS, TrainConfig
+    from nstjax.run import POOLINGS
     from nstjax.sweep import distributed
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
         help="content images per step, shared by all networks (split over the devices)",
     )
     _add_loss_options(p, d)
-    p.add_argument("--pooling", choices=("max", "avg"), default=d["pooling"], help="VGG's pooling")
+    p.add_argument("--pooling", choices=POOLINGS, default=d["pooling"], help="VGG's pooling")
     p.add_argument(
         "--style-size", type=int, default=None, help="style images' longer side (default: --size)"
     )

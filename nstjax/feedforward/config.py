@@ -96,10 +96,10 @@ class TrainConfig:
     style_weight: tuple[float, ...] = (_RUN.style_weight,)
     tv_weight: tuple[float, ...] = (_RUN.tv_weight,)
     learning_rate: tuple[float, ...] = (1e-3,)
-    style_loss: tuple[str, ...] = ("gram",)
+    style_loss: tuple[str, ...] = (run_lib.DEFAULT_STYLE_LOSS,)
     content_layers: tuple[str, ...] = run_lib.DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = run_lib.DEFAULT_STYLE_LAYERS
-    pooling: str = "max"
+    pooling: str = run_lib.Options.pooling
     style_size: int | None = None
     crop: str = "random"
     holdout: int = 2

@@ -15,12 +15,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nstjax import losses, style_mix, vgg
+from nstjax import engine, losses, style_mix, vgg
 from nstjax.feedforward.network import TransformerNet
 
 NETWORK_AXES = ("unroll", "vmap", "map")
 """The ways K networks share the step (:class:`Objective`); the first is the default."""
-METRICS = ("loss", "content", "style", "tv")
+METRICS = engine.METRICS
 """Columns of the per-step history: the weighted total and the three unweighted terms."""
 
 

@@ -16,8 +16,7 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 
-STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-CONTENT_LAYER = "conv4_2"
+from nstjax.architecture import CONTENT_LAYER, STYLE_LAYERS  # noqa: F401  (the judges' layers)
 
 
 def gram(feature: jax.Array) -> jax.Array:

@@ -15,9 +15,9 @@ mean over the layers.
 import jax
 import jax.numpy as jnp
 
-from nstjax.architecture import LAYER_INDEX
+from nstjax.architecture import LAYER_INDEX, STYLE_LAYERS
 
-LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+LAYERS: tuple[str, ...] = STYLE_LAYERS
 PROJECTIONS = 64
 SEED = 0
 
