@@ -267,7 +267,6 @@ def run_plan(
     batches: Sequence[plan.Batch],
     contents: Images,
     styles: Images,
-    runs: Sequence[Run] | None = None,
     *,
     mesh: jax.sharding.Mesh | None = None,
     observer: Observer | None = None,
@@ -276,11 +275,9 @@ def run_plan(
 
     Args:
         params: VGG parameters (prepared here for the plan's convolution).
-        batches: the plan; its runs' keys are indices into the result list.
+        batches: the plan: its runs complete (masks, initial images), executed as planned.
         contents: content images at the plan's output sizes.
         styles: style images.
-        runs: the runs to execute, by key, in place of the planned ones (a caller that planned
-            before it read its masks or initial images); default: the planned runs.
         mesh: see :func:`stylize_batch`.
         observer: progress and snapshot hooks (a sweep writes each batch's results from
             :meth:`Observer.batch_finished`).
@@ -291,16 +288,20 @@ def run_plan(
     if not batches:
         return []
     params = vgg.prepare(params, batches[0].group.program.convolution)
-    return run_prepared(params, batches, contents, styles, runs, mesh, observer)
+    return run_prepared(params, batches, contents, styles, mesh=mesh, observer=observer)
 
 
-def run_prepared(params, batches, contents, styles, runs, mesh, observer) -> list[Result]:
+def run_prepared(
+    params,
+    batches: Sequence[plan.Batch],
+    contents: Images,
+    styles: Images,
+    *,
+    mesh: jax.sharding.Mesh | None = None,
+    observer: Observer | None = None,
+) -> list[Result]:
     """:func:`run_plan` with ``params`` already prepared for the plan's convolution."""
     results = []
     for batch in batches:
-        if runs is not None:
-            batch = dataclasses.replace(
-                batch, items=[dataclasses.replace(i, run=runs[i.key]) for i in batch.items]
-            )
         results += run_batch(params, batch, contents, styles, mesh=mesh, observer=observer)
     return results

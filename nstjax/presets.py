@@ -3,9 +3,10 @@
 nstjax's losses are means (:mod:`nstjax.losses`): ``content_loss = mean((F - P)^2)``, each style
 layer ``mean((G - A)^2)`` with ``G = F^T F / (h w C)``, ``tv_loss = (sum dy^2 + sum dx^2) / (H W)``.
 A reference's formula is expressed *exactly* by the per-layer weights (and the three term
-weights), so a preset is plain data: per-run values that a batch can mix. Constants that depend
-on a layer's size (a sum is ``h w C`` times a mean) make some presets depend on the output shape,
-hence ``preset_values(name, shape)``.
+weights), so a preset is plain data: per-run values that a batch can mix. A sum is ``h w C``
+times a mean, so some presets' run fields depend on the output shape (``preset_values(name,
+shape)``, :data:`Entry.size_dependent`); their static options never do (:func:`static_options`).
+A new preset is a builder function, its options and one :class:`Entry` in ``_PRESETS``.
 
 Conversions used below, for a layer with ``h x w`` positions and ``C`` channels (``M = h w``):
 
@@ -23,7 +24,7 @@ states what nstjax does not reproduce.
 
 import dataclasses
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from nstjax.architecture import (
@@ -34,19 +35,20 @@ from nstjax.architecture import (
     downsampling,
 )
 from nstjax.errors import NstjaxError
+from nstjax.run import DEFAULT_SIZE, Options, Run
 
-PRESET_NAMES = ("paper", "gatys", "neural-style", "nstjax")
 OPTION_NAMES = ("optimizer", "pooling", "steps", "size", "lbfgs_history", "multiscale")
 """The static (per-batch) options a preset sets beside its :class:`nstjax.api.Run` fields."""
 
 PAPER = (
-    "Gatys, Ecker, Bethge, 'Image Style Transfer Using Convolutional Neural Networks', CVPR 2016"
+    "Gatys, Ecker, Bethge, 'Image Style Transfer Using Convolutional Neural Networks', CVPR 2016"  # noqa: E501
 )
 NOTEBOOK = "leongatys/PytorchNeuralStyleTransfer@be6c8e2 NeuralStyleTransfer.ipynb"
 SYNTHESIS = "leongatys/NeuralImageSynthesis@cced0b9 ExampleNotebooks/BasicStyleTransfer.ipynb"
 NEURAL_STYLE = "jcjohnson/neural-style@07c4b82 neural_style.lua"
 TORCH_OPTIM = "torch/optim@a5ceed7 lbfgs.lua"
 TORCH_LBFGS = "torch.optim.LBFGS defaults (history_size=100, lr=1, no line search)"
+PAPER_SECTION = f"{PAPER}, section 2"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +57,7 @@ class Preset:
 
     Attributes:
         name: one of :data:`PRESET_NAMES`.
-        run: values of :class:`nstjax.api.Run` fields (weights, layer-weight mappings, learning
-            rate, init, noise scale).
+        run: values of :data:`RUN_FIELDS` (weights, layer-weight mappings, step, init, noise).
         options: static options (:data:`OPTION_NAMES`): optimizer, pooling, steps, size (the
             output's longer side), lbfgs_history, multiscale (``((size, steps), ...)`` or None).
         sources: the citation of every key of ``run`` and ``options``.
@@ -70,9 +71,7 @@ class Preset:
     differences: tuple[str, ...]
 
 
-def feature_shape(
-    layer: str, shape: tuple[int, int], channels: Mapping[str, int] = CHANNELS
-) -> tuple[int, int, int]:
+def feature_shape(layer: str, shape: tuple[int, int], channels=CHANNELS) -> tuple[int, int, int]:
     """``(h, w, C)`` of a layer's activation for an ``(H, W)`` input (2x2 VALID pooling floors)."""
     factor = downsampling(layer)
     return shape[0] // factor, shape[1] // factor, channels[layer]
@@ -114,6 +113,16 @@ def _split(name, values, differences) -> Preset:
     return Preset(name, run, options, sources, tuple(differences))
 
 
+PAPER_OPTIONS = {
+    "optimizer": ("lbfgs_wolfe", f"{PAPER_SECTION}: L-BFGS (no step rule); see the differences"),
+    "pooling": ("avg", f"{PAPER_SECTION}: max pooling replaced by average pooling"),
+    "lbfgs_history": (100, f"{TORCH_OPTIM} line 44 (nCorrection 100)"),
+    "steps": (500, f"{SYNTHESIS} In [3]: max_iter = 500 (the paper gives none)"),
+    "size": (512, f"{PAPER_SECTION}: about 512 x 512; {SYNTHESIS} In [3]: img_size = 512"),
+    "multiscale": (None, f"{PAPER_SECTION}: one scale"),
+}
+
+
 def paper(
     shape: tuple[int, int],
     channels: Mapping[str, int] = CHANNELS,
@@ -138,7 +147,7 @@ def paper(
         layer: weight * channels[layer] ** 2 / 4.0
         for layer, weight in _chosen(style_layers, STYLE_LAYERS, _equal).items()
     }
-    eq = f"{PAPER}, section 2"
+    eq = PAPER_SECTION
     values = {
         "content_weight": (1.0, f"{eq}, eq. 7 (alpha; only alpha/beta is given)"),
         "style_weight": (1.0 / alpha_over_beta, f"{eq}, eq. 7 and figure captions (alpha/beta)"),
@@ -148,12 +157,7 @@ def paper(
         "init": ("noise", f"{eq}: synthesis starts from white noise"),
         "noise_scale": (1.0, f"{SYNTHESIS} In [5]: randn on the preprocessed image"),
         "learning_rate": (1.0, f"{TORCH_OPTIM} line 47 (learningRate 1, no line search)"),
-        "optimizer": ("lbfgs_wolfe", f"{eq}: L-BFGS (no step rule); see the differences"),
-        "pooling": ("avg", f"{eq}: max pooling replaced by average pooling"),
-        "lbfgs_history": (100, f"{TORCH_OPTIM} line 44 (nCorrection 100)"),
-        "steps": (500, f"{SYNTHESIS} In [3]: max_iter = 500 (the paper gives none)"),
-        "size": (512, f"{eq}: results at about 512 x 512; {SYNTHESIS} In [3]: img_size = 512"),
-        "multiscale": (None, f"{eq}: one scale"),
+        **PAPER_OPTIONS,
     }
     differences = (
         "The paper's network is a normalised VGG-19 (each filter rescaled to mean activation 1 "
@@ -167,6 +171,19 @@ def paper(
         "strong-Wolfe line search ('lbfgs_wolfe'); --optimizer lbfgs gives the fixed step.",
     )
     return _split("paper", values, differences)
+
+
+GATYS_OPTIONS = {
+    "optimizer": ("lbfgs", f"{NOTEBOOK} In [9]: optim.LBFGS"),
+    "pooling": ("max", f"{NOTEBOOK} In [5]: vgg = VGG() (pool='max', In [2])"),
+    "lbfgs_history": (100, TORCH_LBFGS),
+    "steps": (500, f"{NOTEBOOK} In [9]: max_iter = 500 (closure evaluations)"),
+    "size": (512, f"{NOTEBOOK} In [4]: img_size = 512"),
+    "multiscale": (
+        ((512, 500), (800, 200)),
+        f"{NOTEBOOK} In [10]: img_size_hr = 800, In [11]: max_iter_hr = 200",
+    ),
+}
 
 
 def gatys(
@@ -197,15 +214,7 @@ def gatys(
         "init": ("content", f"{NOTEBOOK} In [6]: opt_img = content_image.data.clone()"),
         "noise_scale": (1.0, f"{NOTEBOOK} In [6]: the commented randn init (std 1)"),
         "learning_rate": (1.0, f"{NOTEBOOK} In [9]: optim.LBFGS([opt_img]), {TORCH_LBFGS}"),
-        "optimizer": ("lbfgs", f"{NOTEBOOK} In [9]: optim.LBFGS"),
-        "pooling": ("max", f"{NOTEBOOK} In [5]: vgg = VGG() (pool='max', In [2])"),
-        "lbfgs_history": (100, TORCH_LBFGS),
-        "steps": (500, f"{NOTEBOOK} In [9]: max_iter = 500 (closure evaluations)"),
-        "size": (512, f"{NOTEBOOK} In [4]: img_size = 512"),
-        "multiscale": (
-            ((512, 500), (800, 200)),
-            f"{NOTEBOOK} In [10]: img_size_hr = 800, In [11]: max_iter_hr = 200",
-        ),
+        **GATYS_OPTIONS,
     }
     differences = (
         "The notebook resizes the shorter side to img_size (transforms.Scale); nstjax's size is "
@@ -216,6 +225,19 @@ def gatys(
         "nstjax upsamples the float image.",
     )
     return _split("gatys", values, differences)
+
+
+NEURAL_STYLE_OPTIONS = {
+    "optimizer": ("lbfgs", f"{NEURAL_STYLE} line 29 (-optimizer lbfgs); lines 223-229"),
+    "pooling": ("max", f"{NEURAL_STYLE} line 41 (-pooling max)"),
+    "lbfgs_history": (
+        100,
+        f"{NEURAL_STYLE} line 31 (0: keep optim's default), {TORCH_OPTIM} line 44",
+    ),
+    "steps": (1000, f"{NEURAL_STYLE} line 25 (-num_iterations 1000), tolX = tolFun = -1 (227-228)"),
+    "size": (512, f"{NEURAL_STYLE} line 17 (-image_size 512, the longer side)"),
+    "multiscale": (None, f"{NEURAL_STYLE}: one scale"),
+}
 
 
 def neural_style(
@@ -251,12 +273,7 @@ def neural_style(
         "init": ("noise", f"{ns} line 27 (-init random), lines 202-203"),
         "noise_scale": (0.001, f"{ns} line 203: torch.randn(...):mul(0.001)"),
         "learning_rate": (1.0, f"{TORCH_OPTIM} line 47 (line 30's 1e1 is Adam's, line 235)"),
-        "optimizer": ("lbfgs", f"{ns} line 29 (-optimizer lbfgs); lines 223-229"),
-        "pooling": ("max", f"{ns} line 41 (-pooling max)"),
-        "lbfgs_history": (100, f"{ns} line 31 (0: keep optim's default), {TORCH_OPTIM} line 44"),
-        "steps": (1000, f"{ns} line 25 (-num_iterations 1000), tolX = tolFun = -1 (227-228)"),
-        "size": (512, f"{ns} line 17 (-image_size 512, the longer side)"),
-        "multiscale": (None, f"{ns}: one scale"),
+        **NEURAL_STYLE_OPTIONS,
     }
     differences = (
         "neural-style feeds VGG x256 - mean (preprocess, line 422); nstjax x255 (as Caffe, "
@@ -269,6 +286,17 @@ def neural_style(
     return _split("neural-style", values, differences)
 
 
+NSTJAX_OPTIONS = {
+    **{
+        k: (getattr(Options, k), "nstjax.run.Options")
+        for k in OPTION_NAMES[:3] + ("lbfgs_history",)
+    },
+    "size": (DEFAULT_SIZE, "nstjax.run.DEFAULT_SIZE"),
+    "multiscale": (None, "nstjax stylize: one scale unless --multiscale"),
+}
+"""nstjax's static options: :class:`nstjax.run.Options`' defaults (the one source of them)."""
+
+
 def nstjax(
     shape: tuple[int, int],
     channels: Mapping[str, int] = CHANNELS,
@@ -278,21 +306,30 @@ def nstjax(
     """nstjax's own defaults, read from :class:`nstjax.Run` and :class:`nstjax.Options` (the one
     source of them, :mod:`nstjax.run`); named layers share weight 1."""
     del shape, channels
-    from nstjax import run as defaults
-
-    run, options = defaults.Run(), defaults.Options()
-    where = "nstjax.run.Run"
+    run, where = Run(), "nstjax.run.Run"
     values = {k: (getattr(run, k), where) for k in RUN_FIELDS}
     for key, chosen in (("content_layers", content_layers), ("style_layers", style_layers)):
         values[key] = (_chosen(chosen, getattr(run, key), _equal), where)
-    for k in ("optimizer", "pooling", "steps", "lbfgs_history"):
-        values[k] = (getattr(options, k), "nstjax.run.Options")
-    values["size"] = (defaults.DEFAULT_SIZE, "nstjax.run.DEFAULT_SIZE")
-    values["multiscale"] = (None, "nstjax stylize: one scale unless --multiscale")
-    return _split("nstjax", values, ())
+    return _split("nstjax", {**values, **NSTJAX_OPTIONS}, ())
 
 
-_PRESETS = {"paper": paper, "gatys": gatys, "neural-style": neural_style, "nstjax": nstjax}
+class Entry(NamedTuple):
+    """A preset: its builder (its :class:`Preset` at an output shape), its static options
+    (``name -> (value, source)``, never shape-dependent: the output size is known before the
+    builder runs) and whether its run fields depend on the output's size (sums, not means)."""
+
+    build: Callable[..., Preset]
+    options: Mapping[str, tuple[Any, str]]
+    size_dependent: bool
+
+
+_PRESETS = {
+    "paper": Entry(paper, PAPER_OPTIONS, size_dependent=True),
+    "gatys": Entry(gatys, GATYS_OPTIONS, size_dependent=False),
+    "neural-style": Entry(neural_style, NEURAL_STYLE_OPTIONS, size_dependent=True),
+    "nstjax": Entry(nstjax, NSTJAX_OPTIONS, size_dependent=False),
+}
+PRESET_NAMES = tuple(_PRESETS)
 
 
 def check_preset_name(name: str) -> str:
@@ -302,6 +339,16 @@ def check_preset_name(name: str) -> str:
             f"preset {name!r} is unknown; valid presets are {', '.join(PRESET_NAMES)}"
         )
     return name
+
+
+def static_options(name: str) -> dict[str, Any]:
+    """The static options of the preset ``name`` (:data:`OPTION_NAMES`), known without a shape."""
+    return {k: value for k, (value, _) in _PRESETS[check_preset_name(name)].options.items()}
+
+
+def size_dependent(name: str) -> bool:
+    """Whether the preset's run fields depend on the output's size (sums, not means)."""
+    return _PRESETS[check_preset_name(name)].size_dependent
 
 
 def preset_values(
@@ -317,21 +364,17 @@ def preset_values(
 
     Args:
         name: one of :data:`PRESET_NAMES`.
-        shape: the output's ``(height, width)``: the paper's content weight and neural-style's TV
-            weight are sums, which depend on it.
+        shape: the output's ``(height, width)`` (the paper's and neural-style's sums need it).
         channels: channel count per layer (VGG-19's by default; tests pass a tiny network's).
         content_layers, style_layers: the layers to use instead of the preset's (names, or a
             mapping whose weights multiply the preset's per-layer constants); the constants of
             the reference's formula follow the layers chosen.
         **kwargs: preset-specific options, e.g. ``alpha_over_beta`` for ``"paper"``.
 
-    Returns:
-        A :class:`Preset`.
-
     Raises:
         NstjaxError: an unknown name or an option the preset does not take.
     """
-    build = _PRESETS[check_preset_name(name)]
+    build = _PRESETS[check_preset_name(name)].build
     fixed = {"shape", "channels", "content_layers", "style_layers"}
     accepted = set(inspect.signature(build).parameters) - fixed
     unknown = sorted(set(kwargs) - accepted)
@@ -354,109 +397,3 @@ RUN_FIELDS = (
     "noise_scale",
 )
 """The :class:`nstjax.Run` fields a preset sets."""
-
-
-def shape_dependent(name: str, **kwargs) -> bool:
-    """Whether the preset's weights depend on the output's shape (it has sums, not means)."""
-    return (
-        preset_values(name, (64, 64), **kwargs).run != preset_values(name, (128, 96), **kwargs).run
-    )
-
-
-def resolve(
-    name: str,
-    shape: tuple[int, int],
-    explicit: Mapping[str, Any],
-    channels: Mapping[str, int] = CHANNELS,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A preset's run fields and options with the values a user gave explicitly on top.
-
-    Rules: an explicit value replaces the preset's; explicit layers keep the preset's formula
-    (its per-layer constants follow them); an explicit optimizer other than the preset's, without
-    an explicit learning rate, takes that optimiser's default step (``learning_rate=None``);
-    explicit ``size`` or ``steps`` replace the preset's multiscale schedule.
-
-    Args:
-        name: one of :data:`PRESET_NAMES`.
-        shape: the output's ``(height, width)``.
-        explicit: values of :data:`RUN_FIELDS` and :data:`OPTION_NAMES` the user set (``None``
-            values count as not set); ``multiscale`` as ``((size, steps), ...)``.
-        channels: channel count per layer.
-
-    Returns:
-        ``(run_fields, options)``: values for :class:`nstjax.Run` and the static options.
-
-    Raises:
-        NstjaxError: an unknown preset, or conflicting options (one line each): ``multiscale``
-            with ``size``/``steps``; a size-dependent preset with a multiscale schedule;
-            ``noise_scale`` with an init other than ``"noise"``.
-    """
-    given = {k: v for k, v in explicit.items() if v is not None}
-    unknown = sorted(set(given) - set(RUN_FIELDS) - set(OPTION_NAMES))
-    if unknown:
-        raise ValueError(f"not preset fields: {unknown}")
-    layers = {k: given.get(k) for k in ("content_layers", "style_layers")}
-    preset = preset_values(name, shape, channels, **layers)
-    run = {**preset.run, **{k: v for k, v in given.items() if k in RUN_FIELDS and k not in layers}}
-    options = {**preset.options, **{k: v for k, v in given.items() if k in OPTION_NAMES}}
-    changed_optimizer = given.get("optimizer", preset.options["optimizer"])
-    if changed_optimizer != preset.options["optimizer"] and "learning_rate" not in given:
-        run["learning_rate"] = None  # the preset's step belongs to its own optimiser
-    scale_given = [k for k in ("size", "steps") if k in given]
-    if "multiscale" in given and scale_given:
-        raise NstjaxError(
-            f"--multiscale replaces --{' and --'.join(scale_given)}; give one or the other"
-        )
-    if scale_given:
-        options["multiscale"] = None
-    if options["multiscale"] and shape_dependent(name, **layers):
-        raise NstjaxError(
-            f"--preset {name}: its weights depend on the output size (sums, not means), so it "
-            "cannot run a --multiscale schedule; use --size"
-        )
-    init = run["init"]
-    if "noise_scale" in given and not (isinstance(init, str) and init == "noise"):
-        shown = repr(init) if isinstance(init, str) else "an image"
-        raise NstjaxError(f"--noise-scale applies to --init noise only, and init is {shown}")
-    return run, options
-
-
-class Made(NamedTuple):
-    """What :func:`make` returns: a run, the static options, and the output size or schedule."""
-
-    run: Any  # nstjax.Run
-    options: Any  # nstjax.Options
-    size: int
-    schedule: tuple[tuple[int, int], ...] | None
-
-
-def make(name: str, shape: tuple[int, int], **settings) -> Made:
-    """A :class:`nstjax.Run` and :class:`nstjax.Options` from a preset, ``settings`` on top.
-
-    Args:
-        name: one of :data:`PRESET_NAMES`.
-        shape: the output's ``(height, width)`` (the preset's sums depend on it).
-        **settings: fields of :class:`nstjax.Run` and :class:`nstjax.Options`, ``size`` and
-            ``multiscale``; those a preset sets override it (:func:`resolve`'s rules).
-
-    Returns:
-        A :class:`Made`.
-
-    Raises:
-        NstjaxError: an unknown preset or setting, or conflicting settings.
-    """
-    from nstjax.run import Options, Run
-
-    run_names = {f.name for f in dataclasses.fields(Run)}
-    option_names = {f.name for f in dataclasses.fields(Options)}
-    unknown = sorted(set(settings) - run_names - option_names - set(OPTION_NAMES))
-    if unknown:
-        raise NstjaxError(f"unknown setting(s) {', '.join(unknown)} for preset {name!r}")
-    governed = set(RUN_FIELDS) | set(OPTION_NAMES)
-    run_fields, options = resolve(name, shape, {k: settings[k] for k in governed & set(settings)})
-    rest = {k: v for k, v in settings.items() if k not in governed}
-    run = Run(**{k: v for k, v in rest.items() if k in run_names}, **run_fields)
-    static = {k: options[k] for k in ("steps", "optimizer", "pooling", "lbfgs_history")}
-    opts = Options(**{k: v for k, v in rest.items() if k in option_names}, **static)
-    schedule = options["multiscale"]
-    return Made(run, opts, options["size"], tuple(schedule) if schedule else None)

@@ -64,6 +64,16 @@ def plan_schedule(
     return plans
 
 
+def _replanned(batches: Sequence[plan.Batch], runs: Sequence[Run]) -> list[plan.Batch]:
+    """The plan of one scale again, for ``runs`` (keyed by index, as planned before)."""
+    shapes = {item.key: item.shape for batch in batches for item in batch.items}
+    options = batches[0].group.options
+    replanned = plan_runs(runs, [shapes[i] for i in range(len(runs))], options)
+    for batch in replanned:
+        batch.first_step = batches[0].first_step
+    return replanned
+
+
 def stylize_multiscale(
     params,
     contents: Sequence[np.ndarray],
@@ -111,14 +121,20 @@ def run_schedule(
 ) -> list[Result]:
     """Runs the plans of a coarse-to-fine schedule (:func:`plan_schedule`), each scale starting
     from the previous scale's images; see :func:`stylize_multiscale`. Returns one
-    :class:`Result` per run, in the order of ``runs`` (their keys are their indices)."""
+    :class:`Result` per run, in the order of ``runs`` (their keys are their indices).
+
+    A later scale's runs start from images that exist only once the scale before has run, so
+    each later scale is planned again then, with those images as the runs' ``init`` (the same
+    groups and batches as ``plans``, which served the checks and the progress count)."""
     params = vgg.prepare(params, plans[0][0].group.program.convolution)
     histories = [[] for _ in runs]
     current = list(runs)
     results: list[Result] = []
-    for (size, _), batches in zip(schedule, plans):
+    for scale, ((size, _), batches) in enumerate(zip(schedule, plans)):
         scaled = [resize_long_side(c, size) for c in contents]
-        done = run_prepared(params, batches, scaled, styles, current, None, observer)
+        if scale:
+            batches = _replanned(batches, current)
+        done = run_prepared(params, batches, scaled, styles, observer=observer)
         results = sorted(done, key=lambda r: r.key)
         for history, result in zip(histories, results):
             history.append(result.history)

@@ -482,7 +482,9 @@ class _Recorder:
             for i, r in enumerate(runs)
         ]
 
-    def batch(self, params, batches, contents, styles, runs, **hooks):
+    def batch(self, params, batches, contents, styles, **hooks):
+        items = sorted((item for b in batches for item in b.items), key=lambda item: item.key)
+        runs = [item.run for item in items]  # the planned runs, complete (masks included)
         steps = batches[0].steps
         self.calls.append(("batch", list(runs), {"steps": steps, "batches": batches}))
         return self._results(contents, runs, steps)

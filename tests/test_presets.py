@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import engine, losses, presets, vgg
+from nstjax import engine, losses, preset_settings, presets, vgg
 from nstjax.architecture import LAYER_NAMES
 from nstjax.errors import NstjaxError
 from nstjax.run import layer_weight_vector
@@ -269,7 +269,7 @@ def test_unknown_preset_option_is_an_error():
 
 # --- resolution: explicit values over a preset, conflicts (no compilation) ---
 def test_explicit_values_override_the_preset_and_layers_keep_its_formula():
-    run, options = presets.resolve(
+    run, options = preset_settings.resolve(
         "paper", (64, 64), {"content_layers": "conv2_2", "tv_weight": 0.5, "steps": 40}
     )
     assert run["content_layers"] == {"conv2_2": 0.5 * 32 * 32 * 128}  # conv2_2's own h w C / 2
@@ -278,16 +278,18 @@ def test_explicit_values_override_the_preset_and_layers_keep_its_formula():
 
 
 def test_another_optimizer_takes_its_own_default_step():
-    run, _ = presets.resolve("neural-style", (64, 64), {"optimizer": "adam"})
+    run, _ = preset_settings.resolve("neural-style", (64, 64), {"optimizer": "adam"})
     assert run["learning_rate"] is None  # Adam's default, not L-BFGS's 1
-    run, _ = presets.resolve("neural-style", (64, 64), {"optimizer": "adam", "learning_rate": 10})
+    run, _ = preset_settings.resolve(
+        "neural-style", (64, 64), {"optimizer": "adam", "learning_rate": 10}
+    )
     assert run["learning_rate"] == 10
 
 
 def test_explicit_size_or_steps_drop_the_presets_schedule():
-    _, options = presets.resolve("gatys", (64, 64), {})
+    _, options = preset_settings.resolve("gatys", (64, 64), {})
     assert options["multiscale"] == ((512, 500), (800, 200))
-    _, options = presets.resolve("gatys", (64, 64), {"size": 128})
+    _, options = preset_settings.resolve("gatys", (64, 64), {"size": 128})
     assert options["multiscale"] is None and options["size"] == 128
 
 
@@ -303,17 +305,24 @@ def test_explicit_size_or_steps_drop_the_presets_schedule():
 )
 def test_conflicting_options_are_one_line_errors(name, explicit, match):
     with pytest.raises(NstjaxError, match=match) as info:
-        presets.resolve(name, (64, 64), explicit)
+        preset_settings.resolve(name, (64, 64), explicit)
     assert "\n" not in str(info.value)
 
 
-def test_shape_dependence():
-    assert presets.shape_dependent("paper") and presets.shape_dependent("neural-style")
-    assert not presets.shape_dependent("gatys") and not presets.shape_dependent("nstjax")
+def test_size_dependence_and_static_options():
+    """A preset declares its size-dependence; its static options are the same at every shape."""
+    for name in presets.PRESET_NAMES:
+        small, large = presets.preset_values(name, (64, 64)), presets.preset_values(name, (128, 96))
+        assert presets.size_dependent(name) == (small.run != large.run), name
+        assert small.options == large.options == presets.static_options(name), name
+    assert presets.size_dependent("paper") and presets.size_dependent("neural-style")
+    assert not presets.size_dependent("gatys") and not presets.size_dependent("nstjax")
 
 
 def test_make_gives_a_run_and_options():
-    made = presets.make("neural-style", (48, 64), seed=3, dtype="bfloat16", style_weight=50.0)
+    made = preset_settings.make(
+        "neural-style", (48, 64), seed=3, dtype="bfloat16", style_weight=50.0
+    )
     assert made.run.noise_scale == 0.001 and made.run.init == "noise" and made.run.seed == 3
     assert made.run.style_weight == 50.0 and made.run.tv_weight == pytest.approx(1e-3 * 48 * 32)
     assert (made.options.steps, made.options.optimizer, made.options.dtype) == (
@@ -323,7 +332,7 @@ def test_make_gives_a_run_and_options():
     )
     assert made.size == 512 and made.schedule is None
     with pytest.raises(NstjaxError, match="stepz"):
-        presets.make("paper", (64, 64), stepz=3)
+        preset_settings.make("paper", (64, 64), stepz=3)
 
 
 def test_cli_bad_preset_and_conflicts_fail_before_anything_runs(tmp_path, capsys):
@@ -343,8 +352,8 @@ def test_cli_bad_preset_and_conflicts_fail_before_anything_runs(tmp_path, capsys
 
 
 def test_sweep_config_preset_fills_what_the_config_leaves(images_dir):
+    """The preset's run fields are resolved once, at each run's real output shape."""
     from nstjax.sweep import default_config, prepare
-    from nstjax.sweep.expand import preset_run_fields
 
     config = default_config()
     config.data.content = [str(images_dir / "tubingen.jpg")]
@@ -364,16 +373,15 @@ def test_sweep_config_preset_fills_what_the_config_leaves(images_dir):
         )
         assert v["size"] == 32 and v["style_weight"] == 0.0  # the config's own values
         h, w = sweep.output_shape(run)
+        assert (h, w) == (24, 32)  # tubingen.jpg is 4:3 landscape
         (layer,) = v["content_layers"]
-        fields = preset_run_fields(v, (h, w))
-        f = presets.downsampling(layer)
-        expected = 0.5 * (h // f) * (w // f) * presets.CHANNELS[layer]
-        assert fields["content_layers"] == {layer: expected}
-    items = sweep.items()
-    assert (
-        items[0].run.content_layers
-        == preset_run_fields(sweep.runs[0].values, items[0].shape)["content_layers"]
-    )
+        f = {"conv1_2": 1, "conv4_2": 8}[layer]
+        channels = {"conv1_2": 64, "conv4_2": 512}[layer]
+        expected = 0.5 * (h // f) * (w // f) * channels  # the paper's 1/2 sum at this shape
+        assert v["content_layers"] == {layer: expected}
+    for item, run in zip(sweep.items(), sweep.runs):
+        assert item.run.content_layers == run.values["content_layers"]
+        assert item.run.style_weight == 0.0 and item.run.init == "noise"
 
 
 def test_noise_scale_is_a_sweep_axis(images_dir):

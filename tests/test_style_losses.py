@@ -416,11 +416,11 @@ def test_sweep_axis_and_config_field():
     cfg = config.default_config()
     assert cfg.loss.style_loss == Run().style_loss == "gram"
     cfg.sweep.axes = {"style_loss": ["gram", "gram:1,sliced_wasserstein:0.5"]}
-    expansion, problems = expand.expand(cfg, ["c.png"], ["s.png"])
+    expansion, problems = expand.expand(cfg, ["c.png"], ["s.png"], {"c.png": (32, 32)})
     assert problems == []
     assert [r.values["style_loss"] for r in expansion.runs] == cfg.sweep.axes["style_loss"]
     cfg.sweep.axes = {"style_loss": ["gram", "bogus"]}
-    (problem,) = expand.expand(cfg, ["c.png"], ["s.png"])[1]
+    (problem,) = expand.expand(cfg, ["c.png"], ["s.png"], {"c.png": (32, 32)})[1]
     assert "unknown loss 'bogus'" in problem and "sliced_wasserstein" in problem
 
 

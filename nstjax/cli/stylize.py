@@ -130,25 +130,23 @@ def _explicit(args) -> dict:
 def _apply_preset(args) -> None:
     """Fills the static flags (size, steps, optimizer, ...) from ``--preset`` where not given,
     and checks for conflicts, before anything is read or compiled."""
-    from nstjax import presets
+    from nstjax import preset_settings
 
     args.explicit = _explicit(args)  # before the preset's values fill the flags
-    run, options = presets.resolve(args.preset, (64, 64), args.explicit)  # options: any shape
-    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history", "init"):
-        setattr(args, _PRESET_FLAGS[field], run.get(field, options.get(field)))
+    options = preset_settings.static_settings(args.preset, args.explicit)  # needs no shape
+    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history"):
+        setattr(args, _PRESET_FLAGS[field], options[field])
     args.schedule = list(options["multiscale"] or [(args.size, args.steps)])
 
 
 def _run_fields(args, shape: tuple[int, int]) -> dict:
     """The preset's Run fields for an output of ``shape`` with the given flags on top."""
-    from nstjax import presets
+    from nstjax import preset_settings
 
-    run, _ = presets.resolve(args.preset, shape, args.explicit)
-    del run["init"]  # resolved once (an image path is read once)
-    return run
+    return preset_settings.run_settings(args.preset, shape, args.explicit)
 
 
-def _runs(args, outputs, init, masks, shapes) -> list[Run]:
+def _runs(args, outputs, masks, shapes) -> list[Run]:
     """One Run per output; ``shapes[i]``: content ``i``'s output shape (a preset's sums depend
     on it)."""
     blend = dict(enumerate(args.style_blend or [1.0] * max(len(masks), 1)))
@@ -156,7 +154,6 @@ def _runs(args, outputs, init, masks, shapes) -> list[Run]:
         Run(
             content=i,
             style=blend if j < 0 else j,  # -1: every style, blended (with masks: one region each)
-            init=init,
             seed=args.seed,
             style_scale=args.style_scale,
             colors=args.colors,
@@ -243,15 +240,29 @@ def _checked_outputs(args, content_paths, style_paths, total_steps) -> dict:
     return paths
 
 
+def _read_masks(args, size: int) -> list:
+    """The ``--masks`` images at the output size, ``[H, W]`` in [0, 1] (read before planning:
+    they are part of the runs; the size is checked to fit in memory first)."""
+    from nstjax import image, validate
+
+    if not args.masks:
+        return []
+    shapes = [
+        image.long_side_shape(image.image_shape(m, "--masks image"), size) for m in args.masks
+    ]
+    validate.image_memory(shapes, "--size", size)
+    masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
+    stylize_args.check_masks(args.masks, masks)
+    return masks
+
+
 def _read_images(args, content_paths, style_paths, size):
     from nstjax import image
 
     contents = [image.load_image(p, size, "content image") for p in content_paths]
     style_size = max(1, round(size * args.style_scale))
     styles = [image.load_image(p, style_size, "style image") for p in style_paths]
-    masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
-    stylize_args.check_masks(args.masks, masks)
-    return contents, styles, masks
+    return contents, styles
 
 
 def _execute(params, plans, scales, contents, styles, runs, observer):
@@ -261,7 +272,7 @@ def _execute(params, plans, scales, contents, styles, runs, observer):
         return schedule.run_schedule(
             params, plans, scales, contents, styles, runs, observer=observer
         )
-    results = api.run_plan(params, plans[0], contents, styles, runs, observer=observer)
+    results = api.run_plan(params, plans[0], contents, styles, observer=observer)
     return sorted(results, key=lambda r: r.key)
 
 
@@ -282,18 +293,17 @@ def main(args: argparse.Namespace) -> int:
     paths = list(paths_by_pair.values())
     content_shapes = [image.image_shape(p, "content image") for p in content_paths]
     out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
-    runs = _runs(args, paths_by_pair, args.init, [None] * len(args.masks or []), out_shapes)
+    runs = _runs(args, paths_by_pair, _read_masks(args, size), out_shapes)
     stylize_args.check_image_sizes(runs, content_shapes, style_paths, size, args.style_scale)
-    if args.init not in INITS:
-        init = image.load_image(args.init, what="--init image")
+    if runs[0].init not in INITS:  # an image file (--init PATH)
+        init = image.load_image(runs[0].init, what="--init image")
         runs = [dataclasses.replace(r, init=init) for r in runs]
     options = api.with_convolution(options)
     shapes = [content_shapes[r.content] for r in runs]
     plans = _plans(runs, shapes, options, scales)  # checks that every size fits
     bf16_speed.note_if_slower(options.dtype, options.convolution)  # measured once per machine
 
-    contents, styles, masks = _read_images(args, content_paths, style_paths, size)
-    runs = [dataclasses.replace(r, masks=masks or None) for r in runs]
+    contents, styles = _read_images(args, content_paths, style_paths, size)
     for run in runs:
         api.validate_run(run, len(contents), len(styles))
     params = vgg.load_params(args.weights)

@@ -127,7 +127,9 @@ def _run(args, shape, n_frames: int, n_styles: int):
     from nstjax.cli import stylize
     from nstjax.run import INITS, Run, validate_run
 
-    init = args.init if args.init in INITS else image.load_image(args.init, what="--init image")
+    fields = stylize._run_fields(args, shape)  # the preset's at the frames' shape, flags on top
+    init = fields.pop("init")
+    init = init if init in INITS else image.load_image(init, what="--init image")
     run = Run(
         style=dict(enumerate(args.style_blend)) if args.style_blend else 0,
         init=init,
@@ -137,7 +139,7 @@ def _run(args, shape, n_frames: int, n_styles: int):
         normalize_gradients=args.normalize_gradients,
         loss_tolerance=args.loss_tolerance,
         grad_tolerance=args.grad_tolerance,
-        **stylize._run_fields(args, shape),
+        **fields,
         style_loss=args.style_loss,
     )
     validate_run(run, n_frames, n_styles)

@@ -8,13 +8,14 @@ is expanded, which is what lets a workdir resume.
 import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 
 from nstjax.errors import NstjaxError
+from nstjax.image import long_side_shape
 from nstjax.run import INITS, Options, Run, validate_options, validate_run
 from nstjax.sweep.config import AXES, PER_RUN_FIELDS, STATIC_FIELDS, default_config, get
 
@@ -170,14 +171,24 @@ def _check_run(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
 
 
 def expand(
-    config: ml_collections.ConfigDict, contents: Sequence[str], styles: Sequence[str]
+    config: ml_collections.ConfigDict,
+    contents: Sequence[str],
+    styles: Sequence[str],
+    content_shapes: Mapping[str, tuple[int, int]],
 ) -> tuple[Expansion, list[str]]:
     """The runs of a (complete, see :func:`nstjax.sweep.config.resolve`) sweep config.
+
+    The only place where a sweep's defaults, preset and axes are applied: each run's values are
+    the config's, the axes' choices on top, then the preset's where the config left a field at
+    its default and no axis varies it, resolved once at the run's real output shape (its content
+    image at its ``size``).
 
     Args:
         config: the sweep config.
         contents: the content image files (folders already listed).
         styles: the style image files.
+        content_shapes: each content file's ``(height, width)`` (from its header); a file
+            missing here (unreadable: the inputs report it) gets no preset run fields.
 
     Returns:
         The expansion and a list of one-line problems (unknown or empty axes, zip lists of
@@ -211,7 +222,8 @@ def expand(
         coords = {"content": value_label(content), "style": value_label(style)}
         coords.update({name: value_label(v) for name, v in chosen.items()})
         label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
-        values, run_problems = _values(base, chosen, defaults, config.preset)
+        shape = content_shapes.get(content)
+        values, run_problems = _values(base, chosen, defaults, config.preset, shape)
         for problem in run_problems:
             if problem not in seen:
                 seen.add(problem)
@@ -251,7 +263,9 @@ def _pairs(pairing: str, contents, styles, problems: list[str]) -> list[tuple[st
     return []
 
 
-def _values(base: dict, chosen: dict, defaults: dict, preset: str) -> tuple[dict, list[str]]:
+def _values(
+    base: dict, chosen: dict, defaults: dict, preset: str, content_shape: tuple[int, int] | None
+) -> tuple[dict, list[str]]:
     """A run's values: the config's, with the axes' choices, a preset's values where the config
     left a field at its default, and a style weight derived from a content/style ratio."""
     values = {**base, **{k: v for k, v in chosen.items() if k != "content_style_ratio"}}
@@ -259,30 +273,34 @@ def _values(base: dict, chosen: dict, defaults: dict, preset: str) -> tuple[dict
     if isinstance(values["init"], str) and values["init"] not in INITS:
         values["init"] = str(Path(values["init"]).resolve())  # an image file
     if preset and not problems:
-        problems = _apply_preset(preset, values, chosen, defaults)
+        problems = _apply_preset(preset, values, chosen, defaults, content_shape)
     if "content_style_ratio" in chosen and not problems:
         weight = values["content_weight"] / chosen["content_style_ratio"]
         values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
     return values, problems
 
 
-def _apply_preset(name: str, values: dict, chosen: dict, defaults: dict) -> list[str]:
+def _apply_preset(
+    name: str, values: dict, chosen: dict, defaults: dict, content_shape
+) -> list[str]:
     """Fills ``values`` from the preset ``name`` where the config left a field at its default
-    and no axis varies it; keeps what was explicit in ``values["preset"]`` for
-    :func:`preset_run_fields` (the per-layer constants need the output shape)."""
-    from nstjax import presets
+    and no axis varies it: its static options, then its run fields at the run's output shape
+    (``content_shape`` at the run's size), once."""
+    from nstjax import preset_settings
+    from nstjax.presets import OPTION_NAMES, RUN_FIELDS
 
-    fields = set(presets.RUN_FIELDS) | (set(presets.OPTION_NAMES) & set(values))
+    fields = set(RUN_FIELDS) | (set(OPTION_NAMES) & set(values))
     explicit = {k: values[k] for k in fields if k in chosen or _differs(values[k], defaults.get(k))}
     if "content_style_ratio" in chosen:
         explicit["style_weight"] = values["style_weight"]  # set from the ratio afterwards
     try:
-        run, options = presets.resolve(name, (64, 64), explicit)
+        options = preset_settings.static_settings(name, explicit)
+        values.update({k: v for k, v in options.items() if k in values})
+        if content_shape is not None:
+            shape = long_side_shape(content_shape, values["size"])
+            values.update(preset_settings.run_settings(name, shape, explicit))
     except NstjaxError as e:
         return [str(e)]
-    values.update({k: v for k, v in options.items() if k in values})
-    values.update({k: v for k, v in run.items() if k in values})
-    values["preset"] = {"name": name, "explicit": explicit}
     return []
 
 
@@ -290,20 +308,6 @@ def _differs(value: Any, default: Any) -> bool:
     if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
         return list(value) != list(default)
     return value != default
-
-
-def preset_run_fields(values: dict[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
-    """A run's preset fields at its output ``shape`` (empty without a preset)."""
-    from nstjax import presets
-
-    preset = values.get("preset")
-    if not preset:
-        return {}
-    run, _ = presets.resolve(preset["name"], shape, preset["explicit"])
-    run.pop("init")  # an init image file is resolved by the sweep's inputs
-    if "style_weight" in preset["explicit"]:
-        run["style_weight"] = values["style_weight"]  # content_style_ratio's, if any
-    return run
 
 
 def _unique(items: list[str]) -> list[str]:

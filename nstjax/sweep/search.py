@@ -283,7 +283,7 @@ def _run_generation(params, batch, contents, sweep, mesh, measure, search, folde
     try:
         observer = execute.Observers(generation, display)
         results = execute.run_prepared(
-            params, [batch], contents, sweep.inputs.images, None, mesh, observer
+            params, [batch], contents, sweep.inputs.images, mesh=mesh, observer=observer
         )
     finally:
         display.close()

@@ -14,10 +14,10 @@ import ml_collections
 from nstjax.architecture import downsampling
 from nstjax.batch import plan
 from nstjax.errors import NstjaxError
-from nstjax.image import long_side_shape
+from nstjax.image import image_shape, long_side_shape
 from nstjax.sweep import config as sweep_config
 from nstjax.sweep import inputs as sweep_inputs
-from nstjax.sweep.expand import Expansion, SweepRun, expand, preset_run_fields, to_api_run
+from nstjax.sweep.expand import Expansion, SweepRun, expand, to_api_run
 from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.report import sheet_axes
 from nstjax.sweep.search_space import SearchSpec, parse_search, too_small_to_measure
@@ -56,14 +56,8 @@ class Sweep:
         images = self.inputs.images
         return [
             plan.Item(
-                dataclasses.replace(
-                    to_api_run(
-                        r.values,
-                        (r.content, r.values["size"]),
-                        r.style,
-                        images.get(r.values["init"]),
-                    ),
-                    **preset_run_fields(r.values, self.output_shape(r)),
+                to_api_run(
+                    r.values, (r.content, r.values["size"]), r.style, images.get(r.values["init"])
                 ),
                 self.output_shape(r),
                 r,
@@ -130,6 +124,18 @@ def _too_small(sweep: "Sweep") -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def _header_shapes(paths: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Each readable image's ``(height, width)`` from its header (an unreadable one is left out:
+    reading the inputs reports it)."""
+    shapes = {}
+    for path in paths:
+        try:
+            shapes[path] = image_shape(path, "content image")
+        except NstjaxError:
+            pass
+    return shapes
+
+
 def prepare(
     config: ml_collections.ConfigDict,
     problems: Sequence[str] = (),
@@ -156,7 +162,7 @@ def prepare(
     problems = [*problems, *found, *_check_sweep_fields(config)]
     contents = sweep_inputs.list_files(config.data.content, "content image", problems)
     styles = sweep_inputs.list_files(config.data.style, "style image", problems)
-    expansion, more = expand(config, contents, styles)
+    expansion, more = expand(config, contents, styles, _header_shapes(contents))
     problems += more
     search = parse_search(config, measures, len(expansion.runs), problems)
     inits = [run.values["init"] for run in expansion.runs]
