@@ -270,11 +270,41 @@ def plan(
         budget_bytes = memory.device_memory_bytes() * memory.BUDGET_FRACTION
     batches = []
     for g in group(items, lambda _: options, convolution):
-        check_large_enough(g)
-        check_fits(g, budget_bytes)
-        size = batch_size(len(g.items), g.run_bytes(), budget_bytes, n_devices, options.batch_size)
-        batches += cut(g, g.items, size)
+        batches += batches_of(g, g.items, budget_bytes, n_devices, options.batch_size)
     return batches
+
+
+def batches_of(
+    group: Group,
+    items: Sequence[Item],
+    budget_bytes: float,
+    n_devices: int = 1,
+    requested: int | None = None,
+    *,
+    run_bytes: float | None = None,
+    sweep: bool = False,
+) -> list[Batch]:
+    """``items`` (runs of ``group``) checked and cut into batches that fit: the batching of
+    every call and sweep.
+
+    Args:
+        group: the runs' group.
+        items: the runs of it to batch (a sweep's: this process's unfinished share).
+        budget_bytes: memory one device may use.
+        n_devices: devices the run axis is sharded over.
+        requested: a batch size asked for explicitly (:func:`batch_size`).
+        run_bytes: one run's memory as the user gave it (then not estimated nor checked).
+        sweep: advise the sweep config's fields in errors (:func:`check_fits`).
+
+    Raises:
+        NstjaxError: the output is too small, or one run cannot fit.
+    """
+    check_large_enough(group)
+    if run_bytes is None:
+        check_fits(group, budget_bytes, sweep=sweep)
+    per_run = run_bytes or group.run_bytes()
+    size = batch_size(len(items), per_run, budget_bytes, n_devices, requested)
+    return cut(group, items, size)
 
 
 def image_steps(batches: Sequence[Batch]) -> int:

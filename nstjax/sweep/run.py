@@ -89,18 +89,16 @@ def _plan_batches(
     options_of = lambda item: dataclasses.replace(
         expand_options_of(item.key.values, chunk), quality=quality
     )
+    run_bytes = run_mb * 2**20 if run_mb else None
     for group in plan.group(sweep.items(), options_of, convolution):
         mine = distributed.share(group.items, cluster.process_id, cluster.num_processes)
         pending = [i for i in mine if i.key.id not in finished]
         resumed, pending = inflight.resumed_batches(group, mine, pending, saved, n_devices)
         out += resumed
-        if not pending:
-            continue
-        per_run = run_mb * 2**20 or group.run_bytes()
-        if not run_mb:
-            plan.check_fits(group, budget_bytes, sweep=True)
-        size = plan.batch_size(len(pending), per_run, budget_bytes, n_devices, batch_size)
-        out += plan.cut(group, pending, size)
+        if pending:
+            out += plan.batches_of(
+                group, pending, budget_bytes, n_devices, batch_size, run_bytes=run_bytes, sweep=True
+            )
     return out
 
 
@@ -278,11 +276,8 @@ def run_sweep(
     batches = _plan_batches(
         sweep, finished, cluster, n_devices, budget, batch_size, convolution, saved
     )
-    who = (
-        f"process {cluster.process_id}/{cluster.num_processes} "
-        if cluster.num_processes > 1
-        else ""
-    )
+    processes = cluster.num_processes
+    who = f"process {cluster.process_id}/{processes} " if processes > 1 else ""
     log(
         f"sweep: {len(sweep.runs)} runs, {len(finished)} finished earlier; {who}computing "
         f"{sum(len(b.items) for b in batches)} in {len(batches)} batch(es) on {n_devices} "
