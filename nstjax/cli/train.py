@@ -1,115 +1,141 @@
-"""``nstjax train``: train feed-forward style networks (K styles or settings in one program)."""
+"""``nstjax train``: train feed-forward style networks (K styles or settings in one program).
+
+    nstjax train --style starry.jpg --content-dir photos/ --output models/starry
+    nstjax train --config configs/train.py:quick --output /tmp/model --config.steps=20
+
+A training config is a ConfigDict of :class:`~nstjax.feedforward.TrainConfig`'s fields
+(:func:`nstjax.feedforward.config.default_config`, the one source of their defaults), from a
+config file (``--config FILE.py[:ARG]``) or the defaults. The flags and ``--config.FIELD=VALUE``
+override its fields, in that order; nothing is copied field by field.
+"""
 
 import argparse
-import dataclasses
 import sys
 import time
 
 from nstjax.cli import HelpWithDefaults
 from nstjax.errors import NstjaxError
 
+FLAG_FIELDS = {
+    "style": "styles",
+    "content_dir": "content_dir",
+    "size": "size",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "content_weight": "content_weight",
+    "style_weight": "style_weight",
+    "tv_weight": "tv_weight",
+    "lr": "learning_rate",
+    "style_loss": "style_loss",
+    "content_layers": "content_layers",
+    "style_layers": "style_layers",
+    "pooling": "pooling",
+    "style_size": "style_size",
+    "crop": "crop",
+    "holdout": "holdout",
+    "save_every": "save_every",
+    "sample_every": "sample_every",
+    "keep": "keep",
+    "max_nonfinite_steps": "max_nonfinite_steps",
+    "seed": "seed",
+    "network_axis": "network_axis",
+    "norm": "network.norm",
+    "upsample": "network.upsample",
+    "width": "network.width",
+    "residual_blocks": "network.residual_blocks",
+    "weights": "weights",
+}
+"""Flag (its argparse name) -> the training config field it overrides when given."""
+
 
 def register(subparsers) -> None:
-    from nstjax.feedforward.config import CROPS, TrainConfig
+    from nstjax.feedforward.config import CROPS, default_config
     from nstjax.run import POOLINGS
     from nstjax.sweep import distributed
 
-    d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    d = default_config()
     p = subparsers.add_parser(
         "train",
         help="train feed-forward style networks (Johnson et al.)",
         description="Train one transformation network per style or setting, all in one "
-        "compiled step; resumes from the model folder's checkpoints.",
+        "compiled step; resumes from the model folder's checkpoints. The training config "
+        "(--config FILE.py[:ARG], else the defaults) takes the flags and --config.FIELD=VALUE "
+        "overrides on top; a flag not given keeps the config's value (its default shown).",
         formatter_class=HelpWithDefaults,
     )
-    p.add_argument("--style", nargs="+", required=True, help="style image(s), one per network")
-    p.add_argument("--content-dir", required=True, help="folder of content images (any sizes)")
+    p.add_argument("--config", default=None, help="training config file, FILE.py[:ARG]")
+    p.add_argument("--style", nargs="+", help="style image(s), one per network (styles)")
+    p.add_argument("--content-dir", help="folder of content images, any sizes (content_dir)")
     p.add_argument("--output", required=True, help="model folder (created; resumed if present)")
-    p.add_argument("--size", type=int, default=d["size"], help="training crop side, >= 16 px")
-    p.add_argument("--steps", type=int, default=d["steps"], help="optimisation steps")
+    p.add_argument("--size", type=int, help=f"training crop side, >= 16 px ({d.size})")
+    p.add_argument("--steps", type=int, help=f"optimisation steps ({d.steps})")
     p.add_argument(
         "--batch-size",
         type=int,
-        default=d["batch_size"],
-        help="content images per step, shared by all networks (split over the devices)",
+        help=f"content images per step, shared by all networks (split over the devices) "
+        f"({d.batch_size})",
     )
     _add_loss_options(p, d)
-    p.add_argument("--pooling", choices=POOLINGS, default=d["pooling"], help="VGG's pooling")
-    p.add_argument(
-        "--style-size", type=int, default=None, help="style images' longer side (default: --size)"
-    )
+    p.add_argument("--pooling", choices=POOLINGS, help=f"VGG's pooling ({d.pooling})")
+    p.add_argument("--style-size", type=int, help="style images' longer side (default: --size)")
     p.add_argument(
         "--crop",
         choices=CROPS,
-        default=d["crop"],
         help="random or center: a square crop after resizing the shorter side to --size; "
-        "resize: warped to a square (Johnson et al.)",
+        f"resize: warped to a square (Johnson et al.) ({d.crop})",
     )
     _add_schedule_options(p, d)
-    _add_network_axis(p, d["network_axis"])
-    _add_network_options(p)
-    p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    _add_network_axis(p, d.network_axis)
+    _add_network_options(p, d.network)
+    p.add_argument("--weights", help="VGG-19 weights (.h5 or .npz)")
     distributed.add_options(p, "training run")
     p.set_defaults(func=main)
 
 
-def _add_schedule_options(p: argparse.ArgumentParser, d: dict) -> None:
+def _add_schedule_options(p: argparse.ArgumentParser, d) -> None:
     """Held-out images, checkpoints, samples, the non-finite guard and the seed."""
     p.add_argument(
         "--holdout",
         type=int,
-        default=d["holdout"],
-        help="last N content images kept out of training for samples",
+        help=f"last N content images kept out of training for samples ({d.holdout})",
     )
-    p.add_argument(
-        "--save-every", type=int, default=d["save_every"], help="steps between checkpoints"
-    )
+    p.add_argument("--save-every", type=int, help=f"steps between checkpoints ({d.save_every})")
     p.add_argument(
         "--sample-every",
         type=int,
-        default=d["sample_every"],
-        help="steps between samples and loss-curve updates (0: at the end)",
+        help=f"steps between samples and loss-curve updates, 0: at the end ({d.sample_every})",
     )
-    p.add_argument("--keep", type=int, default=d["keep"], help="most recent checkpoints kept")
+    p.add_argument("--keep", type=int, help=f"most recent checkpoints kept ({d.keep})")
     p.add_argument(
         "--max-nonfinite-steps",
         type=int,
-        default=d["max_nonfinite_steps"],
         help="a network whose step is non-finite this many steps in a row is stopped "
-        "(each such step is rejected; exit status 1 at the end)",
+        f"(each such step is rejected; exit status 1 at the end) ({d.max_nonfinite_steps})",
     )
     p.add_argument(
         "--seed",
         type=int,
-        default=d["seed"],
-        help="seeds the networks' initialisation, the data order and the crops",
+        help=f"seeds the networks' initialisation, the data order and the crops ({d.seed})",
     )
 
 
-def _add_network_options(p: argparse.ArgumentParser) -> None:
-    """The transformation network's shape, defaults from ``NetworkConfig``."""
-    from nstjax.feedforward.config import NetworkConfig
+def _add_network_options(p: argparse.ArgumentParser, net) -> None:
+    """The transformation network's shape (the config's ``network`` group)."""
     from nstjax.feedforward.network import NORMS, UPSAMPLES
 
-    net = NetworkConfig()
-    p.add_argument("--norm", choices=NORMS, default=net.norm, help="the network's normalisation")
+    p.add_argument("--norm", choices=NORMS, help=f"the network's normalisation ({net.norm})")
     p.add_argument(
         "--upsample",
         choices=UPSAMPLES,
-        default=net.upsample,
-        help="the network's upsampling: resize then convolve, or transposed convolution",
+        help="the network's upsampling: resize then convolve, or transposed convolution "
+        f"({net.upsample})",
     )
-    p.add_argument("--width", type=int, default=net.width, help="first layer's channels")
-    p.add_argument(
-        "--residual-blocks",
-        type=int,
-        default=net.residual_blocks,
-        help="residual blocks",
-    )
+    p.add_argument("--width", type=int, help=f"first layer's channels ({net.width})")
+    p.add_argument("--residual-blocks", type=int, help=f"residual blocks ({net.residual_blocks})")
 
 
-def _add_loss_options(p: argparse.ArgumentParser, d: dict) -> None:
-    """The per-network loss options (and the layers), defaults from ``TrainConfig``."""
+def _add_loss_options(p: argparse.ArgumentParser, d) -> None:
+    """The per-network loss options (and the layers)."""
     from nstjax.style_losses import STYLE_LOSSES
 
     for name in ("content_weight", "style_weight", "tv_weight"):
@@ -117,30 +143,27 @@ def _add_loss_options(p: argparse.ArgumentParser, d: dict) -> None:
             f"--{name.replace('_', '-')}",
             type=float,
             nargs="+",
-            default=list(d[name]),
             metavar="W",
-            help="one value, or one per network",
+            help=f"one value, or one per network ({' '.join(f'{w:g}' for w in d[name])})",
         )
     p.add_argument(
         "--lr",
         type=float,
         nargs="+",
-        default=list(d["learning_rate"]),
-        help="Adam step size, one or one per network",
+        help=f"Adam step size, one or one per network ({' '.join(map(str, d.learning_rate))})",
     )
     p.add_argument(
         "--style-loss",
         nargs="+",
-        default=list(d["style_loss"]),
         metavar="SPEC",
         help=f"style loss, one or one per network: a name ({', '.join(STYLE_LOSSES)}) or a "
-        "mix such as gram:1,sliced_wasserstein:0.5",
+        f"mix such as gram:1,sliced_wasserstein:0.5 ({' '.join(d.style_loss)})",
     )
     p.add_argument(
-        "--content-layers", default=",".join(d["content_layers"]), help="comma-separated conv names"
+        "--content-layers", help=f"comma-separated conv names ({','.join(d.content_layers)})"
     )
     p.add_argument(
-        "--style-layers", default=",".join(d["style_layers"]), help="comma-separated conv names"
+        "--style-layers", help=f"comma-separated conv names ({','.join(d.style_layers)})"
     )
 
 
@@ -150,52 +173,41 @@ def _add_network_axis(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--network-axis",
         choices=NETWORK_AXES,
-        default=default,
         help="K networks in one step: unroll (each bit-identical to it trained alone), vmap "
         "(batched, equal up to rounding) or map (lax.map: bit-identical, compiled once, slow "
-        "on CPU)",
+        f"on CPU) ({default})",
     )
 
 
-def _layers(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
+def _layers(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _config(args: argparse.Namespace):
-    """The :class:`~nstjax.feedforward.TrainConfig` the flags describe (not yet checked)."""
-    from nstjax.feedforward import NetworkConfig, TrainConfig
+    """The :class:`~nstjax.feedforward.TrainConfig` of ``--config`` (or the defaults) with the
+    given flags and ``--config.FIELD=VALUE`` overrides on top (not yet checked)."""
+    from nstjax.config import apply_override, load_config
+    from nstjax.feedforward.config import default_config, from_config
 
-    return TrainConfig(
-        styles=tuple(args.style),
-        content_dir=args.content_dir,
-        size=args.size,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        content_weight=tuple(args.content_weight),
-        style_weight=tuple(args.style_weight),
-        tv_weight=tuple(args.tv_weight),
-        learning_rate=tuple(args.lr),
-        style_loss=tuple(args.style_loss),
-        content_layers=_layers(args.content_layers),
-        style_layers=_layers(args.style_layers),
-        pooling=args.pooling,
-        style_size=args.style_size,
-        crop=args.crop,
-        holdout=args.holdout,
-        seed=args.seed,
-        save_every=args.save_every,
-        keep=args.keep,
-        sample_every=args.sample_every,
-        max_nonfinite_steps=args.max_nonfinite_steps,
-        network_axis=args.network_axis,
-        network=NetworkConfig(
-            norm=args.norm,
-            upsample=args.upsample,
-            width=args.width,
-            residual_blocks=args.residual_blocks,
-        ),
-        weights=args.weights,
-    )
+    if args.config:
+        config = load_config(args.config)
+    else:
+        config = default_config()
+        config.lock()
+    for flag, path in FLAG_FIELDS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if flag in ("content_layers", "style_layers"):
+            value = _layers(value)
+        *groups, field = path.split(".")
+        node = config
+        for group in groups:
+            node = node[group]
+        node[field] = value
+    for item in getattr(args, "config_overrides", []):
+        apply_override(config, item)
+    return from_config(config)
 
 
 def main(args: argparse.Namespace) -> int:

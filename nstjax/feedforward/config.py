@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import ml_collections
+
 from nstjax import run as run_lib
 from nstjax import style_mix
 from nstjax import validate as checks
@@ -140,6 +142,28 @@ class TrainConfig:
         return cls(**data)
 
 
+def default_config() -> ml_collections.ConfigDict:
+    """Every field of :class:`TrainConfig` with its default, as a ConfigDict: what a training
+    config file's ``get_config`` starts from (``nstjax train --config FILE``). ``styles`` and
+    ``content_dir`` are empty: the config file or the command line gives them."""
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    return ml_collections.ConfigDict(plain(dataclasses.asdict(TrainConfig((), ""))))
+
+
+def from_config(config: ml_collections.ConfigDict) -> TrainConfig:
+    """The :class:`TrainConfig` a training ConfigDict describes (not yet checked: :func:`validate`).
+
+    Raises:
+        NstjaxError: a field :class:`TrainConfig` does not have.
+    """
+    return TrainConfig.from_dict(config.to_dict())
+
+
 def _option(name: str) -> str:
     return OPTION.get(name, f"--{name.replace('_', '-')}")
 
@@ -187,6 +211,8 @@ def _check_values(config: TrainConfig) -> None:
 
 def validate(config: TrainConfig) -> None:
     """Raises :class:`NstjaxError` naming the first bad field of ``config`` (nothing is read)."""
+    if not config.content_dir:
+        raise NstjaxError("--content-dir: no folder given (the config's content_dir is empty)")
     _check_counts(config)
     _check_values(config)
     for name in ("content_layers", "style_layers"):
