@@ -169,22 +169,28 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.dtype = options.dtype
     config.model.remat = options.remat
 
-    config.sweep = ml_collections.ConfigDict()
-    config.sweep.axes = ml_collections.ConfigDict()
-    config.sweep.zip = ml_collections.ConfigDict()
-    config.sweep.contact_sheet = ml_collections.ConfigDict()
-    config.sweep.contact_sheet.rows = ""
-    config.sweep.contact_sheet.cols = ""
-    config.sweep.contact_sheet.cell = 128
-    config.sweep.save_every = 0
-    config.sweep.chunk = options.chunk
-    config.sweep.run_memory_mb = 0.0
-    config.sweep.checkpoint_every = CHECKPOINT_EVERY
-    config.sweep.checkpoint_minutes = CHECKPOINT_MINUTES
-    config.sweep.quality = True  # measure every finished run (nstjax.quality) into run.json
-    config.sweep.tensorboard = False  # TensorBoard logs under DIR/tensorboard (needs tensorboardX)
+    config.sweep = _sweep_defaults(options)
     config.search = search_defaults()  # a search instead of a grid (nstjax.sweep.search_space)
     return config
+
+
+def _sweep_defaults(options) -> ml_collections.ConfigDict:
+    """The ``sweep`` section: how a sweep runs and reports (chunk from ``options``)."""
+    s = ml_collections.ConfigDict()
+    s.axes = ml_collections.ConfigDict()
+    s.zip = ml_collections.ConfigDict()
+    s.contact_sheet = ml_collections.ConfigDict()
+    s.contact_sheet.rows = ""
+    s.contact_sheet.cols = ""
+    s.contact_sheet.cell = 128
+    s.save_every = 0
+    s.chunk = options.chunk
+    s.run_memory_mb = 0.0
+    s.checkpoint_every = CHECKPOINT_EVERY
+    s.checkpoint_minutes = CHECKPOINT_MINUTES
+    s.quality = True  # measure every finished run (nstjax.quality) into run.json
+    s.tensorboard = False  # TensorBoard logs under DIR/tensorboard (needs tensorboardX)
+    return s
 
 
 def get(config: ml_collections.ConfigDict, path: str):

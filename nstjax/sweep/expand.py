@@ -178,10 +178,9 @@ def expand(
 ) -> tuple[Expansion, list[str]]:
     """The runs of a (complete, see :func:`nstjax.sweep.config.resolve`) sweep config.
 
-    The only place where a sweep's defaults, preset and axes are applied: each run's values are
-    the config's, the axes' choices on top, then the preset's where the config left a field at
-    its default and no axis varies it, resolved once at the run's real output shape (its content
-    image at its ``size``).
+    The one place a sweep's defaults, axes and preset are applied: the config's values, the
+    axes' choices on top, then the preset's where the config left a field at its default and
+    no axis varies it, resolved once at the run's real output shape.
 
     Args:
         config: the sweep config.
