@@ -72,9 +72,11 @@ def test_networks_with_different_style_losses_train_in_one_step(
     lr = np.ones((1,), np.float32)
     initial = _init_state(objective, jax.random.key(config.seed, impl="rbg"), lr)
     train_files, _ = data.split_content(config.content_dir, config.holdout)
-    loader = data.Loader(train_files, config.size, config.batch_size, config.crop, config.seed)
+    batches = data.training_batches(
+        train_files, config.size, config.batch_size, config.crop, config.seed
+    )
     params = jax.tree.map(lambda x: x[0], initial.params)
-    output = np.asarray(objective.net.apply({"params": params}, loader.batch(0), train=True))
+    output = np.asarray(objective.net.apply({"params": params}, batches[0], train=True))
     styles = [image.load_image(images_dir / s, config.size) for s in STYLES]
     expected = _numpy_style_terms(tiny_params, config, np.stack([output] * 3), styles)
     np.testing.assert_allclose(result.history[0, :, 2], expected, rtol=1e-4)

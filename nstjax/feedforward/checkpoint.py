@@ -4,9 +4,10 @@ A model folder holds ``config.json`` (the :class:`~nstjax.feedforward.config.Tra
 ``checkpoints/<step>/`` written by an ``orbax.checkpoint.CheckpointManager``: each step is
 written to a temporary folder and renamed when complete (orbax's atomic commit), so a process
 killed at any moment leaves the previous checkpoints intact; the last ``keep`` are kept. A
-checkpoint holds the K networks' :class:`~nstjax.feedforward.step.TrainState` and the loss
-history so far. The data order is a function of the step (:mod:`nstjax.feedforward.data`), so
-restoring step ``s`` and going on gives what an uninterrupted run gives.
+checkpoint holds the K networks' :class:`~nstjax.feedforward.step.TrainState`, the loss
+history so far and the data iterator's state (grain's orbax handler: one JSON file per process,
+``data/process_<i>-of-<n>.json``), so restoring step ``s`` and going on gives what an
+uninterrupted run gives (:mod:`nstjax.feedforward.data`).
 """
 
 import hashlib
@@ -15,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -99,6 +101,7 @@ class Checkpoints:
     """
 
     def __init__(self, model_dir: str | Path, keep: int | None = None, read_only: bool = False):
+        self.model_dir = Path(model_dir)
         absl = logging.getLogger("absl")
         level = absl.level
         if read_only:  # orbax warns that a read-only manager saves nothing: that is the point
@@ -116,6 +119,7 @@ class Checkpoints:
                 item_handlers={
                     "state": ocp.StandardCheckpointHandler(),
                     "history": ocp.StandardCheckpointHandler(),
+                    "data": grain.checkpoint.CheckpointHandler(),
                 },
             )
         finally:
@@ -124,7 +128,14 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state: Any, history: np.ndarray, rejected: np.ndarray) -> None:
+    def save(
+        self,
+        step: int,
+        state: Any,
+        history: np.ndarray,
+        rejected: np.ndarray,
+        data: grain.DatasetIterator | None = None,
+    ) -> None:
         """Writes step ``step`` (steps done) atomically; returns when it is on disk.
 
         Args:
@@ -132,12 +143,15 @@ class Checkpoints:
             state: the networks' state.
             history: ``[steps, K, 4]`` loss terms so far.
             rejected: ``[steps, K]`` bool: the steps rejected as non-finite, per network.
+            data: the data iterator (its state after ``step`` batches), if any.
         """
+        items = {} if data is None else {"data": grain.checkpoint.CheckpointSave(data)}
         self.manager.save(
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(_as_dict(state)),
                 history=ocp.args.StandardSave({"history": history, "rejected": rejected}),
+                **items,
             ),
             force=True,
         )
@@ -148,11 +162,23 @@ class Checkpoints:
         tree = self.manager.item_metadata(step)["state"].tree
         return jax.tree.map(lambda m: tuple(m.shape), tree, is_leaf=lambda m: hasattr(m, "shape"))
 
-    def restore(self, step: int, like: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+    def restore(
+        self, step: int, like: Any, data: grain.DatasetIterator | None = None
+    ) -> tuple[Any, np.ndarray, np.ndarray]:
         """The state (shaped as ``like``, a pytree of arrays or ShapeDtypeStructs), the history
         and the rejected-step flags. A field of ``like`` that the checkpoint lacks (one added to
         the state since it was written) keeps ``like``'s value (zeros if ``like`` is abstract).
+        ``data`` (a data iterator), if given, is set to the saved position.
+
+        Raises:
+            NstjaxError: ``data`` is given and the checkpoint holds no data state for this
+                process (written before the data state was saved, or by another number of
+                processes).
         """
+        items = {}
+        if data is not None:
+            self._check_data_state(step)
+            items["data"] = grain.checkpoint.CheckpointRestore(data)
         saved = set(self.manager.item_metadata(step)["state"].tree)
         fields = _as_dict(like)
         abstract = {
@@ -165,6 +191,7 @@ class Checkpoints:
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract),
                 history=ocp.args.StandardRestore(),
+                **items,
             ),
         )
         missing = {
@@ -180,6 +207,16 @@ class Checkpoints:
         rejected = restored.history.get("rejected")
         rejected = np.zeros(history.shape[:2], bool) if rejected is None else np.asarray(rejected)
         return state, history, rejected
+
+    def _check_data_state(self, step: int) -> None:
+        index, count = jax.process_index(), jax.process_count()
+        name = f"process_{index}-of-{count}.json"
+        if not (Path(self.manager.directory) / str(step) / "data" / name).is_file():
+            raise NstjaxError(
+                f"--output '{self.model_dir}': checkpoint {step} holds no data-loader state for "
+                f"process {index} of {count} (saved by an older nstjax or another number of "
+                "processes); it cannot resume exactly, use another folder to start a new run"
+            )
 
     def close(self) -> None:
         self.manager.close()

@@ -85,6 +85,9 @@ class TrainConfig:
             traced K times: each bit-identical to it trained alone, the fastest measured on
             CPU), ``"vmap"`` (batched: equal up to rounding) or ``"map"`` (``jax.lax.map``:
             bit-identical, compiled once, slow on CPU); docs/feedforward.md has the figures.
+        data_workers: processes that decode and crop the content images (0: threads of the
+            training process); the batches are the same either way, but a run resumes only with
+            the count it was saved with (the data iterator's saved state depends on it).
         network: the network's shape.
         weights: VGG-19 weights file; ``None`` resolves as :func:`nstjax.vgg.load_params`.
     """
@@ -111,6 +114,7 @@ class TrainConfig:
     sample_every: int = 1000
     max_nonfinite_steps: int = 10
     network_axis: str = NETWORK_AXES[0]
+    data_workers: int = 0
     network: NetworkConfig = NetworkConfig()
     weights: str | None = None
 
@@ -195,7 +199,7 @@ def _check_values(config: TrainConfig) -> None:
         style_mix.parse_style_loss(spec, "--style-loss")
     for name in ("size", "steps", "batch_size", "save_every", "keep", "max_nonfinite_steps"):
         checks.integer(getattr(config, name), _option(name), 16 if name == "size" else 1)
-    for name in ("sample_every", "holdout", "seed"):
+    for name in ("sample_every", "holdout", "seed", "data_workers"):
         checks.integer(getattr(config, name), _option(name), 0)
     if config.style_size is not None:
         checks.integer(config.style_size, "--style-size", 16)

@@ -1,21 +1,31 @@
-"""Content images for training: a seeded, resumable order, square crops, a prefetching loader.
+"""Content images for training: a seeded, resumable order, square crops, a grain pipeline.
 
 The order is a pure function of ``(seed, position)``: position ``p`` of the stream is image
-``permutation(seed, p // n)[p % n]`` (a fresh permutation every epoch), and its crop is drawn from
-a generator seeded by ``(seed, p)``. Step ``s`` takes positions ``s*B .. s*B + B - 1``, so a run
-resumed at step ``s`` sees exactly the batches an uninterrupted run would, whatever the threads do.
+``permutation(seed, p // n)[p % n]`` (a fresh permutation every epoch, :func:`position_index`),
+and its crop is drawn from a generator seeded by ``(seed, p)``. Step ``s`` takes positions
+``s*B .. s*B + B - 1``; a process of a multi-process run loads its rows of them.
+
+:func:`training_batches` is that stream as a ``grain.MapDataset`` (random access: element ``s``
+is step ``s``'s batch); :func:`batch_iterator` reads it ahead with threads, or with worker
+processes, and its state (grain's ``get_state``) is saved in each checkpoint
+(:mod:`nstjax.feedforward.checkpoint`), so a run resumed at step ``s`` sees exactly the batches an
+uninterrupted run would, whoever loads them.
 """
 
-import collections
-import concurrent.futures
+import functools
 import os
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import grain
 import numpy as np
+from absl import flags
 
 from nstjax import image
 from nstjax.errors import NstjaxError
+
+READ_AHEAD = 4  # batches each reading process loads ahead, one thread each (Pillow frees the GIL)
 
 
 def split_content(content_dir: str | os.PathLike, holdout: int) -> tuple[list[Path], list[Path]]:
@@ -72,63 +82,65 @@ def load_square(path: Path, size: int, crop: str, rng: np.random.Generator) -> n
     return square(image.load_image(path, what="content image"), size, crop, rng)
 
 
-class Loader:
-    """Batches ``[B, size, size, 3]`` for consecutive steps, loaded by threads ahead of use.
+def _load_position(
+    files: tuple[Path, ...], size: int, crop: str, seed: int, position: int
+) -> np.ndarray:
+    """The training image at stream ``position``."""
+    index = position_index(position, len(files), seed)
+    rng = np.random.default_rng([seed, position, 1])
+    return load_square(files[index], size, crop, rng)
+
+
+def _position(batch_size: int, rows: range, element: int) -> int:
+    """The stream position of a process's ``element``-th image (its rows of each step)."""
+    step, row = divmod(element, len(rows))
+    return step * batch_size + rows[row]
+
+
+def training_batches(
+    files: Sequence[Path],
+    size: int,
+    batch_size: int,
+    crop: str,
+    seed: int,
+    rows: range | None = None,
+) -> grain.MapDataset:
+    """The endless stream of training batches; element ``s`` is step ``s``'s batch.
 
     Args:
         files: the training images.
         size: crop side.
-        batch_size: images per step.
+        batch_size: images per step (all processes together).
         crop: see :func:`square`.
         seed: seeds the order and the crops.
-        workers: loading threads (Pillow decodes and resizes without holding the GIL).
-        prefetch: batches loaded ahead of the one being consumed.
-        rows: the rows of every batch this loader loads (``None``: all ``batch_size``); a
-            process of a multi-process run loads its share.
+        rows: the rows of every batch this process loads (``None``: all).
+
+    Returns:
+        A ``grain.MapDataset`` of float32 arrays ``[len(rows), size, size, 3]``.
     """
+    rows = range(batch_size) if rows is None else rows
+    elements = grain.MapDataset.range(sys.maxsize)
+    positions = elements.map(functools.partial(_position, batch_size, rows))
+    load = functools.partial(_load_position, tuple(files), size, crop, seed)
+    return positions.map(load).batch(len(rows))
 
-    def __init__(
-        self,
-        files: Sequence[Path],
-        size: int,
-        batch_size: int,
-        crop: str,
-        seed: int,
-        workers: int = 4,
-        prefetch: int = 2,
-        rows: range | None = None,
-    ):
-        self.files, self.size, self.batch_size = list(files), size, batch_size
-        self.crop, self.seed, self.workers, self.prefetch = crop, seed, workers, prefetch
-        self.rows = range(batch_size) if rows is None else rows
 
-    def positions(self, step: int) -> list[int]:
-        """The stream positions of this loader's rows of ``step``'s batch."""
-        return [step * self.batch_size + r for r in self.rows]
+def batch_iterator(batches: grain.MapDataset, workers: int) -> grain.DatasetIterator:
+    """An iterator over ``batches`` from the start, reading ahead; its ``get_state`` /
+    ``set_state`` (or :class:`~nstjax.feedforward.checkpoint.Checkpoints`) save and restore
+    its position.
 
-    def item(self, position: int) -> np.ndarray:
-        """The training image at stream ``position``."""
-        index = position_index(position, len(self.files), self.seed)
-        rng = np.random.default_rng([self.seed, position, 1])
-        return load_square(self.files[index], self.size, self.crop, rng)
-
-    def batch(self, step: int) -> np.ndarray:
-        """The batch of ``step`` (this loader's rows; no prefetching)."""
-        return np.stack([self.item(p) for p in self.positions(step)])
-
-    def batches(self, start: int, stop: int) -> Iterator[np.ndarray]:
-        """Yields the batches of steps ``start .. stop - 1`` in order, prefetching."""
-        with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
-
-            def submit(step: int) -> list[concurrent.futures.Future]:
-                return [pool.submit(self.item, p) for p in self.positions(step)]
-
-            pending = collections.deque(
-                submit(s) for s in range(start, min(stop, start + 1 + self.prefetch))
-            )
-            for step in range(start, stop):
-                futures = pending.popleft()
-                ahead = step + 1 + self.prefetch
-                if ahead < stop:
-                    pending.append(submit(ahead))
-                yield np.stack([f.result() for f in futures])
+    Args:
+        batches: :func:`training_batches`.
+        workers: worker processes that load batches (each its own slice of the steps,
+            interleaved back in order); ``0`` loads them in this process. The batches are the
+            same either way; a saved state restores only into an iterator with as many workers.
+    """
+    read = grain.ReadOptions(num_threads=READ_AHEAD, prefetch_buffer_size=READ_AHEAD)
+    stream = batches.to_iter_dataset(read)
+    if workers:
+        if not flags.FLAGS.is_parsed():  # grain's worker start reads its absl flags
+            flags.FLAGS.mark_as_parsed()
+        options = grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=1)
+        stream = stream.mp_prefetch(options)
+    return iter(stream)

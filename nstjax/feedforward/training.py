@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,7 +66,7 @@ class _Inputs:
     held_out: np.ndarray  # [N, S, S, 3]
     held_out_names: list[str]
     styles: list[np.ndarray]  # one per network
-    loader: data.Loader
+    batches: grain.MapDataset  # this process's rows of every step's batch
 
 
 def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None) -> _Inputs:
@@ -96,16 +97,16 @@ def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None
         check_patch_sizes(objective, style.shape[:2], (config.size, config.size))
     center = np.random.default_rng(0)
     held = [data.load_square(p, config.size, "center", center) for p in held_files]
-    loader = data.Loader(
+    batches = data.training_batches(
         train_files, config.size, config.batch_size, config.crop, config.seed, rows=rows
     )
-    loader.batch(0)  # the first batch's files must read
+    batches[0]  # the first batch's files must read
     return _Inputs(
         train_files=train_files,
         held_out=np.stack(held) if held else np.zeros((0, config.size, config.size, 3)),
         held_out_names=[p.stem for p in held_files],
         styles=[loaded[p] for p in config.per_network("styles")],
-        loader=loader,
+        batches=batches,
     )
 
 
@@ -212,9 +213,9 @@ def _save_samples(model_dir: Path, done: int, state, net, inputs: _Inputs, names
             image.save_image(folder / f"{content}__{name}.png", outputs[k, i], "sample image")
 
 
-def _start(config: TrainConfig, checkpoints: Checkpoints, objective, placement: Placement):
+def _start(config: TrainConfig, checkpoints: Checkpoints, objective, placement: Placement, feed):
     """The state to start from (the latest checkpoint, or fresh networks), its history and its
-    rejected-step flags."""
+    rejected-step flags; the data iterator ``feed`` is moved to the checkpoint's position."""
     learning_rate = jnp.asarray(config.per_network("learning_rate"), jnp.float32)
     # XLA's RngBitGenerator: compiles in a fraction of threefry's time on CPU
     key = jax.random.key(config.seed, impl="rbg")
@@ -224,7 +225,7 @@ def _start(config: TrainConfig, checkpoints: Checkpoints, objective, placement: 
     rejected = np.zeros((config.steps, config.num_networks), bool)
     start = checkpoints.latest_step() or 0
     if start:
-        state, saved, saved_rejected = checkpoints.restore(start, state)
+        state, saved, saved_rejected = checkpoints.restore(start, state, data=feed)
         rows = min(len(saved), config.steps)
         history[:rows] = saved[:rows]
         rejected[:rows] = saved_rejected[:rows]
@@ -308,14 +309,14 @@ def train(
     hyper = placement.replicate(hyper_of(config, objective))
     vgg_params = placement.replicate(vgg_params)
     checkpoints = Checkpoints(model_dir, keep=config.keep)
-    start, state, history, rejected = _start(config, checkpoints, objective, placement)
+    feed = data.batch_iterator(inputs.batches, config.data_workers)
+    start, state, history, rejected = _start(config, checkpoints, objective, placement, feed)
     show = progress and placement.is_leader
     bar = TrainProgress(start, config.steps, config.batch_size) if show else None
     record = _Record(config, names, history, rejected, bar, on_step)
     try:
-        batches = inputs.loader.batches(start, config.steps)
-        for s, batch in zip(range(start, config.steps), batches):
-            images = placement.batch(batch, config.batch_size)
+        for s in range(start, config.steps):
+            images = placement.batch(next(feed), config.batch_size)
             state, metrics, flags = _train_step(
                 state, vgg_params, objective, images, style, hyper, jnp.int32(s)
             )
@@ -327,7 +328,7 @@ def train(
             if done % LOG_EVERY == 0 or save or sample:
                 record.flush(state)
             if save:
-                checkpoints.save(done, state, history, rejected)
+                checkpoints.save(done, state, history, rejected, data=feed)
             if sample and placement.is_leader:
                 _save_samples(model_dir, done, local(state), objective.net, inputs, names)
                 plots.loss_curve(model_dir / "loss.png", history[:done], names)
@@ -336,5 +337,6 @@ def train(
         if bar is not None:
             bar.close()
         checkpoints.close()
+        feed.close()
     host = jax.device_get(local(state))
     return TrainResult(model_dir, host, history, names, rejected, record.stopped(host))
