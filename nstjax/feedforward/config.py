@@ -34,7 +34,7 @@ PER_NETWORK = (
     "learning_rate",
     "style_loss",
 )
-OPTION = {"styles": "--style", "learning_rate": "--lr"}
+OPTION = {"styles": "--style", "learning_rate": "--lr", "data_workers": "--config.data_workers"}
 """The ``nstjax train`` option of a field whose name is not the option's."""
 
 
