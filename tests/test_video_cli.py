@@ -89,3 +89,24 @@ def test_a_frames_folder_in_gives_a_video_out_and_a_rerun_resumes(
     )
     assert main([*argv, "--overwrite"]) == 0
     assert calls == [1]
+
+
+def test_the_frames_use_lbfgs_unless_an_optimizer_is_given(tmp_path, style, monkeypatch):
+    import nstjax.vgg
+    from nstjax.video import modes
+
+    monkeypatch.setattr(nstjax.vgg, "load_params", lambda *a, **k: None)
+    seen = []
+
+    def record(params, clip, styles, run, options, *a, **k):
+        seen.append((options.optimizer, run.step_size(options.optimizer)))
+        return np.zeros_like(clip)
+
+    monkeypatch.setattr(modes, "stylize_clip", record)
+    clip = _clip(tmp_path / "clip", 2)
+    base = ["video", "--content", clip, "--style", style, "--size", "16", "--steps", "1"]
+    for n, extra in enumerate(([], ["--optimizer", "adam"], ["--preset", "paper"])):
+        assert main([*base, "--output", str(tmp_path / f"out{n}"), *extra]) == 0
+    # L-BFGS at its own step (1, not the nstjax preset's Adam step 4); Adam when asked for;
+    # a preset's L-BFGS variant kept
+    assert seen == [("lbfgs", 1.0), ("adam", 4.0), ("lbfgs_wolfe", 1.0)]

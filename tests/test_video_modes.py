@@ -1,6 +1,6 @@
 """The modes: each frame's run (start, temporal targets, reliabilities) derived by hand from
 stub neighbours; at a small size with the real network, sequential and multi-pass cut the
-flicker of independent per-frame stylisation at least 3x at about equal per-frame losses."""
+flicker of independent per-frame stylisation at least 3x at equal per-frame quality."""
 
 import numpy as np
 import pytest
@@ -10,6 +10,8 @@ from nstjax.run import Options, Run
 from nstjax.video import compare, modes, synthetic
 
 SHAPE = (4, 5)
+STEPS = 200
+"""Each frame's L-BFGS budget in the end-to-end test: near convergence at 48x64 px (docs/video.md)."""
 
 
 class _Stub:
@@ -81,15 +83,22 @@ def test_modes_run_and_resume_with_the_tiny_network(tiny_params, tmp_path, monke
     assert folders == sorted(modes.MODES)
 
 
+QUALITY_TOLERANCE = 0.02
+"""Issue 24's "equal per-frame quality": content fidelity and global effects not worse than the
+independent frames' by more than this (better is fine)."""
+
+
 @pytest.mark.slow
-def test_sequential_and_multipass_cut_flicker_3x(real_params):
-    """Multi-pass keeps the per-frame quality (content fidelity and global effects within 0.02
-    or better); sequential keeps global effects but drifts in content fidelity (docs/video.md)."""
+def test_sequential_and_multipass_cut_flicker_3x_at_equal_quality(real_params):
+    """Both temporal modes: the flicker at least 3x below independent per-frame stylisation,
+    computed here with the same objective, optimiser and step budget, and content fidelity and
+    global effects each no more than 0.02 below the independent frames' (docs/video.md)."""
     still = image.load_image(examples.CONTENT, 192)
     clip = synthetic.synthetic_clip(still, 4, (48, 64))
     styles = [image.load_image(examples.STYLE, 64)]
     settings = {m: modes.VideoSettings(mode=m) for m in ("independent", "sequential", "multipass")}
-    figures = compare.compare_modes(real_params, clip, styles, Run(), Options(steps=64), settings)
+    options = Options(steps=STEPS, optimizer=modes.DEFAULT_OPTIMIZER)
+    figures = compare.compare_modes(real_params, clip, styles, Run(), options, settings)
     by_mode = {f.mode: f for f in figures}
     base = by_mode["independent"]
     for mode in ("sequential", "multipass"):
@@ -99,9 +108,10 @@ def test_sequential_and_multipass_cut_flicker_3x(real_params):
             f.temporal_error,
             base.temporal_error,
         )
-        assert f.quality["global_effects"] >= base.quality["global_effects"] - 0.02, (
-            mode,
-            f.quality,
-        )
-    multipass = by_mode["multipass"].quality["content_fidelity"]
-    assert abs(multipass - base.quality["content_fidelity"]) <= 0.02, (multipass, base.quality)
+        for name in compare.QUALITY:
+            assert f.quality[name] >= base.quality[name] - QUALITY_TOLERANCE, (
+                mode,
+                name,
+                f.quality,
+                base.quality,
+            )

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
         help="stylise a video clip, temporally consistent",
         description="Style transfer for a clip (a video file or a folder of frames) with Ruder "
         "et al.'s temporal loss: multipass (passes over the whole clip, each one batch), "
-        "sequential (frame by frame) or independent (no temporal term).",
+        "sequential (frame by frame) or independent (no temporal term). Without --optimizer "
+        "the frames use L-BFGS, as the reference (a preset's Adam is replaced).",
         formatter_class=HelpWithDefaults,
     )
     p.add_argument(
@@ -85,6 +86,19 @@ def _settings(args):
         long_term=long_term,
         later_steps=args.later_steps,
     )
+
+
+def _default_optimizer(args) -> None:
+    """Without ``--optimizer``, a preset's Adam becomes L-BFGS (:data:`modes.DEFAULT_OPTIMIZER`,
+    the reference's): the temporal modes need each frame near its optimum. A preset's L-BFGS
+    variant is kept."""
+    from nstjax import presets
+    from nstjax.video import modes
+
+    if args.optimizer is None:
+        _, options = presets.resolve(args.preset, (64, 64), {})
+        if options["optimizer"] == "adam":
+            args.optimizer = modes.DEFAULT_OPTIMIZER
 
 
 def _check_flags(args) -> None:
@@ -151,6 +165,7 @@ def main(args: argparse.Namespace) -> int:
     from nstjax.cli import stylize
     from nstjax.video import frames, modes
 
+    _default_optimizer(args)
     stylize._apply_preset(args)
     _check_flags(args)
     options = stylize._options(args)

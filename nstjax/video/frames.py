@@ -2,6 +2,8 @@
 imageio-ffmpeg (the ``video`` extra)."""
 
 import contextlib
+import json
+import re
 import warnings
 from pathlib import Path
 
@@ -16,6 +18,11 @@ DEFAULT_FPS = 24.0
 """Frame rate of a written video when the input gives none (a folder of frames)."""
 FRAME_NAME = "frame_{:05d}.png"
 """How the frames of an output folder are named."""
+FRAME_PATTERN = re.compile(r"frame_\d{5}\.png")
+"""What :data:`FRAME_NAME` makes: the only names ever removed from an output folder."""
+WRITTEN_LIST = ".nstjax-video-frames.json"
+"""The file in an output folder listing the frames ``nstjax video`` wrote there (hidden, so a
+folder of frames read back as a clip skips it)."""
 
 
 def is_video(path: str | Path) -> bool:
@@ -114,12 +121,46 @@ def check_output(path: str | Path) -> None:
         )
 
 
+def written_frames(folder: str | Path) -> list[str]:
+    """The frame names :data:`WRITTEN_LIST` in ``folder`` records, those that match
+    :data:`FRAME_PATTERN` only (an unreadable or foreign list records none)."""
+    try:
+        names = json.loads((Path(folder) / WRITTEN_LIST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(names, list):
+        return []
+    return [n for n in names if isinstance(n, str) and FRAME_PATTERN.fullmatch(n)]
+
+
+def _write_folder(folder: Path, frames: np.ndarray) -> None:
+    """Writes ``frames`` as :data:`FRAME_NAME` files and removes the frames an earlier, longer
+    clip left there; only files this function recorded in :data:`WRITTEN_LIST` are removed.
+
+    The list first records the old and the new frames, then the frames are written (each
+    atomically), then the old frames beyond the new clip are removed and the list records the new
+    ones: an interruption at any point leaves every frame this wrote recorded, so a later write
+    removes it, and no file the list does not name is ever touched.
+    """
+    names = [FRAME_NAME.format(i) for i in range(len(frames))]
+    old = written_frames(folder)
+    atomic.write_text(folder / WRITTEN_LIST, json.dumps(sorted(set(old) | set(names))))
+    for name, frame in zip(names, frames):
+        image.save_image(folder / name, frame, "output frame")
+    for name in sorted(set(old) - set(names)):
+        (folder / name).unlink(missing_ok=True)
+    atomic.write_text(folder / WRITTEN_LIST, json.dumps(names))
+
+
 def write_clip(path: str | Path, frames: np.ndarray, fps: float = DEFAULT_FPS) -> None:
-    """Writes frames in [0, 1] as a video file or as a folder of PNG frames, each atomically."""
+    """Writes frames in [0, 1] as a video file or as a folder of PNG frames, each atomically.
+
+    A folder that already holds frames this function wrote (an ``--overwrite``) keeps none of
+    them beyond the new clip; other files in it are left alone.
+    """
     path = Path(path)
     if not is_video(path):
-        for i, frame in enumerate(frames):
-            image.save_image(path / FRAME_NAME.format(i), frame, "output frame")
+        _write_folder(path, frames)
         return
     iio = _imageio(f"--output {path}")
     pixels = np.stack([image.to_uint8(f) for f in frames])
