@@ -194,11 +194,11 @@ class _Snapshots:
 
 
 def _plans(runs, shapes, options, scales):
-    from nstjax import api, image, schedule
+    from nstjax import api, resample, schedule
 
     if len(scales) > 1:
         return schedule.plan_schedule(runs, shapes, scales, options)
-    shapes = [image.long_side_shape(s, scales[0][0]) for s in shapes]
+    shapes = [resample.long_side_shape(s, scales[0][0]) for s in shapes]
     return [api.plan_runs(runs, shapes, options)]
 
 
@@ -265,7 +265,7 @@ def _execute(params, plans, scales, contents, styles, runs, observer):
 
 
 def main(args: argparse.Namespace) -> int:
-    from nstjax import api, image, vgg
+    from nstjax import api, image, resample, vgg
     from nstjax.batch.plan import image_steps
     from nstjax.bench import bf16_speed
     from nstjax.progress import ProgressDisplay
@@ -280,7 +280,7 @@ def main(args: argparse.Namespace) -> int:
     paths_by_pair = _checked_outputs(args, content_paths, style_paths, total_steps)
     paths = list(paths_by_pair.values())
     content_shapes = [image.image_shape(p, "content image") for p in content_paths]
-    out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
+    out_shapes = [resample.long_side_shape(s, size) for s in content_shapes]
     runs = _runs(args, paths_by_pair, args.init, [None] * len(args.masks or []), out_shapes)
     stylize_args.check_image_sizes(runs, content_shapes, style_paths, size, args.style_scale)
     if args.init not in INITS:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nstjax import image
+from nstjax import image, resample
 from nstjax.errors import NstjaxError
 
 
@@ -54,11 +54,11 @@ def square(pixels: np.ndarray, size: int, crop: str, rng: np.random.Generator) -
         rng: draws the random crop's offset.
     """
     if crop == "resize":
-        return image.resize(pixels, (size, size))
+        return resample.resize(pixels, (size, size))
     h, w = pixels.shape[:2]
     scale = size / min(h, w)
     shape = (max(size, round(h * scale)), max(size, round(w * scale)))
-    pixels = image.resize(pixels, shape)
+    pixels = resample.resize(pixels, shape)
     dy, dx = shape[0] - size, shape[1] - size
     if crop == "random":
         top, left = int(rng.integers(0, dy + 1)), int(rng.integers(0, dx + 1))
