@@ -107,6 +107,46 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def _open(path: Path, label: str) -> Image.Image:
+    """Opens an image file lazily; NstjaxError for a folder, a missing, empty, unreadable or
+    unidentifiable file, or a decompression bomb."""
+    try:
+        if path.is_dir():
+            raise NstjaxError(f"{label}: is a folder, not an image file")
+        if not path.exists():
+            raise NstjaxError(f"{label}: no such file")
+        if path.stat().st_size == 0:
+            raise NstjaxError(f"{label}: file is empty")
+    except OSError as e:
+        raise NstjaxError(f"{label}: cannot read ({one_line(e)})") from e
+    try:
+        return Image.open(path)
+    except Image.UnidentifiedImageError as e:
+        raise NstjaxError(
+            f"{label}: not an image Pillow can read (cannot identify image file)"
+        ) from e
+    except OSError as e:
+        reason = e.strerror or one_line(e)
+        raise NstjaxError(f"{label}: cannot read ({reason})") from e
+    except Image.DecompressionBombError as e:
+        raise NstjaxError(f"{label}: image is too large ({one_line(e)})") from e
+
+
+def _decode(img: Image.Image, label: str) -> np.ndarray:
+    """An opened image's pixels, upright, as float32 RGB; NstjaxError if it does not decode."""
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        img = _normalise_mode(img)
+    except MemoryError:
+        raise
+    except Exception as e:  # any decoder failure means a corrupt file
+        raise NstjaxError(f"{label}: cannot decode image ({one_line(e)})") from e
+    if img.width < 1 or img.height < 1:
+        raise NstjaxError(f"{label}: image has no pixels ({img.width}x{img.height})")
+    return _to_float_rgb(img)
+
+
 def load_image(path: str | os.PathLike, size: int | None = None, what: str = "image") -> np.ndarray:
     """Reads an image file as float32 RGB in [0, 1].
 
@@ -140,39 +180,8 @@ def load_image(path: str | os.PathLike, size: int | None = None, what: str = "im
         check_size(size)
     label = _label(what, path)
     path = Path(path)
-    try:
-        if path.is_dir():
-            raise NstjaxError(f"{label}: is a folder, not an image file")
-        if not path.exists():
-            raise NstjaxError(f"{label}: no such file")
-        if path.stat().st_size == 0:
-            raise NstjaxError(f"{label}: file is empty")
-    except OSError as e:
-        raise NstjaxError(f"{label}: cannot read ({one_line(e)})") from e
-
-    try:
-        img = Image.open(path)
-    except Image.UnidentifiedImageError as e:
-        raise NstjaxError(
-            f"{label}: not an image Pillow can read (cannot identify image file)"
-        ) from e
-    except OSError as e:
-        reason = e.strerror or one_line(e)
-        raise NstjaxError(f"{label}: cannot read ({reason})") from e
-    except Image.DecompressionBombError as e:
-        raise NstjaxError(f"{label}: image is too large ({one_line(e)})") from e
-    with img:
-        try:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            img = _normalise_mode(img)
-        except MemoryError:
-            raise
-        except Exception as e:  # any decoder failure means a corrupt file
-            raise NstjaxError(f"{label}: cannot decode image ({one_line(e)})") from e
-        if img.width < 1 or img.height < 1:
-            raise NstjaxError(f"{label}: image has no pixels ({img.width}x{img.height})")
-        image = _to_float_rgb(img)
+    with _open(path, label) as img:
+        image = _decode(img, label)
 
     if size is not None:
         image = resize_long_side(image, size)
