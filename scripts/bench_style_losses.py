@@ -6,7 +6,11 @@ conv3_1 and conv4_1, as Li & Wand), and the
 gradient with respect to the pixels (the optimiser's update, elementwise, is left out). Plain XLA
 convolutions, real weights. The losses are timed in turns (gram, mean_std, ..., gram, ...) so
 the machine's load falls on all of them alike; the table gives each loss's best time and the
-ratios to gram's best (and of the medians), so a loaded machine's noise inflates neither.
+ratios to gram's best (and of the medians), so a loaded machine's noise inflates neither, and the
+ratio of the best CPU times (all threads of the process), which other jobs disturb less than wall
+time: on a loaded machine a multi-threaded step (the convolutions) loses more wall time than a
+single-threaded one (XLA:CPU's sort), so wall-time ratios measured under load understate the
+quiet machine's.
 
     python scripts/bench_style_losses.py --sizes 128 256 --repeats 5
     python scripts/bench_style_losses.py --sizes 256 --losses gram sliced_wasserstein histogram
@@ -53,8 +57,9 @@ def make_step(name: str):
 
 def measure(
     params, size: int, runs: int, repeats: int, names: tuple[str, ...]
-) -> dict[str, list[float]]:
-    """Seconds per step of each loss in ``names``, ``repeats`` times, the losses in turns."""
+) -> dict[str, list[tuple[float, float]]]:
+    """``(wall, CPU)`` seconds per step of each loss in ``names`` (the CPU time of all of this
+    process's threads), ``repeats`` times, the losses in turns."""
     rng = np.random.default_rng(0)
     pixels = jnp.asarray(rng.uniform(0, 255, (runs, size, size, 3)), jnp.float32)
     style_image = jnp.asarray(rng.uniform(0, 1, (size, size, 3)), jnp.float32)
@@ -71,9 +76,9 @@ def measure(
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             jax.block_until_ready(step(*args[name]))
-            times[name].append(time.perf_counter() - start)
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
     return times
 
 
@@ -97,16 +102,22 @@ def main(argv: list[str] | None = None) -> int:
         results[size] = measure(params, size, args.runs, args.repeats, names)
         print(size, json.dumps(results[size]), flush=True)
     print(json.dumps(machine_info()))
-    header = " | ".join(f"{s} px: best ms | x gram (best) | x gram (median)" for s in args.sizes)
+    header = " | ".join(
+        f"{s} px: best ms | x gram (best) | x gram (median) | x gram (CPU time)" for s in args.sizes
+    )
     print(f"| loss | {header} |")
-    print("|---|" + "---|---|---|" * len(args.sizes))
+    print("|---|" + "---|---|---|---|" * len(args.sizes))
     for name in names:
         cells = []
         for s in args.sizes:
-            best = {n: min(t) for n, t in results[s].items()}
-            median = {n: float(np.median(t)) for n, t in results[s].items()}
-            ratio, ratio_median = best[name] / best["gram"], median[name] / median["gram"]
-            cells.append(f"{best[name] * 1e3:.0f} | {ratio:.2f} | {ratio_median:.2f}")
+            wall = {n: [w for w, _ in t] for n, t in results[s].items()}
+            best = {n: min(t) for n, t in wall.items()}
+            median = {n: float(np.median(t)) for n, t in wall.items()}
+            cpu = {n: min(c for _, c in t) for n, t in results[s].items()}
+            cells.append(
+                f"{best[name] * 1e3:.0f} | {best[name] / best['gram']:.2f} | "
+                f"{median[name] / median['gram']:.2f} | {cpu[name] / cpu['gram']:.2f}"
+            )
         print(f"| {name} | {' | '.join(cells)} |")
     return 0
 
