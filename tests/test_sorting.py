@@ -7,7 +7,9 @@ import pytest
 
 from nstjax import sorting
 
-SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.2e-38, -1.2e-38, 3.4e38, -3.4e38])
+SPECIAL = np.array(
+    [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.2e-38, -1.2e-38, 3.4e38, -3.4e38]
+)
 """Edge values (no denormals: XLA flushes them to zero, so ``jnp.sort`` ties them with 0)."""
 
 
