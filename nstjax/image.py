@@ -6,8 +6,7 @@ in ``[0, 1]``. This module turns files into such arrays and back:
 * :func:`load_image` reads anything Pillow reads (JPEG, PNG, WebP, TIFF, BMP, ...; grayscale,
   palette, alpha, 16-bit grayscale), applies the EXIF orientation and composites any alpha
   channel over a white background.
-* :func:`resize`, :func:`resize_long_side` resample in floating point (Pillow mode ``"F"``, one
-  channel at a time, Lanczos filter), so no 8-bit quantisation happens between steps.
+* :func:`load_image`'s ``size`` resamples in floating point (:mod:`nstjax.resample`).
 * :func:`save_image` writes PNG or JPEG atomically: a reader never sees a partial file.
 * :func:`list_images` expands files and folders given on the command line into image files.
 
@@ -26,14 +25,12 @@ from PIL import Image, ImageOps
 
 from nstjax.atomic import atomic_path
 from nstjax.errors import NstjaxError, one_line
+from nstjax.resample import check_size, resize_long_side
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "list_images",
     "load_image",
-    "long_side_shape",
-    "resize",
-    "resize_long_side",
     "save_image",
     "to_uint8",
 ]
@@ -46,8 +43,6 @@ _SAVE_FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 #: JPEG quality used by :func:`save_image`.
 JPEG_QUALITY = 95
-
-_RESAMPLE = Image.Resampling.LANCZOS
 
 # Modes whose samples are wider than 8 bits; they are converted to float without Pillow's
 # (8-bit) ``convert``.
@@ -112,6 +107,46 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def _open(path: Path, label: str) -> Image.Image:
+    """Opens an image file lazily; NstjaxError for a folder, a missing, empty, unreadable or
+    unidentifiable file, or a decompression bomb."""
+    try:
+        if path.is_dir():
+            raise NstjaxError(f"{label}: is a folder, not an image file")
+        if not path.exists():
+            raise NstjaxError(f"{label}: no such file")
+        if path.stat().st_size == 0:
+            raise NstjaxError(f"{label}: file is empty")
+    except OSError as e:
+        raise NstjaxError(f"{label}: cannot read ({one_line(e)})") from e
+    try:
+        return Image.open(path)
+    except Image.UnidentifiedImageError as e:
+        raise NstjaxError(
+            f"{label}: not an image Pillow can read (cannot identify image file)"
+        ) from e
+    except OSError as e:
+        reason = e.strerror or one_line(e)
+        raise NstjaxError(f"{label}: cannot read ({reason})") from e
+    except Image.DecompressionBombError as e:
+        raise NstjaxError(f"{label}: image is too large ({one_line(e)})") from e
+
+
+def _decode(img: Image.Image, label: str) -> np.ndarray:
+    """An opened image's pixels, upright, as float32 RGB; NstjaxError if it does not decode."""
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        img = _normalise_mode(img)
+    except MemoryError:
+        raise
+    except Exception as e:  # any decoder failure means a corrupt file
+        raise NstjaxError(f"{label}: cannot decode image ({one_line(e)})") from e
+    if img.width < 1 or img.height < 1:
+        raise NstjaxError(f"{label}: image has no pixels ({img.width}x{img.height})")
+    return _to_float_rgb(img)
+
+
 def load_image(path: str | os.PathLike, size: int | None = None, what: str = "image") -> np.ndarray:
     """Reads an image file as float32 RGB in [0, 1].
 
@@ -142,42 +177,11 @@ def load_image(path: str | os.PathLike, size: int | None = None, what: str = "im
         ValueError: ``size`` is not a positive integer.
     """
     if size is not None:
-        _check_size(size)
+        check_size(size)
     label = _label(what, path)
     path = Path(path)
-    try:
-        if path.is_dir():
-            raise NstjaxError(f"{label}: is a folder, not an image file")
-        if not path.exists():
-            raise NstjaxError(f"{label}: no such file")
-        if path.stat().st_size == 0:
-            raise NstjaxError(f"{label}: file is empty")
-    except OSError as e:
-        raise NstjaxError(f"{label}: cannot read ({one_line(e)})") from e
-
-    try:
-        img = Image.open(path)
-    except Image.UnidentifiedImageError as e:
-        raise NstjaxError(
-            f"{label}: not an image Pillow can read (cannot identify image file)"
-        ) from e
-    except OSError as e:
-        reason = e.strerror or one_line(e)
-        raise NstjaxError(f"{label}: cannot read ({reason})") from e
-    except Image.DecompressionBombError as e:
-        raise NstjaxError(f"{label}: image is too large ({one_line(e)})") from e
-    with img:
-        try:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            img = _normalise_mode(img)
-        except MemoryError:
-            raise
-        except Exception as e:  # any decoder failure means a corrupt file
-            raise NstjaxError(f"{label}: cannot decode image ({one_line(e)})") from e
-        if img.width < 1 or img.height < 1:
-            raise NstjaxError(f"{label}: image has no pixels ({img.width}x{img.height})")
-        image = _to_float_rgb(img)
+    with _open(path, label) as img:
+        image = _decode(img, label)
 
     if size is not None:
         image = resize_long_side(image, size)
@@ -210,96 +214,6 @@ def image_shape(path: str | os.PathLike, what: str = "image") -> tuple[int, int]
     except (OSError, Image.DecompressionBombError) as e:
         raise NstjaxError(f"{label}: cannot read ({one_line(e)})") from e
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
-
-
-def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"image size must be a positive integer, got {size!r}")
-
-
-def long_side_shape(shape: tuple[int, ...], size: int) -> tuple[int, int]:
-    """The (height, width) that scales ``shape`` so that its longer side is ``size``.
-
-    Args:
-        shape: ``(H, W)`` or ``(H, W, C)``; only the first two entries are used.
-        size: the wanted length of the longer side, in pixels.
-
-    Returns:
-        ``(h, w)``: the longer side is exactly ``size``, the shorter is rounded to the nearest
-        integer (halves up) and is at least 1.
-
-    Raises:
-        ValueError: ``size`` is not a positive integer or ``shape`` has a zero side.
-    """
-    _check_size(size)
-    height, width = int(shape[0]), int(shape[1])
-    if height < 1 or width < 1:
-        raise ValueError(f"cannot scale an empty image of shape {tuple(shape)}")
-    size = int(size)
-    if height >= width:
-        return size, max(1, int(np.floor(width * size / height + 0.5)))
-    return max(1, int(np.floor(height * size / width + 0.5))), size
-
-
-def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resamples an image to ``shape`` in floating point, with antialiasing.
-
-    Each channel is resampled as a Pillow mode ``"F"`` (float32) image with the Lanczos filter,
-    whose support widens when downscaling, so there is no aliasing and no 8-bit quantisation.
-    The result is clipped to the value range of the input, which removes Lanczos ringing
-    overshoot (and keeps a constant image exactly constant).
-
-    Args:
-        image: float array ``[H, W, C]`` or ``[H, W]``.
-        shape: the new ``(height, width)``.
-
-    Returns:
-        A float32 array of shape ``[height, width, C]`` (or ``[height, width]``).
-
-    Raises:
-        ValueError: ``image`` is not 2-D or 3-D or ``shape`` is not two positive integers.
-    """
-    arr = np.asarray(image, dtype=np.float32)
-    if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"expected an image of shape [H, W] or [H, W, C], got {arr.shape}")
-    if len(shape) != 2:
-        raise ValueError(f"shape must be (height, width), got {shape!r}")
-    height, width = (int(s) for s in shape)
-    if height < 1 or width < 1:
-        raise ValueError(f"shape must be two positive integers, got {shape!r}")
-    if arr.shape[:2] == (height, width):
-        return arr.copy()
-
-    def resample(channel: np.ndarray) -> np.ndarray:
-        img = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32))
-        return np.asarray(img.resize((width, height), _RESAMPLE), dtype=np.float32)
-
-    if arr.ndim == 2:
-        out = resample(arr)
-    else:
-        out = np.stack([resample(arr[:, :, c]) for c in range(arr.shape[2])], axis=2)
-    if arr.size and np.all(np.isfinite(arr)):
-        out = np.clip(out, arr.min(), arr.max())
-    return out.astype(np.float32, copy=False)
-
-
-def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
-    """Resizes ``image`` (see :func:`resize`) so that its longer side is ``size`` pixels.
-
-    Args:
-        image: float array ``[H, W, C]`` or ``[H, W]``.
-        size: the wanted length of the longer side; up- or down-scaling as needed.
-
-    Returns:
-        A float32 array with the aspect ratio kept (see :func:`long_side_shape`).
-
-    Raises:
-        ValueError: ``size`` is not a positive integer or ``image`` has the wrong shape.
-    """
-    arr = np.asarray(image, dtype=np.float32)
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"expected an image of shape [H, W] or [H, W, C], got {arr.shape}")
-    return resize(arr, long_side_shape(arr.shape, size))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax.errors import NstjaxError
-from nstjax.image import resize
+from nstjax.resample import resize
 from nstjax.weights import CAFFE_PREPROCESS
 
 INIT_KINDS = ("content", "noise", "uniform", "style")

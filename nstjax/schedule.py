@@ -16,7 +16,7 @@ from nstjax.batch import plan
 from nstjax.batch.build import Images
 from nstjax.errors import NstjaxError
 from nstjax.execute import Observer, Result, checked_options, plan_runs, run_prepared
-from nstjax.image import long_side_shape, resize_long_side
+from nstjax.resample import long_side_shape, resize_long_side
 from nstjax.run import Options, Run, validate_run
 
 

@@ -49,6 +49,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from nstjax import sorting
 from nstjax.losses import gram, style_layer_loss
 
 STD_EPS = 1e-5
@@ -187,10 +188,10 @@ def gaussian_w2_score(features, target, key=None, mask=None) -> jax.Array:
 
 
 def _resample_sorted(sorted_values: jax.Array, count: jax.Array, n: int) -> jax.Array:
-    """Rows ``floor((i + 1/2) count / n)``, ``i < n``, of the first ``count`` sorted rows."""
+    """Columns ``floor((i + 1/2) count / n)``, ``i < n``, of the first ``count`` sorted columns."""
     pos = (jnp.arange(n, dtype=jnp.float32) + 0.5) * (count.astype(jnp.float32) / n)
     idx = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, count - 1)
-    return sorted_values[idx]
+    return sorted_values[..., idx]
 
 
 def sliced_wasserstein_target(features: jax.Array, mask: jax.Array | None = None) -> dict:
@@ -202,15 +203,24 @@ def sliced_wasserstein_target(features: jax.Array, mask: jax.Array | None = None
 def sliced_wasserstein_score(
     features, target, key, mask=None, *, num_directions: int | None = SLICED_DIRECTIONS
 ) -> jax.Array:
-    """Mean squared difference of sorted projections on random unit directions from ``key``."""
+    """Mean squared difference of sorted projections on random unit directions from ``key``.
+
+    Computed as each projection's squared distance to the style's resampled projection of the
+    same rank (stable order): the same terms, and the gradient of the sort (a permutation of the
+    differences) without differentiating through it; the target is a constant (no gradient).
+    Projections lie along rows ``[K, n]`` so the sorts run over contiguous memory
+    (:mod:`nstjax.sorting`).
+    """
     f = _flat(features)
     n, c = f.shape
     directions = jax.random.normal(key, (num_directions or c, c), jnp.float32)
     directions = directions / jnp.linalg.norm(directions, axis=1, keepdims=True)
-    mine = jnp.sort(f @ directions.T, axis=0)
-    theirs = jnp.where(target["valid"][:, None], target["points"] @ directions.T, jnp.inf)
-    theirs = jnp.sort(theirs, axis=0)
-    return _mse(mine, _resample_sorted(theirs, jnp.sum(target["valid"]), n))
+    mine = directions @ f.T
+    theirs = jnp.where(target["valid"], directions @ target["points"].T, jnp.inf)
+    theirs = sorting.sort_rows(jax.lax.stop_gradient(theirs))
+    resampled = _resample_sorted(theirs, jnp.sum(target["valid"]), n)
+    order = sorting.argsort_rows(jax.lax.stop_gradient(mine))
+    return _mse(mine, sorting.unsort_rows(resampled, order))
 
 
 # ----------------------------------------------------------------------------- histogram
@@ -242,10 +252,9 @@ def histogram_remap(features: jax.Array, target: jax.Array) -> jax.Array:
     ``(i + 1/2) / n``."""
     f = _flat(features)
     n, c = f.shape
-    order = jnp.argsort(f, axis=0, stable=True)
     p = (jnp.arange(n, dtype=jnp.float32) + 0.5) / n
     values = _interp_uniform(target, jnp.broadcast_to(p[:, None], (n, c)))
-    return jnp.zeros_like(f).at[order, jnp.arange(c)[None, :]].set(values)
+    return sorting.unsort_rows(values.T, sorting.argsort_rows(f.T)).T
 
 
 def histogram_score(features, target, key=None, mask=None) -> jax.Array:

@@ -1,9 +1,10 @@
-"""VGG-19 weights: where they come from, strict checks, a fast-loading cache, and the download.
+"""VGG-19 weights: which file, where it comes from, its md5, the cache and the download.
 
 The weights are the Caffe-trained VGG-19 convolutions in the layout Keras distributes (an HDF5 file
 with groups ``blockB_convI`` holding ``blockB_convI_W_1:0`` and ``blockB_convI_b_1:0``). They are read
 once, checked against :func:`nstjax.architecture.expected_shapes`, and cached as an ``.npz`` with flat
-keys (``"conv1_1/kernel"`` ... ``"conv5_4/bias"``) and the input convention that goes with them.
+keys (``"conv1_1/kernel"`` ... ``"conv5_4/bias"``) and the input convention that goes with them (the
+two file formats, read and written strictly: :mod:`nstjax.weight_files`).
 
 Resolution order of :func:`load_arrays`: an explicit path, then ``$NSTJAX_WEIGHTS``, then the converted
 cache in :func:`cache_dir`, then a download (:func:`fetch`) followed by :func:`convert`. An explicit
@@ -15,20 +16,16 @@ with the command that rebuilds it (:data:`REBUILD_HINT`).
 
 import functools
 import hashlib
-import json
 import os
 import sys
-import zipfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from nstjax import download
-from nstjax.architecture import LAYER_NAMES, expected_shapes
-from nstjax.atomic import atomic_path
+from nstjax import download, weight_files
+from nstjax.architecture import LAYER_NAMES
 from nstjax.cache import cache_dir
-from nstjax.errors import NstjaxError, one_line
+from nstjax.errors import NstjaxError
 
 WEIGHTS_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = (
@@ -52,12 +49,7 @@ CAFFE_PREPROCESS = {
 }
 """Input convention of the weights: mean and std in RGB order; conv1_1 expects ``channel_order``."""
 
-_META_KEY = "__meta__"
-_FORMAT = "nstjax.vgg19"
 _CHUNK = 1 << 20
-_TIMEOUT_S = 30.0
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def md5sum(path: str | os.PathLike) -> str:
@@ -99,67 +91,6 @@ def _require_file(path: str | os.PathLike, origin: str) -> Path:
     return path
 
 
-def _check_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Raises NstjaxError unless ``shapes`` has exactly the expected keys and shapes."""
-    expected = expected_shapes()
-    missing = [k for k in expected if k not in shapes]
-    if missing:
-        raise NstjaxError(f"{path}: missing layer weight(s) {', '.join(missing)}")
-    extra = sorted(k for k in shapes if k not in expected)
-    if extra:
-        raise NstjaxError(f"{path}: unexpected layer weight(s) {', '.join(extra)}")
-    for key, shape in expected.items():
-        if tuple(shapes[key]) != shape:
-            raise NstjaxError(
-                f"{path}: layer {key} has shape {tuple(shapes[key])}, expected {shape}"
-            )
-
-
-def _h5_key(group: str, dataset: str) -> str:
-    """Maps the Keras ``blockB_convI/blockB_convI_W_1:0`` layout to ``convB_I/kernel``."""
-    layer = group
-    if group.startswith("block") and "_conv" in group:
-        block, conv = group[len("block") :].split("_conv", 1)
-        layer = f"conv{block}_{conv}"
-    role = {f"{group}_W_1:0": "kernel", f"{group}_b_1:0": "bias"}.get(dataset, dataset)
-    return f"{layer}/{role}"
-
-
-def _h5_datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
-    found: dict[str, h5py.Dataset] = {}
-
-    def visit(name: str, obj: object) -> None:
-        if isinstance(obj, h5py.Dataset):
-            group, _, dataset = name.rpartition("/")
-            found[_h5_key(group, dataset)] = obj
-
-    f.visititems(visit)
-    return found
-
-
-def read_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads the Keras-layout VGG-19 HDF5 file, strictly.
-
-    Args:
-        path: the ``.h5`` file.
-
-    Returns:
-        float32 arrays under flat keys ``"conv1_1/kernel"`` (HWIO) ... ``"conv5_4/bias"``.
-
-    Raises:
-        NstjaxError: the file is unreadable, not HDF5 or truncated, or a layer is missing, extra or
-            of the wrong shape (the message names the file and the layer).
-    """
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            datasets = _h5_datasets(f)
-            _check_shapes(path, {k: d.shape for k, d in datasets.items()})
-            return {k: np.asarray(datasets[k][()], dtype=np.float32) for k in expected_shapes()}
-    except (OSError, ValueError, KeyError) as e:
-        raise NstjaxError(f"{path}: not a readable VGG-19 HDF5 file ({one_line(e)})") from e
-
-
 def _verify_md5(path: Path, found: str) -> None:
     if found != WEIGHTS_MD5:
         raise NstjaxError(
@@ -171,7 +102,7 @@ def _verify_md5(path: Path, found: str) -> None:
 def _h5_meta(h5_path: Path, md5: str) -> dict:
     """The metadata of weights read from an ``.h5`` (stored in the ``.npz`` by :func:`convert`)."""
     return {
-        "format": _FORMAT,
+        "format": weight_files.FORMAT,
         "preprocess": CAFFE_PREPROCESS,
         "source_md5": md5,
         "source_file": h5_path.name,
@@ -183,8 +114,8 @@ def convert(
 ) -> Path:
     """Converts the HDF5 weights into the fast-loading ``.npz`` cache, atomically.
 
-    The ``.npz`` holds the arrays under flat keys and one ``__meta__`` entry: a JSON string with the
-    preprocessing convention (:data:`CAFFE_PREPROCESS`) and the source file's md5.
+    The ``.npz`` (:func:`nstjax.weight_files.write_npz`) holds the arrays under flat keys and the
+    metadata: the preprocessing convention (:data:`CAFFE_PREPROCESS`) and the source file's md5.
 
     Args:
         h5_path: the Keras-layout ``.h5`` file.
@@ -201,61 +132,20 @@ def convert(
     md5 = _md5(h5_path)
     if verify_md5:
         _verify_md5(h5_path, md5)
-    arrays = read_h5(h5_path)
-    meta = _h5_meta(h5_path, md5)
+    arrays = weight_files.read_h5(h5_path)
     out_path = Path(out_path) if out_path is not None else _cache_npz(md5)
-    with atomic_path(out_path) as tmp:
-        np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(meta))})
+    weight_files.write_npz(out_path, arrays, _h5_meta(h5_path, md5))
     return out_path
-
-
-def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """Loads an ``.npz`` written by :func:`convert`, strictly.
-
-    Args:
-        path: the ``.npz`` file.
-
-    Returns:
-        ``(arrays, metadata)``: float32 arrays under flat keys, and the metadata dict (``preprocess``,
-        ``source_md5``, ...).
-
-    Raises:
-        NstjaxError: unreadable file, no metadata, or a layer missing, extra or of the wrong shape.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            entries = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise NstjaxError(f"{path}: not a readable weights .npz ({one_line(e)})") from e
-    if _META_KEY not in entries:
-        raise NstjaxError(f"{path}: no {_META_KEY} entry; not written by `nstjax weights convert`")
-    try:
-        meta = json.loads(str(entries.pop(_META_KEY)))
-    except json.JSONDecodeError as e:
-        raise NstjaxError(f"{path}: {_META_KEY} is not valid JSON ({one_line(e)})") from e
-    _check_shapes(path, {k: v.shape for k, v in entries.items()})
-    return {k: v.astype(np.float32, copy=False) for k, v in entries.items()}, meta
-
-
-def _sniff(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(_HDF5_MAGIC):
-        return "h5"
-    if head.startswith(_ZIP_MAGIC):
-        return "npz"
-    raise NstjaxError(f"{path}: neither an HDF5 (.h5) nor an .npz weights file")
 
 
 def _read_given(path: Path) -> tuple[dict[str, np.ndarray], dict, Path | None]:
     """Reads a file the user named, without the cache: an ``.npz``, or an md5-checked ``.h5``;
     returns ``(arrays, metadata, the .npz read or None)``."""
-    if _sniff(path) == "npz":
-        return *load_npz(path), path
+    if weight_files.sniff(path) == "npz":
+        return *weight_files.load_npz(path), path
     md5 = _md5(path)
     _verify_md5(path, md5)
-    return read_h5(path), _h5_meta(path, md5), None
+    return weight_files.read_h5(path), _h5_meta(path, md5), None
 
 
 def _load_cache() -> tuple[dict[str, np.ndarray], dict, Path]:
@@ -264,7 +154,7 @@ def _load_cache() -> tuple[dict[str, np.ndarray], dict, Path]:
     npz, h5 = _cache_npz(WEIGHTS_MD5), cache_dir() / WEIGHTS_FILENAME
     if npz.is_file():
         try:
-            return *load_npz(npz), npz
+            return *weight_files.load_npz(npz), npz
         except NstjaxError as e:
             if not h5.is_file():
                 raise NstjaxError(f"weights cache {e}; {REBUILD_HINT}") from e
@@ -273,7 +163,7 @@ def _load_cache() -> tuple[dict[str, np.ndarray], dict, Path]:
         convert(h5, npz)
     except NstjaxError as e:
         raise NstjaxError(f"downloaded weights {e}; {REBUILD_HINT}") from e
-    return *load_npz(npz), npz
+    return *weight_files.load_npz(npz), npz
 
 
 def _resolve(path: str | os.PathLike | None, download: bool) -> tuple[str, Path]:
@@ -333,7 +223,7 @@ def load_arrays(path: str | os.PathLike | None = None) -> tuple[dict[str, np.nda
         path: an ``.h5`` or ``.npz`` weights file, or None to resolve.
 
     Returns:
-        ``(arrays, metadata)`` as :func:`load_npz` returns them.
+        ``(arrays, metadata)`` as :func:`nstjax.weight_files.load_npz` returns them.
 
     Raises:
         NstjaxError: a path that does not exist (naming where it came from), a file that does not

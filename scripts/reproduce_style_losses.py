@@ -25,7 +25,7 @@ import _figures
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import api, examples, image, style_losses, vgg
+from nstjax import api, examples, resample, style_losses, vgg
 from nstjax.architecture import downsampling
 from nstjax.init import DEFAULT_NOISE_SCALE
 
@@ -71,7 +71,7 @@ def square(name: str, size: int) -> np.ndarray:
     h, w = full.shape[:2]
     s = min(h, w)
     crop = full[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-    return image.resize(crop, (size, size))
+    return resample.resize(crop, (size, size))
 
 
 def mrf_style_scale(style: np.ndarray, output_side: int) -> float:

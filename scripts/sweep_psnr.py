@@ -19,12 +19,12 @@ from pathlib import Path
 import _figures
 import numpy as np
 
-from nstjax import image, metrics
+from nstjax import image, metrics, resample
 
 
 def _downsampled(x: np.ndarray, factor: int) -> np.ndarray:
     shape = (max(1, x.shape[0] // factor), max(1, x.shape[1] // factor))
-    return image.resize(x, shape)
+    return resample.resize(x, shape)
 
 
 def rows(workdir: Path) -> list[list[str]]:
@@ -37,7 +37,7 @@ def rows(workdir: Path) -> list[list[str]]:
         made = image.load_image(record_path.parent / "image.png", None, "sweep image")
         content = image.load_image(Path(record["content"]), max(made.shape[:2]), "content")
         if content.shape != made.shape:
-            content = image.resize(content, made.shape[:2])
+            content = resample.resize(content, made.shape[:2])
         psnr, ssim = metrics.psnr(made, content), metrics.ssim(made, content)
         coarse = metrics.psnr(_downsampled(made, 8), _downsampled(content, 8))
         out.append([record["label"], f"{psnr:.2f}", f"{ssim:.3f}", f"{coarse:.2f}"])

@@ -9,7 +9,7 @@ from PIL import Image
 
 from nstjax import quality, vgg
 from nstjax.cli import main
-from nstjax.image import resize
+from nstjax.resample import resize
 
 
 def _png(path, shape, seed):

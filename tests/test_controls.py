@@ -19,7 +19,8 @@ import pytest
 from nstjax import api, color, losses, schedule, vgg
 from nstjax.architecture import LAYER_INDEX, LAYER_NAMES
 from nstjax.errors import NstjaxError
-from nstjax.image import long_side_shape, resize, resize_long_side, save_image
+from nstjax.image import save_image
+from nstjax.resample import long_side_shape, resize, resize_long_side
 
 H, W = 32, 24  # output shape for most runs (portrait, so long-side logic is exercised)
 CONTENT_LAYERS = ("conv2_2",)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nstjax import image
+from nstjax import image, resample
 from nstjax.errors import NstjaxError
 from nstjax.feedforward import TrainConfig, data
 from nstjax.feedforward.checkpoint import Checkpoints, write_config
@@ -66,7 +66,7 @@ def _windows(pixels: np.ndarray, size: int) -> dict[tuple[int, int], np.ndarray]
     """Every ``size`` square of ``pixels`` after its shorter side is resized to ``size``."""
     h, w = pixels.shape[:2]
     shape = (max(size, round(h * size / min(h, w))), max(size, round(w * size / min(h, w))))
-    resized = image.resize(pixels, shape)
+    resized = resample.resize(pixels, shape)
     return {
         (top, left): resized[top : top + size, left : left + size]
         for top in range(shape[0] - size + 1)
@@ -95,7 +95,7 @@ def test_crops_are_the_documented_windows(ramp_file):
     center = _stream([ramp_file], steps=2, batch_size=1)[:, 0]
     assert [_offset(c, windows) for c in center] == [(0, 2)] * 2  # (0 // 2, 5 // 2)
     warped = _stream([ramp_file], steps=1, batch_size=1, crop="resize")[0, 0]
-    np.testing.assert_array_equal(warped, image.resize(pixels, (8, 8)))
+    np.testing.assert_array_equal(warped, resample.resize(pixels, (8, 8)))
 
 
 def test_a_process_loads_its_rows_of_the_same_global_batch(ramp_file, flat_files):

@@ -11,16 +11,8 @@ from PIL import Image
 from nstjax import examples
 from nstjax import image as nst_image
 from nstjax.errors import NstjaxError
-from nstjax.image import (
-    IMAGE_SUFFIXES,
-    list_images,
-    load_image,
-    long_side_shape,
-    resize,
-    resize_long_side,
-    save_image,
-    to_uint8,
-)
+from nstjax.image import IMAGE_SUFFIXES, list_images, load_image, save_image, to_uint8
+from nstjax.resample import long_side_shape, resize, resize_long_side
 
 
 def _rgb_pattern(height: int = 6, width: int = 5) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nstjax import api, quality
-from nstjax.image import resize
+from nstjax.resample import resize
 from nstjax.run import Run
 
 

@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from nstjax import api, image, metrics
+from nstjax import api, image, metrics, resample
 from nstjax import init as nst_init
 
 pytestmark = [pytest.mark.weights, pytest.mark.slow]
@@ -34,7 +34,7 @@ IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939]) / 255.0
 
 def _coarse_psnr(a: np.ndarray, b: np.ndarray, factor: int = 8) -> float:
     shape = (b.shape[0] // factor, b.shape[1] // factor)
-    return metrics.psnr(image.resize(a, shape), image.resize(b, shape))
+    return metrics.psnr(resample.resize(a, shape), resample.resize(b, shape))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nstjax import api, image
+from nstjax import api, image, resample
 from nstjax.errors import NstjaxError
 from nstjax.run import Run
 from nstjax.sweep import default_config, prepare
@@ -81,7 +81,7 @@ def searched(tiny_params, images_dir, tmp_path_factory):
 
 def standalone(params, images_dir, trial_params, steps):
     """The trial's run built by hand from its parameters, alone through the public API."""
-    content = image.resize_long_side(image.load_image(images_dir / "tubingen.jpg"), 16)
+    content = resample.resize_long_side(image.load_image(images_dir / "tubingen.jpg"), 16)
     style = image.load_image(images_dir / "starry_night.jpg")
     run = Run(
         content_weight=1.0,

@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nstjax import engine, weights  # noqa: E402
+from nstjax import engine, weight_files, weights  # noqa: E402
 from nstjax.batch.build import build  # noqa: E402
 from nstjax.batch.plan import program_for  # noqa: E402
 from nstjax.bench.compare import NstjaxBatch  # noqa: E402
@@ -103,7 +103,7 @@ def test_losses_agree_with_real_weights(real_h5):
 
     contents, style, probe = _images(1)
     params = vgg.load_params(real_h5)
-    features = torch_reference(weights.read_h5(real_h5), "conv5_1", weights.CAFFE_PREPROCESS)
+    features = torch_reference(weight_files.read_h5(real_h5), "conv5_1", weights.CAFFE_PREPROCESS)
     ours, _ = _nstjax_terms(params, Run(), contents, style, probe)
     theirs, _ = _torch_terms(features, Run(), contents, style, probe)
     assert theirs[:, 1:].min() > 0

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import image, vgg
+from nstjax import image, resample, vgg
 from nstjax.architecture import BLOCKS, LAYER_NAMES
 from nstjax.errors import NstjaxError
 from nstjax.kernels import onednn
@@ -275,7 +275,7 @@ def _square(images_dir: Path, name: str, size: int = 64) -> np.ndarray:
     h, w, _ = img.shape
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    return image.resize(img[y : y + s, x : x + s], (size, size))
+    return resample.resize(img[y : y + s, x : x + s], (size, size))
 
 
 def _cosine(a, b) -> float:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nstjax import weights
+from nstjax import weight_files, weights
 from nstjax.architecture import LAYERS
 from nstjax.cli import main
 from nstjax.errors import NstjaxError
@@ -32,7 +32,7 @@ def _isolated_env(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def real_arrays(real_h5) -> dict[str, np.ndarray]:
-    return weights.read_h5(real_h5)
+    return weight_files.read_h5(real_h5)
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +109,7 @@ def test_md5sum_of_real_file_is_the_published_hash(real_h5):
 
 @pytest.mark.weights
 def test_convert_then_load_npz_round_trips(real_npz, real_arrays):
-    arrays, meta = weights.load_npz(real_npz)
+    arrays, meta = weight_files.load_npz(real_npz)
     assert set(arrays) == set(real_arrays)
     for key, value in real_arrays.items():
         np.testing.assert_array_equal(arrays[key], value)
@@ -162,7 +162,7 @@ def test_md5sum_matches_hashlib_across_chunks(tmp_path):
 
 
 def test_fake_complete_h5_reads_as_zeros(tmp_path):
-    arrays = weights.read_h5(make_fake_h5(tmp_path / "w.h5"))
+    arrays = weight_files.read_h5(make_fake_h5(tmp_path / "w.h5"))
     assert sum(a.size for a in arrays.values()) == VGG19_CONV_PARAMETERS
     assert not any(a.any() for a in arrays.values())
 
@@ -170,21 +170,21 @@ def test_fake_complete_h5_reads_as_zeros(tmp_path):
 def test_read_h5_missing_layer_names_file_and_layer(tmp_path):
     path = make_fake_h5(tmp_path / "w.h5", drop=("conv5_4",))
     with pytest.raises(NstjaxError, match="conv5_4/kernel") as e:
-        weights.read_h5(path)
+        weight_files.read_h5(path)
     assert str(path) in str(e.value) and "missing" in str(e.value)
 
 
 def test_read_h5_extra_layer_names_file_and_layer(tmp_path):
     path = make_fake_h5(tmp_path / "w.h5", extra=("block6_conv1",))
     with pytest.raises(NstjaxError, match="conv6_1/kernel") as e:
-        weights.read_h5(path)
+        weight_files.read_h5(path)
     assert str(path) in str(e.value) and "unexpected" in str(e.value)
 
 
 def test_read_h5_wrong_shape_names_layer_and_both_shapes(tmp_path):
     path = make_fake_h5(tmp_path / "w.h5", shapes={"conv2_1/kernel": (3, 3, 64, 100)})
     with pytest.raises(NstjaxError) as e:
-        weights.read_h5(path)
+        weight_files.read_h5(path)
     message = str(e.value)
     assert str(path) in message and "conv2_1/kernel" in message
     assert "(3, 3, 64, 100)" in message and "(3, 3, 64, 128)" in message
@@ -199,7 +199,7 @@ def test_read_h5_unreadable_file_is_one_line_error(tmp_path, kind):
     else:
         path.write_text("not hdf5\n" if kind == "text" else "")
     with pytest.raises(NstjaxError) as e:
-        weights.read_h5(path)
+        weight_files.read_h5(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
 
 
@@ -218,7 +218,7 @@ def test_convert_no_verify_default_path_and_metadata(tmp_path):
     md5 = weights.md5sum(path)
     out = weights.convert(path, verify_md5=False)
     assert out == tmp_path / "xdg" / "nstjax" / f"vgg19-caffe-{md5[:12]}.npz"
-    arrays, meta = weights.load_npz(out)
+    arrays, meta = weight_files.load_npz(out)
     assert meta["source_md5"] == md5 and meta["preprocess"] == weights.CAFFE_PREPROCESS
     assert (arrays["conv1_1/kernel"] == 1).all() and not arrays["conv1_2/kernel"].any()
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary left
@@ -233,10 +233,10 @@ def test_load_arrays_refuses_non_canonical_h5(tmp_path):
 def test_load_npz_strict_on_foreign_npz(tmp_path):
     np.savez(tmp_path / "a.npz", x=np.zeros(3))
     with pytest.raises(NstjaxError, match="__meta__"):
-        weights.load_npz(tmp_path / "a.npz")
+        weight_files.load_npz(tmp_path / "a.npz")
     (tmp_path / "b.npz").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(NstjaxError, match="b.npz"):
-        weights.load_npz(tmp_path / "b.npz")
+        weight_files.load_npz(tmp_path / "b.npz")
 
 
 def test_load_npz_strict_on_missing_layer(tmp_path):
@@ -245,7 +245,7 @@ def test_load_npz_strict_on_missing_layer(tmp_path):
         entries = {k: npz[k] for k in npz.files if k != "conv3_2/bias"}
     np.savez(out, **entries)
     with pytest.raises(NstjaxError, match="conv3_2/bias"):
-        weights.load_npz(out)
+        weight_files.load_npz(out)
 
 
 @pytest.mark.parametrize("origin", ["argument", "$NSTJAX_WEIGHTS"])
@@ -347,7 +347,7 @@ def test_corrupt_cache_is_rebuilt_from_the_downloaded_h5(canonical_fake_h5, tmp_
     assert is_the_fake(weights.load_arrays()[0])
     err = capsys.readouterr().err
     assert f"rebuilding it from {downloaded}" in err and err.count("\n") == 1
-    assert npz.read_bytes() != garbage and is_the_fake(weights.load_npz(npz)[0])
+    assert npz.read_bytes() != garbage and is_the_fake(weight_files.load_npz(npz)[0])
     info = weights.describe()
     assert (info["source"], info["npz"]) == ("cache", str(npz))
 
@@ -373,7 +373,7 @@ def test_downloaded_h5_is_converted_once_into_the_cache(canonical_fake_h5, tmp_p
     def no_second_read(path):
         raise AssertionError(f"read_h5({path}) called again")
 
-    monkeypatch.setattr(weights, "read_h5", no_second_read)
+    monkeypatch.setattr(weight_files, "read_h5", no_second_read)
     assert is_the_fake(weights.load_arrays()[0])
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from nstjax import color, engine, init, style_losses, style_mix, targets
 from nstjax.architecture import downsampling
 from nstjax.errors import NstjaxError
-from nstjax.image import long_side_shape, resize
+from nstjax.resample import long_side_shape, resize
 from nstjax.run import Run, layer_weight_vector
 
 Images = Sequence[np.ndarray] | Mapping[Any, np.ndarray]

@@ -90,7 +90,8 @@ def load_images(
         style_path: the style image (default: the folder's first one named ``*wave*``, else its
             last one).
     """
-    from nstjax.image import list_images, load_image, resize
+    from nstjax.image import list_images, load_image
+    from nstjax.resample import resize
 
     folder = default_images() if folder is None else folder
     files = list_images([str(folder)]) if folder.is_dir() else []

@@ -2,7 +2,7 @@
 checked against (``scripts/compare_torch.py`` and the tests).
 
 It is what a person would write from the paper and nstjax's documented normalisation: the same
-Caffe VGG-19 weights (the h5's arrays, :func:`nstjax.weights.read_h5`), RGB -> BGR, x255, minus
+Caffe VGG-19 weights (the h5's arrays, :func:`nstjax.weight_files.read_h5`), RGB -> BGR, x255, minus
 the ImageNet mean, the network cut at the deepest loss layer, 2x2 max pooling between blocks,
 content MSE, normalised Gram (``F^T F / (h w C)``) MSE per style layer, the squared TV mean of
 :mod:`nstjax.losses`, and ``torch.optim.Adam`` with the same learning rate in 0-255 pixel units, or
@@ -262,10 +262,10 @@ def _torch_worker(conn, h5, preprocess, contents, style, run, optimizer, history
     try:
         import torch
 
-        from nstjax import weights
+        from nstjax import weight_files
 
         torch.set_num_threads(threads)
-        features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess, device)
+        features = torch_reference(weight_files.read_h5(h5), "conv5_1", preprocess, device)
         runs = [TorchRun(features, c, style, run, optimizer, history, device) for c in contents]
     except Exception as e:  # reported to the parent at its first request
         conn.recv()

@@ -76,7 +76,7 @@ def _check_memory(config, shapes, size, batch_size: int) -> None:
 def _plan(args) -> tuple[list[Path], list[list[Path]]]:
     """Checks everything that needs no pixel read; returns the content files and the output
     file of each content image and network."""
-    from nstjax import image, outputs, validate
+    from nstjax import image, outputs, resample, validate
     from nstjax.feedforward import config as config_lib
     from nstjax.feedforward.training import network_names
 
@@ -95,7 +95,7 @@ def _plan(args) -> tuple[list[Path], list[list[Path]]]:
     outputs.check_outputs([f for row in files for f in row], args.overwrite)
     shapes = [image.image_shape(p, "content image") for p in paths]
     if args.size is not None:
-        shapes = [image.long_side_shape(s, args.size) for s in shapes]
+        shapes = [resample.long_side_shape(s, args.size) for s in shapes]
     _check_memory(config, shapes, args.size, args.batch_size)
     return paths, files
 

@@ -70,7 +70,7 @@ def _scores(params, outputs, content, style, names, protocol) -> list[dict]:
     """Each output's measures plus ``content_resized``, one compiled call per output shape."""
     import numpy as np
 
-    from nstjax import image, quality
+    from nstjax import quality, resample
 
     by_shape: dict[tuple, list[int]] = {}
     for i, output in enumerate(outputs):
@@ -78,7 +78,7 @@ def _scores(params, outputs, content, style, names, protocol) -> list[dict]:
     scores: list[dict] = [{} for _ in outputs]
     for shape, indices in by_shape.items():
         resized = content.shape != shape
-        fitted = image.resize(content, shape[:2]) if resized else content
+        fitted = resample.resize(content, shape[:2]) if resized else content
         values = quality.measure(
             params,
             np.stack([outputs[i] for i in indices]),

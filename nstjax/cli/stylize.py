@@ -192,11 +192,11 @@ class _Snapshots:
 
 
 def _plans(runs, shapes, options, scales):
-    from nstjax import api, image, schedule
+    from nstjax import api, resample, schedule
 
     if len(scales) > 1:
         return schedule.plan_schedule(runs, shapes, scales, options)
-    shapes = [image.long_side_shape(s, scales[0][0]) for s in shapes]
+    shapes = [resample.long_side_shape(s, scales[0][0]) for s in shapes]
     return [api.plan_runs(runs, shapes, options)]
 
 
@@ -243,12 +243,12 @@ def _checked_outputs(args, content_paths, style_paths, total_steps) -> dict:
 def _read_masks(args, size: int) -> list:
     """The ``--masks`` images at the output size, ``[H, W]`` in [0, 1] (read before planning:
     they are part of the runs; the size is checked to fit in memory first)."""
-    from nstjax import image, validate
+    from nstjax import image, resample, validate
 
     if not args.masks:
         return []
     shapes = [
-        image.long_side_shape(image.image_shape(m, "--masks image"), size) for m in args.masks
+        resample.long_side_shape(image.image_shape(m, "--masks image"), size) for m in args.masks
     ]
     validate.image_memory(shapes, "--size", size)
     masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
@@ -277,7 +277,7 @@ def _execute(params, plans, scales, contents, styles, runs, observer):
 
 
 def main(args: argparse.Namespace) -> int:
-    from nstjax import api, image, vgg
+    from nstjax import api, image, resample, vgg
     from nstjax.batch.plan import image_steps
     from nstjax.bench import bf16_speed
     from nstjax.progress import ProgressDisplay
@@ -292,7 +292,7 @@ def main(args: argparse.Namespace) -> int:
     paths_by_pair = _checked_outputs(args, content_paths, style_paths, total_steps)
     paths = list(paths_by_pair.values())
     content_shapes = [image.image_shape(p, "content image") for p in content_paths]
-    out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
+    out_shapes = [resample.long_side_shape(s, size) for s in content_shapes]
     runs = _runs(args, paths_by_pair, _read_masks(args, size), out_shapes)
     stylize_args.check_image_sizes(runs, content_shapes, style_paths, size, args.style_scale)
     if runs[0].init not in INITS:  # an image file (--init PATH)

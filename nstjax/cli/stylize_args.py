@@ -248,15 +248,15 @@ def check_image_sizes(runs, content_shapes, style_paths, size: int, style_scale:
     """
     import sys
 
-    from nstjax import image, validate
+    from nstjax import image, resample, validate
     from nstjax.architecture import LAYER_NAMES, downsampling
     from nstjax.errors import NstjaxError
     from nstjax.run import layer_weight_vector
 
-    out_shapes = [image.long_side_shape(s, size) for s in content_shapes]
+    out_shapes = [resample.long_side_shape(s, size) for s in content_shapes]
     validate.image_memory(out_shapes, "--size", size)
     style_side = validate.scaled_side(size, style_scale, "--style-scale")
-    style_shapes = [image.long_side_shape(image.image_shape(p), style_side) for p in style_paths]
+    style_shapes = [resample.long_side_shape(image.image_shape(p), style_side) for p in style_paths]
     validate.image_memory(style_shapes, "--style-scale", style_scale)
     used = set()
     for run in runs:

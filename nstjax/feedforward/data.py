@@ -22,7 +22,7 @@ import grain
 import numpy as np
 from absl import flags
 
-from nstjax import image
+from nstjax import image, resample
 from nstjax.errors import NstjaxError
 
 READ_AHEAD = 4  # batches each reading process loads ahead, one thread each (Pillow frees the GIL)
@@ -64,11 +64,11 @@ def square(pixels: np.ndarray, size: int, crop: str, rng: np.random.Generator) -
         rng: draws the random crop's offset.
     """
     if crop == "resize":
-        return image.resize(pixels, (size, size))
+        return resample.resize(pixels, (size, size))
     h, w = pixels.shape[:2]
     scale = size / min(h, w)
     shape = (max(size, round(h * scale)), max(size, round(w * scale)))
-    pixels = image.resize(pixels, shape)
+    pixels = resample.resize(pixels, shape)
     dy, dx = shape[0] - size, shape[1] - size
     if crop == "random":
         top, left = int(rng.integers(0, dy + 1)), int(rng.integers(0, dx + 1))

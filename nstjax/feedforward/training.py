@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import image, style_mix, targets, vgg
+from nstjax import image, resample, style_mix, targets, vgg
 from nstjax import run as run_lib
 from nstjax.architecture import downsampling
 from nstjax.batch.build import check_patch_sizes
@@ -81,7 +81,7 @@ def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None
     style_size = config.style_size or config.size
     image_memory([(config.size, config.size)] * 2, "--size", config.size)
     for path in set(config.styles):
-        shape = image.long_side_shape(image.image_shape(path, "style image"), style_size)
+        shape = resample.long_side_shape(image.image_shape(path, "style image"), style_size)
         image_memory([shape], "--style-size" if config.style_size else "--size", style_size)
     loaded = {p: image.load_image(p, style_size, "style image") for p in set(config.styles)}
     factor = max(downsampling(n) for n in config.style_layers)

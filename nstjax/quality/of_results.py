@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nstjax.image import long_side_shape, resize
 from nstjax.quality.measure import measure
 from nstjax.quality.protocol import MIN_SIDE
+from nstjax.resample import long_side_shape, resize
 
 
 def reference_style(style: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 
 from nstjax.errors import NstjaxError
-from nstjax.image import long_side_shape
+from nstjax.resample import long_side_shape
 from nstjax.run import INITS, Options, Run, validate_options, validate_run
 from nstjax.sweep.config import AXES, PER_RUN_FIELDS, STATIC_FIELDS, default_config, get
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nstjax import image
+from nstjax import image, resample
 from nstjax.errors import NstjaxError
 from nstjax.run import INITS
 
@@ -28,7 +28,7 @@ class Inputs:
 
     def content_at(self, path: str, size: int) -> np.ndarray:
         """A content image with its longer side at ``size`` pixels."""
-        return image.resize_long_side(self.images[path], size)
+        return resample.resize_long_side(self.images[path], size)
 
 
 def list_files(entries: Sequence[str], what: str, problems: list[str]) -> list[str]:

@@ -353,8 +353,8 @@ def parse_search(
 def too_small_to_measure(shape: tuple[int, int], style_shape: tuple[int, ...]) -> list[str]:
     """The problem of an output ``shape`` too small for the quality measures, or of a style
     image too small once at the output's long side (how the measures take it), if any."""
-    from nstjax.image import long_side_shape
     from nstjax.quality.protocol import MIN_SIDE
+    from nstjax.resample import long_side_shape
 
     style = long_side_shape(style_shape, max(shape))
     for what, (h, w) in (("output", shape), ("style image at the output's long side", style)):

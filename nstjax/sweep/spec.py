@@ -14,7 +14,8 @@ import ml_collections
 from nstjax.architecture import downsampling
 from nstjax.batch import plan
 from nstjax.errors import NstjaxError
-from nstjax.image import image_shape, long_side_shape
+from nstjax.image import image_shape
+from nstjax.resample import long_side_shape
 from nstjax.sweep import config as sweep_config
 from nstjax.sweep import inputs as sweep_inputs
 from nstjax.sweep.expand import Expansion, SweepRun, expand, to_api_run

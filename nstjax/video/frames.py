@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nstjax import atomic, image
+from nstjax import atomic, image, resample
 from nstjax.errors import NstjaxError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
@@ -100,7 +100,7 @@ def read_clip(
                 f"{frames[0].shape[1]}x{frames[0].shape[0]}; all frames must have one size"
             )
     if size is not None:
-        frames = [image.resize_long_side(f, size) for f in frames]
+        frames = [resample.resize_long_side(f, size) for f in frames]
     return np.stack(frames).astype(np.float32), fps
 
 
