@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nstjax.linesearch import Evaluation, ValueAndGrad, strong_wolfe, vdot
+from nstjax.linesearch import Conditions, Evaluation, Line, ValueAndGrad, strong_wolfe, vdot
 
 
 class Optimizer(NamedTuple):
@@ -221,16 +221,10 @@ def lbfgs_wolfe(
         t = _first_trial_step(first_step, evaluation.value, grad, gtd, first, learning_rate)
         found = strong_wolfe(
             value_and_grad,
-            pixels,
+            Line(pixels, d, evaluation, gtd),
             t,
-            d,
-            evaluation,
-            gtd,
             search=jnp.logical_and(search, gtd <= -tolerance_change),
-            c1=c1,
-            c2=c2,
-            tolerance_change=tolerance_change,
-            max_ls=max_line_search,
+            conditions=Conditions(c1, c2, tolerance_change, max_line_search),
         )
         step = found.step * d
         st = st._replace(prev_grad=grad, prev_step=step, iteration=st.iteration + 1)

@@ -230,9 +230,8 @@ def test_a_search_on_a_loss_of_1e13_in_float32_is_the_float64_search():
     want_f, _, want_t, want_evals = np_strong_wolfe(np_obj, x, t, -g, f, g, -(g @ g))
     xj = jnp.asarray(x, jnp.float32)
     here = value_and_grad(xj)
-    found = linesearch.strong_wolfe(
-        value_and_grad, xj, jnp.float32(t), -here.grad, here, -jnp.sum(here.grad**2)
-    )
+    line = linesearch.Line(xj, -here.grad, here, -jnp.sum(here.grad**2))
+    found = linesearch.strong_wolfe(value_and_grad, line, jnp.float32(t))
     assert int(found.evaluations) == want_evals > 2  # it had to zoom
     np.testing.assert_allclose(float(found.step), want_t, rtol=1e-4)
     assert np.isfinite(float(found.evaluation.value)) and float(found.evaluation.value) < f
@@ -247,9 +246,8 @@ def test_no_search_makes_no_evaluation():
 
     x = jnp.array([1.0, -2.0])
     here = value_and_grad(x)
-    found = linesearch.strong_wolfe(
-        value_and_grad, x, jnp.float32(1.0), -here.grad, here, -jnp.sum(here.grad**2), False
-    )
+    line = linesearch.Line(x, -here.grad, here, -jnp.sum(here.grad**2))
+    found = linesearch.strong_wolfe(value_and_grad, line, jnp.float32(1.0), search=False)
     assert int(found.evaluations) == 0 and float(found.step) == 0.0
     assert float(found.evaluation.value) == float(here.value)
 
@@ -263,9 +261,8 @@ def test_a_non_finite_trial_point_shrinks_the_step():
         return linesearch.Evaluation(value, None, 2 * (x - 1))
 
     x, d = jnp.array([0.0]), jnp.array([2.0])
-    found = linesearch.strong_wolfe(
-        value_and_grad, x, jnp.float32(1.0), d, value_and_grad(x), jnp.float32(-4.0)
-    )
+    line = linesearch.Line(x, d, value_and_grad(x), jnp.float32(-4.0))
+    found = linesearch.strong_wolfe(value_and_grad, line, jnp.float32(1.0))
     assert float(found.step) == 0.5
     assert float(found.evaluation.value) == 0.0
     assert int(found.evaluations) == 2
