@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from nstjax import losses, optim, style_mix, vgg
 from nstjax.architecture import LAYER_NAMES
@@ -60,7 +61,7 @@ class Program:
     style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
     pooling: str = "max"
     optimizer: str = "adam"
-    lbfgs_history: int = 20
+    lbfgs_history: int = optim.LBFGS_HISTORY
     dtype: str = "float32"
     remat: bool = False
     guided: bool = False
@@ -78,7 +79,7 @@ class Program:
         own = self.style_loss_layers[i] if i < len(self.style_loss_layers) else ()
         return own or self.style_layers
 
-    def make_optimizer(self) -> optim.Optimizer | optim.LineSearchOptimizer:
+    def make_optimizer(self) -> optim.Optimizer:
         return optim.make(self.optimizer, self.lbfgs_history)
 
 
@@ -126,8 +127,9 @@ class State(NamedTuple):
     at which they happened (the run then took ``k`` steps and keeps its pixels from step ``k``):
 
     - it *failed*: the loss or gradient at its pixels, or the result of step ``k`` (the new
-      pixels, the new optimiser state, and for a line search the loss and gradient at the new
-      pixels) is not finite. The step is rejected, so the pixels stay the last finite ones;
+      pixels and the new optimiser state, which for a line search holds the loss and gradient
+      at the new pixels) is not finite. The step is rejected, so the pixels stay the last
+      finite ones;
     - it *converged*, before step ``k``: the relative loss change
       ``|f_k - f_{k-1}| / |f_{k-1}|`` (``f_k`` the loss at its pixels before step ``k``,
       ``k >= 1``) is at most ``Hyper.loss_tolerance``, or the gradient's max-norm at its pixels
@@ -137,15 +139,13 @@ class State(NamedTuple):
     """
 
     pixels: jax.Array  # [R, H, W, 3] in 0-255 units
-    opt_state: Any
+    opt_state: Any  # the optimiser's (nstjax.optim.Optimizer)
     active: jax.Array  # [R] bool: False once a run failed or converged
     failed_at: jax.Array  # [R] int32: the step at which it failed, -1 if never
     step: jax.Array  # [] int32
     converged_at: jax.Array  # [R] int32: the step at which it converged, -1 if never
     evaluations: jax.Array  # [R] int32: loss/gradient evaluations made for the run so far
     last_loss: jax.Array  # [R] the loss before the previous step (for the relative change)
-    # A line-search optimiser's evaluation at ``pixels`` (made by the step before); else None.
-    evaluation: optim.Evaluation | None = None
 
 
 def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, step=0):
@@ -184,14 +184,13 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, s
 
 def init_state(program: Program, pixels: jax.Array) -> State:
     """Fresh optimiser state for ``pixels`` ``[R, H, W, 3]`` (0-255 units)."""
-    optimizer = program.make_optimizer()
-    opt_state = jax.vmap(optimizer.init)(pixels)
     runs = pixels.shape[0]
-    evaluation = None
-    if isinstance(optimizer, optim.LineSearchOptimizer):  # filled at step 0 (see _one_step)
-        zeros = jnp.zeros((runs,), jnp.float32)
-        aux = jnp.zeros((runs, len(METRICS)), jnp.float32)
-        evaluation = optim.Evaluation(value=zeros, aux=aux, grad=jnp.zeros_like(pixels))
+    like = optim.Evaluation(  # the shapes of an evaluation of run_loss
+        value=jnp.zeros((runs,), jnp.float32),
+        aux=jnp.zeros((runs, len(METRICS)), jnp.float32),
+        grad=jnp.zeros_like(pixels),
+    )
+    opt_state = jax.vmap(program.make_optimizer().init)(pixels, like)
     return State(
         pixels=pixels,
         opt_state=opt_state,
@@ -201,7 +200,6 @@ def init_state(program: Program, pixels: jax.Array) -> State:
         converged_at=jnp.full((runs,), -1, jnp.int32),
         evaluations=jnp.zeros((runs,), jnp.int32),
         last_loss=jnp.zeros((runs,), jnp.float32),
-        evaluation=evaluation,
     )
 
 
@@ -227,49 +225,41 @@ def _one_step(params, program: Program, hyper: Hyper, targets: Targets, run: Sta
     """One step of ONE run (``run`` without the run axis; ``run.step`` is the batch's)."""
     optimizer = program.make_optimizer()
 
-    def value_and_grad(pixels):
+    def value_fn(pixels):
         (value, metrics), grad = jax.value_and_grad(run_loss, argnums=2, has_aux=True)(
             params, program, pixels, hyper, targets, run.step
         )
         return optim.Evaluation(value, metrics, grad)
 
-    line_search = isinstance(optimizer, optim.LineSearchOptimizer)
-    if line_search:
-        # The evaluation at the pixels was made by the previous step's search, except at step 0
-        # (the predicate is the batch's step, not per run, so this stays a real conditional).
-        first = run.step == 0
-        here = jax.lax.cond(first, value_and_grad, lambda _: run.evaluation, run.pixels)
-    else:
-        here = value_and_grad(run.pixels)
+    # ``first`` is the batch's step, not per run, so that a line search's evaluation at step 0
+    # (later ones are kept from the step before) stays a real conditional under vmap.
+    here, opt_state = optimizer.evaluate(value_fn, run.opt_state, run.pixels, run.step == 0)
     finite_here = jnp.isfinite(here.value) & jnp.all(jnp.isfinite(here.grad))
     converged = run.active & finite_here & _converged(hyper, here, run.last_loss, run.step)
     moving = run.active & finite_here & ~converged
-    if line_search:
-        pixels, opt_state, evaluation, evaluations = optimizer.update(
-            value_and_grad, here, run.opt_state, run.pixels, hyper.learning_rate, moving
-        )
-        evaluations = evaluations + first.astype(jnp.int32)
-        finite_result = _all_finite((pixels, opt_state, evaluation.value, evaluation.grad))
-    else:
-        pixels, opt_state = optimizer.update(
-            here.grad, run.opt_state, run.pixels, hyper.learning_rate
-        )
-        evaluation, evaluations = None, jnp.int32(1)
-        finite_result = _all_finite((pixels, opt_state))
-    go = moving & finite_result
+    updates, new_opt_state = optimizer.update(
+        here.grad,
+        opt_state,
+        run.pixels,
+        evaluation=here,
+        value_fn=value_fn,
+        learning_rate=hyper.learning_rate,
+        moving=moving,
+    )
+    pixels = optax.apply_updates(run.pixels, updates)
+    go = moving & _all_finite((pixels, new_opt_state))
     failed = run.active & ~converged & ~go
-    evaluations = jnp.where(run.active, evaluations, 0)
+    evaluations = jnp.where(run.active, optimizer.evaluations(new_opt_state), 0)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(go, a, b), new, old)
     new = State(
         pixels=keep(pixels, run.pixels),
-        opt_state=keep(opt_state, run.opt_state),
+        opt_state=keep(new_opt_state, opt_state),
         active=go,
         failed_at=jnp.where(failed, run.step, run.failed_at),
         step=run.step,
         converged_at=jnp.where(converged, run.step, run.converged_at),
         evaluations=run.evaluations + evaluations,
         last_loss=jnp.where(run.active, here.value, run.last_loss),
-        evaluation=keep(evaluation, here) if line_search else None,
     )
     row = jnp.concatenate([here.aux, evaluations.astype(here.aux.dtype)[None]])
     return new, row
@@ -284,7 +274,6 @@ _RUN_AXES = State(
     converged_at=0,
     evaluations=0,
     last_loss=0,
-    evaluation=0,
 )
 
 
@@ -295,9 +284,10 @@ def batched_step(params, program: Program, state: State, hyper: Hyper, targets: 
         The new state and ``[R, 5]`` rows in :data:`STEP_COLUMNS` order: the loss terms BEFORE
         the step (:data:`METRICS`), then the evaluations the step made for each run.
     """
-    axes = _RUN_AXES._replace(evaluation=None if state.evaluation is None else 0)
     step_fn = jax.vmap(
-        functools.partial(_one_step, params, program), in_axes=(0, 0, axes), out_axes=(axes, 0)
+        functools.partial(_one_step, params, program),
+        in_axes=(0, 0, _RUN_AXES),
+        out_axes=(_RUN_AXES, 0),
     )
     new, rows = step_fn(hyper, targets, state)
     return new._replace(step=state.step + 1), rows
