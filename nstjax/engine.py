@@ -20,8 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nstjax import losses, optim, style_mix, vgg
+from nstjax import losses, optim, stopping, style_mix, vgg
 from nstjax.architecture import LAYER_NAMES
+from nstjax.loop import CHUNK, LOOPS, Loop, advance, default_loop, run_chunks
 from nstjax.outcome import Outcome, Start  # noqa: F401  (optimize's result and resume point)
 
 NUM_LAYERS = len(LAYER_NAMES)
@@ -203,24 +204,6 @@ def init_state(program: Program, pixels: jax.Array) -> State:
     )
 
 
-def _all_finite(tree) -> jax.Array:
-    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
-def _converged(hyper: Hyper, here: optim.Evaluation, last_loss, step) -> jax.Array:
-    """The convergence tests of :class:`State` for one run (False where a tolerance is off)."""
-    converged = jnp.bool_(False)
-    if hyper.loss_tolerance is not None:
-        change = jnp.abs(here.value - last_loss)
-        small = change <= hyper.loss_tolerance * jnp.abs(last_loss)
-        converged |= (hyper.loss_tolerance > 0) & (step > 0) & small
-    if hyper.grad_tolerance is not None:
-        small = jnp.max(jnp.abs(here.grad)) <= hyper.grad_tolerance
-        converged |= (hyper.grad_tolerance > 0) & small
-    return converged
-
-
 def _one_step(params, program: Program, hyper: Hyper, targets: Targets, run: State):
     """One step of ONE run (``run`` without the run axis; ``run.step`` is the batch's)."""
     optimizer = program.make_optimizer()
@@ -235,7 +218,9 @@ def _one_step(params, program: Program, hyper: Hyper, targets: Targets, run: Sta
     # (later ones are kept from the step before) stays a real conditional under vmap.
     here, opt_state = optimizer.evaluate(value_fn, run.opt_state, run.pixels, run.step == 0)
     finite_here = jnp.isfinite(here.value) & jnp.all(jnp.isfinite(here.grad))
-    converged = run.active & finite_here & _converged(hyper, here, run.last_loss, run.step)
+    tolerances = (hyper.loss_tolerance, hyper.grad_tolerance)
+    met = stopping.converged(here, run.last_loss, run.step, *tolerances)
+    converged = run.active & finite_here & met
     moving = run.active & finite_here & ~converged
     updates, new_opt_state = optimizer.update(
         here.grad,
@@ -247,7 +232,7 @@ def _one_step(params, program: Program, hyper: Hyper, targets: Targets, run: Sta
         moving=moving,
     )
     pixels = optax.apply_updates(run.pixels, updates)
-    go = moving & _all_finite((pixels, new_opt_state))
+    go = moving & stopping.all_finite((pixels, new_opt_state))
     failed = run.active & ~converged & ~go
     evaluations = jnp.where(run.active, optimizer.evaluations(new_opt_state), 0)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(go, a, b), new, old)
@@ -265,16 +250,7 @@ def _one_step(params, program: Program, hyper: Hyper, targets: Targets, run: Sta
     return new, row
 
 
-_RUN_AXES = State(
-    pixels=0,
-    opt_state=0,
-    active=0,
-    failed_at=0,
-    step=None,
-    converged_at=0,
-    evaluations=0,
-    last_loss=0,
-)
+_RUN_AXES = State(**dict.fromkeys(State._fields, 0))._replace(step=None)  # step: the batch's
 
 
 def batched_step(params, program: Program, state: State, hyper: Hyper, targets: Targets):
@@ -330,46 +306,15 @@ def evaluate(params, pixels, hyper: Hyper, targets: Targets, *, program: Program
     return fn(pixels, hyper, targets)
 
 
-def default_loop() -> str:
-    """``"python"`` on CPU (measured faster there, docs/benchmarks.md), ``"scan"`` elsewhere."""
-    return "python" if jax.default_backend() == "cpu" else "scan"
-
-
-class Loop(NamedTuple):
-    """How a batch advances: one compiled step from Python, or ``length`` steps per compiled call.
-
-    ``step(params, state, hyper, targets) -> (state, rows)`` and, for the scan form,
-    ``chunk(params, state, hyper, targets, n_valid) -> (state, rows)``; the jitted functions of
-    this module (:func:`loop_for`) or their ahead-of-time compiled executables (the benchmark).
-    """
-
-    step: Callable
-    chunk: Callable | None = None
-    length: int = 1
-
-
-def loop_for(program: Program, loop: str | None = None, chunk: int = 50) -> Loop:
+def loop_for(program: Program, loop: str | None = None, chunk: int = CHUNK) -> Loop:
     """The loop :func:`optimize` runs: ``"python"`` or ``"scan"`` (``None``: :func:`default_loop`)."""
     loop = loop or default_loop()
-    if loop not in ("python", "scan"):
+    if loop not in LOOPS:
         raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
     step = functools.partial(train_step, program=program)
     if loop == "python":
         return Loop(step)
     return Loop(step, functools.partial(train_chunk, program=program, length=chunk), chunk)
-
-
-def advance(runner: Loop, params, state: State, hyper: Hyper, targets: Targets, n: int):
-    """``n`` steps (at most ``runner.length`` with the scan form); returns the new state and the
-    ``[n, R, len(STEP_COLUMNS)]`` rows, without waiting for them (no host synchronisation)."""
-    if runner.chunk is not None:
-        state, rows = runner.chunk(params, state, hyper, targets, jnp.int32(n))
-        return state, rows[:n]
-    rows = []
-    for _ in range(n):
-        state, row = runner.step(params, state, hyper, targets)
-        rows.append(row)
-    return state, jnp.stack(rows)
 
 
 def optimize(
@@ -381,7 +326,7 @@ def optimize(
     steps: int,
     *,
     loop: str | None = None,
-    chunk: int = 50,
+    chunk: int = CHUNK,
     on_chunk: Callable[[int, State, np.ndarray], np.ndarray | None] | None = None,
     start: Start | None = None,
     on_state: Callable[[Start], None] | None = None,
@@ -414,22 +359,23 @@ def optimize(
     runner = loop_for(program, loop, chunk)
     if start is None:
         state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # donated below
-        history, done = [], 0
+        history = []
     else:
         state = jax.tree.map(lambda x: jnp.array(x, copy=True), start.state)
-        history, done = [np.asarray(start.rows)], int(start.state.step)
-    while done < steps and np.any(np.asarray(state.active)):  # until every run stopped
-        n = min(chunk, steps - done)
-        state, rows = advance(runner, params, state, hyper, targets, n)
-        rows = np.asarray(rows)
-        done += n
-        history.append(rows)
-        if on_chunk is not None:
-            stop = on_chunk(done, state, rows[..., : len(METRICS)])
-            if stop is not None:
-                state = state._replace(active=state.active & ~jnp.asarray(stop))
-        if on_state is not None:
-            on_state(Start(state, np.concatenate(history)))
+        history = [np.asarray(start.rows)]
+
+    def loss_terms_of(done, state, rows):  # what on_chunk sees of the rows
+        return on_chunk(done, state, rows[..., : len(METRICS)])
+
+    state, history = run_chunks(
+        lambda state, n: advance(runner, params, state, hyper, targets, n),
+        state,
+        history,
+        steps,
+        chunk,
+        on_chunk=None if on_chunk is None else loss_terms_of,
+        on_state=on_state,
+    )
     # The loss of the images as they are saved: clipped to the valid range.
     final = evaluate(params, jnp.clip(state.pixels, 0.0, 255.0), hyper, targets, program=program)
     runs = pixels.shape[0]

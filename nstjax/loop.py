@@ -1,0 +1,95 @@
+"""The host side of an optimisation: how a batch advances between host synchronisations.
+
+:mod:`nstjax.engine` compiles the step of a batch (``train_step``, or ``train_chunk``'s
+``lax.scan`` of steps); this module calls it: which form runs on which backend
+(:func:`default_loop`), ``n`` steps without waiting for them (:func:`advance`), and the loop
+over chunks with its progress callbacks and early stop (:func:`run_chunks`). Nothing here is
+traced.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nstjax.outcome import Start
+
+CHUNK = 50
+"""Steps between host synchronisations (progress, snapshots, the stop test) by default."""
+
+LOOPS = ("python", "scan")
+
+
+def default_loop() -> str:
+    """``"python"`` on CPU (measured faster there, docs/benchmarks.md), ``"scan"`` elsewhere."""
+    return "python" if jax.default_backend() == "cpu" else "scan"
+
+
+class Loop(NamedTuple):
+    """How a batch advances: one compiled step from Python, or ``length`` steps per compiled call.
+
+    ``step(params, state, hyper, targets) -> (state, rows)`` and, for the scan form,
+    ``chunk(params, state, hyper, targets, n_valid) -> (state, rows)``; the jitted functions of
+    :mod:`nstjax.engine` (:func:`nstjax.engine.loop_for`) or their ahead-of-time compiled
+    executables (the benchmark).
+    """
+
+    step: Callable
+    chunk: Callable | None = None
+    length: int = 1
+
+
+def advance(runner: Loop, params, state, hyper, targets, n: int):
+    """``n`` steps (at most ``runner.length`` with the scan form); returns the new state and the
+    ``[n, R, len(STEP_COLUMNS)]`` rows, without waiting for them (no host synchronisation)."""
+    if runner.chunk is not None:
+        state, rows = runner.chunk(params, state, hyper, targets, jnp.int32(n))
+        return state, rows[:n]
+    rows = []
+    for _ in range(n):
+        state, row = runner.step(params, state, hyper, targets)
+        rows.append(row)
+    return state, jnp.stack(rows)
+
+
+def run_chunks(
+    advance_by: Callable[[Any, int], tuple[Any, jax.Array]],
+    state,
+    history: list[np.ndarray],
+    steps: int,
+    chunk: int,
+    on_chunk: Callable[[int, Any, np.ndarray], np.ndarray | None] | None = None,
+    on_state: Callable[[Start], None] | None = None,
+) -> tuple[Any, list[np.ndarray]]:
+    """Advances ``state`` chunk by chunk until ``steps`` steps are done or every run stopped.
+
+    Args:
+        advance_by: ``(state, n) -> (state, rows)``, ``n`` steps (:func:`advance`).
+        state: an :class:`nstjax.engine.State` (its ``active`` runs are tested after each chunk).
+        history: the host rows of the steps done so far, one array per chunk (appended to).
+        steps: the step budget, counting the steps already done.
+        chunk: steps between host synchronisations.
+        on_chunk: called after each chunk with the number of steps done, the state and that
+            chunk's ``[n, R, len(STEP_COLUMNS)]`` rows; it may return a ``[R]`` bool mask of
+            runs to stop there.
+        on_state: called after each chunk (after ``on_chunk``) with the progress.
+
+    Returns:
+        The state and ``history``.
+    """
+    done = sum(len(rows) for rows in history)
+    while done < steps and np.any(np.asarray(state.active)):  # until every run stopped
+        n = min(chunk, steps - done)
+        state, rows = advance_by(state, n)
+        rows = np.asarray(rows)
+        done += n
+        history.append(rows)
+        if on_chunk is not None:
+            stop = on_chunk(done, state, rows)
+            if stop is not None:
+                state = state._replace(active=state.active & ~jnp.asarray(stop))
+        if on_state is not None:
+            on_state(Start(state, np.concatenate(history)))
+    return state, history
