@@ -12,7 +12,6 @@ runs never interact: changing one run's hyperparameters leaves the others bit-id
 
 import dataclasses
 import functools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -22,7 +21,7 @@ import optax
 
 from nstjax import losses, optim, stopping, style_mix, vgg
 from nstjax.architecture import LAYER_NAMES
-from nstjax.loop import CHUNK, LOOPS, Loop, advance, default_loop, run_chunks
+from nstjax.loop import CHUNK, LOOPS, Hooks, Loop, advance, default_loop, run_chunks
 from nstjax.outcome import Outcome, Start  # noqa: F401  (optimize's result and resume point)
 
 NUM_LAYERS = len(LAYER_NAMES)
@@ -317,45 +316,46 @@ def loop_for(program: Program, loop: str | None = None, chunk: int = CHUNK) -> L
     return Loop(step, functools.partial(train_chunk, program=program, length=chunk), chunk)
 
 
+class Problem(NamedTuple):
+    """What :func:`optimize` optimises: each run's initial image, hyperparameters and targets."""
+
+    pixels: jax.Array  # [R, H, W, 3] initial images, 0-255 units
+    hyper: Hyper
+    targets: Targets
+
+
 def optimize(
     params,
     program: Program,
-    pixels: jax.Array,
-    hyper: Hyper,
-    targets: Targets,
+    problem: Problem,
     steps: int,
     *,
     loop: str | None = None,
     chunk: int = CHUNK,
-    on_chunk: Callable[[int, State, np.ndarray], np.ndarray | None] | None = None,
+    hooks: Hooks | None = None,
     start: Start | None = None,
-    on_state: Callable[[Start], None] | None = None,
 ) -> Outcome:
     """Runs ``steps`` optimisation steps of a batch and returns the results.
 
     Args:
         params: VGG parameters, prepared for ``program.convolution`` (:func:`nstjax.vgg.prepare`).
         program: the static configuration.
-        pixels: ``[R, H, W, 3]`` initial images, 0-255 units.
-        hyper: per-run hyperparameters.
-        targets: per-run targets.
+        problem: the runs' initial images, hyperparameters and targets (a
+            :class:`nstjax.batch.build.Built` will do).
         steps: the step budget: the batch stops earlier once every run has failed or converged
             (:class:`State`), checked after each chunk.
         loop: ``"python"`` (a jitted step called from Python) or ``"scan"`` (``chunk`` steps per
             compiled call); ``None`` picks :func:`default_loop`.
         chunk: steps between host synchronisations (progress, snapshots).
-        on_chunk: called after each chunk with the number of steps done, the state and the
-            ``[n, R, 4]`` loss terms of that chunk (host arrays); it may return a ``[R]``
-            bool mask of runs to stop there, each alone (as if it had converged, but with
-            ``converged_at`` left at -1).
-        start: resume from here (a :class:`Start` saved by ``on_state``) instead of from
-            ``pixels``' fresh state; the outcome is what an uninterrupted call gives.
-        on_state: called after each chunk (after ``on_chunk``) with the progress as a
-            :class:`Start`; its state is donated by the next chunk, so copy what you keep.
+        hooks: what to call after each chunk (:class:`nstjax.loop.Hooks`: progress, a stop
+            mask, the state to save).
+        start: resume from here (a :class:`Start` saved by ``hooks.on_state``) instead of from
+            ``problem.pixels``' fresh state; the outcome is what an uninterrupted call gives.
 
     Returns:
         An :class:`Outcome`.
     """
+    pixels, hyper, targets = problem
     runner = loop_for(program, loop, chunk)
     if start is None:
         state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # donated below
@@ -363,9 +363,10 @@ def optimize(
     else:
         state = jax.tree.map(lambda x: jnp.array(x, copy=True), start.state)
         history = [np.asarray(start.rows)]
+    hooks = hooks or Hooks()
 
     def loss_terms_of(done, state, rows):  # what on_chunk sees of the rows
-        return on_chunk(done, state, rows[..., : len(METRICS)])
+        return hooks.on_chunk(done, state, rows[..., : len(METRICS)])
 
     state, history = run_chunks(
         lambda state, n: advance(runner, params, state, hyper, targets, n),
@@ -373,8 +374,7 @@ def optimize(
         history,
         steps,
         chunk,
-        on_chunk=None if on_chunk is None else loss_terms_of,
-        on_state=on_state,
+        hooks._replace(on_chunk=hooks.on_chunk and loss_terms_of),
     )
     # The loss of the images as they are saved: clipped to the valid range.
     final = evaluate(params, jnp.clip(state.pixels, 0.0, 255.0), hyper, targets, program=program)

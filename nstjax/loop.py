@@ -54,14 +54,29 @@ def advance(runner: Loop, params, state, hyper, targets, n: int):
     return state, jnp.stack(rows)
 
 
+class Hooks(NamedTuple):
+    """What the host calls after each chunk (each may be ``None``).
+
+    Attributes:
+        on_chunk: ``(steps done, state, metrics) -> stop``, with the chunk's ``[n, R, 4]`` loss
+            terms (:data:`nstjax.engine.METRICS`, host arrays); it may return a ``[R]`` bool mask
+            of runs to stop there, each alone (as if it had converged, but with
+            ``converged_at`` left at -1).
+        on_state: called next with the progress as a :class:`~nstjax.outcome.Start`; its state
+            is donated by the next chunk, so copy what you keep.
+    """
+
+    on_chunk: Callable[[int, Any, np.ndarray], np.ndarray | None] | None = None
+    on_state: Callable[[Start], None] | None = None
+
+
 def run_chunks(
     advance_by: Callable[[Any, int], tuple[Any, jax.Array]],
     state,
     history: list[np.ndarray],
     steps: int,
     chunk: int,
-    on_chunk: Callable[[int, Any, np.ndarray], np.ndarray | None] | None = None,
-    on_state: Callable[[Start], None] | None = None,
+    hooks: Hooks,
 ) -> tuple[Any, list[np.ndarray]]:
     """Advances ``state`` chunk by chunk until ``steps`` steps are done or every run stopped.
 
@@ -71,10 +86,9 @@ def run_chunks(
         history: the host rows of the steps done so far, one array per chunk (appended to).
         steps: the step budget, counting the steps already done.
         chunk: steps between host synchronisations.
-        on_chunk: called after each chunk with the number of steps done, the state and that
-            chunk's ``[n, R, len(STEP_COLUMNS)]`` rows; it may return a ``[R]`` bool mask of
-            runs to stop there.
-        on_state: called after each chunk (after ``on_chunk``) with the progress.
+        hooks: called after each chunk; ``on_chunk`` sees the chunk's rows
+            (``[n, R, len(STEP_COLUMNS)]``), of which :func:`nstjax.engine.optimize` passes on
+            the loss terms.
 
     Returns:
         The state and ``history``.
@@ -86,10 +100,10 @@ def run_chunks(
         rows = np.asarray(rows)
         done += n
         history.append(rows)
-        if on_chunk is not None:
-            stop = on_chunk(done, state, rows)
+        if hooks.on_chunk is not None:
+            stop = hooks.on_chunk(done, state, rows)
             if stop is not None:
                 state = state._replace(active=state.active & ~jnp.asarray(stop))
-        if on_state is not None:
-            on_state(Start(state, np.concatenate(history)))
+        if hooks.on_state is not None:
+            hooks.on_state(Start(state, np.concatenate(history)))
     return state, history
