@@ -12,15 +12,16 @@ runs never interact: changing one run's hyperparameters leaves the others bit-id
 
 import dataclasses
 import functools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from nstjax import losses, optim, style_mix, vgg
+from nstjax import losses, optim, stopping, style_mix, vgg
 from nstjax.architecture import CONTENT_LAYER, LAYER_NAMES, STYLE_LAYERS
+from nstjax.loop import CHUNK, LOOPS, Hooks, Loop, advance, default_loop, run_chunks
 from nstjax.outcome import Outcome, Start  # noqa: F401  (optimize's result and resume point)
 
 NUM_LAYERS = len(LAYER_NAMES)
@@ -78,7 +79,7 @@ class Program:
         own = self.style_loss_layers[i] if i < len(self.style_loss_layers) else ()
         return own or self.style_layers
 
-    def make_optimizer(self) -> optim.Optimizer | optim.LineSearchOptimizer:
+    def make_optimizer(self) -> optim.Optimizer:
         return optim.make(self.optimizer, self.lbfgs_history)
 
 
@@ -126,8 +127,9 @@ class State(NamedTuple):
     at which they happened (the run then took ``k`` steps and keeps its pixels from step ``k``):
 
     - it *failed*: the loss or gradient at its pixels, or the result of step ``k`` (the new
-      pixels, the new optimiser state, and for a line search the loss and gradient at the new
-      pixels) is not finite. The step is rejected, so the pixels stay the last finite ones;
+      pixels and the new optimiser state, which for a line search holds the loss and gradient
+      at the new pixels) is not finite. The step is rejected, so the pixels stay the last
+      finite ones;
     - it *converged*, before step ``k``: the relative loss change
       ``|f_k - f_{k-1}| / |f_{k-1}|`` (``f_k`` the loss at its pixels before step ``k``,
       ``k >= 1``) is at most ``Hyper.loss_tolerance``, or the gradient's max-norm at its pixels
@@ -137,15 +139,13 @@ class State(NamedTuple):
     """
 
     pixels: jax.Array  # [R, H, W, 3] in 0-255 units
-    opt_state: Any
+    opt_state: Any  # the optimiser's (nstjax.optim.Optimizer)
     active: jax.Array  # [R] bool: False once a run failed or converged
     failed_at: jax.Array  # [R] int32: the step at which it failed, -1 if never
     step: jax.Array  # [] int32
     converged_at: jax.Array  # [R] int32: the step at which it converged, -1 if never
     evaluations: jax.Array  # [R] int32: loss/gradient evaluations made for the run so far
     last_loss: jax.Array  # [R] the loss before the previous step (for the relative change)
-    # A line-search optimiser's evaluation at ``pixels`` (made by the step before); else None.
-    evaluation: optim.Evaluation | None = None
 
 
 def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, step=0):
@@ -184,14 +184,13 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, s
 
 def init_state(program: Program, pixels: jax.Array) -> State:
     """Fresh optimiser state for ``pixels`` ``[R, H, W, 3]`` (0-255 units)."""
-    optimizer = program.make_optimizer()
-    opt_state = jax.vmap(optimizer.init)(pixels)
     runs = pixels.shape[0]
-    evaluation = None
-    if isinstance(optimizer, optim.LineSearchOptimizer):  # filled at step 0 (see _one_step)
-        zeros = jnp.zeros((runs,), jnp.float32)
-        aux = jnp.zeros((runs, len(METRICS)), jnp.float32)
-        evaluation = optim.Evaluation(value=zeros, aux=aux, grad=jnp.zeros_like(pixels))
+    like = optim.Evaluation(  # the shapes of an evaluation of run_loss
+        value=jnp.zeros((runs,), jnp.float32),
+        aux=jnp.zeros((runs, len(METRICS)), jnp.float32),
+        grad=jnp.zeros_like(pixels),
+    )
+    opt_state = jax.vmap(program.make_optimizer().init)(pixels, like)
     return State(
         pixels=pixels,
         opt_state=opt_state,
@@ -201,91 +200,56 @@ def init_state(program: Program, pixels: jax.Array) -> State:
         converged_at=jnp.full((runs,), -1, jnp.int32),
         evaluations=jnp.zeros((runs,), jnp.int32),
         last_loss=jnp.zeros((runs,), jnp.float32),
-        evaluation=evaluation,
     )
-
-
-def _all_finite(tree) -> jax.Array:
-    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
-def _converged(hyper: Hyper, here: optim.Evaluation, last_loss, step) -> jax.Array:
-    """The convergence tests of :class:`State` for one run (False where a tolerance is off)."""
-    converged = jnp.bool_(False)
-    if hyper.loss_tolerance is not None:
-        change = jnp.abs(here.value - last_loss)
-        small = change <= hyper.loss_tolerance * jnp.abs(last_loss)
-        converged |= (hyper.loss_tolerance > 0) & (step > 0) & small
-    if hyper.grad_tolerance is not None:
-        small = jnp.max(jnp.abs(here.grad)) <= hyper.grad_tolerance
-        converged |= (hyper.grad_tolerance > 0) & small
-    return converged
 
 
 def _one_step(params, program: Program, hyper: Hyper, targets: Targets, run: State):
     """One step of ONE run (``run`` without the run axis; ``run.step`` is the batch's)."""
     optimizer = program.make_optimizer()
 
-    def value_and_grad(pixels):
+    def value_fn(pixels):
         (value, metrics), grad = jax.value_and_grad(run_loss, argnums=2, has_aux=True)(
             params, program, pixels, hyper, targets, run.step
         )
         return optim.Evaluation(value, metrics, grad)
 
-    line_search = isinstance(optimizer, optim.LineSearchOptimizer)
-    if line_search:
-        # The evaluation at the pixels was made by the previous step's search, except at step 0
-        # (the predicate is the batch's step, not per run, so this stays a real conditional).
-        first = run.step == 0
-        here = jax.lax.cond(first, value_and_grad, lambda _: run.evaluation, run.pixels)
-    else:
-        here = value_and_grad(run.pixels)
+    # ``first`` is the batch's step, not per run, so that a line search's evaluation at step 0
+    # (later ones are kept from the step before) stays a real conditional under vmap.
+    here, opt_state = optimizer.evaluate(value_fn, run.opt_state, run.pixels, run.step == 0)
     finite_here = jnp.isfinite(here.value) & jnp.all(jnp.isfinite(here.grad))
-    converged = run.active & finite_here & _converged(hyper, here, run.last_loss, run.step)
+    tolerances = (hyper.loss_tolerance, hyper.grad_tolerance)
+    met = stopping.converged(here, run.last_loss, run.step, *tolerances)
+    converged = run.active & finite_here & met
     moving = run.active & finite_here & ~converged
-    if line_search:
-        pixels, opt_state, evaluation, evaluations = optimizer.update(
-            value_and_grad, here, run.opt_state, run.pixels, hyper.learning_rate, moving
-        )
-        evaluations = evaluations + first.astype(jnp.int32)
-        finite_result = _all_finite((pixels, opt_state, evaluation.value, evaluation.grad))
-    else:
-        pixels, opt_state = optimizer.update(
-            here.grad, run.opt_state, run.pixels, hyper.learning_rate
-        )
-        evaluation, evaluations = None, jnp.int32(1)
-        finite_result = _all_finite((pixels, opt_state))
-    go = moving & finite_result
+    updates, new_opt_state = optimizer.update(
+        here.grad,
+        opt_state,
+        run.pixels,
+        evaluation=here,
+        value_fn=value_fn,
+        learning_rate=hyper.learning_rate,
+        moving=moving,
+    )
+    pixels = optax.apply_updates(run.pixels, updates)
+    go = moving & stopping.all_finite((pixels, new_opt_state))
     failed = run.active & ~converged & ~go
-    evaluations = jnp.where(run.active, evaluations, 0)
+    evaluations = jnp.where(run.active, optimizer.evaluations(new_opt_state), 0)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(go, a, b), new, old)
     new = State(
         pixels=keep(pixels, run.pixels),
-        opt_state=keep(opt_state, run.opt_state),
+        opt_state=keep(new_opt_state, opt_state),
         active=go,
         failed_at=jnp.where(failed, run.step, run.failed_at),
         step=run.step,
         converged_at=jnp.where(converged, run.step, run.converged_at),
         evaluations=run.evaluations + evaluations,
         last_loss=jnp.where(run.active, here.value, run.last_loss),
-        evaluation=keep(evaluation, here) if line_search else None,
     )
     row = jnp.concatenate([here.aux, evaluations.astype(here.aux.dtype)[None]])
     return new, row
 
 
-_RUN_AXES = State(
-    pixels=0,
-    opt_state=0,
-    active=0,
-    failed_at=0,
-    step=None,
-    converged_at=0,
-    evaluations=0,
-    last_loss=0,
-    evaluation=0,
-)
+_RUN_AXES = State(**dict.fromkeys(State._fields, 0))._replace(step=None)  # step: the batch's
 
 
 def batched_step(params, program: Program, state: State, hyper: Hyper, targets: Targets):
@@ -295,9 +259,10 @@ def batched_step(params, program: Program, state: State, hyper: Hyper, targets: 
         The new state and ``[R, 5]`` rows in :data:`STEP_COLUMNS` order: the loss terms BEFORE
         the step (:data:`METRICS`), then the evaluations the step made for each run.
     """
-    axes = _RUN_AXES._replace(evaluation=None if state.evaluation is None else 0)
     step_fn = jax.vmap(
-        functools.partial(_one_step, params, program), in_axes=(0, 0, axes), out_axes=(axes, 0)
+        functools.partial(_one_step, params, program),
+        in_axes=(0, 0, _RUN_AXES),
+        out_axes=(_RUN_AXES, 0),
     )
     new, rows = step_fn(hyper, targets, state)
     return new._replace(step=state.step + 1), rows
@@ -340,28 +305,10 @@ def evaluate(params, pixels, hyper: Hyper, targets: Targets, *, program: Program
     return fn(pixels, hyper, targets)
 
 
-def default_loop() -> str:
-    """``"python"`` on CPU (measured faster there, docs/benchmarks.md), ``"scan"`` elsewhere."""
-    return "python" if jax.default_backend() == "cpu" else "scan"
-
-
-class Loop(NamedTuple):
-    """How a batch advances: one compiled step from Python, or ``length`` steps per compiled call.
-
-    ``step(params, state, hyper, targets) -> (state, rows)`` and, for the scan form,
-    ``chunk(params, state, hyper, targets, n_valid) -> (state, rows)``; the jitted functions of
-    this module (:func:`loop_for`) or their ahead-of-time compiled executables (the benchmark).
-    """
-
-    step: Callable
-    chunk: Callable | None = None
-    length: int = 1
-
-
-def loop_for(program: Program, loop: str | None = None, chunk: int = 50) -> Loop:
+def loop_for(program: Program, loop: str | None = None, chunk: int = CHUNK) -> Loop:
     """The loop :func:`optimize` runs: ``"python"`` or ``"scan"`` (``None``: :func:`default_loop`)."""
     loop = loop or default_loop()
-    if loop not in ("python", "scan"):
+    if loop not in LOOPS:
         raise ValueError(f"loop must be 'python' or 'scan', got {loop!r}")
     step = functools.partial(train_step, program=program)
     if loop == "python":
@@ -369,77 +316,66 @@ def loop_for(program: Program, loop: str | None = None, chunk: int = 50) -> Loop
     return Loop(step, functools.partial(train_chunk, program=program, length=chunk), chunk)
 
 
-def advance(runner: Loop, params, state: State, hyper: Hyper, targets: Targets, n: int):
-    """``n`` steps (at most ``runner.length`` with the scan form); returns the new state and the
-    ``[n, R, len(STEP_COLUMNS)]`` rows, without waiting for them (no host synchronisation)."""
-    if runner.chunk is not None:
-        state, rows = runner.chunk(params, state, hyper, targets, jnp.int32(n))
-        return state, rows[:n]
-    rows = []
-    for _ in range(n):
-        state, row = runner.step(params, state, hyper, targets)
-        rows.append(row)
-    return state, jnp.stack(rows)
+class Problem(NamedTuple):
+    """What :func:`optimize` optimises: each run's initial image, hyperparameters and targets."""
+
+    pixels: jax.Array  # [R, H, W, 3] initial images, 0-255 units
+    hyper: Hyper
+    targets: Targets
 
 
 def optimize(
     params,
     program: Program,
-    pixels: jax.Array,
-    hyper: Hyper,
-    targets: Targets,
+    problem: Problem,
     steps: int,
     *,
     loop: str | None = None,
-    chunk: int = 50,
-    on_chunk: Callable[[int, State, np.ndarray], np.ndarray | None] | None = None,
+    chunk: int = CHUNK,
+    hooks: Hooks | None = None,
     start: Start | None = None,
-    on_state: Callable[[Start], None] | None = None,
 ) -> Outcome:
     """Runs ``steps`` optimisation steps of a batch and returns the results.
 
     Args:
         params: VGG parameters, prepared for ``program.convolution`` (:func:`nstjax.vgg.prepare`).
         program: the static configuration.
-        pixels: ``[R, H, W, 3]`` initial images, 0-255 units.
-        hyper: per-run hyperparameters.
-        targets: per-run targets.
+        problem: the runs' initial images, hyperparameters and targets (a
+            :class:`nstjax.batch.build.Built` will do).
         steps: the step budget: the batch stops earlier once every run has failed or converged
             (:class:`State`), checked after each chunk.
         loop: ``"python"`` (a jitted step called from Python) or ``"scan"`` (``chunk`` steps per
             compiled call); ``None`` picks :func:`default_loop`.
         chunk: steps between host synchronisations (progress, snapshots).
-        on_chunk: called after each chunk with the number of steps done, the state and the
-            ``[n, R, 4]`` loss terms of that chunk (host arrays); it may return a ``[R]``
-            bool mask of runs to stop there, each alone (as if it had converged, but with
-            ``converged_at`` left at -1).
-        start: resume from here (a :class:`Start` saved by ``on_state``) instead of from
-            ``pixels``' fresh state; the outcome is what an uninterrupted call gives.
-        on_state: called after each chunk (after ``on_chunk``) with the progress as a
-            :class:`Start`; its state is donated by the next chunk, so copy what you keep.
+        hooks: what to call after each chunk (:class:`nstjax.loop.Hooks`: progress, a stop
+            mask, the state to save).
+        start: resume from here (a :class:`Start` saved by ``hooks.on_state``) instead of from
+            ``problem.pixels``' fresh state; the outcome is what an uninterrupted call gives.
 
     Returns:
         An :class:`Outcome`.
     """
+    pixels, hyper, targets = problem
     runner = loop_for(program, loop, chunk)
     if start is None:
         state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # donated below
-        history, done = [], 0
+        history = []
     else:
         state = jax.tree.map(lambda x: jnp.array(x, copy=True), start.state)
-        history, done = [np.asarray(start.rows)], int(start.state.step)
-    while done < steps and np.any(np.asarray(state.active)):  # until every run stopped
-        n = min(chunk, steps - done)
-        state, rows = advance(runner, params, state, hyper, targets, n)
-        rows = np.asarray(rows)
-        done += n
-        history.append(rows)
-        if on_chunk is not None:
-            stop = on_chunk(done, state, rows[..., : len(METRICS)])
-            if stop is not None:
-                state = state._replace(active=state.active & ~jnp.asarray(stop))
-        if on_state is not None:
-            on_state(Start(state, np.concatenate(history)))
+        history = [np.asarray(start.rows)]
+    hooks = hooks or Hooks()
+
+    def loss_terms_of(done, state, rows):  # what on_chunk sees of the rows
+        return hooks.on_chunk(done, state, rows[..., : len(METRICS)])
+
+    state, history = run_chunks(
+        lambda state, n: advance(runner, params, state, hyper, targets, n),
+        state,
+        history,
+        steps,
+        chunk,
+        hooks._replace(on_chunk=hooks.on_chunk and loss_terms_of),
+    )
     # The loss of the images as they are saved: clipped to the valid range.
     final = evaluate(params, jnp.clip(state.pixels, 0.0, 255.0), hyper, targets, program=program)
     runs = pixels.shape[0]

@@ -213,18 +213,16 @@ def run_batch(
     if start is not None and mesh is not None:
         start = start._replace(state=_place_state(mesh, start.state))
 
+    on_state = lambda progress: Observers(observer).state_done(batch, progress)
     outcome = engine.optimize(
         params,
         program,
-        built.pixels,
-        built.hyper,
-        built.targets,
+        built,
         options.steps,
         loop=options.loop,
         chunk=min(options.chunk, options.steps),
-        on_chunk=on_chunk,
+        hooks=engine.Hooks(on_chunk, on_state),
         start=start,
-        on_state=lambda progress: Observers(observer).state_done(batch, progress),
     )
     results = []
     for j, item in enumerate(batch.items):

@@ -5,7 +5,11 @@ a bracketing phase that extrapolates by cubic interpolation until an interval ho
 that satisfies the strong Wolfe conditions is found, then a zoom phase that shrinks that
 interval by cubic interpolation (with the same safeguards, constants and evaluation budget as
 torch). Python control flow becomes one ``lax.while_loop`` that makes exactly one loss/gradient
-evaluation per iteration; its phase (bracket, zoom, done) is part of the carry.
+evaluation per iteration; its phase (bracket, zoom, done) is part of the carry. Each piece of
+torch's function is one function here: :func:`_bracket` (the bracketing loop),
+:func:`_zoom_update` and :func:`_zoom_trial` (the zoom loop), :func:`cubic_interpolate`
+(``_cubic_interpolate``), and :func:`_zoom_stops` and :func:`_result` (where torch stops and
+what it returns).
 
 Under ``jax.vmap`` the loop runs until every run's search is done; JAX masks the runs that are
 done (their carry is selected unchanged), so one run's search never changes another's values,
@@ -36,6 +40,28 @@ class Evaluation(NamedTuple):
 
 ValueAndGrad = Callable[[jax.Array], Evaluation]
 """A point -> its :class:`Evaluation` (one loss/gradient evaluation)."""
+
+
+class Conditions(NamedTuple):
+    """The search's constants, with torch's defaults (``_strong_wolfe``'s keyword arguments)."""
+
+    c1: float = 1e-4  # sufficient decrease: f(t) <= f + c1 t g.d
+    c2: float = 0.9  # curvature: |g(t).d| <= -c2 g.d
+    tolerance_change: float = 1e-9  # the zoom stops when the bracket is shorter (max-norm of t d)
+    max_ls: int = 25  # at most max_ls + 1 evaluations
+
+
+class Line(NamedTuple):
+    """The line searched: the points ``x + t d``, ``t > 0``, from the evaluation at ``x``."""
+
+    x: jax.Array  # the current point
+    d: jax.Array  # the direction (a descent direction: gtd < 0)
+    start: Evaluation  # at x (torch's f, g)
+    gtd: jax.Array  # [] start.grad . d
+
+
+TORCH_CONDITIONS = Conditions()
+"""torch's constants, :func:`strong_wolfe`'s default."""
 
 
 class SearchResult(NamedTuple):
@@ -78,10 +104,24 @@ def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     return jnp.where(jnp.isfinite(found), found, midpoint)
 
 
-def _lower(values: jax.Array) -> jax.Array:
-    """The index (0 or 1) of the lower of two losses, a non-finite one counting as higher."""
-    first = jnp.isfinite(values[0]) & ~(values[1] < values[0])  # ties: 0, as torch
-    return jnp.where(first, 0, 1).astype(jnp.int32)
+class _Search(NamedTuple):
+    """What every phase reads: the loss, the line, the constants, and derived values."""
+
+    value_and_grad: ValueAndGrad
+    line: Line
+    conditions: Conditions
+    d_norm: jax.Array  # [] max |d|
+    zero: jax.Array  # [] 0 in the search's dtype (that of f and g.d)
+
+    def armijo_fails(self, t: jax.Array, new: Evaluation, gtd_new: jax.Array) -> jax.Array:
+        """``f(t) > f + c1 t g.d``, or the point is not finite (this port's one difference)."""
+        bad = ~jnp.isfinite(new.value) | ~jnp.isfinite(gtd_new)
+        line = self.line
+        return bad | (new.value > line.start.value + self.conditions.c1 * t * line.gtd)
+
+    def curvature_holds(self, gtd_new: jax.Array) -> jax.Array:
+        """``|g(t).d| <= -c2 g.d``: with sufficient decrease, the strong Wolfe conditions."""
+        return jnp.abs(gtd_new) <= -self.conditions.c2 * self.line.gtd
 
 
 class _Carry(NamedTuple):
@@ -115,143 +155,127 @@ def _get(tree, index):
     return jax.tree.map(lambda arr: arr[index], tree)
 
 
-def strong_wolfe(
-    value_and_grad: ValueAndGrad,
-    x: jax.Array,
-    t: jax.Array,
-    d: jax.Array,
-    current: Evaluation,
-    gtd: jax.Array,
-    search: jax.Array | bool = True,
-    c1: float = 1e-4,
-    c2: float = 0.9,
-    tolerance_change: float = 1e-9,
-    max_ls: int = 25,
-) -> SearchResult:
-    """A step along ``d`` from ``x`` satisfying the strong Wolfe conditions, as torch finds it.
+def _lower(values: jax.Array) -> jax.Array:
+    """The index (0 or 1) of the lower of two losses, a non-finite one counting as higher."""
+    first = jnp.isfinite(values[0]) & ~(values[1] < values[0])  # ties: 0, as torch
+    return jnp.where(first, 0, 1).astype(jnp.int32)
 
-    Args:
-        value_and_grad: the run's loss and gradient at a point.
-        x: the current point.
-        t: the first trial step.
-        d: the search direction (a descent direction: ``gtd < 0``).
-        current: the evaluation at ``x``.
-        gtd: ``current.grad . d``.
-        search: ``False`` makes no evaluation and returns step 0 with ``current`` (a run that
-            has stopped, or a direction that does not descend).
-        c1: sufficient-decrease constant.
-        c2: curvature constant.
-        tolerance_change: the zoom stops when the bracket is shorter than this along ``d``
-            (in the units of ``x``, max-norm).
-        max_ls: at most ``max_ls + 1`` evaluations (torch's ``max_ls``).
 
-    Returns:
-        A :class:`SearchResult`: the accepted step, the evaluation there, evaluations made.
-    """
-    f = current.value
-    d_norm = jnp.max(jnp.abs(d))
-    dtype = jnp.result_type(f, gtd)
-    t = jnp.asarray(t, dtype)
-    zero = jnp.zeros((), dtype)
+def _bracket(s: _Search, c: _Carry, new: Evaluation, gtd_new: jax.Array) -> _Carry:
+    """torch's bracketing loop (``while ls_iter < max_ls`` in ``_strong_wolfe``) after the
+    evaluation ``new`` at the trial ``c.t``: bracket ``[t_prev, t]`` and zoom, stop (the
+    strong Wolfe conditions hold, or out of evaluations: bracket ``[0, t]``), or extrapolate
+    by cubic interpolation in ``[t + 0.01 (t - t_prev), 10 t]``."""
+    t_new, ls_iter, zero, gtd = c.t, c.evals - 1, s.zero, s.line.gtd
+    maxed = ls_iter >= s.conditions.max_ls
+    armijo = s.armijo_fails(t_new, new, gtd_new) | ((ls_iter > 1) & (new.value >= c.prev.value))
+    wolfe = ~maxed & ~armijo & s.curvature_holds(gtd_new)
+    to_zoom = ~maxed & (armijo | (~wolfe & (gtd_new >= 0)))
+    extrapolate = ~maxed & ~to_zoom & ~wolfe
+    # the bracket: [0, t] when out of evaluations, [t_prev, t] to zoom, [t] when done
+    bt = jnp.where(maxed, jnp.stack([zero, t_new]), jnp.stack([c.t_prev, t_new]))
+    b = _where(maxed, _pair(s.line.start, new), _pair(c.prev, new))
+    bgtd = jnp.where(maxed, jnp.stack([gtd, gtd_new]), jnp.stack([c.gtd_prev, gtd_new]))
+    low = _lower(b.value)
+    bt = jnp.where(wolfe, jnp.stack([t_new, t_new]), bt)
+    b = _where(wolfe, _pair(new, new), b)
+    low = jnp.where(wolfe, 0, low).astype(jnp.int32)
+    t_next = cubic_interpolate(
+        c.t_prev,
+        c.prev.value,
+        c.gtd_prev,
+        t_new,
+        new.value,
+        gtd_new,
+        bounds=(t_new + 0.01 * (t_new - c.t_prev), t_new * 10),
+    )
+    phase = jnp.where(extrapolate, BRACKET, jnp.where(to_zoom, ZOOM, DONE)).astype(jnp.int32)
+    stepped = c._replace(
+        t=jnp.where(extrapolate, t_next, c.t),
+        t_prev=jnp.where(extrapolate, t_new, c.t_prev),
+        prev=_where(extrapolate, new, c.prev),
+        gtd_prev=jnp.where(extrapolate, gtd_new, c.gtd_prev),
+    )
+    bracketed = c._replace(phase=phase, bt=bt, b=b, bgtd=bgtd, low=low, done=wolfe)
+    return _where(extrapolate, stepped._replace(phase=phase), bracketed)
 
-    def decide_bracket(c: _Carry, t_new, new: Evaluation, gtd_new) -> _Carry:
-        """torch's bracketing loop after an evaluation at ``t_new``."""
-        f_new, ls_iter = new.value, c.evals - 1
-        bad = ~jnp.isfinite(f_new) | ~jnp.isfinite(gtd_new)
-        maxed = ls_iter >= max_ls
-        armijo = bad | (f_new > f + c1 * t_new * gtd) | ((ls_iter > 1) & (f_new >= c.prev.value))
-        wolfe = ~maxed & ~armijo & (jnp.abs(gtd_new) <= -c2 * gtd)
-        to_zoom = ~maxed & (armijo | (~wolfe & (gtd_new >= 0)))
-        extrapolate = ~maxed & ~to_zoom & ~wolfe
-        # the bracket: [0, t] when out of evaluations, [t_prev, t] to zoom, [t] when done
-        bt = jnp.where(maxed, jnp.stack([zero, t_new]), jnp.stack([c.t_prev, t_new]))
-        b = _where(maxed, _pair(current, new), _pair(c.prev, new))
-        bgtd = jnp.where(maxed, jnp.stack([gtd, gtd_new]), jnp.stack([c.gtd_prev, gtd_new]))
-        low = _lower(b.value)
-        bt = jnp.where(wolfe, jnp.stack([t_new, t_new]), bt)
-        b = _where(wolfe, _pair(new, new), b)
-        low = jnp.where(wolfe, 0, low).astype(jnp.int32)
-        t_next = cubic_interpolate(
-            c.t_prev,
-            c.prev.value,
-            c.gtd_prev,
-            t_new,
-            f_new,
-            gtd_new,
-            bounds=(t_new + 0.01 * (t_new - c.t_prev), t_new * 10),
-        )
-        phase = jnp.where(extrapolate, BRACKET, jnp.where(to_zoom, ZOOM, DONE)).astype(jnp.int32)
-        stepped = c._replace(
-            t=jnp.where(extrapolate, t_next, c.t),
-            t_prev=jnp.where(extrapolate, t_new, c.t_prev),
-            prev=_where(extrapolate, new, c.prev),
-            gtd_prev=jnp.where(extrapolate, gtd_new, c.gtd_prev),
-        )
-        bracketed = c._replace(phase=phase, bt=bt, b=b, bgtd=bgtd, low=low, done=wolfe)
-        return _where(extrapolate, stepped._replace(phase=phase), bracketed)
 
-    def absorb_zoom(c: _Carry, t_new, new: Evaluation, gtd_new) -> _Carry:
-        """torch's zoom loop after an evaluation at ``t_new``: the point replaces an end."""
-        f_new, low = new.value, c.low
-        high = 1 - low
-        bad = ~jnp.isfinite(f_new) | ~jnp.isfinite(gtd_new)
-        worse = bad | (f_new > f + c1 * t_new * gtd) | (f_new >= c.b.value[low])
-        # worse: the point becomes the high end
-        w_bt, w_b, w_bgtd = (
-            c.bt.at[high].set(t_new),
-            _set(c.b, high, new),
-            c.bgtd.at[high].set(gtd_new),
-        )
-        w_low = _lower(w_b.value)
-        # better: the point becomes the low end (the old low first becomes the high end when the
-        # derivative says the minimum lies on the other side)
-        wolfe = jnp.abs(gtd_new) <= -c2 * gtd
-        flip = ~wolfe & (gtd_new * (c.bt[high] - c.bt[low]) >= 0)
-        g_bt = jnp.where(flip, c.bt.at[high].set(c.bt[low]), c.bt)
-        g_b = _where(flip, _set(c.b, high, _get(c.b, low)), c.b)
-        g_bgtd = jnp.where(flip, c.bgtd.at[high].set(c.bgtd[low]), c.bgtd)
-        g_bt, g_b, g_bgtd = (
-            g_bt.at[low].set(t_new),
-            _set(g_b, low, new),
-            g_bgtd.at[low].set(gtd_new),
-        )
-        return c._replace(
-            bt=jnp.where(worse, w_bt, g_bt),
-            b=_where(worse, w_b, g_b),
-            bgtd=jnp.where(worse, w_bgtd, g_bgtd),
-            low=jnp.where(worse, w_low, low),
-            done=~worse & wolfe,
-        )
+def _zoom_update(s: _Search, c: _Carry, new: Evaluation, gtd_new: jax.Array) -> _Carry:
+    """torch's zoom loop after the evaluation ``new`` at the trial ``c.t``: the point replaces
+    the bracket's high end when it is worse (torch's ``f_new > f + c1 * t * gtd or f_new >=
+    bracket_f[low_pos]``), else its low end (the old low end first becoming the high end when
+    the derivative says the minimum lies on the other side); ``done`` when the strong Wolfe
+    conditions hold."""
+    t_new, low = c.t, c.low
+    high = 1 - low
+    worse = s.armijo_fails(t_new, new, gtd_new) | (new.value >= c.b.value[low])
+    # worse: the point becomes the high end
+    w_bt, w_b, w_bgtd = (
+        c.bt.at[high].set(t_new),
+        _set(c.b, high, new),
+        c.bgtd.at[high].set(gtd_new),
+    )
+    w_low = _lower(w_b.value)
+    # better: the point becomes the low end
+    wolfe = s.curvature_holds(gtd_new)
+    flip = ~wolfe & (gtd_new * (c.bt[high] - c.bt[low]) >= 0)
+    g_bt = jnp.where(flip, c.bt.at[high].set(c.bt[low]), c.bt)
+    g_b = _where(flip, _set(c.b, high, _get(c.b, low)), c.b)
+    g_bgtd = jnp.where(flip, c.bgtd.at[high].set(c.bgtd[low]), c.bgtd)
+    g_bt, g_b, g_bgtd = (
+        g_bt.at[low].set(t_new),
+        _set(g_b, low, new),
+        g_bgtd.at[low].set(gtd_new),
+    )
+    return c._replace(
+        bt=jnp.where(worse, w_bt, g_bt),
+        b=_where(worse, w_b, g_b),
+        bgtd=jnp.where(worse, w_bgtd, g_bgtd),
+        low=jnp.where(worse, w_low, low),
+        done=~worse & wolfe,
+    )
 
-    def decide_zoom(c: _Carry) -> _Carry:
-        """torch's zoom loop head: stop, or the next trial step (safeguarded cubic)."""
-        lo, hi = jnp.min(c.bt), jnp.max(c.bt)
-        stop = (
-            c.done
-            | (c.evals - 1 >= max_ls)
-            | (jnp.abs(c.bt[1] - c.bt[0]) * d_norm < tolerance_change)
-        )
-        t_new = cubic_interpolate(
-            c.bt[0], c.b.value[0], c.bgtd[0], c.bt[1], c.b.value[1], c.bgtd[1]
-        )
-        eps = 0.1 * (hi - lo)
-        near_end = jnp.minimum(hi - t_new, t_new - lo) < eps
-        move = near_end & (c.insuf | (t_new >= hi) | (t_new <= lo))
-        moved = jnp.where(jnp.abs(t_new - hi) < jnp.abs(t_new - lo), hi - eps, lo + eps)
-        zoomed = c._replace(
-            t=jnp.where(move, moved, t_new), insuf=near_end & ~move, phase=jnp.int32(ZOOM)
-        )
-        return _where(stop, c._replace(phase=jnp.int32(DONE)), zoomed)
 
-    def body(c: _Carry) -> _Carry:
-        new = value_and_grad(x + (c.t * d).astype(x.dtype))
-        gtd_new = vdot(new.grad, d).astype(dtype)
-        c = c._replace(evals=c.evals + 1)
-        zooming = c.phase == ZOOM
-        c = _where(zooming, absorb_zoom(c, c.t, new, gtd_new), decide_bracket(c, c.t, new, gtd_new))
-        return _where(c.phase == ZOOM, decide_zoom(c), c)
+def _zoom_stops(s: _Search, c: _Carry) -> jax.Array:
+    """torch's zoom loop ends: ``while not done and ls_iter < max_ls``, and its ``break`` when
+    the bracket is shorter than ``tolerance_change`` along ``d``."""
+    short = jnp.abs(c.bt[1] - c.bt[0]) * s.d_norm < s.conditions.tolerance_change
+    return c.done | (c.evals - 1 >= s.conditions.max_ls) | short
 
-    start = _Carry(
+
+def _zoom_trial(s: _Search, c: _Carry) -> _Carry:
+    """torch's zoom loop head: stop, or the next trial, the bracket's cubic minimiser moved
+    ``0.1`` of the bracket inside it when it lands near an end twice running (torch's
+    ``insuf_progress`` safeguard) or outside it."""
+    lo, hi = jnp.min(c.bt), jnp.max(c.bt)
+    t_new = cubic_interpolate(c.bt[0], c.b.value[0], c.bgtd[0], c.bt[1], c.b.value[1], c.bgtd[1])
+    eps = 0.1 * (hi - lo)
+    near_end = jnp.minimum(hi - t_new, t_new - lo) < eps
+    move = near_end & (c.insuf | (t_new >= hi) | (t_new <= lo))
+    moved = jnp.where(jnp.abs(t_new - hi) < jnp.abs(t_new - lo), hi - eps, lo + eps)
+    zoomed = c._replace(
+        t=jnp.where(move, moved, t_new), insuf=near_end & ~move, phase=jnp.int32(ZOOM)
+    )
+    return _where(_zoom_stops(s, c), c._replace(phase=jnp.int32(DONE)), zoomed)
+
+
+def _evaluate_trial(s: _Search, c: _Carry) -> _Carry:
+    """One iteration: the evaluation at the trial ``c.t``, taken in by the phase's rule, then
+    the zoom's next trial (or its end)."""
+    line = s.line
+    new = s.value_and_grad(line.x + (c.t * line.d).astype(line.x.dtype))
+    gtd_new = vdot(new.grad, line.d).astype(s.zero.dtype)
+    c = c._replace(evals=c.evals + 1)
+    zooming = c.phase == ZOOM
+    c = _where(zooming, _zoom_update(s, c, new, gtd_new), _bracket(s, c, new, gtd_new))
+    return _where(c.phase == ZOOM, _zoom_trial(s, c), c)
+
+
+def _start(s: _Search, t: jax.Array, search: jax.Array | bool) -> _Carry:
+    """The carry before the first evaluation: bracketing from ``t_prev = 0`` (torch's
+    ``t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd``), or done at once without ``search``."""
+    zero, current, gtd = s.zero, s.line.start, s.line.gtd
+    return _Carry(
         phase=jnp.where(search, BRACKET, DONE).astype(jnp.int32),
         t=t,
         evals=jnp.int32(0),
@@ -265,5 +289,37 @@ def strong_wolfe(
         done=jnp.bool_(False),
         insuf=jnp.bool_(False),
     )
-    end = jax.lax.while_loop(lambda c: c.phase != DONE, body, start)
-    return SearchResult(end.bt[end.low], _get(end.b, end.low), end.evals)
+
+
+def _result(c: _Carry) -> SearchResult:
+    """torch's ``# return stuff``: the bracket's low end (``bracket[low_pos]``)."""
+    return SearchResult(c.bt[c.low], _get(c.b, c.low), c.evals)
+
+
+def strong_wolfe(
+    value_and_grad: ValueAndGrad,
+    line: Line,
+    t: jax.Array,
+    search: jax.Array | bool = True,
+    conditions: Conditions = TORCH_CONDITIONS,
+) -> SearchResult:
+    """A step along ``line.d`` from ``line.x`` satisfying the strong Wolfe conditions, as torch's
+    ``_strong_wolfe`` finds it.
+
+    Args:
+        value_and_grad: the run's loss and gradient at a point.
+        line: the point, the direction, the evaluation there and its directional derivative.
+        t: the first trial step.
+        search: ``False`` makes no evaluation and returns step 0 with ``line.start`` (a run that
+            has stopped, or a direction that does not descend).
+        conditions: the constants (torch's by default).
+
+    Returns:
+        A :class:`SearchResult`: the accepted step, the evaluation there, evaluations made.
+    """
+    dtype = jnp.result_type(line.start.value, line.gtd)
+    zero = jnp.zeros((), dtype)
+    s = _Search(value_and_grad, line, conditions, jnp.max(jnp.abs(line.d)), zero)
+    start = _start(s, jnp.asarray(t, dtype), search)
+    end = jax.lax.while_loop(lambda c: c.phase != DONE, lambda c: _evaluate_trial(s, c), start)
+    return _result(end)

@@ -1,16 +1,25 @@
 """Optimisers for ONE generated image, written to be vmapped over runs.
 
-Two kinds, both an ``init(pixels) -> state`` and an ``update``:
+Every optimiser is an :class:`Optimizer`, one protocol for Adam, fixed-step L-BFGS and L-BFGS
+with a line search, modelled on optax's ``GradientTransformationExtraArgs`` (whose ``update``
+takes ``value=``, ``grad=`` and ``value_fn=``, as ``optax.lbfgs`` and
+``optax.scale_by_zoom_linesearch`` need), so a caller runs them all alike::
 
-- :class:`Optimizer` (Adam, fixed-step L-BFGS): ``update(grad, state, pixels, learning_rate)
-  -> (new_pixels, new_state)``; the caller evaluates the gradient at ``pixels``, once per step.
-- :class:`LineSearchOptimizer` (L-BFGS with a strong-Wolfe line search): ``update(value_and_grad,
-  evaluation, state, pixels, learning_rate, search) -> (new_pixels, new_state, new_evaluation,
-  evaluations)``. It evaluates the loss itself, as often as its line search needs, through
-  ``value_and_grad`` (a point -> :class:`~nstjax.linesearch.Evaluation`); ``evaluation`` is the
-  one at ``pixels`` (the caller evaluates it once, at the first step, then passes back the
-  ``new_evaluation`` of the step before: the search already made it, so no step evaluates a
-  point twice), and ``evaluations`` counts what the step made.
+    state = opt.init(pixels, like)  # like: an Evaluation of value_fn's shapes
+    for step in range(steps):
+        here, state = opt.evaluate(value_fn, state, pixels, step == 0)
+        updates, state = opt.update(
+            here.grad, state, pixels,
+            evaluation=here, value_fn=value_fn, learning_rate=lr, moving=True,
+        )
+        pixels = optax.apply_updates(pixels, updates)
+        made = opt.evaluations(state)  # loss/gradient evaluations this step made
+
+``value_fn`` maps a point to its :class:`~nstjax.linesearch.Evaluation` (the loss, whatever
+comes with it, and the gradient). The fixed-step optimisers evaluate once per step, in
+``evaluate``; a line search evaluates as often as it needs in ``update`` and keeps the
+evaluation at the point it accepts, which the next ``evaluate`` returns instead of evaluating
+again (optax's ``value_and_grad_from_state``), so no step evaluates a point twice.
 
 The learning rate is an argument (a traced per-run value), not a constant baked into the
 transformation, so a batch of runs with different rates compiles once. Nothing couples runs:
@@ -19,31 +28,108 @@ search.
 """
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from nstjax.linesearch import Evaluation, ValueAndGrad, strong_wolfe, vdot
+from nstjax.linesearch import (
+    TORCH_CONDITIONS,
+    Conditions,
+    Evaluation,
+    Line,
+    ValueAndGrad,
+    strong_wolfe,
+    vdot,
+)
+
+LBFGS_HISTORY = 20
+"""Curvature pairs kept by L-BFGS by default (neural-style-pt keeps 100; 20 costs a fifth of the
+memory traffic at nearly the same progress per step)."""
+
+OPTIMIZERS = ("adam", "lbfgs", "lbfgs_wolfe", "lbfgs_wolfe_torch")
+
+WOLFE_C2 = 0.99
+"""The curvature constant of ``lbfgs_wolfe`` (torch's, kept by ``lbfgs_wolfe_torch``, is 0.9).
+
+Measured on the default stylisation at 256 px (docs/benchmarks.md): with 0.9 the unit step fails
+the curvature test on a few steps where it decreases the loss well, and the search's extra
+evaluations there cost more progress than they buy; with 0.99 the search intervenes only where
+the step is too long (or, rarely, far too short), and the run is below the fixed step at every
+evaluation budget measured. Any ``c2 < 1`` keeps ``y . s > 0``, so every pair stays usable."""
+
+FIRST_STEPS = ("polyak", "torch")
+"""The first trial step rules of :func:`lbfgs_wolfe` (its docstring)."""
+
+
+class Update(Protocol):
+    """An optimiser's ``update``: the updates to add to ``pixels`` and the new state.
+
+    Args:
+        grad: the gradient at ``pixels`` (first, as optax's ``updates``).
+        state: the state after :attr:`Optimizer.evaluate`.
+        pixels: the current point.
+        evaluation: the :class:`Evaluation` at ``pixels`` (optax's ``value=`` and ``grad=``,
+            with what comes with the value).
+        value_fn: a point -> its :class:`Evaluation`, for a line search.
+        learning_rate: ``[]`` the step size (a line search's first trial step).
+        moving: ``False`` for a run that has stopped: a line search makes no evaluation (the
+            caller discards the result).
+    """
+
+    def __call__(
+        self,
+        grad: jax.Array,
+        state: Any,
+        pixels: jax.Array,
+        *,
+        evaluation: Evaluation,
+        value_fn: ValueAndGrad,
+        learning_rate: jax.Array,
+        moving: jax.Array | bool,
+    ) -> tuple[jax.Array, Any]: ...
 
 
 class Optimizer(NamedTuple):
-    """An optimiser of one image: ``init`` and ``update`` as described in the module docstring."""
+    """An optimiser of one image (the module docstring shows a step).
 
-    init: Callable[[jax.Array], Any]
-    update: Callable[[jax.Array, Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
+    Attributes:
+        init: ``(pixels, like) -> state``; ``like`` is an :class:`Evaluation` with
+            ``value_fn``'s shapes (its values are not used).
+        evaluate: ``(value_fn, state, pixels, first) -> (evaluation, state)``: the evaluation
+            at ``pixels``, made there or kept by the last ``update`` (always made when
+            ``first``, the run's first step).
+        update: :class:`Update`.
+        evaluations: ``state -> []`` int32, the evaluations the step (``evaluate`` and
+            ``update``) made.
+    """
+
+    init: Callable[[jax.Array, Evaluation], Any]
+    evaluate: Callable[[ValueAndGrad, Any, jax.Array, jax.Array | bool], tuple[Evaluation, Any]]
+    update: Update
+    evaluations: Callable[[Any], jax.Array]
+
+
+def _evaluating_every_step(init: Callable[[jax.Array], Any], update: Update) -> Optimizer:
+    """An optimiser that takes the gradient at ``pixels``, evaluated once per step."""
+    return Optimizer(
+        init=lambda pixels, like: init(pixels),
+        evaluate=lambda value_fn, state, pixels, first: (value_fn(pixels), state),
+        update=update,
+        evaluations=lambda state: jnp.int32(1),
+    )
 
 
 def adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
     """Adam (optax's ``scale_by_adam``) with the step size supplied per call."""
     transform = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
-    def update(grad, state, pixels, learning_rate):
+    def update(grad, state, pixels, *, learning_rate, **_):
         direction, state = transform.update(grad, state, pixels)
-        return pixels - learning_rate * direction, state
+        return -learning_rate * direction, state
 
-    return Optimizer(transform.init, update)
+    return _evaluating_every_step(transform.init, update)
 
 
 class LbfgsState(NamedTuple):
@@ -117,11 +203,6 @@ def _first_step_scale(grad: jax.Array, first: jax.Array) -> jax.Array:
     return jnp.where(first, scale, 1.0)
 
 
-LBFGS_HISTORY = 20
-"""Curvature pairs L-BFGS keeps unless told otherwise (neural-style-pt keeps 100; 20 costs a
-fifth of the memory traffic at nearly the same progress per step)."""
-
-
 def lbfgs(history: int = LBFGS_HISTORY) -> Optimizer:
     """L-BFGS with a fixed step, as neural-style and neural-style-pt run ``torch.optim.LBFGS``.
 
@@ -131,33 +212,26 @@ def lbfgs(history: int = LBFGS_HISTORY) -> Optimizer:
     fixed cost per iteration is what lets a batch of runs advance in lockstep.
 
     Args:
-        history: number of curvature pairs kept (neural-style-pt keeps 100; 20 costs a fifth of
-            the memory traffic at nearly the same progress per step).
+        history: number of curvature pairs kept (:data:`LBFGS_HISTORY`).
     """
 
-    def update(grad, st, pixels, learning_rate):
+    def update(grad, st, pixels, *, learning_rate, **_):
         grad = grad.astype(st.prev_grad.dtype)
         first = st.iteration == 0
         d, st = _lbfgs_direction(grad, st)
         step = _first_step_scale(grad, first) * learning_rate * d
         st = st._replace(prev_grad=grad, prev_step=step, iteration=st.iteration + 1)
-        return pixels + step.astype(pixels.dtype), st
+        return step.astype(pixels.dtype), st
 
-    return Optimizer(lambda pixels: _lbfgs_init(pixels, history), update)
-
-
-class LineSearchOptimizer(NamedTuple):
-    """An optimiser of one image that evaluates the loss itself (module docstring)."""
-
-    init: Callable[[jax.Array], Any]
-    update: Callable[
-        [ValueAndGrad, Evaluation, Any, jax.Array, jax.Array, jax.Array],
-        tuple[jax.Array, Any, Evaluation, jax.Array],
-    ]
+    return _evaluating_every_step(lambda pixels: _lbfgs_init(pixels, history), update)
 
 
-FIRST_STEPS = ("polyak", "torch")
-"""The first trial step rules of :func:`lbfgs_wolfe` (its docstring)."""
+class LineSearchState(NamedTuple):
+    """:func:`lbfgs_wolfe`'s state: the L-BFGS memory and the evaluation at the pixels."""
+
+    memory: LbfgsState
+    evaluation: Evaluation  # at the pixels: the search's accepted point (optax keeps it too)
+    evaluations: jax.Array  # [] int32 made by the step so far
 
 
 def _first_trial_step(rule: str, value, grad, gtd, first, learning_rate):
@@ -175,12 +249,9 @@ def _first_trial_step(rule: str, value, grad, gtd, first, learning_rate):
 
 def lbfgs_wolfe(
     history: int = LBFGS_HISTORY,
-    c1: float = 1e-4,
-    c2: float = 0.9,
-    tolerance_change: float = 1e-9,
-    max_line_search: int = 25,
+    conditions: Conditions = TORCH_CONDITIONS,
     first_step: str = "polyak",
-) -> LineSearchOptimizer:
+) -> Optimizer:
     """L-BFGS with a strong-Wolfe line search: one iteration of
     ``torch.optim.LBFGS(line_search_fn="strong_wolfe")`` per step, torch's first trial step or a
     better-scaled one.
@@ -202,71 +273,57 @@ def lbfgs_wolfe(
 
     :func:`nstjax.linesearch.strong_wolfe` then moves the trial until the strong Wolfe
     conditions hold. A step costs the line search's evaluations (1 when the first trial is
-    accepted, as it mostly is once the memory has filled; at most ``max_line_search + 1``); the
-    very first step of a run costs one more, the evaluation at the starting point, made by the
-    caller. When the direction does not descend (``g . d > -tolerance_change``, at a stationary
-    point) the step is zero and makes no evaluation (torch stops there).
+    accepted, as it mostly is once the memory has filled; at most ``conditions.max_ls + 1``);
+    the very first step of a run costs one more, the evaluation at the starting point, made by
+    ``evaluate``. When the direction does not descend (``g . d > -tolerance_change``, at a
+    stationary point) the step is zero and makes no evaluation (torch stops there).
 
     Args:
-        history: number of curvature pairs kept.
-        c1: sufficient-decrease constant of the Wolfe conditions (torch's 1e-4).
-        c2: curvature constant (torch's 0.9).
-        tolerance_change: torch's ``tolerance_change``, as its line search uses it.
-        max_line_search: torch's ``max_ls``.
+        history: number of curvature pairs kept (:data:`LBFGS_HISTORY`).
+        conditions: the line search's constants (torch's ``c1``, ``c2``, ``tolerance_change``,
+            ``max_ls``; :data:`nstjax.linesearch.TORCH_CONDITIONS`).
         first_step: the first trial step's rule, one of :data:`FIRST_STEPS`.
     """
     if first_step not in FIRST_STEPS:
         raise ValueError(f"first_step must be one of {FIRST_STEPS}, got {first_step!r}")
 
-    def update(value_and_grad, evaluation, st, pixels, learning_rate, search=True):
-        grad = evaluation.grad.astype(st.prev_grad.dtype)
-        first = st.iteration == 0
-        d, st = _lbfgs_direction(grad, st)
+    def init(pixels, like):
+        return LineSearchState(_lbfgs_init(pixels, history), like, jnp.int32(0))
+
+    def evaluate(value_fn, st, pixels, first):
+        here = jax.lax.cond(first, value_fn, lambda _: st.evaluation, pixels)
+        return here, st._replace(evaluation=here, evaluations=jnp.asarray(first, jnp.int32))
+
+    def update(grad, st, pixels, *, evaluation, value_fn, learning_rate, moving=True, **_):
+        memory = st.memory
+        grad = grad.astype(memory.prev_grad.dtype)
+        first = memory.iteration == 0
+        d, memory = _lbfgs_direction(grad, memory)
         gtd = vdot(grad, d)
         t = _first_trial_step(first_step, evaluation.value, grad, gtd, first, learning_rate)
-        found = strong_wolfe(
-            value_and_grad,
-            pixels,
-            t,
-            d,
-            evaluation,
-            gtd,
-            search=jnp.logical_and(search, gtd <= -tolerance_change),
-            c1=c1,
-            c2=c2,
-            tolerance_change=tolerance_change,
-            max_ls=max_line_search,
-        )
+        descends = gtd <= -conditions.tolerance_change
+        line = Line(pixels, d, evaluation, gtd)
+        found = strong_wolfe(value_fn, line, t, jnp.logical_and(moving, descends), conditions)
         step = found.step * d
-        st = st._replace(prev_grad=grad, prev_step=step, iteration=st.iteration + 1)
-        return pixels + step.astype(pixels.dtype), st, found.evaluation, found.evaluations
+        memory = memory._replace(prev_grad=grad, prev_step=step, iteration=memory.iteration + 1)
+        made = st.evaluations + found.evaluations
+        return step.astype(pixels.dtype), LineSearchState(memory, found.evaluation, made)
 
-    return LineSearchOptimizer(lambda pixels: _lbfgs_init(pixels, history), update)
-
-
-OPTIMIZERS = ("adam", "lbfgs", "lbfgs_wolfe", "lbfgs_wolfe_torch")
-
-WOLFE_C2 = 0.99
-"""The curvature constant of ``lbfgs_wolfe`` (torch's, kept by ``lbfgs_wolfe_torch``, is 0.9).
-
-Measured on the default stylisation at 256 px (docs/benchmarks.md): with 0.9 the unit step fails
-the curvature test on a few steps where it decreases the loss well, and the search's extra
-evaluations there cost more progress than they buy; with 0.99 the search intervenes only where
-the step is too long (or, rarely, far too short), and the run is below the fixed step at every
-evaluation budget measured. Any ``c2 < 1`` keeps ``y . s > 0``, so every pair stays usable."""
+    return Optimizer(init, evaluate, update, lambda st: st.evaluations)
 
 
-def make(name: str, lbfgs_history: int = LBFGS_HISTORY) -> Optimizer | LineSearchOptimizer:
+def make(name: str, lbfgs_history: int = LBFGS_HISTORY) -> Optimizer:
     """The optimiser called ``name``: ``"adam"``, ``"lbfgs"`` (fixed step), ``"lbfgs_wolfe"``
     (strong-Wolfe line search, first trial step ``"polyak"``, curvature constant
     :data:`WOLFE_C2`) or ``"lbfgs_wolfe_torch"`` (torch's line search: its first trial step and
-    constants, so torch's iterates); the last two are :class:`LineSearchOptimizer` s."""
+    constants, so torch's iterates)."""
     if name == "adam":
         return adam()
     if name == "lbfgs":
         return lbfgs(lbfgs_history)
     if name == "lbfgs_wolfe":
-        return lbfgs_wolfe(lbfgs_history, c2=WOLFE_C2, first_step="polyak")
+        wolfe = TORCH_CONDITIONS._replace(c2=WOLFE_C2)
+        return lbfgs_wolfe(lbfgs_history, wolfe, first_step="polyak")
     if name == "lbfgs_wolfe_torch":
         return lbfgs_wolfe(lbfgs_history, first_step="torch")
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")

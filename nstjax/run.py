@@ -26,6 +26,7 @@ from nstjax.architecture import (
 from nstjax.color import COLOR_MODES
 from nstjax.errors import NstjaxError
 from nstjax.init import DEFAULT_NOISE_SCALE, INIT_KINDS
+from nstjax.loop import CHUNK
 from nstjax.optim import LBFGS_HISTORY, OPTIMIZERS
 from nstjax.style_losses import STYLE_LOSSES
 from nstjax.style_mix import check_style_losses, parse_style_loss
@@ -53,9 +54,6 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
 direction (1 is natural, as neural-style runs it; the line search's trial step, scaled at a run's
 first step by the optimiser's first-step rule, :func:`nstjax.optim.lbfgs_wolfe`)."""
 
-CHUNK = 50
-"""Steps between host synchronisations of a call or sweep unless told otherwise (on accelerators,
-the steps of one compiled ``lax.scan`` call)."""
 INTERACTIVE_CHUNK = 10
 """Steps between progress updates of ``nstjax stylize`` without ``--save-every``, and so the step
 an interrupted run's kept image is from: an interactive command reports more often."""

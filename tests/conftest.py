@@ -432,3 +432,20 @@ def np_lbfgs_wolfe(obj, x0, steps, history, lr, first_step="torch", c2=0.9):
         iterates.append(x)
         evaluations.append(evals)
     return np.array(iterates), evaluations
+
+
+# ----------------------------------------------------------------------------- nstjax.optim
+def optimizer_step(opt, value_fn, state, x, learning_rate, first, moving=True):
+    """One step of an :class:`nstjax.optim.Optimizer` taken as the engine takes it (the same calls
+    for every optimiser): ``(new x, new state, evaluations the step made)``."""
+    here, state = opt.evaluate(value_fn, state, x, first)
+    updates, state = opt.update(
+        here.grad,
+        state,
+        x,
+        evaluation=here,
+        value_fn=value_fn,
+        learning_rate=learning_rate,
+        moving=moving,
+    )
+    return x + updates, state, opt.evaluations(state)

@@ -45,7 +45,7 @@ def _batch(params, runs, program, contents, styles, tolerances=False):
             grad_tolerance=jnp.asarray([r.get("gtol", 0.0) for r in runs], jnp.float32),
         )
     pixels = jnp.stack([contents[r["content"]] for r in runs]) * 255.0
-    return pixels, hyper, targets
+    return engine.Problem(pixels, hyper, targets)
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +69,9 @@ def test_runs_are_independent(setup, optimizer):
     program = engine.Program(
         content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, optimizer=optimizer
     )
-    a = engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 6)
+    a = engine.optimize(params, program, _batch(params, RUNS, program, contents, styles), 6)
     changed = [RUNS[0], RUNS[1], dict(RUNS[2], sw=1e4, lr=0.5, cw=3.0)]
-    b = engine.optimize(params, program, *_batch(params, changed, program, contents, styles), 6)
+    b = engine.optimize(params, program, _batch(params, changed, program, contents, styles), 6)
     np.testing.assert_array_equal(a.pixels[:2], b.pixels[:2])
     np.testing.assert_array_equal(a.history[:, :2], b.history[:, :2])
     assert not np.array_equal(a.pixels[2], b.pixels[2])
@@ -80,9 +80,9 @@ def test_runs_are_independent(setup, optimizer):
 def test_batched_equals_one_run_alone(setup):
     """A run in a batch of three gives what it gives alone (same maths, batch of one)."""
     params, program, contents, styles = setup
-    batch = engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 5)
+    batch = engine.optimize(params, program, _batch(params, RUNS, program, contents, styles), 5)
     alone = engine.optimize(
-        params, program, *_batch(params, RUNS[1:2], program, contents, styles), 5
+        params, program, _batch(params, RUNS[1:2], program, contents, styles), 5
     )
     np.testing.assert_allclose(batch.pixels[1], alone.pixels[0], rtol=1e-5, atol=1e-3)
 
@@ -92,7 +92,7 @@ def test_first_adam_step_is_sign_of_gradient(setup):
     params, program, contents, styles = setup
     pixels, hyper, targets = _batch(params, RUNS, program, contents, styles)
     one = lambda i: jax.tree.map(lambda x: x[i], (pixels, hyper, targets))
-    out = engine.optimize(params, program, pixels, hyper, targets, 1)
+    out = engine.optimize(params, program, engine.Problem(pixels, hyper, targets), 1)
     for i in range(len(RUNS)):
         p, h, t = one(i)
         grad = jax.grad(lambda x, h=h, t=t: engine.run_loss(params, program, x, h, t)[0])(p)
@@ -104,7 +104,7 @@ def test_first_adam_step_is_sign_of_gradient(setup):
 def test_history_records_loss_before_each_step(setup):
     params, program, contents, styles = setup
     pixels, hyper, targets = _batch(params, RUNS, program, contents, styles)
-    out = engine.optimize(params, program, pixels, hyper, targets, 4)
+    out = engine.optimize(params, program, engine.Problem(pixels, hyper, targets), 4)
     assert out.history.shape == (4, len(RUNS), len(engine.METRICS))
     start = engine.evaluate(params, pixels, hyper, targets, program=program)
     np.testing.assert_allclose(out.history[0], np.asarray(start), rtol=1e-5)
@@ -119,18 +119,18 @@ def test_new_hyperparameter_values_do_not_recompile(setup):
     program = engine.Program(
         content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, pooling="avg"
     )
-    engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 2)
+    engine.optimize(params, program, _batch(params, RUNS, program, contents, styles), 2)
     step_cache = engine.train_step._cache_size()
     other = [dict(r, sw=r.get("sw", 10.0) * 7, lr=0.3, cw=2.0, tv=0.5) for r in RUNS]
-    engine.optimize(params, program, *_batch(params, other, program, contents, styles), 3)
+    engine.optimize(params, program, _batch(params, other, program, contents, styles), 3)
     assert engine.train_step._cache_size() == step_cache
 
 
 def test_scan_loop_matches_python_loop(setup):
     params, program, contents, styles = setup
     args = _batch(params, RUNS, program, contents, styles)
-    python = engine.optimize(params, program, *args, 7, loop="python")
-    scan = engine.optimize(params, program, *args, 7, loop="scan", chunk=3)
+    python = engine.optimize(params, program, args, 7, loop="python")
+    scan = engine.optimize(params, program, args, 7, loop="scan", chunk=3)
     np.testing.assert_allclose(scan.pixels, python.pixels, rtol=1e-4, atol=1e-2)
     np.testing.assert_allclose(scan.history, python.history, rtol=1e-4)
 
@@ -138,10 +138,10 @@ def test_scan_loop_matches_python_loop(setup):
 def test_non_finite_run_stops_alone(setup):
     params, program, contents, styles = setup
     runs = [RUNS[0], dict(RUNS[1], sw=np.inf), RUNS[2]]
-    out = engine.optimize(params, program, *_batch(params, runs, program, contents, styles), 4)
+    out = engine.optimize(params, program, _batch(params, runs, program, contents, styles), 4)
     assert out.failed_at.tolist() == [-1, 0, -1]
     assert np.all(np.isfinite(out.pixels[1]))  # frozen at its last finite image
-    healthy = engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 4)
+    healthy = engine.optimize(params, program, _batch(params, RUNS, program, contents, styles), 4)
     np.testing.assert_array_equal(out.pixels[[0, 2]], healthy.pixels[[0, 2]])
 
 
@@ -177,13 +177,13 @@ def test_a_non_finite_step_is_rejected(setup, bad, steps):
         content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, optimizer="lbfgs"
     )
     runs = [RUNS[0], dict(RUNS[1], **bad), RUNS[2]]
-    out = engine.optimize(params, program, *_batch(params, runs, program, contents, styles), steps)
+    out = engine.optimize(params, program, _batch(params, runs, program, contents, styles), steps)
     k = int(out.failed_at[1])
     assert out.failed_at[0] == out.failed_at[2] == -1 and 0 < k < steps
     assert out.converged_at.tolist() == [-1, -1, -1]
     # It keeps the pixels after its last accepted step (k steps), finite.
     assert np.all(np.isfinite(out.pixels[1]))
-    fewer = engine.optimize(params, program, *_batch(params, runs, program, contents, styles), k)
+    fewer = engine.optimize(params, program, _batch(params, runs, program, contents, styles), k)
     np.testing.assert_array_equal(out.pixels[1], fewer.pixels[1])
     # (Not compared with the run optimised alone: a diverging run's pixels reach 1e8 and a batch
     # of another size rounds differently, which the divergence amplifies.)
@@ -195,7 +195,7 @@ def test_a_non_finite_step_is_rejected(setup, bad, steps):
     # The other runs are bit-identical to a batch where a sane run takes its place.
     sane = [RUNS[0], RUNS[1], RUNS[2]]
     healthy = engine.optimize(
-        params, program, *_batch(params, sane, program, contents, styles), steps
+        params, program, _batch(params, sane, program, contents, styles), steps
     )
     np.testing.assert_array_equal(out.pixels[[0, 2]], healthy.pixels[[0, 2]])
     np.testing.assert_array_equal(out.history[:, [0, 2]], healthy.history[:, [0, 2]])
@@ -221,7 +221,7 @@ def test_line_search_in_the_engine_is_torchs_algorithm(setup, optimizer, first_s
         lbfgs_history=3,
     )
     pixels, hyper, targets = _batch(params, RUNS[1:2], program, contents, styles)
-    out = engine.optimize(params, program, pixels, hyper, targets, 5)
+    out = engine.optimize(params, program, engine.Problem(pixels, hyper, targets), 5)
     one = jax.tree.map(lambda x: x[0], (hyper, targets))
     grad_fn = jax.jit(jax.value_and_grad(lambda p: engine.run_loss(params, program, p, *one)[0]))
 
@@ -241,9 +241,9 @@ def test_line_search_runs_needing_more_evaluations_change_nothing_in_the_others(
     program = engine.Program(
         content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, optimizer="lbfgs_wolfe"
     )
-    a = engine.optimize(params, program, *_batch(params, RUNS, program, contents, styles), 5)
+    a = engine.optimize(params, program, _batch(params, RUNS, program, contents, styles), 5)
     changed = [RUNS[0], RUNS[1], dict(RUNS[2], lr=300.0)]  # first trials far too long: zooms
-    b = engine.optimize(params, program, *_batch(params, changed, program, contents, styles), 5)
+    b = engine.optimize(params, program, _batch(params, changed, program, contents, styles), 5)
     assert b.evaluations[:, 2].sum() > a.evaluations[:, 2].sum()
     np.testing.assert_array_equal(a.pixels[:2], b.pixels[:2])
     np.testing.assert_array_equal(a.history[:, :2], b.history[:, :2])
@@ -264,7 +264,7 @@ def test_loss_tolerance_stops_a_run_where_the_relative_change_first_meets_it(set
     )
     steps = 8
     batch = lambda runs, n: engine.optimize(
-        params, program, *_batch(params, runs, program, contents, styles, tolerances=True), n
+        params, program, _batch(params, runs, program, contents, styles, tolerances=True), n
     )
     free = batch(RUNS, steps)
     # By hand: the relative loss changes of the free run, and the first step meeting a tolerance.
@@ -304,14 +304,12 @@ def test_grad_tolerance_and_the_batch_ends_when_every_run_stopped(setup):
     ]
     runs = [dict(r, gtol=1.01 * g) for r, g in zip(RUNS, grad_max)]  # all met at step 0
     pixels, hyper, targets = _batch(params, runs, program, contents, styles, tolerances=True)
-    out = engine.optimize(params, program, pixels, hyper, targets, 10, chunk=2)
+    out = engine.optimize(params, program, engine.Problem(pixels, hyper, targets), 10, chunk=2)
     assert out.converged_at.tolist() == [0, 0, 0]
     assert out.history.shape[0] == 2  # stopped after the first chunk, not 10 steps
     np.testing.assert_array_equal(out.pixels, np.asarray(pixels))
     # Just below the norm: not met at step 0 (a tolerance of 0 is off).
     runs = [dict(RUNS[0], gtol=0.99 * grad_max[0]), RUNS[1], RUNS[2]]
-    out = engine.optimize(
-        params, program, *_batch(params, runs, program, contents, styles, True), 2
-    )
+    out = engine.optimize(params, program, _batch(params, runs, program, contents, styles, True), 2)
     assert out.converged_at[0] != 0 and out.converged_at[1:].tolist() == [-1, -1]
     assert out.history.shape[0] == 2

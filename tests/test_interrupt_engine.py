@@ -22,13 +22,15 @@ def test_resumed_equals_uninterrupted(tiny_params, optimizer, loop):
         step = int(progress.state.step)
         saved[step] = engine.Start(jax.tree.map(np.array, progress.state), progress.rows.copy())
 
-    whole = engine.optimize(tiny_params, program, *args, 7, loop=loop, chunk=3, on_state=keep)
+    whole = engine.optimize(
+        tiny_params, program, args, 7, loop=loop, chunk=3, hooks=engine.Hooks(on_state=keep)
+    )
     assert sorted(saved) == [3, 6, 7]
     assert saved[3].rows.shape == (3, len(RUNS), len(engine.STEP_COLUMNS))
-    resumed = engine.optimize(tiny_params, program, *args, 7, loop=loop, chunk=3, start=saved[3])
+    resumed = engine.optimize(tiny_params, program, args, 7, loop=loop, chunk=3, start=saved[3])
     for name in engine.Outcome._fields:
         np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name), err_msg=name)
     # resuming at the end computes no step and gives the same outcome
-    ended = engine.optimize(tiny_params, program, *args, 7, loop=loop, chunk=3, start=saved[7])
+    ended = engine.optimize(tiny_params, program, args, 7, loop=loop, chunk=3, start=saved[7])
     np.testing.assert_array_equal(ended.pixels, whole.pixels)
     np.testing.assert_array_equal(ended.history, whole.history)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import np_lbfgs_wolfe, np_strong_wolfe
+from conftest import np_lbfgs_wolfe, np_strong_wolfe, optimizer_step
 
 from nstjax import linesearch, optim
 
@@ -47,22 +47,30 @@ def quadratic(seed=0, dim=6, condition=30.0):
     return a, b, rng.normal(size=dim)
 
 
-def jax_lbfgs_wolfe(loss, x0, steps, history, lr, first_step="torch"):
-    """Iterates and evaluations per step of nstjax's lbfgs_wolfe (float64, one jitted step)."""
-    opt = optim.lbfgs_wolfe(history, first_step=first_step)
+def evaluation_of(loss):
+    """``loss`` -> a ``value_fn`` (a point -> its Evaluation)."""
 
-    def value_and_grad(x):
+    def value_fn(x):
         value, grad = jax.value_and_grad(loss)(x)
         return linesearch.Evaluation(value, None, grad)
 
-    step = jax.jit(lambda e, st, x: opt.update(value_and_grad, e, st, x, jnp.float64(lr)))
+    return value_fn
+
+
+def jax_lbfgs_wolfe(loss, x0, steps, history, lr, first_step="torch"):
+    """Iterates of nstjax's lbfgs_wolfe (float64, one jitted step) and the evaluations of each
+    step's line search (the first step's count less its evaluation at ``x0``, as torch's)."""
+    opt = optim.lbfgs_wolfe(history, first_step=first_step)
+    value_fn = evaluation_of(loss)
+    lr = jnp.float64(lr)
+    step = jax.jit(lambda st, x, first: optimizer_step(opt, value_fn, st, x, lr, first))
     x = jnp.asarray(x0, jnp.float64)
-    state, evaluation = opt.init(x), value_and_grad(x)
+    state = opt.init(x, value_fn(x))
     iterates, evaluations = [], []
-    for _ in range(steps):
-        x, state, evaluation, n = step(evaluation, state, x)
+    for k in range(steps):
+        x, state, n = step(state, x, k == 0)
         iterates.append(np.asarray(x))
-        evaluations.append(int(n))
+        evaluations.append(int(n) - (k == 0))
     return np.array(iterates), evaluations
 
 
@@ -230,9 +238,8 @@ def test_a_search_on_a_loss_of_1e13_in_float32_is_the_float64_search():
     want_f, _, want_t, want_evals = np_strong_wolfe(np_obj, x, t, -g, f, g, -(g @ g))
     xj = jnp.asarray(x, jnp.float32)
     here = value_and_grad(xj)
-    found = linesearch.strong_wolfe(
-        value_and_grad, xj, jnp.float32(t), -here.grad, here, -jnp.sum(here.grad**2)
-    )
+    line = linesearch.Line(xj, -here.grad, here, -jnp.sum(here.grad**2))
+    found = linesearch.strong_wolfe(value_and_grad, line, jnp.float32(t))
     assert int(found.evaluations) == want_evals > 2  # it had to zoom
     np.testing.assert_allclose(float(found.step), want_t, rtol=1e-4)
     assert np.isfinite(float(found.evaluation.value)) and float(found.evaluation.value) < f
@@ -247,9 +254,8 @@ def test_no_search_makes_no_evaluation():
 
     x = jnp.array([1.0, -2.0])
     here = value_and_grad(x)
-    found = linesearch.strong_wolfe(
-        value_and_grad, x, jnp.float32(1.0), -here.grad, here, -jnp.sum(here.grad**2), False
-    )
+    line = linesearch.Line(x, -here.grad, here, -jnp.sum(here.grad**2))
+    found = linesearch.strong_wolfe(value_and_grad, line, jnp.float32(1.0), search=False)
     assert int(found.evaluations) == 0 and float(found.step) == 0.0
     assert float(found.evaluation.value) == float(here.value)
 
@@ -263,9 +269,8 @@ def test_a_non_finite_trial_point_shrinks_the_step():
         return linesearch.Evaluation(value, None, 2 * (x - 1))
 
     x, d = jnp.array([0.0]), jnp.array([2.0])
-    found = linesearch.strong_wolfe(
-        value_and_grad, x, jnp.float32(1.0), d, value_and_grad(x), jnp.float32(-4.0)
-    )
+    line = linesearch.Line(x, d, value_and_grad(x), jnp.float32(-4.0))
+    found = linesearch.strong_wolfe(value_and_grad, line, jnp.float32(1.0))
     assert float(found.step) == 0.5
     assert float(found.evaluation.value) == 0.0
     assert int(found.evaluations) == 2
@@ -279,16 +284,16 @@ def test_under_vmap_a_run_needing_more_evaluations_changes_nothing_in_the_others
     opt = optim.lbfgs_wolfe(history=4)
 
     def run(x, a, b, lr):
-        def value_and_grad(x):
+        def value_fn(x):
             return linesearch.Evaluation(0.5 * x @ a @ x - b @ x, None, a @ x - b)
 
-        def body(carry, _):
-            x, state, evaluation = carry
-            x, state, evaluation, n = opt.update(value_and_grad, evaluation, state, x, lr)
-            return (x, state, evaluation), (x, n)
+        def body(carry, k):
+            x, state = carry
+            x, state, n = optimizer_step(opt, value_fn, state, x, lr, k == 0)
+            return (x, state), (x, n)
 
-        start = (x, opt.init(x), value_and_grad(x))
-        return jax.lax.scan(body, start, None, length=8)[1]
+        start = (x, opt.init(x, value_fn(x)))
+        return jax.lax.scan(body, start, jnp.arange(8))[1]
 
     batched = jax.jit(jax.vmap(run))
     x_first, n_first = batched(x0, a, b, jnp.array([1.0, 0.9, 1.0], jnp.float32))
@@ -305,20 +310,18 @@ def test_under_vmap_a_run_needing_more_evaluations_changes_nothing_in_the_others
 
 
 def test_make_returns_the_line_search_optimisers_with_their_first_steps():
-    for name in ("lbfgs_wolfe", "lbfgs_wolfe_torch"):
-        opt = optim.make(name, lbfgs_history=7)
-        assert isinstance(opt, optim.LineSearchOptimizer)
-        assert opt.init(jnp.zeros((2, 3))).s.shape == (7, 2, 3)
-    assert not isinstance(optim.make("lbfgs"), optim.LineSearchOptimizer)
-    # First step from (2, 1) on (x1^2 + 4 x2^2) / 2 (by hand, above): polyak t = 0.2, torch 1/6
     x = jnp.array([2.0, 1.0])
 
-    def value_and_grad(x):
+    def value_fn(x):
         return linesearch.Evaluation(0.5 * (x[0] ** 2 + 4 * x[1] ** 2), None, x * jnp.array([1, 4]))
 
+    for name in ("lbfgs_wolfe", "lbfgs_wolfe_torch"):
+        opt = optim.make(name, lbfgs_history=7)
+        assert opt.init(jnp.zeros((2, 3)), value_fn(x)).memory.s.shape == (7, 2, 3)
+    # First step from (2, 1) on (x1^2 + 4 x2^2) / 2 (by hand, above): polyak t = 0.2, torch 1/6
     for name, t in (("lbfgs_wolfe", 0.2), ("lbfgs_wolfe_torch", 1 / 6)):
         opt = optim.make(name)
-        new = opt.update(value_and_grad, value_and_grad(x), opt.init(x), x, jnp.float32(1.0))[0]
+        new, *_ = optimizer_step(opt, value_fn, opt.init(x, value_fn(x)), x, 1.0, True)
         np.testing.assert_allclose(np.asarray(new), [2 - 2 * t, 1 - 4 * t], rtol=1e-6)
 
 
@@ -328,13 +331,14 @@ def test_lbfgs_wolfe_accepts_a_step_whose_slope_torchs_curvature_constant_reject
     c2 = 0.99 accepts it with one evaluation."""
     x = jnp.array([1.0])
 
-    def value_and_grad(x):
+    def value_fn(x):
         return linesearch.Evaluation(0.5 * jnp.sum(x**2), None, x)
 
-    # first trial steps at this point: polyak f/|g|^2 = 0.5 and torch min(1, 1/|g|_1) = 1
-    for name, lr, evaluations in (("lbfgs_wolfe", 0.1, 1), ("lbfgs_wolfe_torch", 0.05, 2)):
+    # first trial steps at this point: polyak f/|g|^2 = 0.5 and torch min(1, 1/|g|_1) = 1;
+    # the first step also evaluates at x
+    for name, lr, evaluations in (("lbfgs_wolfe", 0.1, 1 + 1), ("lbfgs_wolfe_torch", 0.05, 1 + 2)):
         opt = optim.make(name)
-        *_, n = opt.update(value_and_grad, value_and_grad(x), opt.init(x), x, jnp.float32(lr))
+        *_, n = optimizer_step(opt, value_fn, opt.init(x, value_fn(x)), x, lr, True)
         assert int(n) == evaluations, name
 
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import optimizer_step
 
 from nstjax import optim
 
@@ -88,14 +89,25 @@ def random_quadratic(seed: int, dim: int, condition: float):
     return a, rng.normal(size=dim), rng.normal(size=dim)  # A, b, x0
 
 
+def gradient_only(grad_fn):
+    """A ``value_fn`` for the optimisers that read only the gradient (the value is not used)."""
+    return lambda x: optim.Evaluation(jnp.zeros((), x.dtype), None, grad_fn(x))
+
+
+def init(opt: optim.Optimizer, value_fn, x):
+    return opt.init(x, value_fn(x))
+
+
 def run(opt: optim.Optimizer, grad_fn, x0, learning_rates) -> tuple[np.ndarray, object]:
-    """Iterates of ``opt`` (jitted update) with one learning rate per call."""
-    update = jax.jit(opt.update)
+    """Iterates of ``opt`` (one jitted step) with one learning rate per call."""
+    value_fn = gradient_only(grad_fn)
+    step = jax.jit(lambda state, x, lr, first: optimizer_step(opt, value_fn, state, x, lr, first))
     x = jnp.asarray(x0, jnp.float32)
-    state = opt.init(x)
+    state = init(opt, value_fn, x)
     iterates = []
-    for lr in learning_rates:
-        x, state = update(grad_fn(x), state, x, jnp.float32(lr))
+    for k, lr in enumerate(learning_rates):
+        x, state, evaluations = step(state, x, jnp.float32(lr), k == 0)
+        assert int(evaluations) == 1
         iterates.append(np.asarray(x))
     return np.array(iterates), state
 
@@ -111,13 +123,16 @@ def rosenbrock(p):
 def minimise_rosenbrock(opt: optim.Optimizer, learning_rate: float, steps: int):
     """Final point and the loss after every step, all steps in one compiled scan."""
 
-    def body(carry, _):
+    value_fn = gradient_only(jax.grad(rosenbrock))
+
+    def body(carry, k):
         x, state = carry
-        x, state = opt.update(jax.grad(rosenbrock)(x), state, x, jnp.float32(learning_rate))
+        x, state, _ = optimizer_step(opt, value_fn, state, x, jnp.float32(learning_rate), k == 0)
         return (x, state), rosenbrock(x)
 
     x0 = jnp.array([-1.2, 1.0], jnp.float32)
-    (x, _), losses = jax.jit(lambda: jax.lax.scan(body, (x0, opt.init(x0)), None, length=steps))()
+    start = (x0, init(opt, value_fn, x0))
+    (x, _), losses = jax.jit(lambda: jax.lax.scan(body, start, jnp.arange(steps)))()
     return np.asarray(x), np.asarray(losses)
 
 
@@ -156,9 +171,10 @@ def test_adam_under_vmap_equals_each_run_alone_exactly():
     opt = optim.adam()
 
     def steps(x, curv, tgt, lr):
-        state = opt.init(x)
-        for _ in range(5):
-            x, state = opt.update(curv * (x - tgt), state, x, lr)
+        value_fn = gradient_only(lambda x: curv * (x - tgt))
+        state = init(opt, value_fn, x)
+        for k in range(5):
+            x, state, _ = optimizer_step(opt, value_fn, state, x, lr, k == 0)
         return x, state
 
     batched_x, batched_state = jax.jit(jax.vmap(steps))(x0, curvature, target, learning_rates)
@@ -195,23 +211,21 @@ def test_lbfgs_first_step_is_scaled_steepest_descent():
     b = jnp.array([3.0, -4.0])
     opt = optim.lbfgs(3)
     x = jnp.zeros(2)
-    update = jax.jit(opt.update)
-    new_x, _ = update(x - b, opt.init(x), x, jnp.float32(0.5))
-    np.testing.assert_allclose(np.asarray(new_x), [3.0 / 14, -4.0 / 14], rtol=1e-6)
-    # Small gradients are not scaled up: |g|_1 = 0.7 < 1 gives the step 0.5 * 0.1 * (3, -4).
-    new_x, _ = update((x - b) / 10, opt.init(x), x, jnp.float32(0.5))
-    np.testing.assert_allclose(np.asarray(new_x), [0.15, -0.2], rtol=1e-6)
+    for scale, want in ((1, [3.0 / 14, -4.0 / 14]), (10, [0.15, -0.2])):
+        # Small gradients are not scaled up: |g|_1 = 0.7 < 1 gives the step 0.5 * 0.1 * (3, -4).
+        value_fn = gradient_only(lambda x, scale=scale: (x - b) / scale)
+        new_x, *_ = optimizer_step(opt, value_fn, init(opt, value_fn, x), x, 0.5, True)
+        np.testing.assert_allclose(np.asarray(new_x), want, rtol=1e-6)
 
 
 def test_lbfgs_skips_pairs_without_positive_curvature():
     # On a concave direction y.s < 0: no pair is stored, so the step stays plain -lr * g.
     opt = optim.lbfgs(4)
     x = jnp.array([1.0, 0.0])
-    state = opt.init(x)
-    grad = lambda x: -x  # noqa: E731  (f = -|x|^2 / 2)
-    update = jax.jit(opt.update)
-    x1, state = update(grad(x), state, x, jnp.float32(1.0))  # first step: x + g/|g|_1
-    x2, state = update(grad(x1), state, x1, jnp.float32(1.0))
+    value_fn = gradient_only(lambda x: -x)  # f = -|x|^2 / 2
+    step = jax.jit(lambda state, x, first: optimizer_step(opt, value_fn, state, x, 1.0, first))
+    x1, state, _ = step(init(opt, value_fn, x), x, True)  # first step: x + g/|g|_1
+    x2, state, _ = step(state, x1, False)
     assert int(state.count) == 0
     np.testing.assert_allclose(np.asarray(x2), np.asarray(x1) * 2.0, rtol=1e-6)  # x1 - lr*(-x1)
 
@@ -234,11 +248,13 @@ def test_lbfgs_under_vmap_runs_are_independent():
     opt = optim.lbfgs(history=4)
 
     def steps(x, a, b, lr):
-        def body(_, carry):
-            x, state = carry
-            return opt.update(a @ x - b, state, x, lr)
+        value_fn = gradient_only(lambda x: a @ x - b)
 
-        return jax.lax.fori_loop(0, 10, body, (x, opt.init(x)))[0]
+        def body(k, carry):
+            x, state = carry
+            return optimizer_step(opt, value_fn, state, x, lr, k == 0)[:2]
+
+        return jax.lax.fori_loop(0, 10, body, (x, init(opt, value_fn, x)))[0]
 
     batched = jax.jit(jax.vmap(steps))
     x_first = np.asarray(batched(x0, a, b, jnp.array([1.0, 0.9, 1.0], jnp.float32)))
@@ -278,11 +294,58 @@ def test_adam_minimises_rosenbrock():
 
 def test_make_returns_the_named_optimiser():
     x = jnp.zeros((2, 3))
-    assert optim.make("lbfgs", lbfgs_history=7).init(x).s.shape == (7, 2, 3)
-    adam_state = optim.make("adam").init(x)
+    like = optim.Evaluation(jnp.zeros(()), None, x)
+    assert optim.make("lbfgs", lbfgs_history=7).init(x, like).s.shape == (7, 2, 3)
+    assert optim.make("lbfgs").init(x, like).s.shape == (optim.LBFGS_HISTORY, 2, 3)
+    adam_state = optim.make("adam").init(x, like)
     assert not isinstance(adam_state, optim.LbfgsState)
 
 
 def test_make_rejects_unknown_names():
     with pytest.raises(ValueError, match="sgd"):
         optim.make("sgd")
+
+
+# --------------------------------------------------------------------------------------------
+# one protocol
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_every_optimiser_takes_the_same_calls_and_minimises_a_quadratic(name):
+    a, b, x0 = random_quadratic(5, 6, 10.0)
+    solution = np.linalg.solve(a, b)
+    aj, bj = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+    value_fn = lambda x: optim.Evaluation(0.5 * x @ aj @ x - bj @ x, None, aj @ x - bj)
+    opt = optim.make(name, lbfgs_history=6)
+    lr = 0.05 if name == "adam" else 1.0
+    step = jax.jit(lambda state, x, first: optimizer_step(opt, value_fn, state, x, lr, first))
+    x = jnp.asarray(x0, jnp.float32)
+    state, counts = init(opt, value_fn, x), []
+    for k in range(300):
+        x, state, n = step(state, x, k == 0)
+        counts.append(int(n))
+    assert np.abs(np.asarray(x) - solution).max() < 1e-3 * np.abs(x0 - solution).max()
+    if name in ("adam", "lbfgs"):
+        assert counts == [1] * 300  # the evaluation at x, each step
+    else:
+        assert counts[0] >= 2  # the evaluation at x0, then the search's
+
+
+@pytest.mark.parametrize("name", ["lbfgs_wolfe", "lbfgs_wolfe_torch"])
+def test_a_line_search_keeps_the_evaluation_at_the_point_it_accepts(name):
+    a, b, x0 = random_quadratic(6, 4, 5.0)
+    aj, bj = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+    value_fn = lambda x: optim.Evaluation(0.5 * x @ aj @ x - bj @ x, None, aj @ x - bj)
+    opt = optim.make(name)
+    x = jnp.asarray(x0, jnp.float32)
+    x1, state, _ = optimizer_step(opt, value_fn, init(opt, value_fn, x), x, 1.0, True)
+    # The next step's evaluation is the search's, made at x1: none is made again.
+    here, kept = opt.evaluate(value_fn, state, x1, False)
+    assert int(opt.evaluations(kept)) == 0
+    want = 0.5 * x1 @ a @ x1 - b @ x1  # float64
+    np.testing.assert_allclose(float(here.value), want, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(here.grad), a @ np.asarray(x1, np.float64) - b, atol=1e-5)
+    # A run that has stopped makes no evaluation and does not move.
+    x2, _, n = optimizer_step(opt, value_fn, state, x1, 1.0, False, moving=False)
+    assert int(n) == 0
+    np.testing.assert_array_equal(np.asarray(x2), np.asarray(x1))

@@ -347,7 +347,7 @@ def mixed(tiny_params):
 
     def optimize(runs, program=program):
         built = build.build(tiny_params, program, runs, contents, styles)
-        return built, engine.optimize(tiny_params, program, *built, 2)
+        return built, engine.optimize(tiny_params, program, built, 2)
 
     return program, optimize, optimize(MIXED)[1]
 

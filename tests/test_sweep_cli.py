@@ -163,9 +163,10 @@ SHARDED = textwrap.dedent(
     assert jax.local_device_count() == 4, jax.devices()
     devices_seen = []
     optimize = engine.optimize
-    def spy(params, program, pixels, *args, **kwargs):
+    def spy(params, program, problem, *args, **kwargs):
+        pixels = problem.pixels
         devices_seen.append(len(pixels.sharding.device_set) if hasattr(pixels, "sharding") else 1)
-        return optimize(params, program, pixels, *args, **kwargs)
+        return optimize(params, program, problem, *args, **kwargs)
     engine.optimize = spy
 
     params = vgg.init_params(jax.random.key(0))

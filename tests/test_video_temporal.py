@@ -100,10 +100,10 @@ def test_a_new_temporal_weight_does_not_recompile(tiny_params):
     c = np.ones((1, 16, 16), np.float32)
     run = Run(temporal=warped, temporal_reliability=c, temporal_weight=1.0)
     program, built = _built(tiny_params, [run])
-    engine.optimize(tiny_params, program, *built, 2, loop="python")
+    engine.optimize(tiny_params, program, built, 2, loop="python")
     compiled = engine.train_step._cache_size()
     _, other = _built(tiny_params, [dataclasses.replace(run, temporal_weight=50.0)])
-    engine.optimize(tiny_params, program, *other, 2, loop="python")
+    engine.optimize(tiny_params, program, other, 2, loop="python")
     assert engine.train_step._cache_size() == compiled
 
 
@@ -115,7 +115,7 @@ def test_a_heavy_temporal_weight_pulls_the_image_to_the_warped_frame(tiny_params
     run = Run(temporal=warped, temporal_reliability=c, temporal_weight=1.0, learning_rate=5.0)
     run = dataclasses.replace(run, content_weight=0.0, style_weight=0.0, tv_weight=0.0)
     program, built = _built(tiny_params, [run])
-    out = engine.optimize(tiny_params, program, *built, 100, loop="python")
+    out = engine.optimize(tiny_params, program, built, 100, loop="python")
     top = np.abs(out.pixels[0, :8] / 255.0 - warped[0, :8]).mean()
     bottom = np.abs(out.pixels[0, 8:] / 255.0 - warped[0, 8:]).mean()
     assert top < 0.02 and bottom > 0.2  # the bottom keeps its start (the content), ~1/3 away
