@@ -156,6 +156,7 @@ def main() -> None:
         row = measure(form, networks, args.size, args.batch_size, args.steps, args.tiny)
         print(json.dumps(row))
         return
+    load_before = os.getloadavg()
     rows = []
     for networks in args.networks:
         for form in args.forms:
@@ -165,14 +166,16 @@ def main() -> None:
 
     machine = {
         "cpu": _cpu(),
-        "load_average": os.getloadavg(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "jax": jax.__version__,
         "device": str(jax.devices()[0]),
         "command": " ".join(sys.argv),
     }
     print(
         f"machine: {machine['cpu']}, {machine['device']}, jax {machine['jax']}, "
-        f"load average after {machine['load_average'][0]:.1f}"
+        f"load average {machine['load_average_before'][0]:.1f} before, "
+        f"{machine['load_average_after'][0]:.1f} after"
     )
     print(_table(rows, args.reference or args.forms[0]))
     if args.json:
