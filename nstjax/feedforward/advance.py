@@ -7,7 +7,8 @@ content features are computed once per step by their own compiled call, then eac
 variables are taken from the stacked state, advanced, and written back in place. Every network
 runs the very executable a network trained alone runs (same shapes, same program), so network
 ``k`` of K is bit-identical to it trained alone, and compiling costs one network's program
-whatever K is; the price is K + 2 dispatches a step.
+whatever K is; the price is 3K + 2 dispatches a step (a slice, a step and a write per
+network, the content features and the stacked metrics).
 """
 
 import functools
