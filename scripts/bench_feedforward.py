@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from nstjax import api, vgg
+from nstjax.feedforward import advance, training
 from nstjax.feedforward import config as config_lib
-from nstjax.feedforward import training
 from nstjax.run import Options
 
 
@@ -37,16 +37,20 @@ def _timed(fn, repeats: int) -> list[float]:
 
 def bench_size(params, size: int, args) -> dict:
     rng = np.random.default_rng(0)
-    config = config_lib.TrainConfig(styles=("style",), content_dir="-", size=size)
+    # one network in one program, so XLA's cost analysis counts the whole step
+    config = config_lib.TrainConfig(
+        styles=("style",), content_dir="-", size=size, network_axis="unroll"
+    )
     objective = training.objective_of(config)
     style = rng.random((size, size, 3), np.float32)
     grams = training.style_targets(params, objective, [style])
-    hyper = training.hyper_of(config)
+    hyper = training.hyper_of(config, objective)
     key = jax.random.key(0, impl="rbg")
     state = training._init_state(objective, key, jnp.full((1,), 1e-3))
     images = jnp.asarray(rng.random((args.batch_size, size, size, 3), np.float32))
     started = time.perf_counter()
-    compiled = training._train_step.lower(state, params, objective, images, grams, hyper).compile()
+    inputs = (state, params, objective, images, grams, hyper, jnp.int32(0))
+    compiled = advance._train_step.lower(*inputs).compile()
     train_compile = time.perf_counter() - started
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
@@ -54,7 +58,7 @@ def bench_size(params, size: int, args) -> dict:
     box = [state]
 
     def one_step():
-        box[0], metrics = compiled(box[0], params, images, grams, hyper)
+        box[0], metrics, _ = compiled(box[0], params, images, grams, hyper, jnp.int32(0))
         return metrics
 
     train_times = _timed(one_step, args.train_steps)

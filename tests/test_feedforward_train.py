@@ -45,7 +45,7 @@ def test_k_networks_together_equal_each_alone(
     together, content_dir, images_dir, tiny_params, tmp_path, held_out
 ):
     config, result = together
-    assert config.network_axis == "unroll"  # the default: one network's step traced K times
+    assert config.network_axis == "loop"  # the default: one compiled network step, K calls
     assert result.names == ["starry_night", "the_scream"]
     both = _outputs({"params": result.state.params}, config, held_out[None])
     for k, style in enumerate(STYLES):

@@ -147,3 +147,28 @@ def test_style_loss_figures_on_a_tiny_case(figure, size, real_weights, tmp_path)
     else:
         assert {row[1] for row in rows} == {"gram", "sliced_wasserstein"}
         assert all(float(value) > 0 for row in rows for value in row[2:])
+
+
+# ----------------------------------------------------------------------------- bench_network_axis.py
+
+
+def test_bench_network_axis_measures_each_point_in_its_own_process(tmp_path):
+    """Two points (K=1, K=2) of the loop form on the tiny case: a table row and a JSON record
+    each; network 0 has the same setting in both, so its loss at the last step is the same number
+    (the loop form runs one network's program whatever K is)."""
+    out = tmp_path / "axis.json"
+    done = _run(
+        sys.executable, "scripts/bench_network_axis.py", "--tiny", "--size", "16",
+        "--networks", "1", "2", "--forms", "loop", "--steps", "1", "--json", str(out),
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = _table_rows(done.stdout)
+    assert [(r[0], r[1]) for r in rows] == [("loop", "1"), ("loop", "2")]
+    assert rows[0][4] == rows[0][5] == "1.00"  # the reference against itself
+    record = json.loads(out.read_text())
+    assert "command" in record["machine"] and "cpu" in record["machine"]
+    one, two = record["points"]
+    assert len(one["loss"]) == 1 and len(two["loss"]) == 2
+    assert one["loss"][0] == two["loss"][0] and two["loss"][1] != two["loss"][0]
+    assert all(p["compile_s"] > 0 and p["step_s"] > 0 for p in record["points"])

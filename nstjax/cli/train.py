@@ -173,9 +173,10 @@ def _add_network_axis(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--network-axis",
         choices=NETWORK_AXES,
-        help="K networks in one step: unroll (each bit-identical to it trained alone), vmap "
-        "(batched, equal up to rounding) or map (lax.map: bit-identical, compiled once, slow "
-        f"on CPU) ({default})",
+        help="how K networks share a step: loop (one compiled network step run K times: each "
+        "bit-identical to it trained alone, compiled once whatever K), unroll (K copies in one "
+        "program: bit-identical, slow to compile), vmap (batched, equal up to rounding) or map "
+        f"(lax.map: compiled once, slow on CPU) ({default})",
     )
 
 

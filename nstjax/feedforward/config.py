@@ -80,11 +80,12 @@ class TrainConfig:
         max_nonfinite_steps: a network whose step gives a non-finite loss, gradient or result
             this many steps in a row is stopped (each such step is rejected: the network keeps
             its last finite state; the others go on unaffected).
-        network_axis: how the K networks share the compiled step
-            (:data:`~nstjax.feedforward.step.NETWORK_AXES`): ``"unroll"`` (one network's step
-            traced K times: each bit-identical to it trained alone, the fastest measured on
-            CPU), ``"vmap"`` (batched: equal up to rounding) or ``"map"`` (``jax.lax.map``:
-            bit-identical, compiled once, slow on CPU); docs/feedforward.md has the figures.
+        network_axis: how the K networks share a step
+            (:data:`~nstjax.feedforward.step.NETWORK_AXES`): ``"loop"`` (one compiled network
+            step run K times: bit-identical to each trained alone, compiled once whatever K
+            is), ``"unroll"`` (traced K times into one program: bit-identical, compile time
+            superlinear in K), ``"vmap"`` (batched: equal up to rounding) or ``"map"``
+            (``jax.lax.map``: compiled once, slow on CPU); docs/feedforward.md has the figures.
         data_workers: processes that decode and crop the content images (0: threads of the
             training process); the batches are the same either way, but a run resumes only with
             the count it was saved with (the data iterator's saved state depends on it).

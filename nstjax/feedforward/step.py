@@ -3,8 +3,9 @@
 Arrays in, arrays out. The loss of one network is written for one output image and ``jax.vmap``
 batches it over the content batch; the K networks (their parameters, optimiser states, style
 targets and weights) are then put in one program by tracing the step once per network, by a
-second ``jax.vmap`` or by ``jax.lax.map`` (``Objective.network_axis``). Networks never
-interact: each sees the same content batch and its own everything else.
+second ``jax.vmap`` or by ``jax.lax.map``, or stepped one after another by
+:mod:`nstjax.feedforward.advance` (``Objective.network_axis``). Networks never interact: each
+sees the same content batch and its own everything else.
 """
 
 import dataclasses
@@ -18,7 +19,7 @@ import optax
 from nstjax import engine, losses, style_mix, vgg
 from nstjax.feedforward.network import TransformerNet
 
-NETWORK_AXES = ("unroll", "vmap", "map")
+NETWORK_AXES = ("loop", "unroll", "vmap", "map")
 """The ways K networks share the step (:class:`Objective`); the first is the default."""
 METRICS = engine.METRICS
 """Columns of the per-step history: the weighted total and the three unweighted terms."""
@@ -36,13 +37,15 @@ class Objective:
             that order), each at every style layer; each network weights them
             (``Hyper.style_loss_weights``), so networks with different losses share a program.
         network_axis: how the K networks share the step (:data:`NETWORK_AXES`):
-            ``"unroll"`` traces one network's step K times, one after another (each network's
-            computation is the one it has trained alone: bit-identical; compiling takes about
-            K times as long); ``"vmap"`` batches them (their convolutions become grouped
-            convolutions, which XLA rounds differently from one network's: equal to each
-            trained alone up to rounding); ``"map"`` loops over them with ``jax.lax.map`` (one
-            network's program, compiled once, run K times: bit-identical, but slow on XLA:CPU
-            at real sizes). docs/feedforward.md has the measurements.
+            ``"loop"`` runs ONE network's compiled step K times from Python
+            (:mod:`nstjax.feedforward.advance`: the executable a network trained alone runs, so
+            bit-identical to it; compiled once whatever K is); ``"unroll"`` traces one
+            network's step K times into one program (bit-identical; compiling grows faster
+            than K); ``"vmap"`` batches them (their convolutions become grouped convolutions,
+            which XLA rounds differently from one network's: equal to each trained alone up to
+            rounding); ``"map"`` loops over them with ``jax.lax.map`` inside the program (one
+            network's body, compiled once, but slow on XLA:CPU at real sizes).
+            docs/feedforward.md has the measurements.
     """
 
     net: TransformerNet
@@ -228,6 +231,8 @@ def train_step(
         The new state, the metrics ``[K, 4]`` (:data:`METRICS`, batch means, before the step)
         and ``[K]`` bool: which networks' steps were rejected (non-finite).
     """
+    if objective.network_axis == "loop":
+        raise ValueError('network_axis "loop" is a loop over network_step (feedforward.advance)')
     content = vgg.features(vgg_params, images, objective.content_layers, objective.pooling)
 
     def one(args):

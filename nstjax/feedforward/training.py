@@ -19,8 +19,8 @@ from nstjax import run as run_lib
 from nstjax.architecture import downsampling
 from nstjax.batch.build import check_patch_sizes
 from nstjax.errors import NstjaxError
+from nstjax.feedforward import advance, data, plots, step
 from nstjax.feedforward import config as config_lib
-from nstjax.feedforward import data, plots, step
 from nstjax.feedforward.checkpoint import Checkpoints, write_config
 from nstjax.feedforward.config import TrainConfig
 from nstjax.feedforward.placement import Placement, local
@@ -192,7 +192,6 @@ def stylise_all(variables, net, images: jax.Array) -> jax.Array:
 
 
 _stylise_all = jax.jit(stylise_all, static_argnums=1)
-_train_step = jax.jit(step.train_step, static_argnums=2, donate_argnums=0)
 _init_state = jax.jit(step.init_state, static_argnums=0)
 
 
@@ -317,7 +316,7 @@ def train(
     try:
         for s in range(start, config.steps):
             images = placement.batch(next(feed), config.batch_size)
-            state, metrics, flags = _train_step(
+            state, metrics, flags = advance.advance(
                 state, vgg_params, objective, images, style, hyper, jnp.int32(s)
             )
             done = s + 1
