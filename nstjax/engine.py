@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nstjax import losses, optim, style_mix, vgg
+from nstjax import averaging, losses, optim, style_mix, vgg
 from nstjax.architecture import LAYER_NAMES
 from nstjax.outcome import Outcome, Start  # noqa: F401  (optimize's result and resume point)
 
@@ -54,6 +54,8 @@ class Program:
             switches one off without recompiling. ``"gram"`` alone is today's program.
         style_loss_layers: for each of ``style_losses``, the layers it is computed at (``()``:
             all of ``style_layers``); the Gram loss always takes all of them.
+        average_decay: iterate averaging (:mod:`nstjax.averaging`): a run returns the moving
+            average of its iterates with this decay; 0: its last iterate.
     """
 
     content_layers: tuple[str, ...] = ("conv4_2",)
@@ -67,6 +69,7 @@ class Program:
     convolution: str = "xla"
     style_losses: tuple[str, ...] = ("gram",)
     style_loss_layers: tuple[tuple[str, ...], ...] = ()
+    average_decay: float = 0.0
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -79,7 +82,16 @@ class Program:
         return own or self.style_layers
 
     def make_optimizer(self) -> optim.Optimizer | optim.LineSearchOptimizer:
-        return optim.make(self.optimizer, self.lbfgs_history)
+        optimizer = optim.make(self.optimizer, self.lbfgs_history)
+        if self.average_decay:
+            return averaging.averaged(optimizer, self.average_decay)
+        return optimizer
+
+    def output_pixels(self, state: "State") -> jax.Array:
+        """The images a batch's runs return: their iterates, or their averages."""
+        if self.average_decay:
+            return averaging.average(state.opt_state)
+        return state.pixels
 
 
 class Hyper(NamedTuple):
@@ -441,11 +453,12 @@ def optimize(
         if on_state is not None:
             on_state(Start(state, np.concatenate(history)))
     # The loss of the images as they are saved: clipped to the valid range.
-    final = evaluate(params, jnp.clip(state.pixels, 0.0, 255.0), hyper, targets, program=program)
+    output = program.output_pixels(state)
+    final = evaluate(params, jnp.clip(output, 0.0, 255.0), hyper, targets, program=program)
     runs = pixels.shape[0]
     rows = np.concatenate(history) if history else np.zeros((0, runs, len(STEP_COLUMNS)))
     return Outcome(
-        pixels=np.asarray(state.pixels),
+        pixels=np.asarray(output),
         history=rows[..., : len(METRICS)],
         final=np.asarray(final),
         failed_at=np.asarray(state.failed_at),
