@@ -52,6 +52,7 @@ def _options(args) -> Options:
         batch_size=args.batch_size,
         chunk=args.save_every or 10,
         quality=args.quality,
+        average_decay=args.average_decay or 0.0,
     )
     try:
         validate_options(options)
@@ -112,6 +113,8 @@ _PRESET_FLAGS = {
     "pooling": "pooling",
     "lbfgs_history": "lbfgs_history",
     "multiscale": "multiscale",
+    "style_loss": "style_loss",
+    "average_decay": "average_decay",
 }
 """Preset field -> the flag's attribute: the flags a preset supplies unless given."""
 
@@ -133,8 +136,10 @@ def _apply_preset(args) -> None:
 
     args.explicit = _explicit(args)  # before the preset's values fill the flags
     run, options = presets.resolve(args.preset, (64, 64), args.explicit)  # options: any shape
-    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history", "init"):
+    fields = ("size", "steps", "optimizer", "pooling", "lbfgs_history", "init", "style_loss")
+    for field in (*fields, "average_decay"):
         setattr(args, _PRESET_FLAGS[field], run.get(field, options.get(field)))
+    args.style_loss = args.style_loss or Run.style_loss  # the presets that name none
     args.schedule = list(options["multiscale"] or [(args.size, args.steps)])
 
 
@@ -143,7 +148,7 @@ def _run_fields(args, shape: tuple[int, int]) -> dict:
     from nstjax import presets
 
     run, _ = presets.resolve(args.preset, shape, args.explicit)
-    del run["init"]  # resolved once (an image path is read once)
+    del run["init"], run["style_loss"]  # resolved once (an image path is read once)
     return run
 
 
