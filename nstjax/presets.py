@@ -160,6 +160,8 @@ def paper(
         "steps": (500, f"{SYNTHESIS} In [3]: max_iter = 500 (the paper gives none)"),
         "size": (512, f"{eq}: results at about 512 x 512; {SYNTHESIS} In [3]: img_size = 512"),
         "multiscale": (None, f"{eq}: one scale"),
+        "average_decay": (0.0, f"{eq}: the last iterate"),
+        "style_loss": ("gram", f"{eq}, eqs. 3-5 (Gram matrices)"),
     }
     differences = (
         "The paper's network is a normalised VGG-19 (each filter rescaled to mean activation 1 "
@@ -212,6 +214,8 @@ def gatys(
             ((512, 500), (800, 200)),
             f"{NOTEBOOK} In [10]: img_size_hr = 800, In [11]: max_iter_hr = 200",
         ),
+        "average_decay": (0.0, f"{NOTEBOOK} In [9]: the last iterate"),
+        "style_loss": ("gram", f"{NOTEBOOK} In [3]: GramMatrix, GramMSELoss"),
     }
     differences = (
         "The notebook resizes the shorter side to img_size (transforms.Scale); nstjax's size is "
@@ -263,6 +267,8 @@ def neural_style(
         "steps": (1000, f"{ns} line 25 (-num_iterations 1000), tolX = tolFun = -1 (227-228)"),
         "size": (512, f"{ns} line 17 (-image_size 512, the longer side)"),
         "multiscale": (None, f"{ns}: one scale"),
+        "average_decay": (0.0, f"{ns}: the last iterate"),
+        "style_loss": ("gram", f"{ns} lines 529-544 (Gram)"),
     }
     differences = (
         "neural-style feeds VGG x256 - mean (preprocess, line 422); nstjax x255 (as Caffe, "
@@ -291,7 +297,7 @@ def nstjax(
     values = {k: (getattr(run, k), where) for k in RUN_FIELDS}
     for key, chosen in (("content_layers", content_layers), ("style_layers", style_layers)):
         values[key] = (_chosen(chosen, getattr(run, key), _equal), where)
-    for k in ("optimizer", "pooling", "steps", "lbfgs_history"):
+    for k in ("optimizer", "pooling", "steps", "lbfgs_history", "average_decay"):
         values[k] = (getattr(options, k), "nstjax.run.Options")
     values["size"] = (defaults.DEFAULT_SIZE, "nstjax.run.DEFAULT_SIZE")
     values["multiscale"] = (None, "nstjax stylize: one scale unless --multiscale")
@@ -551,8 +557,8 @@ def make(name: str, shape: tuple[int, int], **settings) -> Made:
     run_fields, options = resolve(name, shape, {k: settings[k] for k in governed & set(settings)})
     rest = {k: v for k, v in settings.items() if k not in governed}
     run = Run(**{k: v for k, v in rest.items() if k in run_names}, **run_fields)
-    static = {k: options[k] for k in ("steps", "optimizer", "pooling", "lbfgs_history")}
-    static["average_decay"] = options.get("average_decay", Options.average_decay)
+    static_names = ("steps", "optimizer", "pooling", "lbfgs_history", "average_decay")
+    static = {k: options[k] for k in static_names}
     opts = Options(**{k: v for k, v in rest.items() if k in option_names}, **static)
     schedule = options["multiscale"]
     return Made(run, opts, options["size"], tuple(schedule) if schedule else None)

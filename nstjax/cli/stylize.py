@@ -139,7 +139,6 @@ def _apply_preset(args) -> None:
     fields = ("size", "steps", "optimizer", "pooling", "lbfgs_history", "init", "style_loss")
     for field in (*fields, "average_decay"):
         setattr(args, _PRESET_FLAGS[field], run.get(field, options.get(field)))
-    args.style_loss = args.style_loss or Run.style_loss  # the presets that name none
     args.schedule = list(options["multiscale"] or [(args.size, args.steps)])
 
 

@@ -1,0 +1,142 @@
+"""Time to quality: Wang et al.'s CF, GE and LP against wall time for nstjax's recipes and
+neural-style's default recipe in PyTorch, on several content/style pairs, in one run.
+
+    PYTHONPATH=.:TORCH_SITE NSTJAX_WEIGHTS=vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 \
+        python scripts/time_to_quality.py --size 512 --output docs/benchmarks/time_to_quality \
+        --pairs chelsea.jpg:starry_night.jpg astronaut.jpg:great_wave.jpg \
+                composition_vii.jpg:shipwreck_of_the_minotaur.jpg
+
+The recipes and the protocol are :mod:`nstjax.bench.time_to_quality`'s. Writes
+``time_to_quality.json`` (every snapshot's measures and seconds, the machine, the settings),
+``time_to_quality.png`` (measures against time) and ``time_to_quality.md`` (the table: the time
+each recipe needs to reach the PyTorch reference's final GE and LP and its CF within 0.02) into
+``--output``, and prints the table. The PyTorch side needs ``torch`` importable (``pip install
+nstjax[torch]``, or its site folder on ``PYTHONPATH``); ``--recipes`` without
+``neural-style-torch`` runs without it (and without a reference to compare with).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from nstjax.bench import time_to_quality as ttq
+
+PAIRS = ("chelsea.jpg:starry_night.jpg", "astronaut.jpg:great_wave.jpg")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--pairs",
+        nargs="+",
+        default=list(PAIRS),
+        metavar="CONTENT:STYLE",
+        help="image files, or names of nstjax's example images",
+    )
+    p.add_argument("--size", type=int, default=512, help="the output's longer side")
+    p.add_argument(
+        "--budget", type=float, default=1.0, help="multiplies every recipe's iteration counts"
+    )
+    p.add_argument("--checkpoints", type=int, default=10, help="snapshots per recipe (about)")
+    p.add_argument("--recipes", nargs="+", default=list(ttq.RECIPES), choices=ttq.RECIPES)
+    p.add_argument("--rounds", type=int, default=1, help="each recipe's runs per pair, alternated")
+    p.add_argument("--min-scale", type=int, default=128, help="crowsonkb's first size")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
+    p.add_argument("--weights", default=None, help="the VGG-19 .h5 (default $NSTJAX_WEIGHTS)")
+    p.add_argument("--label", default="", help="what kind of run this is, for the figure's title")
+    p.add_argument("--output", type=Path, default=Path("time_to_quality"))
+    return p
+
+
+def _image_path(name: str) -> str:
+    from nstjax import examples
+
+    return name if os.path.isfile(name) else str(examples.path(name))
+
+
+def _machine() -> dict:
+    import platform
+    from importlib import metadata
+
+    import jax
+
+    model = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
+        platform.processor(),
+    )  # fmt: skip
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = None
+    return {
+        "cpu": model, "cores": os.cpu_count(), "load_average": os.getloadavg(),
+        "jax": jax.__version__, "backend": jax.default_backend(), "torch": torch_version,
+    }  # fmt: skip
+
+
+def _run_pair(args, params, h5, content_name, style_name) -> dict:
+    from nstjax.image import load_image
+
+    content = load_image(_image_path(content_name), args.size, "content image")
+    style = load_image(_image_path(style_name), args.size, "style image")
+    every = max(1, round(ttq.Options().steps * args.budget / args.checkpoints))
+    recipes = ttq.make_recipes(content.shape[:2], args.budget, args.min_scale, every)
+    label = f"{Path(content_name).stem}+{Path(style_name).stem}"
+    record = {"label": label, "content": content_name, "style": style_name, "recipes": {}}
+    for r in range(args.rounds):
+        for name in args.recipes[r % len(args.recipes) :] + args.recipes[: r % len(args.recipes)]:
+            recipe = recipes[name]
+            print(f"[{label} round {r}] {name}: {recipe.schedule}", flush=True)
+            if name == ttq.REFERENCE:
+                marks = ttq.checkpoints_of(recipe.steps, args.checkpoints)
+                kept = ttq.run_reference(h5, content, style, recipe, marks, args.threads)
+            else:
+                kept = ttq.run_nstjax(params, content, style, recipe)
+            points = ttq.score_snapshots(params, kept, content, style)
+            last = points[-1]
+            print(f"  {last['seconds']:.1f} s, {last['step']} steps, " + ", ".join(
+                f"{ttq.SHORT[m]} {last[m]:.3f}" for m in ttq.MEASURES), flush=True)  # fmt: skip
+            runs = record["recipes"].setdefault(name, [])
+            runs.append({"schedule": recipe.schedule, "points": points})
+    record["recipes"] = {n: record["recipes"][n] for n in args.recipes}
+    return record
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from nstjax import vgg
+    from nstjax.atomic import write_text
+    from nstjax.bench.ttq_plot import plot
+
+    h5 = args.weights or os.environ.get("NSTJAX_WEIGHTS")
+    if not h5 or not Path(h5).is_file():
+        print(
+            "time_to_quality: --weights or $NSTJAX_WEIGHTS must name the VGG-19 .h5",
+            file=sys.stderr,
+        )
+        return 2
+    params = vgg.load_params(h5)
+    started = time.time()
+    report = {
+        "machine_at_start": _machine(),
+        "settings": {k: str(v) for k, v in vars(args).items()},
+    }
+    pairs = [_run_pair(args, params, h5, *pair.split(":", 1)) for pair in args.pairs]
+    report |= {"pairs": pairs, "machine_at_end": _machine(), "wall_s": time.time() - started}
+    report["summary"] = ttq.summary_rows(pairs)
+    table = ttq.markdown_table(report["summary"])
+    args.output.mkdir(parents=True, exist_ok=True)
+    write_text(args.output / "time_to_quality.json", json.dumps(report, indent=1) + "\n")
+    write_text(args.output / "time_to_quality.md", table + "\n")
+    m = report["machine_at_start"]
+    title = f"{args.label} {args.size} px, budget {args.budget:g}; {m['cpu']}, {m['cores']} cores"
+    plot(pairs, args.output / "time_to_quality.png", title.strip())
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
