@@ -57,6 +57,23 @@ def _image_path(name: str) -> str:
     return name if os.path.isfile(name) else str(examples.path(name))
 
 
+def _check_inputs(pairs, h5) -> str | None:
+    """The first problem with the inputs (before anything is loaded or compiled), or None."""
+    from nstjax.errors import NstjaxError
+
+    if not h5 or not Path(h5).is_file():
+        return "--weights or $NSTJAX_WEIGHTS must name the VGG-19 .h5"
+    for pair in pairs:
+        content, sep, style = pair.partition(":")
+        if not sep or not content or not style:
+            return f"--pairs {pair!r}: expected CONTENT:STYLE"
+        try:
+            _image_path(content), _image_path(style)
+        except NstjaxError as e:
+            return f"--pairs {pair!r}: {e}"
+    return None
+
+
 def _machine() -> dict:
     import platform
     from importlib import metadata
@@ -77,32 +94,15 @@ def _machine() -> dict:
     }  # fmt: skip
 
 
-def _run_pair(args, params, h5, content_name, style_name) -> dict:
+def _pair(params, h5: str, pair: str, settings) -> dict:
     from nstjax.image import load_image
 
-    content = load_image(_image_path(content_name), args.size, "content image")
-    style = load_image(_image_path(style_name), args.size, "style image")
-    every = max(1, round(ttq.Options().steps * args.budget / args.checkpoints))
-    recipes = ttq.make_recipes(content.shape[:2], args.budget, args.min_scale, every)
+    content_name, _, style_name = pair.partition(":")
+    content = load_image(_image_path(content_name), settings.size, "content image")
+    style = load_image(_image_path(style_name), settings.size, "style image")
     label = f"{Path(content_name).stem}+{Path(style_name).stem}"
-    record = {"label": label, "content": content_name, "style": style_name, "recipes": {}}
-    for r in range(args.rounds):
-        for name in args.recipes[r % len(args.recipes) :] + args.recipes[: r % len(args.recipes)]:
-            recipe = recipes[name]
-            print(f"[{label} round {r}] {name}: {recipe.schedule}", flush=True)
-            if name == ttq.REFERENCE:
-                marks = ttq.checkpoints_of(recipe.steps, args.checkpoints)
-                kept = ttq.run_reference(h5, content, style, recipe, marks, args.threads)
-            else:
-                kept = ttq.run_nstjax(params, content, style, recipe)
-            points = ttq.score_snapshots(params, kept, content, style)
-            last = points[-1]
-            print(f"  {last['seconds']:.1f} s, {last['step']} steps, " + ", ".join(
-                f"{ttq.SHORT[m]} {last[m]:.3f}" for m in ttq.MEASURES), flush=True)  # fmt: skip
-            runs = record["recipes"].setdefault(name, [])
-            runs.append({"schedule": recipe.schedule, "points": points})
-    record["recipes"] = {n: record["recipes"][n] for n in args.recipes}
-    return record
+    record = ttq.run_pair(params, h5, content, style, label, settings)
+    return {"content": content_name, "style": style_name, **record}
 
 
 def main(argv=None) -> int:
@@ -112,11 +112,9 @@ def main(argv=None) -> int:
     from nstjax.bench.ttq_plot import plot
 
     h5 = args.weights or os.environ.get("NSTJAX_WEIGHTS")
-    if not h5 or not Path(h5).is_file():
-        print(
-            "time_to_quality: --weights or $NSTJAX_WEIGHTS must name the VGG-19 .h5",
-            file=sys.stderr,
-        )
+    problem = _check_inputs(args.pairs, h5)
+    if problem:
+        print(f"time_to_quality: {problem}", file=sys.stderr)
         return 2
     params = vgg.load_params(h5)
     started = time.time()
@@ -124,7 +122,11 @@ def main(argv=None) -> int:
         "machine_at_start": _machine(),
         "settings": {k: str(v) for k, v in vars(args).items()},
     }
-    pairs = [_run_pair(args, params, h5, *pair.split(":", 1)) for pair in args.pairs]
+    settings = ttq.Settings(
+        args.size, args.budget, args.checkpoints, tuple(args.recipes), args.rounds,
+        args.min_scale, args.threads,
+    )  # fmt: skip
+    pairs = [_pair(params, h5, pair, settings) for pair in args.pairs]
     report |= {"pairs": pairs, "machine_at_end": _machine(), "wall_s": time.time() - started}
     report["summary"] = ttq.summary_rows(pairs)
     table = ttq.markdown_table(report["summary"])

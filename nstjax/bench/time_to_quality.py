@@ -138,7 +138,9 @@ def run_nstjax(params, content: np.ndarray, style: np.ndarray, recipe: Recipe) -
     return observer.kept
 
 
-def run_reference(h5: str, content, style, recipe: Recipe, checkpoints, threads) -> list[dict]:
+def run_reference(
+    h5: str, content, style, recipe: Recipe, checkpoints, threads: int, device: str = "cpu"
+) -> list[dict]:
     """Runs the PyTorch recipe on one pair (:func:`nstjax.bench.ttq_torch.run_torch_recipe`)."""
     from nstjax.bench.ttq_torch import run_torch_recipe
     from nstjax.init import gaussian_noise
@@ -148,8 +150,68 @@ def run_reference(h5: str, content, style, recipe: Recipe, checkpoints, threads)
     init = gaussian_noise(content.shape[:2], recipe.run.seed, recipe.run.noise_scale)
     images = {"content": content, "style": reference_style(style, content.shape), "init": init}
     return run_torch_recipe(
-        h5, CAFFE_PREPROCESS, images, recipe.run, NEURAL_STYLE_HISTORY, checkpoints, threads
+        h5, CAFFE_PREPROCESS, images, recipe.run, NEURAL_STYLE_HISTORY, checkpoints, threads, device
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What one benchmark run measures (the script's flags).
+
+    Attributes:
+        size: the output's longer side.
+        budget: multiplies every recipe's iteration counts.
+        checkpoints: snapshots per recipe (about).
+        recipes: names from :data:`RECIPES`.
+        rounds: each recipe's runs per pair, in an order rotated each round.
+        min_scale: the crowsonkb recipe's first size.
+        threads: PyTorch's threads.
+        device: PyTorch's device (``"cpu"``, ``"cuda"``).
+    """
+
+    size: int = 512
+    budget: float = 1.0
+    checkpoints: int = 10
+    recipes: tuple[str, ...] = RECIPES
+    rounds: int = 1
+    min_scale: int = 128
+    threads: int = 1
+    device: str = "cpu"
+
+
+def run_pair(params, h5: str, content, style, label: str, settings: Settings) -> dict:
+    """Every recipe of ``settings`` on one pair, ``settings.rounds`` times, alternated.
+
+    Args:
+        params: VGG-19 parameters (nstjax's side and the measures).
+        h5: the same weights' ``.h5`` (the PyTorch side reads it).
+        content: ``[H, W, 3]`` in [0, 1] at the output size.
+        style: ``[h, w, 3]`` in [0, 1].
+        label: the pair's name in the records.
+        settings: the run's :class:`Settings`.
+
+    Returns:
+        ``{"label", "recipes": {name: [{"schedule", "points"}] per round}}``.
+    """
+    every = max(1, round(Options().steps * settings.budget / settings.checkpoints))
+    recipes = make_recipes(content.shape[:2], settings.budget, settings.min_scale, every)
+    names, runs = list(settings.recipes), {}
+    for r in range(settings.rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            recipe = recipes[name]
+            print(f"[{label} round {r}] {name}: {recipe.schedule}", flush=True)
+            if name == REFERENCE:
+                marks = checkpoints_of(recipe.steps, settings.checkpoints)
+                args = (h5, content, style, recipe, marks, settings.threads, settings.device)
+                kept = run_reference(*args)
+            else:
+                kept = run_nstjax(params, content, style, recipe)
+            points = score_snapshots(params, kept, content, style)
+            last = points[-1]
+            print(f"  {last['seconds']:.1f} s, {last['step']} steps, " + ", ".join(
+                f"{SHORT[m]} {last[m]:.3f}" for m in MEASURES), flush=True)  # fmt: skip
+            runs.setdefault(name, []).append({"schedule": recipe.schedule, "points": points})
+    return {"label": label, "recipes": {n: runs[n] for n in names}}
 
 
 def checkpoints_of(steps: int, count: int) -> list[int]:

@@ -21,6 +21,7 @@ def plot(pairs: Sequence[dict], path: str | Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(
         len(pairs), len(MEASURES), figsize=(4.2 * len(MEASURES), 3.2 * len(pairs)), squeeze=False
@@ -42,6 +43,8 @@ def plot(pairs: Sequence[dict], path: str | Path, title: str) -> None:
                 level = final - CF_MARGIN if measure == "content_fidelity" else final
                 ax.axhline(level, color="black", linestyle="--", linewidth=0.8)
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("wall time, s (log)")
             ax.set_title(f"{pair['label']}: {SHORT[measure]}", fontsize=9)
             ax.grid(True, alpha=0.3)

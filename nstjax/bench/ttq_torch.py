@@ -24,6 +24,7 @@ def run_torch_recipe(
     history: int,
     checkpoints: Sequence[int],
     threads: int,
+    device: str = "cpu",
     timeout: float = 3600.0,
 ) -> list[dict]:
     """Runs the recipe in a spawned child and returns its snapshots.
@@ -37,6 +38,7 @@ def run_torch_recipe(
         history: L-BFGS curvature pairs.
         checkpoints: growing iteration counts at which the image is kept; the last is the total.
         threads: ``torch.set_num_threads``.
+        device: torch's device (``"cuda"`` synchronises before each snapshot's time is read).
         timeout: seconds to wait for the child.
 
     Returns:
@@ -45,7 +47,7 @@ def run_torch_recipe(
     """
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    args = (child, h5, preprocess, images, run, history, list(checkpoints), threads)
+    args = (child, h5, preprocess, images, run, history, list(checkpoints), threads, device)
     process = ctx.Process(target=_child, args=args, daemon=True)
     process.start()
     child.close()
@@ -62,24 +64,26 @@ def run_torch_recipe(
     return value
 
 
-def _child(conn, h5, preprocess, images, run, history, checkpoints, threads):
+def _child(conn, h5, preprocess, images, run, history, checkpoints, threads, device):
     try:
-        conn.send(("ok", _snapshots(h5, preprocess, images, run, history, checkpoints, threads)))
+        snapshots = _snapshots(h5, preprocess, images, run, history, checkpoints, threads, device)
+        conn.send(("ok", snapshots))
     except Exception as e:  # reported to the parent as one line
         conn.send(("error", repr(e)))
 
 
-def _snapshots(h5, preprocess, images, run, history, checkpoints, threads) -> list[dict]:
+def _snapshots(h5, preprocess, images, run, history, checkpoints, threads, device) -> list[dict]:
     import torch
 
     from nstjax import weights
     from nstjax.bench.torch_reference import TorchRun, to_nchw, torch_reference
 
     torch.set_num_threads(threads)
-    features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess)
+    features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess, device)
     start = time.perf_counter()
-    reference = TorchRun(features, images["content"], images["style"], run, "lbfgs", history)
-    reference.pixels = to_nchw(images["init"]).clone().requires_grad_(True)
+    content, style = images["content"], images["style"]
+    reference = TorchRun(features, content, style, run, "lbfgs", history, device)
+    reference.pixels = to_nchw(images["init"], device).clone().requires_grad_(True)
     reference.opt = torch.optim.LBFGS(
         [reference.pixels], lr=1.0, max_iter=1, history_size=history, line_search_fn=None
     )
@@ -88,7 +92,9 @@ def _snapshots(h5, preprocess, images, run, history, checkpoints, threads) -> li
         while done < target:
             reference.step()
             done += 1
+        if device != "cpu":
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        pixels = reference.pixels.detach()[0].permute(1, 2, 0).numpy() / 255.0
+        pixels = reference.pixels.detach()[0].permute(1, 2, 0).cpu().numpy() / 255.0
         kept.append({"step": done, "seconds": seconds, "image": np.clip(pixels, 0.0, 1.0)})
     return kept
