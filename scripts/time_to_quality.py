@@ -24,6 +24,8 @@ from pathlib import Path
 
 from nstjax.bench import time_to_quality as ttq
 
+RECORDED = ("size", "budget", "checkpoints", "recipes", "rounds", "min_scale", "threads", "pairs")
+"""The flags the JSON records (not the weights' or output's paths)."""
 PAIRS = ("chelsea.jpg:starry_night.jpg", "astronaut.jpg:great_wave.jpg")
 
 
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
     started = time.time()
     report = {
         "machine_at_start": _machine(),
-        "settings": {k: str(v) for k, v in vars(args).items()},
+        "settings": {k: getattr(args, k) for k in RECORDED},
     }
     settings = ttq.Settings(
         args.size, args.budget, args.checkpoints, tuple(args.recipes), args.rounds,
