@@ -15,6 +15,10 @@ import numpy as np
 
 from nstjax.run import Run
 
+CHILD_TIMEOUT_S = 4 * 3600.0
+"""How long the parent waits for the child's snapshots (neural-style's 512 px run takes about
+half an hour on a 2-core CPU)."""
+
 
 def run_torch_recipe(
     h5: str,
@@ -25,7 +29,6 @@ def run_torch_recipe(
     checkpoints: Sequence[int],
     threads: int,
     device: str = "cpu",
-    timeout: float = 3600.0,
 ) -> list[dict]:
     """Runs the recipe in a spawned child and returns its snapshots.
 
@@ -39,7 +42,6 @@ def run_torch_recipe(
         checkpoints: growing iteration counts at which the image is kept; the last is the total.
         threads: ``torch.set_num_threads``.
         device: torch's device (``"cuda"`` synchronises before each snapshot's time is read).
-        timeout: seconds to wait for the child.
 
     Returns:
         ``[{"step", "seconds", "image"}]``, ``seconds`` from the start of the target computation
@@ -52,8 +54,8 @@ def run_torch_recipe(
     process.start()
     child.close()
     try:
-        if not parent.poll(timeout):
-            raise RuntimeError(f"PyTorch child: no answer in {timeout:.0f} s")
+        if not parent.poll(CHILD_TIMEOUT_S):
+            raise RuntimeError(f"PyTorch child: no answer in {CHILD_TIMEOUT_S:.0f} s")
         kind, value = parent.recv()
     finally:
         process.join(timeout=60)
