@@ -59,9 +59,11 @@ def _image_path(name: str) -> str:
     return name if os.path.isfile(name) else str(examples.path(name))
 
 
-def _check_inputs(pairs, h5) -> str | None:
+def _check_inputs(pairs, h5, size: int) -> str | None:
     """The first problem with the inputs (before anything is loaded or compiled), or None."""
     from nstjax.errors import NstjaxError
+    from nstjax.image import image_shape, long_side_shape
+    from nstjax.quality.protocol import MIN_SIDE
 
     if not h5 or not Path(h5).is_file():
         return "--weights or $NSTJAX_WEIGHTS must name the VGG-19 .h5"
@@ -70,9 +72,12 @@ def _check_inputs(pairs, h5) -> str | None:
         if not sep or not content or not style:
             return f"--pairs {pair!r}: expected CONTENT:STYLE"
         try:
-            _image_path(content), _image_path(style)
+            shapes = [image_shape(_image_path(name)) for name in (content, style)]
         except NstjaxError as e:
             return f"--pairs {pair!r}: {e}"
+        small = min(min(long_side_shape(shape, size)) for shape in shapes)
+        if small < MIN_SIDE:
+            return f"--pairs {pair!r}: at --size {size} a side is {small} px; the measures need {MIN_SIDE}"
     return None
 
 
@@ -114,7 +119,7 @@ def main(argv=None) -> int:
     from nstjax.bench.ttq_plot import plot
 
     h5 = args.weights or os.environ.get("NSTJAX_WEIGHTS")
-    problem = _check_inputs(args.pairs, h5)
+    problem = _check_inputs(args.pairs, h5, args.size)
     if problem:
         print(f"time_to_quality: {problem}", file=sys.stderr)
         return 2

@@ -162,6 +162,9 @@ def test_time_to_quality_rejects_a_bad_pair_in_one_line(tmp_path):
     done = _run(sys.executable, "scripts/time_to_quality.py", "--pairs", "chelsea.jpg",
                 "--weights", str(h5), "--output", str(tmp_path))  # fmt: skip
     assert done.returncode == 2 and "'chelsea.jpg': expected CONTENT:STYLE" in done.stderr
+    done = _run(sys.executable, "scripts/time_to_quality.py", "--pairs", "chelsea.jpg:great_wave.jpg",
+                "--size", "40", "--weights", str(h5), "--output", str(tmp_path))  # fmt: skip
+    assert done.returncode == 2 and "a side is 22 px; the measures need 24" in done.stderr
     assert not list(tmp_path.glob("time_to_quality.*"))
 
 
@@ -178,7 +181,7 @@ def test_time_to_quality_runs_a_tiny_case(tmp_path, real_h5):
         recipes, last = ["nstjax", "crowsonkb"], {"nstjax": 5, "crowsonkb": 10}
     done = _run(
         sys.executable, "scripts/time_to_quality.py", "--size", "40", "--budget", "0.01",
-        "--checkpoints", "2", "--min-scale", "40", "--pairs", "chelsea.jpg:great_wave.jpg",
+        "--checkpoints", "2", "--min-scale", "40", "--pairs", "chelsea.jpg:starry_night.jpg",
         "--recipes", *recipes, "--weights", str(real_h5), "--output", str(tmp_path),
         timeout=1200,
     )  # fmt: skip
