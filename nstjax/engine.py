@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nstjax import losses, optim, stopping, style_mix, vgg
+from nstjax import averaging, losses, optim, stopping, style_mix, vgg
 from nstjax.architecture import CONTENT_LAYER, LAYER_NAMES, STYLE_LAYERS
 from nstjax.loop import CHUNK, LOOPS, Hooks, Loop, advance, default_loop, run_chunks
 from nstjax.outcome import Outcome, Start  # noqa: F401  (optimize's result and resume point)
@@ -55,6 +55,8 @@ class Program:
             switches one off without recompiling. ``"gram"`` alone is today's program.
         style_loss_layers: for each of ``style_losses``, the layers it is computed at (``()``:
             all of ``style_layers``); the Gram loss always takes all of them.
+        average_decay: iterate averaging (:mod:`nstjax.averaging`): a run returns the moving
+            average of its iterates with this decay; 0: its last iterate.
     """
 
     content_layers: tuple[str, ...] = (CONTENT_LAYER,)
@@ -68,6 +70,7 @@ class Program:
     convolution: str = "xla"
     style_losses: tuple[str, ...] = ("gram",)
     style_loss_layers: tuple[tuple[str, ...], ...] = ()
+    average_decay: float = 0.0
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -80,7 +83,13 @@ class Program:
         return own or self.style_layers
 
     def make_optimizer(self) -> optim.Optimizer:
-        return optim.make(self.optimizer, self.lbfgs_history)
+        return averaging.averaged(
+            optim.make(self.optimizer, self.lbfgs_history), self.average_decay
+        )
+
+    def output_pixels(self, state: "State") -> jax.Array:
+        """The images a batch's runs return: their iterates, or their averages."""
+        return averaging.average(state.opt_state) if self.average_decay else state.pixels
 
 
 class Hyper(NamedTuple):
@@ -377,11 +386,12 @@ def optimize(
         hooks._replace(on_chunk=hooks.on_chunk and loss_terms_of),
     )
     # The loss of the images as they are saved: clipped to the valid range.
-    final = evaluate(params, jnp.clip(state.pixels, 0.0, 255.0), hyper, targets, program=program)
+    output = program.output_pixels(state)
+    final = evaluate(params, jnp.clip(output, 0.0, 255.0), hyper, targets, program=program)
     runs = pixels.shape[0]
     rows = np.concatenate(history) if history else np.zeros((0, runs, len(STEP_COLUMNS)))
     return Outcome(
-        pixels=np.asarray(state.pixels),
+        pixels=np.asarray(output),
         history=rows[..., : len(METRICS)],
         final=np.asarray(final),
         failed_at=np.asarray(state.failed_at),

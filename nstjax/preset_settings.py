@@ -154,7 +154,8 @@ def make(name: str, shape: tuple[int, int], **settings) -> Made:
     run_fields, options = resolve(name, shape, {k: settings[k] for k in governed & set(settings)})
     rest = {k: v for k, v in settings.items() if k not in governed}
     run = Run(**{k: v for k, v in rest.items() if k in run_names}, **run_fields)
-    static = {k: options[k] for k in ("steps", "optimizer", "pooling", "lbfgs_history")}
+    names = ("steps", "optimizer", "pooling", "lbfgs_history", "average_decay")
+    static = {k: options[k] for k in names}
     opts = Options(**{k: v for k, v in rest.items() if k in option_names}, **static)
     schedule = options["multiscale"]
     return Made(run, opts, options["size"], tuple(schedule) if schedule else None)

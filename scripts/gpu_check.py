@@ -14,7 +14,10 @@ Steps (:data:`STEPS`; a step that fails or times out is recorded and the others 
 - ``stylize``: cold and warm wall time of a 500-step 512 px ``nstjax stylize``
   (:func:`nstjax.bench.suite.time_to_result`);
 - ``largest``: the largest size that runs a step at batch 1 (bf16, remat;
-  :func:`nstjax.bench.suite.largest_size`; "n/a" on CPU).
+  :func:`nstjax.bench.suite.largest_size`; "n/a" on CPU);
+- ``time_to_quality``: CF, GE and LP against wall time for nstjax's recipes and neural-style's in
+  PyTorch on the same GPU, one pair at 512 px with a fifth of each recipe's iterations
+  (:func:`nstjax.bench.time_to_quality.run_pair`; scripts/time_to_quality.py runs it in full).
 
 Weights: ``--weights``, ``$NSTJAX_WEIGHTS`` or ``../shared/weights`` when present; otherwise random
 VGG-19 weights at the real widths, written once as an ``.h5`` (the PyTorch side reads it) and an
@@ -46,6 +49,7 @@ FULL = {
     "remat_size": 2048,
     "stylize": (512, 500),
     "largest_sizes": (2048, 3072, 4096, 6144),
+    "ttq": {"size": 512, "budget": 0.2, "checkpoints": 5, "min_scale": 128},
 }
 DRY = {
     "bench_size": 32,
@@ -58,6 +62,7 @@ DRY = {
     "remat_size": 64,
     "stylize": (32, 5),
     "largest_sizes": (64, 128),
+    "ttq": {"size": 40, "budget": 0.01, "checkpoints": 2, "min_scale": 24},
 }
 STEPS = {  # name -> timeout in seconds (the shell script's install and tests come before)
     "machine": 30,
@@ -67,6 +72,7 @@ STEPS = {  # name -> timeout in seconds (the shell script's install and tests co
     "remat_2048": 40,
     "stylize": 80,
     "largest": 40,
+    "time_to_quality": 300,
 }
 
 
@@ -166,6 +172,36 @@ def step_largest(sizes, weights):
     )
     config = SimpleNamespace(largest=largest, lbfgs_history=20)
     return suite.largest_size(load_params(weights), config)
+
+
+def step_time_to_quality(sizes, weights):
+    import jax
+
+    from nstjax import examples
+    from nstjax.bench import time_to_quality as ttq
+    from nstjax.image import load_image
+
+    case = sizes["ttq"]
+    settings = ttq.Settings(
+        size=case["size"],
+        budget=case["budget"],
+        checkpoints=case["checkpoints"],
+        min_scale=case["min_scale"],
+        threads=os.cpu_count() or 1,
+        device="cuda" if jax.default_backend() == "gpu" else "cpu",
+    )
+    content = load_image(examples.CONTENT, settings.size, "content image")
+    style = load_image(examples.STYLE, settings.size, "style image")
+    pair = ttq.run_pair(
+        load_params(weights), weights["h5"], content, style, "chelsea+starry_night", settings
+    )
+    rows = ttq.summary_rows([pair])
+    return {
+        "settings": str(settings),
+        "pairs": [pair],
+        "summary": rows,
+        "table": ttq.markdown_table(rows),
+    }
 
 
 # ----------------------------------------------------------------------------- weights
@@ -281,6 +317,9 @@ def markdown(report: dict) -> str:
             f"- largest size at batch 1 (bf16, remat): {largest['largest_size'] or 'n/a'} "
             f"{largest.get('note', '')} tried {largest.get('tried')}".rstrip()
         )
+    ttq = _result(report, "time_to_quality")
+    if ttq:
+        lines += ["", f"Time to quality ({ttq['settings']}):", "", ttq["table"]]
     return "\n".join(lines + ["", "Targets (issue 14):", *targets_met(report)]) + "\n"
 
 
@@ -296,7 +335,7 @@ def run_step(name: str, args, weights: dict, workdir: Path) -> dict:
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
     env["GPU_CHECK_WORKDIR"] = str(workdir)
-    if name == "torch":  # the PyTorch child shares the GPU: no JAX preallocation of 75% of it
+    if name in ("torch", "time_to_quality"):  # PyTorch shares the GPU: no JAX preallocation
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     timeout = STEPS[name] * float(os.environ.get("GPU_CHECK_TIME_SCALE", 3 if args.dry_run else 1))
     start = time.perf_counter()

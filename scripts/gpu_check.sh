@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 14, on a machine with one NVIDIA GPU, in under 8 minutes in total.
+# The GPU check of issues 14 and 23, on a machine with one NVIDIA GPU, in under 13 minutes in total.
 #
 #   bash scripts/gpu_check.sh                      # install what is missing, test, measure
 #   bash scripts/gpu_check.sh --dry-run            # CPU rehearsal: same steps, tiny sizes, no installs
@@ -11,8 +11,9 @@
 # pure-Python package travels as a wheel in .whl/, installed with --no-index), otherwise
 # `pip install -e ".[cuda,torch]"`; (2) tests: the `gpu` marker and tests/test_lowering.py;
 # (3) the measurements of scripts/gpu_check.py (bench at 512 px bf16 and TF32, PyTorch on the same
-# GPU, 2048 px with remat, cold and warm `nstjax stylize`, the largest size), each in its own
-# process and timeout. Writes gpu_check.json and gpu_check.md into the output folder.
+# GPU, 2048 px with remat, cold and warm `nstjax stylize`, the largest size, time to quality: CF,
+# GE, LP against wall time for nstjax's recipes and neural-style's in PyTorch, 512 px, one pair,
+# a fifth of the iterations), each in its own process and timeout. Writes gpu_check.json and gpu_check.md into the output folder.
 # On the lent machines (jax 0.11 + CUDA 13 plugin, torch, flax, optax, h5py, pytest; no registry),
 # only ml_collections is missing: `echo /.whl/ >> .git/info/exclude; python3 -m pip download
 # --no-deps -d .whl ml_collections` here, carry `.whl`, and the install step installs it offline.

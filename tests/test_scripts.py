@@ -172,3 +172,55 @@ def test_bench_network_axis_measures_each_point_in_its_own_process(tmp_path):
     assert len(one["loss"]) == 1 and len(two["loss"]) == 2
     assert one["loss"][0] == two["loss"][0] and two["loss"][1] != two["loss"][0]
     assert all(p["compile_s"] > 0 and p["step_s"] > 0 for p in record["points"])
+
+
+# ------------------------------------------------------------------------ time_to_quality.py
+
+
+def test_time_to_quality_rejects_a_bad_pair_in_one_line(tmp_path):
+    done = _run(sys.executable, "scripts/time_to_quality.py", "--pairs", "chelsea.jpg",
+                "--weights", str(tmp_path / "missing.h5"), "--output", str(tmp_path))  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--weights" in done.stderr
+    h5 = tmp_path / "w.h5"
+    h5.write_bytes(b"")
+    done = _run(sys.executable, "scripts/time_to_quality.py", "--pairs", "chelsea.jpg",
+                "--weights", str(h5), "--output", str(tmp_path))  # fmt: skip
+    assert done.returncode == 2 and "'chelsea.jpg': expected CONTENT:STYLE" in done.stderr
+    done = _run(sys.executable, "scripts/time_to_quality.py", "--pairs", "chelsea.jpg:great_wave.jpg",
+                "--size", "40", "--weights", str(h5), "--output", str(tmp_path))  # fmt: skip
+    assert done.returncode == 2 and "a side is 22 px; the measures need 24" in done.stderr
+    assert not list(tmp_path.glob("time_to_quality.*"))
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+def test_time_to_quality_runs_a_tiny_case(tmp_path, real_h5):
+    """40 px, 1% of each recipe's iterations: nstjax's default 500 -> 5 steps, neural-style's
+    1000 -> 10 (when torch is importable), crowsonkb's 1000 -> 10 otherwise."""
+    try:
+        import torch  # noqa: F401
+
+        recipes, last = ["nstjax", "neural-style-torch"], {"nstjax": 5, "neural-style-torch": 10}
+    except ImportError:
+        recipes, last = ["nstjax", "crowsonkb"], {"nstjax": 5, "crowsonkb": 10}
+    done = _run(
+        sys.executable, "scripts/time_to_quality.py", "--size", "40", "--budget", "0.01",
+        "--checkpoints", "2", "--min-scale", "40", "--pairs", "chelsea.jpg:starry_night.jpg",
+        "--recipes", *recipes, "--weights", str(real_h5), "--output", str(tmp_path),
+        timeout=1200,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "time_to_quality.json").read_text())
+    (pair,) = report["pairs"]
+    for name, steps in last.items():
+        points = pair["recipes"][name][0]["points"]
+        assert points[-1]["step"] == steps
+        assert all(-1 <= p[m] <= 1 for p in points for m in ("content_fidelity", "local_patterns"))
+        seconds = [p["seconds"] for p in points]
+        assert seconds == sorted(seconds) and seconds[0] > 0
+    rows = _table_rows((tmp_path / "time_to_quality.md").read_text())
+    assert [row[2] for row in rows] == recipes
+    if "neural-style-torch" in recipes:
+        assert rows[1][-1] == "1.00x"  # the reference against itself
+    assert Image.open(tmp_path / "time_to_quality.png").size[0] > 600

@@ -139,6 +139,7 @@ def program_for(runs: Sequence[Run], options: Options, convolution: str) -> engi
         convolution=convolution,
         style_losses=style_losses,
         style_loss_layers=style_loss_layers,
+        average_decay=options.average_decay,
     )
 
 

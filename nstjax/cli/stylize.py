@@ -53,6 +53,7 @@ def _options(args) -> Options:
         batch_size=args.batch_size,
         chunk=args.save_every or INTERACTIVE_CHUNK,
         quality=args.quality,
+        average_decay=args.average_decay or 0.0,
     )
     try:
         validate_options(options)
@@ -113,6 +114,8 @@ _PRESET_FLAGS = {
     "pooling": "pooling",
     "lbfgs_history": "lbfgs_history",
     "multiscale": "multiscale",
+    "style_loss": "style_loss",
+    "average_decay": "average_decay",
 }
 """Preset field -> the flag's attribute: the flags a preset supplies unless given."""
 
@@ -134,7 +137,7 @@ def _apply_preset(args) -> None:
 
     args.explicit = _explicit(args)  # before the preset's values fill the flags
     options = preset_settings.static_settings(args.preset, args.explicit)  # needs no shape
-    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history"):
+    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history", "average_decay"):
         setattr(args, _PRESET_FLAGS[field], options[field])
     args.schedule = list(options["multiscale"] or [(args.size, args.steps)])
 
@@ -161,8 +164,7 @@ def _runs(args, outputs, masks, shapes) -> list[Run]:
             normalize_gradients=args.normalize_gradients,
             loss_tolerance=args.loss_tolerance,
             grad_tolerance=args.grad_tolerance,
-            **_run_fields(args, shapes[i]),
-            style_loss=args.style_loss,
+            **_run_fields(args, shapes[i]),  # the preset's style loss unless --style-loss
         )
         for i, j in outputs
     ]

@@ -88,10 +88,9 @@ def _loss_arguments(p) -> None:
     )
     p.add_argument(
         "--style-loss",
-        default=run.style_loss,
         metavar="LOSS[:W],...",
         help="style loss, or a weighted mix such as gram:1,sliced_wasserstein:0.5; losses: "
-        f"{', '.join(STYLE_LOSS_NAMES)}",
+        f"{', '.join(STYLE_LOSS_NAMES)} (preset; {run.style_loss})",
     )
     p.add_argument(
         "--normalize-gradients",
@@ -123,6 +122,12 @@ def _optimizer_arguments(p) -> None:
         type=int,
         default=None,
         help="most pairs per compiled batch (default: as many as fit in memory)",
+    )
+    p.add_argument(
+        "--average-decay",
+        type=float,
+        help="return the moving average of each run's iterates with this decay in [0, 1) "
+        f"(adam, lbfgs; crowsonkb's 0.99) (preset; {options.average_decay:g}: the last iterate)",
     )
     p.add_argument(
         "--lbfgs-history",
@@ -224,7 +229,8 @@ def check(args) -> None:
         if getattr(args, name) is not None:
             check_layer_names(validate.names(getattr(args, name), _flag(name)), _flag(name))
     _check_init(args.init)
-    parse_style_loss(args.style_loss, "--style-loss")
+    if args.style_loss is not None:
+        parse_style_loss(args.style_loss, "--style-loss")
 
 
 def _check_init(init) -> None:
