@@ -206,3 +206,22 @@ def test_unreadable_style_is_reported(base, tmp_path):
     base.data.style = [str(truncated)]
     with pytest.raises(NstjaxError, match="half.png"):
         prepare(base)
+
+
+def test_average_decay_reaches_each_runs_options(base):
+    """optim.average_decay (an axis like the other static fields) and the crowsonkb preset's
+    0.99 (its avg_decay, cited in nstjax/presets/crowsonkb.py) end up in each run's Options."""
+    from nstjax.sweep.expand import options_of
+
+    base.sweep.axes.average_decay = [0.0, 0.5]
+    assert sorted(options_of(r.values).average_decay for r in prepare(base).runs) == [
+        0,
+        0,
+        0.5,
+        0.5,
+    ]
+    base.sweep.axes = {}
+    base.preset = "crowsonkb"
+    assert {options_of(r.values).average_decay for r in prepare(base).runs} == {0.99}
+    base.optim.average_decay = 0.9  # given: the preset's value does not replace it
+    assert {options_of(r.values).average_decay for r in prepare(base).runs} == {0.9}

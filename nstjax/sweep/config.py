@@ -16,6 +16,7 @@ files start from it and change a few fields::
                                (nstjax.style_losses.STYLE_LOSSES)
     optim.optimizer            "adam" | "lbfgs" (fixed step) | "lbfgs_wolfe" | "lbfgs_wolfe_torch" (line search)
     optim.steps, optim.learning_rate (None: the optimiser's default), optim.lbfgs_history
+    optim.average_decay        return the moving average of the iterates (0: the last iterate)
     optim.loss_tolerance, optim.grad_tolerance   per-run convergence stops (0: off)
     init                       "content" | "noise" | "uniform" | "style" | an image file
     noise_scale                std of init "noise" in grey levels (nstjax.init)
@@ -75,6 +76,7 @@ STATIC_FIELDS: dict[str, str] = {
     "steps": "optim.steps",
     "optimizer": "optim.optimizer",
     "lbfgs_history": "optim.lbfgs_history",
+    "average_decay": "optim.average_decay",
     "pooling": "model.pooling",
     "dtype": "model.dtype",
     "remat": "model.remat",
@@ -155,6 +157,7 @@ def default_config() -> ml_collections.ConfigDict:
     # None: the optimiser's default (nstjax.run.DEFAULT_LEARNING_RATES: adam 4, lbfgs 1)
     config.optim.learning_rate = run.learning_rate
     config.optim.lbfgs_history = options.lbfgs_history
+    config.optim.average_decay = options.average_decay  # 0: each run returns its last iterate
     config.optim.loss_tolerance = run.loss_tolerance  # 0: never stop early
     config.optim.grad_tolerance = run.grad_tolerance
 

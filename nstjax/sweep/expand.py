@@ -119,6 +119,7 @@ def options_of(values: dict[str, Any], chunk: int = Options.chunk) -> Options:
         optimizer=values["optimizer"],
         pooling=values["pooling"],
         lbfgs_history=values["lbfgs_history"],
+        average_decay=values["average_decay"],
         dtype=values["dtype"],
         remat=values["remat"],
         chunk=chunk,
