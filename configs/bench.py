@@ -10,6 +10,8 @@ Every case is sizes x batch_sizes x precisions x remat x optimizers; see docs/be
 
 import ml_collections
 
+from nstjax.optim import LBFGS_HISTORY
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The full grid, or a variant: ``quick`` (32 px, batch 1 and 2) or ``cpu``."""
@@ -19,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.precisions = ("fp32", "default", "bf16")  # fp32 = "highest"; default = backend's (TF32)
     c.remat = (False, True)  # jax.checkpoint per VGG block
     c.optimizers = ("adam", "lbfgs")
-    c.lbfgs_history = 20
+    c.lbfgs_history = LBFGS_HISTORY
     c.iterations = 20  # per timed run (rounded to whole chunks with the scan loop)
     c.repeats = 3  # timed runs; the median is reported
     c.loop = ""  # "python" | "scan"; "" = the engine's default for the backend

@@ -103,6 +103,7 @@ def bench(sizes: dict, weights: dict, precision: str) -> dict:
 
 def _run_case(suite, params, case, sizes) -> dict:
     from nstjax import engine
+    from nstjax.optim import LBFGS_HISTORY
 
     return suite.run_case(
         params,
@@ -111,7 +112,7 @@ def _run_case(suite, params, case, sizes) -> dict:
         repeats=3,
         loop=engine.default_loop(),
         chunk=sizes["chunk"],
-        lbfgs_history=20,
+        lbfgs_history=LBFGS_HISTORY,
         probes={},
         flops_cache={},
     )
@@ -137,6 +138,7 @@ def step_torch(sizes, weights):
 
     from nstjax import kernels, vgg
     from nstjax.bench import compare
+    from nstjax.optim import LBFGS_HISTORY
 
     size, batch = sizes["torch_case"]
     settings = compare.Settings(
@@ -144,7 +146,7 @@ def step_torch(sizes, weights):
         rounds=sizes["torch_rounds"],
         warmup=2,
         lr=4.0,
-        lbfgs_history=20,
+        lbfgs_history=LBFGS_HISTORY,
         threads=os.cpu_count(),
         loss_rtol=0.03,
         device="cpu" if jax.default_backend() == "cpu" else "cuda",
@@ -166,11 +168,12 @@ def step_stylize(sizes, weights):
 
 def step_largest(sizes, weights):
     from nstjax.bench import suite
+    from nstjax.optim import LBFGS_HISTORY
 
     largest = SimpleNamespace(
         sizes=sizes["largest_sizes"], precision="bf16", remat=True, optimizer="adam"
     )
-    config = SimpleNamespace(largest=largest, lbfgs_history=20)
+    config = SimpleNamespace(largest=largest, lbfgs_history=LBFGS_HISTORY)
     return suite.largest_size(load_params(weights), config)
 
 
