@@ -53,7 +53,7 @@ class Program:
             that order); each run weights them (``Hyper.style_loss_weights``), so a weight of 0
             switches one off without recompiling. ``"gram"`` alone is today's program.
         style_loss_layers: for each of ``style_losses``, the layers it is computed at (``()``:
-            all of ``style_layers``); the Gram loss always takes all of them.
+            all of ``style_layers``).
     """
 
     content_layers: tuple[str, ...] = ("conv4_2",)
@@ -78,6 +78,12 @@ class Program:
         own = self.style_loss_layers[i] if i < len(self.style_loss_layers) else ()
         return own or self.style_layers
 
+    @property
+    def style(self) -> style_mix.StyleProgram:
+        """The static part of the style losses (:func:`nstjax.style_mix.style_loss`)."""
+        layers = tuple(self.layers_of(n) for n in self.style_losses)
+        return style_mix.StyleProgram(self.style_losses, layers, self.convolution)
+
     def make_optimizer(self) -> optim.Optimizer | optim.LineSearchOptimizer:
         return optim.make(self.optimizer, self.lbfgs_history)
 
@@ -99,22 +105,33 @@ class Hyper(NamedTuple):
     style_key: jax.Array | None = None  # [R, 2] uint32 key data; the step's key folds in the step
     temporal_weight: jax.Array | None = None  # [R] weight of Targets.temporal's loss (video)
 
+    @property
+    def style_weights(self) -> style_mix.StyleWeights:
+        """The style loss's weights (:func:`nstjax.style_mix.style_loss`)."""
+        return style_mix.StyleWeights(
+            self.style_weight,
+            self.style_layer_weights,
+            self.style_loss_weights,
+            self.style_key,
+            self.normalize_gradients,
+        )
+
 
 class Targets(NamedTuple):
-    """Per-run targets (leading run axis): content features and style Grams by layer name.
+    """Per-run targets (leading run axis).
 
-    With ``Program.guided``, ``style`` holds ``[R, K, C, C]`` (one Gram per region) and
-    ``masks`` holds ``[R, K, h, w]`` region masks at each style layer's resolution.
-    ``family`` holds the targets of the program's other style losses: loss name -> layer name ->
-    representation (:mod:`nstjax.style_losses`). ``temporal`` holds ``[R, J, H, W, 3]`` warped
+    ``content`` holds the content features by layer name; ``style`` each of the program's style
+    losses' targets: loss name -> layer name -> representation (:mod:`nstjax.style_losses`; for
+    ``"gram"`` the ``[R, C, C]`` Gram matrices). With ``Program.guided``, every style target has
+    a region axis (``[R, K, ...]``, one per region) and ``masks`` holds ``[R, K, h, w]`` region
+    masks at each style layer's resolution. ``temporal`` holds ``[R, J, H, W, 3]`` warped
     neighbouring frames (0-255 units) and ``temporal_mask`` their ``[R, J, H, W]`` reliability,
     the targets of the temporal loss (:func:`nstjax.losses.temporal_loss`; video).
     """
 
     content: dict[str, jax.Array]
-    style: dict[str, jax.Array]
+    style: dict[str, dict[str, Any]]
     masks: dict[str, jax.Array] | None = None
-    family: dict[str, dict[str, Any]] | None = None
     temporal: jax.Array | None = None
     temporal_mask: jax.Array | None = None
 
@@ -173,7 +190,10 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, s
     content = losses.weighted_content_loss(
         feats, targets.content, hyper.content_layer_weights, norm, hyper.content_weight
     )
-    style = style_mix.program_style_loss(program, feats, hyper, targets, step)
+    masks = targets.masks if program.guided else None
+    style = style_mix.style_loss(
+        program.style, feats, targets.style, hyper.style_weights, masks, step
+    )
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
     if targets.temporal is not None:  # video: counted in the total only
