@@ -10,7 +10,6 @@ The loss of one run is written for one image and ``jax.vmap`` batches it, optimi
 runs never interact: changing one run's hyperparameters leaves the others bit-identical.
 """
 
-import dataclasses
 import functools
 from typing import Any, NamedTuple
 
@@ -19,10 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nstjax import averaging, losses, optim, stopping, style_mix, vgg
-from nstjax.architecture import CONTENT_LAYER, LAYER_NAMES, STYLE_LAYERS
+from nstjax import losses, optim, stopping, style_mix, vgg
+from nstjax.architecture import LAYER_NAMES
 from nstjax.loop import CHUNK, LOOPS, Hooks, Loop, advance, default_loop, run_chunks
 from nstjax.outcome import Outcome, Start  # noqa: F401  (optimize's result and resume point)
+from nstjax.program import Program
 
 NUM_LAYERS = len(LAYER_NAMES)
 METRICS = ("loss", "content", "style", "tv")
@@ -30,66 +30,6 @@ METRICS = ("loss", "content", "style", "tv")
 STEP_COLUMNS = (*METRICS, "evaluations")
 """Columns of what a step returns per run: :data:`METRICS` before the step, then the loss/gradient
 evaluations the step made for that run (0 once the run has stopped)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Program:
-    """What is static about a batch: changing any field recompiles.
-
-    Attributes:
-        content_layers: layers whose content loss is computed (per-run layer weights select and
-            weight them; a weight of 0 switches one off without recompiling).
-        style_layers: layers whose style loss is computed, likewise.
-        pooling: ``"max"`` or ``"avg"``.
-        optimizer: one of :data:`nstjax.optim.OPTIMIZERS` (``"adam"``, ``"lbfgs"``, ``"lbfgs_wolfe"``).
-        lbfgs_history: curvature pairs kept by L-BFGS.
-        dtype: ``"float32"`` or ``"bfloat16"`` (activations; Grams and losses accumulate in fp32).
-        remat: rematerialise VGG blocks in the backward pass (memory for compute).
-        guided: style targets are per-region (guided Grams with masks).
-        convolution: which kernels run VGG's convolutions and the Gram products
-            (:data:`nstjax.kernels.CONVOLUTIONS`), chosen once per call or sweep
-            (:func:`nstjax.kernels.choose`); the parameters must be prepared for it
-            (:func:`nstjax.vgg.prepare`).
-        style_losses: the style losses computed (:data:`nstjax.style_losses.STYLE_LOSSES`, in
-            that order); each run weights them (``Hyper.style_loss_weights``), so a weight of 0
-            switches one off without recompiling. ``"gram"`` alone is today's program.
-        style_loss_layers: for each of ``style_losses``, the layers it is computed at (``()``:
-            all of ``style_layers``); the Gram loss always takes all of them.
-        average_decay: iterate averaging (:mod:`nstjax.averaging`): a run returns the moving
-            average of its iterates with this decay; 0: its last iterate.
-    """
-
-    content_layers: tuple[str, ...] = (CONTENT_LAYER,)
-    style_layers: tuple[str, ...] = STYLE_LAYERS
-    pooling: str = "max"
-    optimizer: str = "adam"
-    lbfgs_history: int = optim.LBFGS_HISTORY
-    dtype: str = "float32"
-    remat: bool = False
-    guided: bool = False
-    convolution: str = "xla"
-    style_losses: tuple[str, ...] = ("gram",)
-    style_loss_layers: tuple[tuple[str, ...], ...] = ()
-    average_decay: float = 0.0
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return tuple(n for n in LAYER_NAMES if n in self.content_layers or n in self.style_layers)
-
-    def layers_of(self, style_loss: str) -> tuple[str, ...]:
-        """The layers ``style_loss`` is computed at."""
-        i = self.style_losses.index(style_loss)
-        own = self.style_loss_layers[i] if i < len(self.style_loss_layers) else ()
-        return own or self.style_layers
-
-    def make_optimizer(self) -> optim.Optimizer:
-        return averaging.averaged(
-            optim.make(self.optimizer, self.lbfgs_history), self.average_decay
-        )
-
-    def output_pixels(self, state: "State") -> jax.Array:
-        """The images a batch's runs return: their iterates, or their averages."""
-        return averaging.average(state.opt_state) if self.average_decay else state.pixels
 
 
 class Hyper(NamedTuple):
@@ -109,22 +49,33 @@ class Hyper(NamedTuple):
     style_key: jax.Array | None = None  # [R, 2] uint32 key data; the step's key folds in the step
     temporal_weight: jax.Array | None = None  # [R] weight of Targets.temporal's loss (video)
 
+    @property
+    def style_weights(self) -> style_mix.StyleWeights:
+        """The style loss's weights (:func:`nstjax.style_mix.style_loss`)."""
+        return style_mix.StyleWeights(
+            self.style_weight,
+            self.style_layer_weights,
+            self.style_loss_weights,
+            self.style_key,
+            self.normalize_gradients,
+        )
+
 
 class Targets(NamedTuple):
-    """Per-run targets (leading run axis): content features and style Grams by layer name.
+    """Per-run targets (leading run axis).
 
-    With ``Program.guided``, ``style`` holds ``[R, K, C, C]`` (one Gram per region) and
-    ``masks`` holds ``[R, K, h, w]`` region masks at each style layer's resolution.
-    ``family`` holds the targets of the program's other style losses: loss name -> layer name ->
-    representation (:mod:`nstjax.style_losses`). ``temporal`` holds ``[R, J, H, W, 3]`` warped
+    ``content`` holds the content features by layer name; ``style`` each of the program's style
+    losses' targets: loss name -> layer name -> representation (:mod:`nstjax.style_losses`; for
+    ``"gram"`` the ``[R, C, C]`` Gram matrices). With ``Program.guided``, every style target has
+    a region axis (``[R, K, ...]``, one per region) and ``masks`` holds ``[R, K, h, w]`` region
+    masks at each style layer's resolution. ``temporal`` holds ``[R, J, H, W, 3]`` warped
     neighbouring frames (0-255 units) and ``temporal_mask`` their ``[R, J, H, W]`` reliability,
     the targets of the temporal loss (:func:`nstjax.losses.temporal_loss`; video).
     """
 
     content: dict[str, jax.Array]
-    style: dict[str, jax.Array]
+    style: dict[str, dict[str, Any]]
     masks: dict[str, jax.Array] | None = None
-    family: dict[str, dict[str, Any]] | None = None
     temporal: jax.Array | None = None
     temporal_mask: jax.Array | None = None
 
@@ -182,7 +133,10 @@ def run_loss(params, program: Program, pixels, hyper: Hyper, targets: Targets, s
     content = losses.weighted_content_loss(
         feats, targets.content, hyper.content_layer_weights, norm, hyper.content_weight
     )
-    style = style_mix.program_style_loss(program, feats, hyper, targets, step)
+    masks = targets.masks if program.guided else None
+    style = style_mix.style_loss(
+        program.style, feats, targets.style, hyper.style_weights, masks, step
+    )
     tv = losses.tv_loss(pixels)
     total = hyper.content_weight * content + hyper.style_weight * style + hyper.tv_weight * tv
     if targets.temporal is not None:  # video: counted in the total only
@@ -386,7 +340,7 @@ def optimize(
         hooks._replace(on_chunk=hooks.on_chunk and loss_terms_of),
     )
     # The loss of the images as they are saved: clipped to the valid range.
-    output = program.output_pixels(state)
+    output = program.output_pixels(state.pixels, state.opt_state)
     final = evaluate(params, jnp.clip(output, 0.0, 255.0), hyper, targets, program=program)
     runs = pixels.shape[0]
     rows = np.concatenate(history) if history else np.zeros((0, runs, len(STEP_COLUMNS)))

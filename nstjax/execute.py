@@ -202,7 +202,9 @@ def run_batch(
         params, built = _place_on_mesh(mesh, params, built)
 
     def on_chunk(done, state, metrics):
-        images = lambda: np.clip(np.asarray(program.output_pixels(state)[:n]) / 255.0, 0, 1)
+        images = lambda: np.clip(
+            np.asarray(program.output_pixels(state.pixels, state.opt_state)[:n]) / 255.0, 0, 1
+        )
         stop = observer.chunk_done(batch, done, metrics[:, :n], images)
         if stop is not None:  # the padding rows run on
             return np.concatenate([np.asarray(stop, bool), np.zeros(batch.size - n, bool)])

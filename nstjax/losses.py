@@ -16,7 +16,6 @@ Gatys et al.'s ``E_l = 1/(4 N^2 M^2) sum (G_raw - A_raw)^2`` with the unnormalis
 up to a per-layer constant, so only the scale of the style weight differs.
 """
 
-import functools
 from collections.abc import Callable
 
 import jax
@@ -135,42 +134,6 @@ def weighted_content_loss(
         w = layer_weights[LAYER_INDEX[name]]
         f = _maybe_normalized(features[name], w * scale, normalize)
         total = total + w * content_loss(f, target)
-    return total
-
-
-def weighted_style_loss(
-    features: dict[str, jax.Array],
-    target_grams: dict[str, jax.Array],
-    layer_weights: jax.Array,
-    masks: dict[str, jax.Array] | None = None,
-    normalize: jax.Array | None = None,
-    scale: jax.Array = 1.0,
-    *,
-    product: Product = _product,
-) -> jax.Array:
-    """``sum_l w_l style_layer_loss(gram(F_l), A_l)`` over the layers in ``target_grams``.
-
-    Args:
-        features: layer name to ``[h, w, C]``.
-        target_grams: layer name to ``[C, C]``, or ``[K, C, C]`` with ``masks`` (one target per
-            region: guided Grams).
-        layer_weights: ``[16]``, indexed by the layer's position in conv1_1 ... conv5_4.
-        masks: optional layer name to ``[K, h, w]`` region masks at that layer's resolution.
-        normalize: optional traced flag: L1-normalise each layer's gradient.
-        scale: the weight this sum will be multiplied by (the style weight).
-        product: how Gram products are computed (:func:`gram`).
-    """
-    gram_of = functools.partial(gram, product=product)
-    total = jnp.float32(0.0)
-    for name, target in target_grams.items():
-        w = layer_weights[LAYER_INDEX[name]]
-        f = _maybe_normalized(features[name], w * scale, normalize)
-        if masks is None:
-            loss = style_layer_loss(gram_of(f), target)
-        else:
-            grams = jax.vmap(gram_of, in_axes=(None, 0))(f, masks[name])
-            loss = jnp.sum(jax.vmap(style_layer_loss)(grams, target))
-        total = total + w * loss
     return total
 
 

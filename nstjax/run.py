@@ -255,15 +255,8 @@ def validate_run(run: Run, n_contents: int, n_styles: int) -> None:
 
 def _check_style_loss(run: Run) -> None:
     used = [name for name, w in run.style_loss_weights().items() if w > 0]
-    if run.masks is not None:
-        check_style_losses(used, guided=True)
-    if len(run.style_blend()) > 1 and run.masks is None:
-        blended = [name for name in used if name != "gram"]
-        if blended:
-            raise NstjaxError(
-                f"style-loss {blended[0]!r} takes one style image; blends of several styles "
-                "work with gram only"
-            )
+    blended = len(run.style_blend()) > 1 and run.masks is None
+    check_style_losses(used, guided=run.masks is not None, blended=blended)
 
 
 def validate_options(options: Options) -> None:

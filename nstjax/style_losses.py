@@ -40,7 +40,8 @@ and mrf (white noise: 0.27, 0.38, 0.26, 0.30, 0.39), so the Gram loss's style we
 over within a factor of about 5. (Per layer they differ more: conv4_1 dominates the Gram loss.)
 
 Guided masks (``[h, w]`` weights ``mask``; moments weighted by ``mask^2``, as the guided Gram)
-are supported by ``gram``, ``mean_std`` and ``gaussian_w2``.
+are supported by ``gram``, ``mean_std`` and ``gaussian_w2``. Only ``gram`` blends the targets of
+several style images (the weighted mean of their Grams, Gatys et al. 2017); the others take one.
 """
 
 from collections.abc import Callable
@@ -50,7 +51,7 @@ import jax
 import jax.numpy as jnp
 
 from nstjax import sorting
-from nstjax.losses import gram, style_layer_loss
+from nstjax.losses import Product, gram, style_layer_loss
 
 STD_EPS = 1e-5
 """Added to the variance before the square root (AdaIN's epsilon): a defined gradient at 0."""
@@ -69,13 +70,27 @@ Representation = Any
 
 
 class StyleLoss(NamedTuple):
-    """One loss of the family: its name, its two pure functions and what it accepts."""
+    """One loss of the family: its name, its two pure functions and what it accepts.
+
+    Attributes:
+        name: the name runs give in ``style_loss``.
+        target: ``target(features, mask=None)``, the style image's representation.
+        score: ``score(features, target, key, mask=None)``, a float32 scalar.
+        supports_masks: accepts ``mask`` (guided transfer).
+        needs_key: ``score`` draws random numbers from ``key``.
+        blend: ``blend(targets, weights)``, the target of a blend of several style images from
+            theirs; ``None``: the loss takes one style image.
+        takes_product: ``target`` and ``score`` take ``product=``, the ``F^T F`` kernel that goes
+            with the program's convolution (:func:`nstjax.kernels.gram_product`).
+    """
 
     name: str
     target: Callable[..., Representation]
     score: Callable[..., jax.Array]
     supports_masks: bool
     needs_key: bool
+    blend: Callable[[list, list], Representation] | None = None
+    takes_product: bool = False
 
 
 def _flat(features: jax.Array) -> jax.Array:
@@ -110,14 +125,26 @@ def _mse(a, b):
 # ---------------------------------------------------------------------------------- gram
 
 
-def gram_target(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-    """The normalised Gram ``[C, C]`` (:func:`nstjax.losses.gram`)."""
-    return gram(features, mask)
+def _gram(features: jax.Array, mask: jax.Array | None, product: Product | None) -> jax.Array:
+    return gram(features, mask) if product is None else gram(features, mask, product=product)
 
 
-def gram_score(features, target, key=None, mask=None) -> jax.Array:
+def gram_target(
+    features: jax.Array, mask: jax.Array | None = None, *, product: Product | None = None
+) -> jax.Array:
+    """The normalised Gram ``[C, C]`` (:func:`nstjax.losses.gram`; ``product``: its kernel)."""
+    return _gram(features, mask, product)
+
+
+def gram_score(features, target, key=None, mask=None, *, product: Product | None = None):
     """``mean((gram(F) - A)^2)``."""
-    return style_layer_loss(gram(features, mask), target)
+    return style_layer_loss(_gram(features, mask, product), target)
+
+
+def gram_blend(targets: list[jax.Array], weights: list[float]) -> jax.Array:
+    """``sum_s w_s A_s``: a blend's target is the weighted sum of its styles' Grams (the
+    weights, :meth:`nstjax.run.Run.style_blend`'s, sum to 1)."""
+    return sum(w * t for t, w in zip(targets, weights))
 
 
 # ------------------------------------------------------------------------------ mean_std
@@ -306,7 +333,7 @@ def mrf_score(features, target, key=None, mask=None) -> jax.Array:
 STYLE_LOSSES: dict[str, StyleLoss] = {
     loss.name: loss
     for loss in (
-        StyleLoss("gram", gram_target, gram_score, supports_masks=True, needs_key=False),
+        StyleLoss("gram", gram_target, gram_score, True, False, gram_blend, takes_product=True),
         StyleLoss("mean_std", mean_std_target, mean_std_score, True, False),
         StyleLoss("gaussian_w2", gaussian_w2_target, gaussian_w2_score, True, False),
         StyleLoss(

@@ -1,11 +1,11 @@
-"""Content features and style Grams of the target images, computed once per distinct image."""
+"""Content features and style-loss targets of the target images, computed once per distinct image."""
 
 import functools
 
 import jax
 import jax.numpy as jnp
 
-from nstjax import kernels, losses, style_mix, vgg
+from nstjax import style_mix, vgg
 from nstjax.architecture import LAYER_NAMES
 
 
@@ -22,33 +22,13 @@ def content_features(
     )
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "pooling", "dtype", "convolution"))
-def style_grams(
-    params, image, *, layers: tuple[str, ...], pooling: str, dtype: str, convolution: str = "xla"
-):
-    """Gram matrices ``[C, C]`` (float32) of one style image ``[H, W, 3]`` in [0, 1], by layer."""
+@functools.partial(jax.jit, static_argnames=("program", "pooling", "dtype"))
+def style_targets(params, image, *, program: style_mix.StyleProgram, pooling: str, dtype: str):
+    """The targets of ``program``'s style losses (:mod:`nstjax.style_losses`; for ``"gram"`` the
+    ``[C, C]`` float32 Gram matrices) for one style image ``[H, W, 3]`` in [0, 1]: loss name ->
+    layer name -> representation (:func:`nstjax.style_mix.targets_of`)."""
+    layers = tuple(n for n in LAYER_NAMES if any(n in ls for ls in program.layers))
     feats = vgg.features(
-        params, image, layers, pooling, dtype=jnp.dtype(dtype), convolution=convolution
+        params, image, layers, pooling, dtype=jnp.dtype(dtype), convolution=program.convolution
     )
-    product = kernels.gram_product(convolution)
-    return {name: losses.gram(f, product=product) for name, f in feats.items()}
-
-
-@functools.partial(jax.jit, static_argnames=("pooling", "dtype", "convolution", "style_losses"))
-def style_representations(
-    params,
-    image,
-    *,
-    pooling: str,
-    dtype: str,
-    convolution: str = "xla",
-    style_losses: tuple[tuple[str, tuple[str, ...]], ...],
-):
-    """The targets of the ``(loss name, layers)`` pairs ``style_losses``
-    (:mod:`nstjax.style_losses`) for one style image ``[H, W, 3]`` in [0, 1]: loss name -> layer
-    name -> representation."""
-    layers = tuple(n for n in LAYER_NAMES if any(n in ls for _, ls in style_losses))
-    feats = vgg.features(
-        params, image, layers, pooling, dtype=jnp.dtype(dtype), convolution=convolution
-    )
-    return {name: style_mix.targets_of(feats, (name,), ls)[name] for name, ls in style_losses}
+    return style_mix.targets_of(feats, program)

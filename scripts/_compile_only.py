@@ -118,7 +118,7 @@ def abstract_inputs(params, program: engine.Program, batch: int, size: int, shar
     """``(params, state, hyper, targets)`` of a batch as ``jax.ShapeDtypeStruct``, on ``sharding``.
 
     Shapes come from the engine's types and :mod:`nstjax.targets` (content features in the
-    program's dtype, float32 Grams), traced with ``jax.eval_shape``: nothing is computed.
+    program's dtype, the style losses' float32 targets), traced with ``jax.eval_shape``: nothing is computed.
 
     Args:
         params: VGG parameters (arrays or ``ShapeDtypeStruct``; only shapes are read).
@@ -140,10 +140,10 @@ def abstract_inputs(params, program: engine.Program, batch: int, size: int, shar
         image,
     )
     one = jax.ShapeDtypeStruct((size, size, 3), jnp.float32)
-    grams = jax.eval_shape(
-        functools.partial(targets.style_grams, layers=program.style_layers, **kw), shapes, one
+    found = jax.eval_shape(
+        functools.partial(targets.style_targets, program=program.style, **kw), shapes, one
     )
-    style = {k: jax.ShapeDtypeStruct((batch, *g.shape), g.dtype) for k, g in grams.items()}
+    style = jax.tree.map(lambda g: jax.ShapeDtypeStruct((batch, *g.shape), g.dtype), found)
     per_run = jax.ShapeDtypeStruct((batch,), jnp.float32)
     layer_weights = jax.ShapeDtypeStruct((batch, len(LAYER_NAMES)), jnp.float32)
     hyper = engine.Hyper(

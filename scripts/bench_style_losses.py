@@ -45,11 +45,12 @@ def make_step(name: str):
     layer_weights = np.zeros(16, np.float32)
     layer_weights[[LAYER_INDEX[n] for n in style_layers]] = 1 / len(style_layers)
 
+    program = style_mix.StyleProgram((name,), (style_layers,))
+
     def loss(params, pixels, content, targets, key):
         feats = vgg.features(params, pixels / 255.0, layers, "max")
-        style = style_mix.family_style_loss(
-            feats, {name: targets}, layer_weights, jnp.ones(1), key, losses=(name,)
-        )
+        weights = style_mix.StyleWeights(1.0, layer_weights, key=jax.random.key_data(key))
+        style = style_mix.style_loss(program, feats, {name: targets}, weights)
         return losses.content_loss(feats[CONTENT_LAYER], content) + 1e3 * style
 
     return jax.jit(jax.vmap(jax.value_and_grad(loss, argnums=1), in_axes=(None, 0, 0, 0, 0)))
@@ -68,7 +69,8 @@ def measure(
     keys = jax.random.split(jax.random.key(0), runs)
     steps, args = {}, {}
     for name in names:
-        one = style_mix.targets_of(feats, (name,), LAYERS_OF.get(name, STYLE_LAYERS))[name]
+        program = style_mix.StyleProgram((name,), (LAYERS_OF.get(name, STYLE_LAYERS),))
+        one = style_mix.targets_of(feats, program)[name]
         stacked = {layer: style_mix.stack([r] * runs) for layer, r in one.items()}
         args[name] = (params, pixels, content, stacked, keys)
         steps[name] = make_step(name)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import api, color, losses, schedule, vgg
+from nstjax import api, color, losses, schedule, style_mix, vgg
 from nstjax.architecture import LAYER_INDEX, LAYER_NAMES
 from nstjax.errors import NstjaxError
 from nstjax.image import save_image
@@ -271,7 +271,8 @@ def _halves(shape: tuple[int, int]) -> list[np.ndarray]:
 
 
 def test_guided_gram_loss_matches_numpy(tiny_params, images):
-    """losses.weighted_style_loss with masks = sum over regions of MSE(guided Gram, target)."""
+    """The guided Gram loss (style_mix.style_loss with masks) = sum over regions of
+    MSE(guided Gram, target)."""
     feats = _features(tiny_params, images["content"], STYLE_LAYERS)
     rng = np.random.default_rng(5)
     masks = {n: rng.random((2, *f.shape[:2])) for n, f in feats.items()}
@@ -279,10 +280,11 @@ def test_guided_gram_loss_matches_numpy(tiny_params, images):
     weights = np.zeros(len(LAYER_NAMES), np.float32)
     for n, w in zip(STYLE_LAYERS, (0.2, 0.3, 0.5)):
         weights[LAYER_INDEX[n]] = w
-    got = losses.weighted_style_loss(
+    got = style_mix.style_loss(
+        style_mix.StyleProgram(("gram",), (tuple(feats),)),
         {n: jnp.asarray(f, jnp.float32) for n, f in feats.items()},
-        {n: jnp.asarray(t, jnp.float32) for n, t in targets.items()},
-        jnp.asarray(weights),
+        {"gram": {n: jnp.asarray(t, jnp.float32) for n, t in targets.items()}},
+        style_mix.StyleWeights(jnp.float32(1.0), jnp.asarray(weights)),
         {n: jnp.asarray(m, jnp.float32) for n, m in masks.items()},
     )
     expected = sum(

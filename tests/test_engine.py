@@ -28,7 +28,11 @@ def _batch(params, runs, program, contents, styles, tolerances=False):
     ]
     targets = engine.Targets(
         content={n: f[jnp.asarray([r["content"] for r in runs])] for n, f in feats.items()},
-        style={n: jnp.stack([grams[r["style"]][n] for r in runs]) for n in program.style_layers},
+        style={
+            "gram": {
+                n: jnp.stack([grams[r["style"]][n] for r in runs]) for n in program.style_layers
+            }
+        },
     )
     vec = lambda names: np.isin(np.arange(16), [LAYER_INDEX[n] for n in names]) / len(names)
     hyper = engine.Hyper(

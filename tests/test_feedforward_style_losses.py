@@ -51,10 +51,10 @@ def test_networks_with_different_style_losses_train_in_one_step(
     content_dir, images_dir, tiny_params, tmp_path, monkeypatch
 ):
     computed = []
-    representations = training._style_representations
+    representations = training._style_targets_of
     monkeypatch.setattr(
         training,
-        "_style_representations",
+        "_style_targets_of",
         lambda params, objective, style: (
             computed.append(style.shape) or representations(params, objective, style)
         ),

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import engine, kernels, losses, vgg
+from nstjax import engine, style_mix, vgg
 from nstjax.bench.problem import make_problem
 from nstjax.kernels import gram, onednn
 
@@ -81,8 +81,9 @@ def test_style_loss_gradient_with_onednn_grams_matches_einsum(masked):
     weights = jnp.ones(16)
 
     def loss(f, convolution):
-        return losses.weighted_style_loss(
-            {"conv1_1": f}, targets, weights, masks, product=kernels.gram_product(convolution)
+        program = style_mix.StyleProgram(("gram",), (("conv1_1",),), convolution)
+        return style_mix.style_loss(
+            program, {"conv1_1": f}, {"gram": targets}, style_mix.StyleWeights(1.0, weights), masks
         )
 
     f = feats["conv1_1"]

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import engine, losses, vgg
+from nstjax import engine, losses, style_mix, vgg
 
 # The 16 conv layers of VGG-19 in order (Simonyan & Zisserman, configuration E): the layer-weight
 # vectors are indexed by position in this list.
@@ -254,23 +254,30 @@ def test_weighted_content_loss_matches_numpy_and_zero_weight_switches_a_layer_of
     assert_close(got_ignored, want_off)
 
 
-def test_weighted_style_loss_matches_numpy_and_zero_weight_switches_a_layer_off():
+def _gram_loss(feats, target_grams, weights, masks=None):
+    """The Gram loss alone through :func:`nstjax.style_mix.style_loss` (the engine's path)."""
+    program = style_mix.StyleProgram(("gram",), (tuple(target_grams),))
+    weights = style_mix.StyleWeights(jnp.float32(1.0), weights)
+    return style_mix.style_loss(program, feats, {"gram": target_grams}, weights, masks)
+
+
+def test_gram_style_loss_matches_numpy_and_zero_weight_switches_a_layer_off():
     feats = _random_features(9)
     target_grams = {n: np_gram(f).astype(np.float32) for n, f in _random_features(10).items()}
     weights = layer_vector({"conv1_1": 1.0, "conv2_1": 0.25, "conv4_2": 4.0})
-    got = losses.weighted_style_loss(_jnp(feats), _jnp(target_grams), jnp.asarray(weights))
+    got = _gram_loss(_jnp(feats), _jnp(target_grams), jnp.asarray(weights))
     assert_close(got, np_style(feats, target_grams, weights))
 
     off = layer_vector({"conv1_1": 0.0, "conv2_1": 0.25, "conv4_2": 4.0})
     perturbed = dict(feats, conv1_1=feats["conv1_1"] * 50.0)
-    got_off = losses.weighted_style_loss(_jnp(perturbed), _jnp(target_grams), jnp.asarray(off))
+    got_off = _gram_loss(_jnp(perturbed), _jnp(target_grams), jnp.asarray(off))
     want_off = 0.25 * np_mse(np_gram(feats["conv2_1"]), target_grams["conv2_1"]) + 4.0 * np_mse(
         np_gram(feats["conv4_2"]), target_grams["conv4_2"]
     )
     assert_close(got_off, want_off)
 
 
-def test_guided_weighted_style_loss_with_two_regions_matches_numpy():
+def test_guided_gram_style_loss_with_two_regions_matches_numpy():
     rng = np.random.default_rng(11)
     feats = _random_features(12)
     masks, target_grams = {}, {}
@@ -284,9 +291,7 @@ def test_guided_weighted_style_loss_with_two_regions_matches_numpy():
             [np_gram(rng.uniform(0, 2, size=(h, w, c))) for _ in range(2)]
         ).astype(np.float32)
     weights = layer_vector({"conv1_1": 1.0, "conv2_1": 0.5, "conv4_2": 2.0})
-    got = losses.weighted_style_loss(
-        _jnp(feats), _jnp(target_grams), jnp.asarray(weights), _jnp(masks)
-    )
+    got = _gram_loss(_jnp(feats), _jnp(target_grams), jnp.asarray(weights), _jnp(masks))
     assert_close(got, np_style(feats, target_grams, weights, masks))
     # The guided loss is not the unguided one (the masks matter).
     unguided = sum(
@@ -370,7 +375,7 @@ def np_terms(layers, pooling, pixels, hyper, targets) -> np.ndarray:
     """(total, content, style, tv) of ``pixels`` (0-255 units), float64 throughout."""
     feats = np_vgg(layers, np.asarray(pixels, np.float64) / 255.0, pooling)
     content = np_content(feats, targets.content, np.asarray(hyper.content_layer_weights))
-    style = np_style(feats, targets.style, np.asarray(hyper.style_layer_weights))
+    style = np_style(feats, targets.style["gram"], np.asarray(hyper.style_layer_weights))
     tv = np_tv(pixels)
     total = (
         float(hyper.content_weight) * content
@@ -398,7 +403,7 @@ def make_problem(layers, pooling: str, seed: int = 1, size: int = SIZE):
     sf = np_vgg(layers, style_img, pooling)
     targets = engine.Targets(
         content={n: jnp.asarray(cf[n], jnp.float32) for n in CONTENT_LAYERS},
-        style={n: jnp.asarray(np_gram(sf[n]), jnp.float32) for n in STYLE_LAYERS},
+        style={"gram": {n: jnp.asarray(np_gram(sf[n]), jnp.float32) for n in STYLE_LAYERS}},
     )
     hyper = engine.Hyper(
         content_weight=jnp.float32(100.0),
@@ -549,7 +554,7 @@ def real_bf16_gradients(real_params, images_dir):
     cf = vgg.features(params, jnp.asarray(content), content_layers)
     sf = vgg.features(params, jnp.asarray(style), style_layers)
     targets = engine.Targets(
-        content=dict(cf), style={n: jnp.asarray(np_gram(sf[n]), jnp.float32) for n in sf}
+        content=dict(cf), style={"gram": {n: jnp.asarray(np_gram(sf[n]), jnp.float32) for n in sf}}
     )
     hyper = engine.Hyper(  # nstjax's defaults (api.Run)
         content_weight=jnp.float32(1.0),

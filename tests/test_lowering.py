@@ -21,7 +21,7 @@ import pytest
 from jax import export
 from jax.sharding import AbstractMesh, NamedSharding, PartitionSpec
 
-from nstjax import engine, targets, vgg
+from nstjax import engine, style_mix, targets, vgg
 from nstjax.architecture import LAYER_NAMES, downsampling
 from nstjax.kernels import onednn
 
@@ -134,8 +134,12 @@ def engine_inputs(params, program: engine.Program, runs: int = RUNS, by_run=None
     }
     regions = (REGIONS,) if program.guided else ()
     style = {
-        name: spec((r, *regions, _channels(params, name), _channels(params, name)), sharding=by_run)
-        for name in program.style_layers
+        "gram": {
+            name: spec(
+                (r, *regions, _channels(params, name), _channels(params, name)), sharding=by_run
+            )
+            for name in program.style_layers
+        }
     }
     masks = None
     if program.guided:
@@ -208,7 +212,8 @@ def test_target_functions_lower(params, dtype):
     feats = export_checked(
         targets.content_features, p, spec((2, SIZE, SIZE, 3)), layers=layers, **kw
     )
-    grams = export_checked(targets.style_grams, p, spec((SIZE, SIZE, 3)), layers=layers, **kw)
+    program = style_mix.StyleProgram(("gram",), (layers,))
+    grams = export_checked(targets.style_targets, p, spec((SIZE, SIZE, 3)), program=program, **kw)
     widths = [_channels(params, n) for n in sorted(layers)]
     assert sorted(a.shape[-1] for a in feats.out_avals) == sorted(widths)
     assert all(a.dtype == jnp.dtype(dtype) for a in feats.out_avals)
@@ -421,7 +426,7 @@ def test_the_feed_forward_training_step_lowers(params, network_axis):
         style_loss_weights=spec((k, 1)), max_nonfinite_steps=spec((k,), jnp.int32),
         style_key=spec((k, 2), jnp.uint32),
     )  # fmt: skip
-    targets = step.Targets(style=grams, family={})
+    targets = step.Targets(style={"gram": grams})
     train = jax.jit(step.train_step, static_argnums=2)
     exported = export_checked(train, state, params, objective, spec((batch, SIZE, SIZE, 3)),
                               targets, hyper, spec((), jnp.int32))  # fmt: skip

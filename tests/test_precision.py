@@ -60,7 +60,7 @@ def _gradient(params, dtype, run, pixels, content, style):
     content_feats = vgg.features(params, jnp.asarray(content), program.content_layers, dtype=dt)
     style_feats = vgg.features(params, jnp.asarray(style), program.style_layers, dtype=dt)
     targets = engine.Targets(
-        content=content_feats, style={n: losses.gram(f) for n, f in style_feats.items()}
+        content=content_feats, style={"gram": {n: losses.gram(f) for n, f in style_feats.items()}}
     )
     hyper = engine.Hyper(
         content_weight=jnp.float32(run.content_weight),
@@ -153,7 +153,7 @@ def test_bf16_program_computes_in_bf16_and_accumulates_losses_in_fp32(tiny_param
     )
     style_feats = vgg.features(tiny_params, jnp.asarray(style), program.style_layers)
     targets = engine.Targets(
-        content=feats, style={n: losses.gram(f) for n, f in style_feats.items()}
+        content=feats, style={"gram": {n: losses.gram(f) for n, f in style_feats.items()}}
     )
     total, terms = engine.run_loss(tiny_params, program, jnp.asarray(content) * 255, hyper, targets)
     assert total.dtype == terms.dtype == jnp.float32

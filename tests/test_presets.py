@@ -44,10 +44,12 @@ def _engine_terms(params, preset, pixels, content, style):
     targets = engine.Targets(
         content=vgg.features(params, jnp.asarray(content), program.content_layers, pooling),
         style={
-            n: losses.gram(f)
-            for n, f in vgg.features(
-                params, jnp.asarray(style), program.style_layers, pooling
-            ).items()
+            "gram": {
+                n: losses.gram(f)
+                for n, f in vgg.features(
+                    params, jnp.asarray(style), program.style_layers, pooling
+                ).items()
+            }
         },
     )
     hyper = engine.Hyper(

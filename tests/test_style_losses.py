@@ -271,35 +271,37 @@ def test_vmap_over_runs_equals_each_alone(name):
 # The combinator and the spec
 
 
-def test_family_style_loss_is_the_weighted_sum():
+def test_style_loss_is_the_weighted_sum():
     layers = {"conv1_1": (6, 6, 4), "conv3_1": (4, 4, 3)}  # positions 0 and 4 of the 16
     out = {n: features(50 + i, *shape) for i, (n, shape) in enumerate(layers.items())}
     sty = {n: features(60 + i, *shape) for i, (n, shape) in enumerate(layers.items())}
     names = ("mrf", "sliced_wasserstein", "gram")
-    targets = jax.jit(mix.targets_of, static_argnums=(1, 2))(sty, names, tuple(layers))
+    program = mix.StyleProgram(names, (tuple(layers),) * 3)
+    targets = jax.jit(mix.targets_of, static_argnums=1)(sty, program)
     layer_weights = np.zeros(16, np.float32)
     layer_weights[[0, 4]] = [0.7, 1.9]
     loss_weights = np.array([0.5, 2.0, 3.0], np.float32)
-    family = jax.jit(functools.partial(mix.family_style_loss, losses=names))
-    value = family(out, targets, layer_weights, loss_weights, KEY)
+    weights = mix.StyleWeights(1.0, layer_weights, loss_weights, jax.random.key_data(KEY))
+    step = 5
+    value = jax.jit(mix.style_loss, static_argnums=0)(program, out, targets, weights, None, step)
     expected = 0.0
+    key = jax.random.fold_in(KEY, step)
     for lw, layer, position in ((0.7, "conv1_1", 0), (1.9, "conv3_1", 4)):
         f, s = out[layer], sty[layer]
         expected += 0.5 * lw * np_mrf(f, s)[1]
-        key = jax.random.fold_in(KEY, 1 * 16 + position)
-        expected += 2.0 * lw * np_sliced_loss(f, s, key)
+        # the second stream: numbered among the losses other than "gram"
+        expected += 2.0 * lw * np_sliced_loss(f, s, jax.random.fold_in(key, 1 * 16 + position))
         expected += 3.0 * lw * np_gram_loss(f, s)
     np.testing.assert_allclose(float(value), expected, rtol=1e-4)
 
 
-def test_family_rejects_masks_for_losses_without_them():
+def test_style_loss_rejects_masks_for_losses_without_them():
     f = {"conv1_1": jnp.asarray(features(70))}
-    targets = mix.targets_of(f, ("histogram",), ("conv1_1",))
+    program = mix.StyleProgram(("histogram",), (("conv1_1",),))
+    targets = mix.targets_of(f, program)
     masks = {"conv1_1": jnp.ones((1, 5, 6))}
     with pytest.raises(NstjaxError, match="histogram.*does not support masks"):
-        mix.family_style_loss(
-            f, targets, jnp.ones(16), jnp.ones(1), None, masks, losses=("histogram",)
-        )
+        mix.style_loss(program, f, targets, mix.StyleWeights(1.0, jnp.ones(16)), masks)
 
 
 def test_parse_style_loss():
@@ -436,7 +438,7 @@ def test_guided_mean_std_through_the_engine(tiny_params):
     program = plan.program_for([run], Options(), "xla")
     assert program.guided and program.style_losses == ("gram", "mean_std")
     built = build.build(tiny_params, program, [run], contents, styles)
-    mean = built.targets.family["mean_std"]["conv2_1"]["mean"]
+    mean = built.targets.style["mean_std"]["conv2_1"]["mean"]
     assert mean.shape[:2] == (1, 2) and built.targets.masks["conv2_1"].shape[:2] == (1, 2)
     terms = engine.evaluate(tiny_params, built.pixels, built.hyper, built.targets, program=program)
     assert np.all(np.isfinite(np.asarray(terms))) and float(terms[0, 2]) > 0

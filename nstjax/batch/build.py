@@ -1,8 +1,9 @@
 """The builder: a batch's runs and images -> the engine's arrays (initial pixels, Hyper, Targets).
 
-Content features are computed once per distinct content image and style Grams once per distinct
-style image as a run sees it (its scale, and for histogram matching the content it is matched
-to); each run's targets are then gathered or blended from those. Everything per run gets a
+Content features are computed once per distinct content image and style-loss targets once per
+distinct style image as a run sees it (its scale, and for histogram matching the content it is
+matched to); each run's targets are then gathered or blended from those, the same way for every
+style loss (:func:`nstjax.style_mix.blend`). Everything per run gets a
 leading run axis, so a batch that varies any of it compiles once.
 """
 
@@ -69,36 +70,11 @@ def _per_style_image(runs, contents, styles, compute) -> dict:
     return found
 
 
-def _style_grams(params, program: engine.Program, runs, contents, styles) -> dict:
-    """Grams by layer for every distinct style image as the runs see it."""
-    if "gram" not in program.style_losses:
-        return {}
-    if not program.style_layers:  # a pure content reconstruction needs no Grams
-        return _per_style_image(runs, contents, styles, lambda image: {})
-    return _per_style_image(
-        runs,
-        contents,
-        styles,
-        lambda image: targets.style_grams(
-            params,
-            image,
-            layers=program.style_layers,
-            pooling=program.pooling,
-            dtype=program.dtype,
-            convolution=program.convolution,
-        ),
-    )
-
-
-def _family_of(program: engine.Program) -> tuple[str, ...]:
-    return tuple(n for n in program.style_losses if n != "gram")
-
-
-def check_patch_sizes(program: engine.Program, style: tuple, output: tuple) -> None:
+def check_patch_sizes(program: style_mix.StyleProgram, style: tuple, output: tuple) -> None:
     """The MRF loss needs at least one 3x3 patch at each of its layers, in both images (``style``
-    and ``output`` are ``(h, w)``; ``program`` an ``engine.Program`` or anything with its
-    ``style_losses`` and ``layers_of``)."""
-    if "mrf" not in program.style_losses:
+    and ``output`` are ``(h, w)``; ``program`` an ``engine.Program``'s or feed-forward
+    ``Objective``'s ``style``)."""
+    if "mrf" not in program.losses:
         return
     size = style_losses.MRF_PATCH
     for layer in program.layers_of("mrf"):
@@ -112,54 +88,50 @@ def check_patch_sizes(program: engine.Program, style: tuple, output: tuple) -> N
                 )
 
 
-def _style_family(params, program: engine.Program, runs, contents, styles) -> dict:
-    """The other style losses' targets (loss -> layer -> representation) for every distinct style
+def _style_targets(params, program: engine.Program, runs, contents, styles) -> dict:
+    """Every style loss's targets (loss -> layer -> representation) for every distinct style
     image as the runs see it."""
-    names = _family_of(program)
-    if not names or not program.style_layers:
-        return {}
-    pairs = tuple((n, program.layers_of(n)) for n in names)
+    style = program.style
+    if not program.style_layers:  # a pure content reconstruction needs no style targets
+        return _per_style_image(runs, contents, styles, lambda image: {})
     return _per_style_image(
         runs,
         contents,
         styles,
-        lambda image: targets.style_representations(
-            params,
-            image,
-            pooling=program.pooling,
-            dtype=program.dtype,
-            convolution=program.convolution,
-            style_losses=pairs,
+        lambda image: targets.style_targets(
+            params, image, program=style, pooling=program.pooling, dtype=program.dtype
         ),
     )
 
 
-def _family_targets(runs, program: engine.Program, found: dict, regions: int | None) -> dict:
-    """Each run's targets of the other style losses, stacked over runs (point sets padded).
+def _run_target(run: Run, name: str, layer: str, found: dict, regions: int | None):
+    """One run's target of the loss ``name`` at ``layer``.
 
-    Without guidance a run's target is its (single) style's; a blend, allowed only where these
-    losses have weight 0, takes its first style's. With ``regions``, ``[K, ...]`` per run: one
-    target per style of a run with masks, its style's for a run without; unused regions get the
-    target of zero features, which scores 0 under a zero mask.
+    Without masks, its styles' targets blended (:func:`nstjax.style_mix.blend`). With
+    ``regions``, ``[K, ...]``: a run with masks has one region per style, a run without one
+    region (its blended target); unused regions get the target of zero features, which scores
+    0 under a zero mask.
     """
-    out = {}
-    for name in _family_of(program):
-        out[name] = {}
-        for layer in program.layers_of(name):
-            per_run = []
-            for r in runs:
-                blend = list(r.style_blend())
-                chosen = blend if regions and r.masks is not None else blend[:1]
-                reps = [found[_style_key(r, s)][name][layer] for s in chosen]
-                if regions:
-                    c = jax.tree.leaves(reps[0])[0].shape[-1]
-                    empty = style_losses.STYLE_LOSSES[name].target(jnp.zeros((1, 1, c)))
-                    reps = style_mix.stack(reps + [empty] * (regions - len(reps)))
-                else:
-                    reps = reps[0]
-                per_run.append(reps)
-            out[name][layer] = style_mix.stack(per_run)
-    return out
+    blend = run.style_blend()
+    per_style = [found[_style_key(run, s)][name][layer] for s in blend]
+    if not (regions and run.masks is not None):
+        per_style = [style_mix.blend(name, per_style, list(blend.values()))]
+    if not regions:
+        return per_style[0]
+    c = jax.tree.leaves(per_style[0])[0].shape[-1]
+    empty = style_losses.STYLE_LOSSES[name].target(jnp.zeros((1, 1, c)))
+    return style_mix.stack(per_style + [empty] * (regions - len(per_style)))
+
+
+def _run_targets(runs, program: engine.Program, found: dict, regions: int | None) -> dict:
+    """Each run's style targets (:func:`_run_target`), stacked over runs (point sets padded)."""
+    return {
+        name: {
+            layer: style_mix.stack([_run_target(r, name, layer, found, regions) for r in runs])
+            for layer in program.layers_of(name)
+        }
+        for name in program.style_losses
+    }
 
 
 def _content_targets(params, program: engine.Program, runs, contents) -> dict:
@@ -186,51 +158,23 @@ def _downsample_mask(mask: np.ndarray, shape: tuple[int, int], factor: int) -> n
     return m[: h * factor, : w * factor].reshape(h, factor, w, factor).mean(axis=(1, 3))
 
 
-def _guided_targets(runs, program, grams, shape):
-    """``[R, K, C, C]`` Grams and ``[R, K, h, w]`` masks for a batch using spatial control.
-
-    A run without masks is one region (a mask of ones) with its blended target; unused regions
-    have zero masks and zero targets, which contribute nothing.
-    """
-    regions = max(len(r.masks) if r.masks is not None else 1 for r in runs)
-    style, masks = {}, {}
+def _guided_masks(runs, program: engine.Program, shape, regions: int) -> dict:
+    """``[R, K, h, w]`` region masks by style layer for a batch using spatial control: a run
+    without masks is one region (a mask of ones); unused regions have zero masks."""
+    masks = {}
     for name in program.style_layers:
         factor = downsampling(name)
         hw = (shape[0] // factor, shape[1] // factor)
-        per_run_grams, per_run_masks = [], []
+        per_run = []
         for r in runs:
             if r.masks is None:
                 m = [np.ones(hw, np.float32)]
             else:
                 m = [_downsample_mask(mask, shape, factor) for mask in r.masks]
             m += [np.zeros(hw, np.float32)] * (regions - len(m))
-            per_run_masks.append(np.stack(m))
-            if grams:  # none when the program has no Gram loss
-                blend = r.style_blend()
-                zero = jnp.zeros_like(grams[_style_key(r, next(iter(blend)))][name])
-                if r.masks is None:
-                    g = [sum(w * grams[_style_key(r, s)][name] for s, w in blend.items())]
-                else:
-                    g = [grams[_style_key(r, s)][name] for s in blend]
-                per_run_grams.append(jnp.stack(g + [zero] * (regions - len(g))))
-        if grams:
-            style[name] = jnp.stack(per_run_grams)
-        masks[name] = jnp.asarray(np.stack(per_run_masks))
-    return style, masks
-
-
-def _blended_targets(runs, program, grams) -> dict:
-    if not grams:  # the program has no Gram loss
-        return {}
-    return {
-        name: jnp.stack(
-            [
-                sum(w * grams[_style_key(r, s)][name] for s, w in r.style_blend().items())
-                for r in runs
-            ]
-        )
-        for name in program.style_layers
-    }
+            per_run.append(np.stack(m))
+        masks[name] = jnp.asarray(np.stack(per_run))
+    return masks
 
 
 def _temporal_targets(runs: Sequence[Run], shape: tuple[int, int]):
@@ -305,22 +249,18 @@ def build(
         for s in r.style_blend():
             shape = contents[r.content].shape[:2]
             style_shape = style_image(r, styles[s], contents[r.content]).shape[:2]
-            check_patch_sizes(program, style_shape, shape)
-    grams = _style_grams(params, program, runs, contents, styles)
-    found = _style_family(params, program, runs, contents, styles)
-    regions = None
+            check_patch_sizes(program.style, style_shape, shape)
+    found = _style_targets(params, program, runs, contents, styles)
+    regions, masks = None, None
     if program.guided:
         shape = contents[runs[0].content].shape[:2]
         regions = max(len(r.masks) if r.masks is not None else 1 for r in runs)
-        style_targets, masks = _guided_targets(runs, program, grams, shape)
-    else:
-        style_targets, masks = _blended_targets(runs, program, grams), None
+        masks = _guided_masks(runs, program, shape, regions)
     temporal, reliability = _temporal_targets(runs, contents[runs[0].content].shape[:2])
     run_targets = engine.Targets(
         content=_content_targets(params, program, runs, contents),
-        style=style_targets,
+        style=_run_targets(runs, program, found, regions),
         masks=masks,
-        family=_family_targets(runs, program, found, regions),
         temporal=temporal,
         temporal_mask=reliability,
     )

@@ -54,22 +54,22 @@ class Objective:
     pooling: str = "max"
     style_losses: tuple[str, ...] = ("gram",)
     network_axis: str = NETWORK_AXES[0]
-    # What style_mix.program_style_loss reads of an engine.Program: no guidance, XLA's kernels.
-    guided = False
-    convolution = "xla"
 
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.content_layers + self.style_layers))
 
-    def layers_of(self, style_loss: str) -> tuple[str, ...]:
-        """The layers ``style_loss`` is computed at (all style layers)."""
-        return self.style_layers
+    @property
+    def style(self) -> style_mix.StyleProgram:
+        """The style losses' static part, as ``engine.Program.style``: every loss at every style
+        layer, XLA's convolutions (the VGG is not prepared for another)."""
+        layers = (self.style_layers,) * len(self.style_losses)
+        return style_mix.StyleProgram(self.style_losses, layers, "xla")
 
 
 class Hyper(NamedTuple):
-    """Per-network loss weights, each ``[K]`` (``[K, 16]`` for the layer weights), the fields
-    :func:`nstjax.style_mix.program_style_loss` reads as it does an ``engine.Hyper``'s."""
+    """Per-network loss weights, each ``[K]`` (``[K, 16]`` for the layer weights); the style
+    ones as ``engine.Hyper`` holds a run's (:attr:`style_weights`)."""
 
     content_weight: jax.Array
     style_weight: jax.Array
@@ -79,17 +79,21 @@ class Hyper(NamedTuple):
     style_loss_weights: jax.Array  # [K, len(Objective.style_losses)]
     max_nonfinite_steps: jax.Array  # [K] int32: consecutive rejected steps that stop a network
     style_key: jax.Array  # [K, 2] uint32 key data; a step's key folds in the step number
-    normalize_gradients: None = None  # no gradient normalisation in training
+
+    @property
+    def style_weights(self) -> style_mix.StyleWeights:
+        """The style loss's weights (:func:`nstjax.style_mix.style_loss`; no gradient
+        normalisation in training)."""
+        return style_mix.StyleWeights(
+            self.style_weight, self.style_layer_weights, self.style_loss_weights, self.style_key
+        )
 
 
 class Targets(NamedTuple):
-    """Per-network style targets (leading axis K), as ``engine.Targets`` holds them: the Grams by
-    layer (``style``, empty without the Gram loss) and the other losses' representations
-    (``family``: loss name -> layer name -> representation)."""
+    """Per-network style targets (leading axis K), as ``engine.Targets.style`` holds a run's:
+    loss name -> layer name -> representation (:func:`nstjax.style_mix.targets_of`)."""
 
-    style: dict[str, jax.Array]
-    family: dict[str, dict[str, Any]]
-    masks: None = None
+    style: dict[str, dict[str, Any]]
 
 
 class TrainState(NamedTuple):
@@ -128,7 +132,9 @@ def image_terms(
         step: the step number, folded into the key of the losses that draw random numbers.
     """
     content = losses.weighted_content_loss(feats, content_targets, hyper.content_layer_weights)
-    style = style_mix.program_style_loss(objective, feats, hyper, style_targets, step)
+    style = style_mix.style_loss(
+        objective.style, feats, style_targets.style, hyper.style_weights, step=step
+    )
     return jnp.stack([content, style, losses.tv_loss(output * 255.0)])
 
 

@@ -94,7 +94,7 @@ def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None
             )
     objective = objective_of(config)
     for style in loaded.values():
-        check_patch_sizes(objective, style.shape[:2], (config.size, config.size))
+        check_patch_sizes(objective.style, style.shape[:2], (config.size, config.size))
     center = np.random.default_rng(0)
     held = [data.load_square(p, config.size, "center", center) for p in held_files]
     batches = data.training_batches(
@@ -149,41 +149,27 @@ def hyper_of(config: TrainConfig, objective: step.Objective) -> step.Hyper:
     )
 
 
-def _style_representations(vgg_params, objective: step.Objective, style: np.ndarray) -> tuple:
-    """One style image's Grams by layer and its other losses' representations."""
-    image_ = jnp.asarray(style)
-    grams = {}
-    if "gram" in objective.style_losses:
-        grams = targets.style_grams(
-            vgg_params,
-            image_,
-            layers=objective.style_layers,
-            pooling=objective.pooling,
-            dtype="float32",
-        )
-    others = tuple((n, objective.style_layers) for n in objective.style_losses if n != "gram")
-    family = {}
-    if others:
-        family = targets.style_representations(
-            vgg_params, image_, pooling=objective.pooling, dtype="float32", style_losses=others
-        )
-    return grams, family
+def _style_targets_of(vgg_params, objective: step.Objective, style: np.ndarray) -> dict:
+    """One style image's targets (loss -> layer -> representation)."""
+    return targets.style_targets(
+        vgg_params, jnp.asarray(style), program=objective.style, pooling=objective.pooling,
+        dtype="float32",
+    )  # fmt: skip
 
 
 def style_targets(vgg_params, objective: step.Objective, styles: list[np.ndarray]):
     """Each network's :class:`~nstjax.feedforward.step.Targets` (leading axis K), computed once
     per distinct style image (``styles`` holds one array per network, shared ones the same)."""
-    by_image: dict[int, tuple] = {}
+    by_image: dict[int, dict] = {}
     for style in styles:
         if id(style) not in by_image:
-            by_image[id(style)] = _style_representations(vgg_params, objective, style)
+            by_image[id(style)] = _style_targets_of(vgg_params, objective, style)
     found = [by_image[id(style)] for style in styles]
-    grams = {n: jnp.stack([g[n] for g, _ in found]) for n in found[0][0]}
-    family = {
-        name: {layer: style_mix.stack([f[name][layer] for _, f in found]) for layer in by_layer}
-        for name, by_layer in found[0][1].items()
+    stacked = {
+        name: {layer: style_mix.stack([f[name][layer] for f in found]) for layer in by_layer}
+        for name, by_layer in found[0].items()
     }
-    return step.Targets(style=grams, family=family)
+    return step.Targets(style=stacked)
 
 
 def stylise_all(variables, net, images: jax.Array) -> jax.Array:
