@@ -71,7 +71,7 @@ def feature_shape(layer: str, shape: tuple[int, int], channels=CHANNELS) -> tupl
 Layers = Sequence[str] | Mapping[str, float] | None
 
 
-def chosen(layers: Layers, default: Sequence[str], names_weight) -> dict[str, float]:
+def layer_choice(layers: Layers, default: Sequence[str], names_weight) -> dict[str, float]:
     """The user's layer choice as ``{layer: weight}``: ``None`` is the preset's ``default``
     names; names get ``names_weight(count)`` each (the reference's convention); a mapping's
     weights multiply the formula's per-layer constants."""

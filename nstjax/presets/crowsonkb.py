@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 from nstjax.architecture import CHANNELS, CONTENT_LAYER
 from nstjax.init import DEFAULT_NOISE_SCALE
-from nstjax.presets.common import Layers, Preset, chosen, equal, split
+from nstjax.presets.common import Layers, Preset, equal, layer_choice, split
 
 CROWSONKB = "crowsonkb/style-transfer-pytorch@e7e2c71 style_transfer/style_transfer.py"
 CROWSONKB_CLI = "crowsonkb/style-transfer-pytorch@e7e2c71 style_transfer/cli.py"
@@ -59,11 +59,11 @@ def crowsonkb(
         "style_weight": (1.0, f"{src} lines 451-453 (each layer scaled by its weight only)"),
         "tv_weight": (2.0 / (3 * 255.0**2), f"{src} line 352 (tv_weight 2.), 184-195, 376"),
         "content_layers": (
-            chosen(content_layers, (CONTENT_LAYER,), equal),
+            layer_choice(content_layers, (CONTENT_LAYER,), equal),
             f"{src} line 316 (layer 22, relu4_2), line 366 (weight / number of layers)",
         ),
         "style_layers": (
-            chosen(style_layers, default_style, equal),
+            layer_choice(style_layers, default_style, equal),
             f"{src} lines 317 (layers 1, 6, 11, 20, 29), 320-322 (256, 64, 16, 4, 1 / 341)",
         ),
         "style_loss": ("gaussian_w2", f"{src} lines 149-181 (StyleLossW2), 443, 453"),

@@ -3,7 +3,15 @@
 from collections.abc import Mapping
 
 from nstjax.architecture import CHANNELS
-from nstjax.presets.common import OPTION_NAMES, RUN_FIELDS, Layers, Preset, equal, split
+from nstjax.presets.common import (
+    OPTION_NAMES,
+    RUN_FIELDS,
+    Layers,
+    Preset,
+    equal,
+    layer_choice,
+    split,
+)
 from nstjax.run import DEFAULT_SIZE, Options, Run
 
 NSTJAX_OPTIONS = {
@@ -29,5 +37,5 @@ def nstjax(
     run, where = Run(), "nstjax.run.Run"
     values = {k: (getattr(run, k), where) for k in RUN_FIELDS}
     for key, chosen in (("content_layers", content_layers), ("style_layers", style_layers)):
-        values[key] = (chosen(chosen, getattr(run, key), equal), where)
+        values[key] = (layer_choice(chosen, getattr(run, key), equal), where)
     return split("nstjax", {**values, **NSTJAX_OPTIONS}, ())

@@ -13,10 +13,10 @@ from nstjax.presets.common import (
     TORCH_OPTIM,
     Layers,
     Preset,
-    chosen,
     each,
     equal,
     feature_shape,
+    layer_choice,
     split,
 )
 
@@ -47,13 +47,13 @@ def paper(
     constants follow the layers chosen: ``--content-layers conv2_2`` gets conv2_2's ``h w C / 2``.
     """
     content = {}
-    for layer, weight in chosen(content_layers, (CONTENT_LAYER,), equal).items():
+    for layer, weight in layer_choice(content_layers, (CONTENT_LAYER,), equal).items():
         h, w, c = feature_shape(layer, shape, channels)
         content[layer] = weight * 0.5 * h * w * c  # 1/2 sum = 1/2 h w C mean
     # 1/(4 N^2 M^2) * M^2 N^2 * N^2 mean = N^2 / 4 mean, times w_l
     style = {
         layer: weight * channels[layer] ** 2 / 4.0
-        for layer, weight in chosen(style_layers, STYLE_LAYERS, equal).items()
+        for layer, weight in layer_choice(style_layers, STYLE_LAYERS, equal).items()
     }
     eq = PAPER_SECTION
     values = {
@@ -110,10 +110,10 @@ def gatys(
     channel counts. Each named layer gets the full weight (the notebook sums, never averages).
     """
     del shape  # means only: nothing depends on the size
-    content = chosen(content_layers, (CONTENT_LAYER,), each)
+    content = layer_choice(content_layers, (CONTENT_LAYER,), each)
     style = {
         layer: weight * channels[layer] ** 2 / CHANNELS[layer] ** 2
-        for layer, weight in chosen(style_layers, STYLE_LAYERS, each).items()
+        for layer, weight in layer_choice(style_layers, STYLE_LAYERS, each).items()
     }
     values = {
         "content_weight": (1.0, f"{NOTEBOOK} In [8]: content_weights = [1e0]"),
@@ -175,11 +175,11 @@ def neural_style(
             f"{ns} line 24 (-tv_weight 1e-3); lines 582-596 (gradient of 1/2 sum of squares)",
         ),
         "content_layers": (
-            chosen(content_layers, (CONTENT_LAYER,), each),
+            layer_choice(content_layers, (CONTENT_LAYER,), each),
             f"{ns} line 48 (relu4_2), line 135 (the full weight on each layer)",
         ),
         "style_layers": (
-            chosen(style_layers, STYLE_LAYERS, each),
+            layer_choice(style_layers, STYLE_LAYERS, each),
             f"{ns} line 49 (relu1_1 ... relu5_1), line 143 (the full weight on each layer)",
         ),
         "init": ("noise", f"{ns} line 27 (-init random), lines 202-203"),
