@@ -67,22 +67,22 @@ def register(subparsers) -> None:
     p.add_argument("--style", nargs="+", help="style image(s), one per network (styles)")
     p.add_argument("--content-dir", help="folder of content images, any sizes (content_dir)")
     p.add_argument("--output", required=True, help="model folder (created; resumed if present)")
-    p.add_argument("--size", type=int, help=f"training crop side, >= 16 px ({d.size})")
-    p.add_argument("--steps", type=int, help=f"optimisation steps ({d.steps})")
+    p.add_argument("--size", type=int, help=f"training crop side, >= 16 px (default: {d.size})")
+    p.add_argument("--steps", type=int, help=f"optimisation steps (default: {d.steps})")
     p.add_argument(
         "--batch-size",
         type=int,
         help=f"content images per step, shared by all networks (split over the devices) "
-        f"({d.batch_size})",
+        f"(default: {d.batch_size})",
     )
     _add_loss_options(p, d)
-    p.add_argument("--pooling", choices=POOLINGS, help=f"VGG's pooling ({d.pooling})")
+    p.add_argument("--pooling", choices=POOLINGS, help=f"VGG's pooling (default: {d.pooling})")
     p.add_argument("--style-size", type=int, help="style images' longer side (default: --size)")
     p.add_argument(
         "--crop",
         choices=CROPS,
         help="random or center: a square crop after resizing the shorter side to --size; "
-        f"resize: warped to a square (Johnson et al.) ({d.crop})",
+        f"resize: warped to a square (Johnson et al.) (default: {d.crop})",
     )
     _add_schedule_options(p, d)
     _add_network_axis(p, d.network_axis)
@@ -97,25 +97,27 @@ def _add_schedule_options(p: argparse.ArgumentParser, d) -> None:
     p.add_argument(
         "--holdout",
         type=int,
-        help=f"last N content images kept out of training for samples ({d.holdout})",
+        help=f"last N content images kept out of training for samples (default: {d.holdout})",
     )
-    p.add_argument("--save-every", type=int, help=f"steps between checkpoints ({d.save_every})")
+    p.add_argument(
+        "--save-every", type=int, help=f"steps between checkpoints (default: {d.save_every})"
+    )
     p.add_argument(
         "--sample-every",
         type=int,
-        help=f"steps between samples and loss-curve updates, 0: at the end ({d.sample_every})",
+        help=f"steps between samples and loss-curve updates, 0: at the end (default: {d.sample_every})",
     )
-    p.add_argument("--keep", type=int, help=f"most recent checkpoints kept ({d.keep})")
+    p.add_argument("--keep", type=int, help=f"most recent checkpoints kept (default: {d.keep})")
     p.add_argument(
         "--max-nonfinite-steps",
         type=int,
         help="a network whose step is non-finite this many steps in a row is stopped "
-        f"(each such step is rejected; exit status 1 at the end) ({d.max_nonfinite_steps})",
+        f"(each such step is rejected; exit status 1 at the end) (default: {d.max_nonfinite_steps})",
     )
     p.add_argument(
         "--seed",
         type=int,
-        help=f"seeds the networks' initialisation, the data order and the crops ({d.seed})",
+        help=f"seeds the networks' initialisation, the data order and the crops (default: {d.seed})",
     )
 
 
@@ -123,15 +125,19 @@ def _add_network_options(p: argparse.ArgumentParser, net) -> None:
     """The transformation network's shape (the config's ``network`` group)."""
     from nstjax.feedforward.network import NORMS, UPSAMPLES
 
-    p.add_argument("--norm", choices=NORMS, help=f"the network's normalisation ({net.norm})")
+    p.add_argument(
+        "--norm", choices=NORMS, help=f"the network's normalisation (default: {net.norm})"
+    )
     p.add_argument(
         "--upsample",
         choices=UPSAMPLES,
         help="the network's upsampling: resize then convolve, or transposed convolution "
-        f"({net.upsample})",
+        f"(default: {net.upsample})",
     )
-    p.add_argument("--width", type=int, help=f"first layer's channels ({net.width})")
-    p.add_argument("--residual-blocks", type=int, help=f"residual blocks ({net.residual_blocks})")
+    p.add_argument("--width", type=int, help=f"first layer's channels (default: {net.width})")
+    p.add_argument(
+        "--residual-blocks", type=int, help=f"residual blocks (default: {net.residual_blocks})"
+    )
 
 
 def _add_loss_options(p: argparse.ArgumentParser, d) -> None:
@@ -144,26 +150,27 @@ def _add_loss_options(p: argparse.ArgumentParser, d) -> None:
             type=float,
             nargs="+",
             metavar="W",
-            help=f"one value, or one per network ({' '.join(f'{w:g}' for w in d[name])})",
+            help=f"one value, or one per network (default: {' '.join(f'{w:g}' for w in d[name])})",
         )
     p.add_argument(
         "--lr",
         type=float,
         nargs="+",
-        help=f"Adam step size, one or one per network ({' '.join(map(str, d.learning_rate))})",
+        help=f"Adam step size, one or one per network (default: {' '.join(map(str, d.learning_rate))})",
     )
     p.add_argument(
         "--style-loss",
         nargs="+",
         metavar="SPEC",
         help=f"style loss, one or one per network: a name ({', '.join(STYLE_LOSSES)}) or a "
-        f"mix such as gram:1,sliced_wasserstein:0.5 ({' '.join(d.style_loss)})",
+        f"mix such as gram:1,sliced_wasserstein:0.5 (default: {' '.join(d.style_loss)})",
     )
     p.add_argument(
-        "--content-layers", help=f"comma-separated conv names ({','.join(d.content_layers)})"
+        "--content-layers",
+        help=f"comma-separated conv names (default: {','.join(d.content_layers)})",
     )
     p.add_argument(
-        "--style-layers", help=f"comma-separated conv names ({','.join(d.style_layers)})"
+        "--style-layers", help=f"comma-separated conv names (default: {','.join(d.style_layers)})"
     )
 
 
@@ -176,7 +183,7 @@ def _add_network_axis(p: argparse.ArgumentParser, default: str) -> None:
         help="how K networks share a step: loop (one compiled network step run K times: each "
         "bit-identical to it trained alone, compiled once whatever K), unroll (K copies in one "
         "program: bit-identical, slow to compile), vmap (batched, equal up to rounding) or map "
-        f"(lax.map: compiled once, slow on CPU) ({default})",
+        f"(lax.map: compiled once, slow on CPU) (default: {default})",
     )
 
 

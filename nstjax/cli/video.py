@@ -153,8 +153,7 @@ def _run(args, shape, n_frames: int, n_styles: int):
         normalize_gradients=args.normalize_gradients,
         loss_tolerance=args.loss_tolerance,
         grad_tolerance=args.grad_tolerance,
-        **fields,
-        style_loss=args.style_loss,
+        **fields,  # the preset's style loss unless --style-loss
     )
     validate_run(run, n_frames, n_styles)
     return run
