@@ -63,8 +63,8 @@ def _check_inputs(pairs, h5, size: int) -> str | None:
     """The first problem with the inputs (before anything is loaded or compiled), or None."""
     from nstjax.errors import NstjaxError
     from nstjax.image import image_shape
-    from nstjax.resample import long_side_shape
     from nstjax.quality.protocol import MIN_SIDE
+    from nstjax.resample import long_side_shape
 
     if not h5 or not Path(h5).is_file():
         return "--weights or $NSTJAX_WEIGHTS must name the VGG-19 .h5"
