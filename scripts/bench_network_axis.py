@@ -14,24 +14,14 @@ ratios are against ``--reference`` at the same K in the same run.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from nstjax.bench.report import cpu_model
 from nstjax.feedforward.step import NETWORK_AXES
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(form: str, networks: int, size: int, batch_size: int, steps: int, tiny: bool):
@@ -165,7 +155,7 @@ def main() -> None:
     import jax
 
     machine = {
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "jax": jax.__version__,
