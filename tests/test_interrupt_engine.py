@@ -4,7 +4,9 @@ every optimiser and both loop forms (tiny random VGG, 16x16)."""
 import jax
 import numpy as np
 import pytest
-from test_engine import RUNS, _batch, _images
+from engine_batches import RUNS
+from engine_batches import batch as _batch
+from engine_batches import images as _images
 
 from nstjax import engine
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from sweep_records import QUALITY, synthetic
 
 from nstjax import grid
 from nstjax.errors import NstjaxError
@@ -68,57 +69,6 @@ def test_pareto_front_by_hand():
     assert pareto_front(points, (True, True)).tolist() == [True, True, True, True, False, True]
     # minimise the second: (2, 0) beats everything
     assert pareto_front(points, (True, False)).tolist() == [False, True, False, False, False, True]
-
-
-def _run(index, style_weight, layers):
-    label = f"style_weight={style_weight:g}, style_layers={'+'.join(layers)}"
-    coords = {
-        "content": "tubingen",
-        "style": "wave",
-        "style_weight": f"{style_weight:g}",
-        "style_layers": "+".join(layers),
-    }
-    values = {"style_weight": style_weight, "style_layers": layers, "seed": 0}
-    return SweepRun(f"{index:04d}", index, label, "x/tubingen.jpg", "x/wave.jpg", values, coords)
-
-
-QUALITY = {"content_fidelity": True, "global_effects": True, "style_distance": False}
-
-
-def synthetic(tmp_path, n_done=4, n_runs=6, steps=300, seed=0):
-    """A sweep of ``n_runs`` runs of which the first ``n_done`` finished (the last of those
-    failed), with images, histories and quality measures."""
-    rng = np.random.default_rng(seed)
-    grid_ = list(itertools.product([0.5, 30.0, 1000.0], [["conv1_1"], ["conv1_1", "conv2_1"]]))
-    runs = [_run(i, w, layers) for i, (w, layers) in enumerate(grid_[:n_runs])]
-    expansion = Expansion(
-        runs,
-        {
-            "content": ["tubingen"],
-            "style": ["wave"],
-            "style_weight": ["0.5", "30", "1000"],
-            "style_layers": ["conv1_1", "conv1_1+conv2_1"],
-        },
-        ["style_weight", "style_layers"],
-    )
-    records = {}
-    for run in runs[:n_done]:
-        folder = tmp_path / "runs" / run.id
-        folder.mkdir(parents=True)
-        pixels = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / "image.png")
-        history = {
-            t: list(10 ** rng.uniform(-2, 3) * np.exp(-np.arange(steps) / 50.0))
-            for t in ("loss", "content", "style", "tv")
-        }
-        records[run.id] = {
-            "status": "failed" if run.index == n_done - 1 else "done",
-            "final": {t: v[-1] for t, v in history.items()},
-            "history": history,
-            "quality": {m: float(rng.random()) for m in QUALITY},
-            "wall_s": 1.25,
-        }
-    return expansion, records
 
 
 def _image_path(tmp_path):

@@ -11,9 +11,7 @@ import shutil
 import subprocess
 
 import pytest
-from test_sweep_report import QUALITY, synthetic
-from test_sweep_report_tensorboard import f32, logged
-from test_sweep_run import small_config
+from sweep_records import QUALITY, f32, logged, small_config, synthetic
 
 from nstjax import quality
 from nstjax.sweep import html as report_html

@@ -2,59 +2,18 @@
 tensorboardX) and compared with the run records they were written from."""
 
 import io
-import math
-import struct
-from collections import defaultdict
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_sweep_report import QUALITY, synthetic
+from sweep_records import QUALITY, f32, logged, synthetic
 
 pytest.importorskip("tensorboardX")
 
-from tensorboardX.proto import event_pb2, plugin_hparams_pb2  # noqa: E402
 
 from nstjax.engine import METRICS  # noqa: E402
 from nstjax.errors import NstjaxError  # noqa: E402
 from nstjax.sweep import tensorboard  # noqa: E402
-
-
-def read_events(folder):
-    """Every event of every event file in ``folder``: TFRecords are a little-endian uint64
-    length, its CRC, the payload and the payload's CRC."""
-    events = []
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        at = 0
-        while at < len(data):
-            (length,) = struct.unpack_from("<Q", data, at)
-            payload = data[at + 12 : at + 12 + length]
-            events.append(event_pb2.Event.FromString(payload))
-            at += 12 + length + 4
-    return events
-
-
-def logged(folder):
-    """scalars: tag -> {step: value}; images: tag -> PNG bytes; hparams: name -> value."""
-    scalars, images, hparams = defaultdict(dict), {}, {}
-    for event in read_events(folder):
-        for value in event.summary.value:
-            if value.HasField("image"):
-                images[value.tag] = value.image.encoded_image_string
-            elif value.tag == "_hparams_/session_start_info":
-                data = plugin_hparams_pb2.HParamsPluginData.FromString(
-                    value.metadata.plugin_data.content
-                )
-                for name, v in data.session_start_info.hparams.items():
-                    hparams[name] = getattr(v, v.WhichOneof("kind"))
-            elif value.WhichOneof("value") == "simple_value":
-                scalars[value.tag][event.step] = value.simple_value
-    return scalars, images, hparams
-
-
-def f32(value):
-    return math.nan if value is None else float(np.float32(value))
 
 
 def check_run_logs(folder, run, record, image_file, measures):

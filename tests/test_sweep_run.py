@@ -7,28 +7,12 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
+from sweep_records import STEPS, small_config
 
 from nstjax import api
 from nstjax.errors import NstjaxError
 from nstjax.image import load_image
-from nstjax.sweep import default_config, prepare, run_sweep
-
-STEPS = 3
-
-
-def small_config(images_dir):
-    config = default_config()
-    config.data.content = [str(images_dir / "tubingen.jpg")]
-    config.data.style = [str(images_dir / "starry_night.jpg"), str(images_dir / "great_wave.jpg")]
-    config.data.size = 16
-    config.loss.content_layers = ["conv2_1"]
-    config.loss.style_layers = ["conv1_1", "conv2_1"]
-    config.loss.tv_weight = 1e-3
-    config.optim.steps = STEPS
-    config.optim.learning_rate = 2.0
-    config.sweep.axes.style_weight = [10.0, 1000.0]
-    config.sweep.chunk = 2
-    return config
+from nstjax.sweep import prepare, run_sweep
 
 
 def run(config, workdir, params, **kwargs):
