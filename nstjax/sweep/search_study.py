@@ -153,6 +153,31 @@ def counted(study: optuna.Study) -> int:
     return sum(counts(t) for t in study.get_trials(deepcopy=False))
 
 
+def _owner() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _ask_owned(study: optuna.Study, distributions: dict) -> optuna.Trial:
+    """``study.ask(distributions)`` with the trial's owner written before its parameters are
+    sampled: a new trial is created RUNNING with the owner in the same storage write, a waiting
+    one (a retry) gets it right after it is popped. ``Study.ask`` creates the trial first and
+    samples afterwards (TPE takes a while), so a process killed in between would leave a RUNNING
+    trial that names no owner, which no later process could recover."""
+    storage = study._storage
+    study._thread_local.cached_all_trials = None  # as Study.ask: read the storage afresh
+    trial_id = study._pop_waiting_trial_id()  # Study.ask's own first step
+    if trial_id is None:
+        owned = optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs={OWNER: _owner()})
+        trial_id = storage.create_new_trial(study._study_id, template_trial=owned)
+    else:
+        storage.set_trial_user_attr(trial_id, OWNER, _owner())
+    storage.record_heartbeat(trial_id)
+    trial = optuna.Trial(study, trial_id)
+    for name, distribution in distributions.items():  # as Study.ask(fixed_distributions)
+        trial._suggest(name, distribution)
+    return trial
+
+
 def ask_generation(study: optuna.Study, spec: SearchSpec) -> list[optuna.Trial]:
     """Asks up to ``spec.generation`` trials within the budget (retries first).
 
@@ -166,9 +191,7 @@ def ask_generation(study: optuna.Study, spec: SearchSpec) -> list[optuna.Trial]:
         waiting = any(t.state == TrialState.WAITING for t in trials)
         if not waiting and sum(map(counts, trials)) >= spec.trials:
             break
-        trial = study.ask(distributions)
-        trial.set_user_attr(OWNER, {"host": socket.gethostname(), "pid": os.getpid()})
-        study._storage.record_heartbeat(trial._trial_id)
+        trial = _ask_owned(study, distributions)
         trials = study.get_trials(deepcopy=False)
         rank = sum(counts(t) for t in trials if t.number < trial.number)
         if rank >= spec.trials:
