@@ -3,9 +3,9 @@
 A preset's static options (:func:`nstjax.presets.static_options`) do not depend on the output
 shape, so :func:`static_settings` needs none: it gives the output size and steps before any image
 is read. Its run fields may (sums, not means), so :func:`run_settings` takes each run's real
-output shape and evaluates the preset there, once. The sweep's expansion
-(:func:`nstjax.sweep.expand.expand`), ``nstjax stylize`` and :func:`nstjax.api.stylize` all merge
-through these two functions.
+output shape and evaluates the preset there, once. Their one caller is the expansion of a config
+(:func:`nstjax.sweep.expand.expand`), through which a sweep, ``nstjax stylize``, ``nstjax video``
+and :func:`make` (:func:`nstjax.api.stylize`) get their runs.
 """
 
 import dataclasses
@@ -55,12 +55,7 @@ def static_settings(name: str, explicit: Mapping[str, Any]) -> dict[str, Any]:
     check_preset_name(name)
     given = _given(explicit)
     options = {**static_options(name), **{k: v for k, v in given.items() if k in OPTION_NAMES}}
-    scale_given = [k for k in ("size", "steps") if k in given]
-    if "multiscale" in given and scale_given:
-        raise NstjaxError(
-            f"--multiscale replaces --{' and --'.join(scale_given)}; give one or the other"
-        )
-    if scale_given:
+    if check_schedule(given):
         options["multiscale"] = None
     if options["multiscale"] and size_dependent(name):
         raise NstjaxError(
@@ -68,6 +63,20 @@ def static_settings(name: str, explicit: Mapping[str, Any]) -> dict[str, Any]:
             "cannot run a --multiscale schedule; use --size"
         )
     return options
+
+
+def check_schedule(explicit: Mapping[str, Any]) -> bool:
+    """Whether ``size`` or ``steps`` is explicit (they replace any multiscale schedule).
+
+    Raises:
+        NstjaxError: an explicit ``multiscale`` with ``size`` or ``steps``.
+    """
+    scale_given = [k for k in ("size", "steps") if explicit.get(k) is not None]
+    if explicit.get("multiscale") and scale_given:
+        raise NstjaxError(
+            f"--multiscale replaces --{' and --'.join(scale_given)}; give one or the other"
+        )
+    return bool(scale_given)
 
 
 def run_settings(
@@ -129,7 +138,9 @@ class Made(NamedTuple):
 
 
 def make(name: str, shape: tuple[int, int], **settings) -> Made:
-    """A :class:`nstjax.Run` and :class:`nstjax.Options` from a preset, ``settings`` on top.
+    """A :class:`nstjax.Run` and :class:`nstjax.Options` from a preset, ``settings`` on top,
+    through the one expansion (:func:`nstjax.sweep.expand.expand`): a one-run config whose
+    given settings are one-value axes, so they win over the preset.
 
     Args:
         name: one of :data:`nstjax.presets.PRESET_NAMES`.
@@ -144,18 +155,40 @@ def make(name: str, shape: tuple[int, int], **settings) -> Made:
         NstjaxError: an unknown preset or setting, or conflicting settings.
     """
     from nstjax.run import Options, Run
+    from nstjax.sweep.config import AXES, default_config
+    from nstjax.sweep.expand import expand, options_of, to_api_run
 
     run_names = {f.name for f in dataclasses.fields(Run)}
     option_names = {f.name for f in dataclasses.fields(Options)}
-    unknown = sorted(set(settings) - run_names - option_names - set(OPTION_NAMES))
+    unknown = sorted(set(settings) - run_names - option_names - {"size", "multiscale"})
     if unknown:
         raise NstjaxError(f"unknown setting(s) {', '.join(unknown)} for preset {name!r}")
-    governed = set(RUN_FIELDS) | set(OPTION_NAMES)
-    run_fields, options = resolve(name, shape, {k: settings[k] for k in governed & set(settings)})
-    rest = {k: v for k, v in settings.items() if k not in governed}
-    run = Run(**{k: v for k, v in rest.items() if k in run_names}, **run_fields)
-    names = ("steps", "optimizer", "pooling", "lbfgs_history", "average_decay")
-    static = {k: options[k] for k in names}
-    opts = Options(**{k: v for k, v in rest.items() if k in option_names}, **static)
-    schedule = options["multiscale"]
-    return Made(run, opts, options["size"], tuple(schedule) if schedule else None)
+    described = {
+        k: v
+        for k, v in settings.items()
+        if v is not None and (k in AXES or k == "multiscale") and not (k == "init" and _array(v))
+    }
+    config = default_config()
+    config.preset = name
+    config.optim.multiscale = [list(s) for s in described.pop("multiscale", None) or ()]
+    for key, value in described.items():
+        config.sweep.axes[key] = [value]  # given: the preset does not replace it
+    config.lock()
+    expansion, problems = expand(
+        config, ["content"], ["style"], {"content": shape}, {"content": shape}
+    )
+    if problems:
+        raise NstjaxError(getattr(problems[0], "text", problems[0]))
+    (planned,) = expansion.runs
+    rest = {k: v for k, v in settings.items() if k not in described and k != "multiscale"}
+    run = dataclasses.replace(
+        to_api_run(planned.values, 0, 0), **{k: v for k, v in rest.items() if k in run_names}
+    )
+    options = dataclasses.replace(
+        options_of(planned.values), **{k: v for k, v in rest.items() if k in option_names}
+    )
+    return Made(run, options, planned.values["size"], planned.schedule or None)
+
+
+def _array(value) -> bool:
+    return not isinstance(value, str)
