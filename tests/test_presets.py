@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import engine, losses, preset_settings, presets, vgg
+from nstjax import engine, losses, preset_run, preset_settings, presets, vgg
 from nstjax.architecture import LAYER_NAMES
 from nstjax.errors import NstjaxError
 from nstjax.run import layer_weight_vector
@@ -322,7 +322,7 @@ def test_size_dependence_and_static_options():
 
 
 def test_make_gives_a_run_and_options():
-    made = preset_settings.make(
+    made = preset_run.make(
         "neural-style", (48, 64), seed=3, dtype="bfloat16", style_weight=50.0
     )
     assert made.run.noise_scale == 0.001 and made.run.init == "noise" and made.run.seed == 3
@@ -334,7 +334,7 @@ def test_make_gives_a_run_and_options():
     )
     assert made.size == 512 and made.schedule is None
     with pytest.raises(NstjaxError, match="stepz"):
-        preset_settings.make("paper", (64, 64), stepz=3)
+        preset_run.make("paper", (64, 64), stepz=3)
 
 
 def test_cli_bad_preset_and_conflicts_fail_before_anything_runs(tmp_path, capsys):

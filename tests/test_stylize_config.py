@@ -158,11 +158,11 @@ def test_an_old_workdir_without_the_new_fields_resumes(tmp_path):
 def test_make_goes_through_the_expansion():
     """A preset's run and options, settings on top: given values win even at their defaults;
     gatys' schedule is its notebook's 512:500,800:200 (nstjax/presets/references.py)."""
-    from nstjax import preset_settings
+    from nstjax import preset_run
 
-    made = preset_settings.make("paper", (48, 64))
+    made = preset_run.make("paper", (48, 64))
     assert (made.options.pooling, made.run.tv_weight) == ("avg", 0.0)
-    made = preset_settings.make("paper", (48, 64), pooling="max", tv_weight=1.0, batch_size=2)
+    made = preset_run.make("paper", (48, 64), pooling="max", tv_weight=1.0, batch_size=2)
     assert (made.options.pooling, made.run.tv_weight, made.options.batch_size) == ("max", 1.0, 2)
-    assert preset_settings.make("gatys", (48, 64)).schedule == ((512, 500), (800, 200))
-    assert preset_settings.make("gatys", (48, 64), size=64).schedule is None
+    assert preset_run.make("gatys", (48, 64)).schedule == ((512, 500), (800, 200))
+    assert preset_run.make("gatys", (48, 64), size=64).schedule is None

@@ -56,7 +56,7 @@ files start from it and change a few fields::
 
 Explicit values: a field fixed by a one-value ``sweep.axes`` entry counts as chosen even when it
 equals its default, so a preset never replaces it; this is how ``nstjax stylize`` and
-:func:`nstjax.preset_settings.make` pass what the user gave (one value: nothing varies, no label
+:func:`nstjax.preset_run.make` pass what the user gave (one value: nothing varies, no label
 changes).
 
 An axis is named by the field's last part (``style_weight``, ``size``, ...). Besides the fields
