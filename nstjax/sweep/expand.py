@@ -224,35 +224,37 @@ def expand(
     axis_names, zip_names = sorted(axes), sorted(zipped)
     zip_rows = list(zip(*(zipped[n] for n in zip_names))) if zip_names else [()]
     combos = list(itertools.product(pairs, *(axes[n] for n in axis_names), zip_rows))
-    labels: dict[str, list[str]] = {
-        "content": _unique([value_label(c) for c, _ in pairs]),
-        "style": _unique([value_label(s) for _, s in pairs]),
-        **{name: [value_label(v) for v in axes[name]] for name in axis_names},
-        **{name: [value_label(v) for v in zipped[name]] for name in zip_names},
-    }
+    labels = _labels(pairs, {**axes, **zipped}, [*axis_names, *zip_names])
     varying = [name for name, values in labels.items() if len(set(values)) > 1]
     masks = tuple(str(m) for m in config.data.masks)
 
     width = max(4, len(str(len(combos) - 1)))
-    runs, seen = [], set()
+    runs = []
     for index, ((content, style), *rest) in enumerate(combos):
-        chosen = dict(zip(axis_names, rest[:-1]))
-        chosen.update(zip(zip_names, rest[-1]))
+        chosen = {**dict(zip(axis_names, rest[:-1])), **dict(zip(zip_names, rest[-1]))}
         coords = {"content": value_label(content), "style": value_label(style)}
         coords.update({name: value_label(v) for name, v in chosen.items()})
         label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
         shape_at = _shape_at(content_shapes.get(content), (output_shapes or {}).get(content))
-        values, scales, run_problems = _values(
-            base, chosen, defaults, config.preset, shape_at, schedule
-        )
-        for problem in run_problems:
-            if problem not in seen:
-                seen.add(problem)
-                problems.append(RunProblem(label, problem))
+        values, scales, found = _values(base, chosen, defaults, config.preset, shape_at, schedule)
+        problems += [RunProblem(label, p) for p in found if p not in map(_text, problems)]
         run_id = f"{index:0{width}d}"
         run = SweepRun(run_id, index, label, content, style, values, coords, blend, masks, scales)
         runs.append(run)
     return Expansion(runs, labels, varying), problems
+
+
+def _labels(pairs, lists: dict, names: list[str]) -> dict[str, list[str]]:
+    """Axis name -> the labels of its values (``content`` and ``style`` first)."""
+    return {
+        "content": _unique([value_label(c) for c, _ in pairs]),
+        "style": _unique([value_label(s) for _, s in pairs]),
+        **{name: [value_label(v) for v in lists[name]] for name in names},
+    }
+
+
+def _text(problem: str) -> str:
+    return getattr(problem, "text", problem)
 
 
 class RunProblem(str):
