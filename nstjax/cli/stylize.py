@@ -1,5 +1,7 @@
 """``nstjax stylize``: every content x style pair, optimised as one batch per output shape.
 
+The flags become a locked config whose one expansion gives the runs
+(:mod:`nstjax.cli.stylize_config`, :func:`nstjax.sweep.expand.expand`), as a sweep's do.
 Everything that can be wrong with the input is checked before anything is compiled: options,
 image files (from their headers), output names and locations, and whether the size can fit in
 memory. Then the images are read, the weights loaded, and the plan run.
