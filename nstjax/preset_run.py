@@ -30,7 +30,7 @@ def make(name: str, shape: tuple[int, int], **settings) -> Made:
         name: one of :data:`nstjax.presets.PRESET_NAMES`.
         shape: the output's ``(height, width)`` (the preset's sums depend on it).
         **settings: fields of :class:`nstjax.Run` and :class:`nstjax.Options`, ``size`` and
-            ``multiscale``; those a preset sets override it (:func:`nstjax.preset_settings.resolve`'s rules).
+            ``multiscale``; those a preset sets override it (the rules of :mod:`nstjax.preset_settings`).
 
     Returns:
         A :class:`Made`.

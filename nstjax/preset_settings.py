@@ -113,15 +113,3 @@ def run_settings(
         shown = repr(init) if isinstance(init, str) else "an image"
         raise NstjaxError(f"--noise-scale applies to --init noise only, and init is {shown}")
     return run
-
-
-def resolve(
-    name: str,
-    shape: tuple[int, int],
-    explicit: Mapping[str, Any],
-    channels: Mapping[str, int] = CHANNELS,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(run_settings(...), static_settings(...))``: a preset's run fields at ``shape`` and its
-    static options, the explicit values on top (the two functions' rules)."""
-    options = static_settings(name, explicit)
-    return run_settings(name, shape, explicit, channels), options
