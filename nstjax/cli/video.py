@@ -92,12 +92,11 @@ def _default_optimizer(args) -> None:
     """Without ``--optimizer``, a preset's Adam becomes L-BFGS (:data:`modes.DEFAULT_OPTIMIZER`,
     the reference's): the temporal modes need each frame near its optimum. A preset's L-BFGS
     variant is kept."""
-    from nstjax import preset_settings
+    from nstjax import presets
     from nstjax.video import modes
 
     if args.optimizer is None:
-        options = preset_settings.static_settings(args.preset, {})
-        if options["optimizer"] == "adam":
+        if presets.static_options(args.preset)["optimizer"] == "adam":
             args.optimizer = modes.DEFAULT_OPTIMIZER
 
 
