@@ -93,9 +93,9 @@ def stylize(
     """
     params = vgg.load_params() if params is None else params
     if preset is not None:
-        from nstjax import preset_settings
+        from nstjax import preset_run
 
-        made = preset_settings.make(preset, content.shape[:2], **settings)
+        made = preset_run.make(preset, content.shape[:2], **settings)
         if made.schedule:
             (result,) = stylize_multiscale(
                 params, [content], [style], [made.run], made.schedule, made.options

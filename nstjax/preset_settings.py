@@ -3,14 +3,13 @@
 A preset's static options (:func:`nstjax.presets.static_options`) do not depend on the output
 shape, so :func:`static_settings` needs none: it gives the output size and steps before any image
 is read. Its run fields may (sums, not means), so :func:`run_settings` takes each run's real
-output shape and evaluates the preset there, once. The sweep's expansion
-(:func:`nstjax.sweep.expand.expand`), ``nstjax stylize`` and :func:`nstjax.api.stylize` all merge
-through these two functions.
+output shape and evaluates the preset there, once. Their one caller is the expansion of a config
+(:func:`nstjax.sweep.expand.expand`), through which a sweep, ``nstjax stylize``, ``nstjax video``
+and :func:`nstjax.preset_run.make` (:func:`nstjax.api.stylize`) get their runs.
 """
 
-import dataclasses
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from nstjax.architecture import CHANNELS
 from nstjax.errors import NstjaxError
@@ -55,12 +54,7 @@ def static_settings(name: str, explicit: Mapping[str, Any]) -> dict[str, Any]:
     check_preset_name(name)
     given = _given(explicit)
     options = {**static_options(name), **{k: v for k, v in given.items() if k in OPTION_NAMES}}
-    scale_given = [k for k in ("size", "steps") if k in given]
-    if "multiscale" in given and scale_given:
-        raise NstjaxError(
-            f"--multiscale replaces --{' and --'.join(scale_given)}; give one or the other"
-        )
-    if scale_given:
+    if check_schedule(given):
         options["multiscale"] = None
     if options["multiscale"] and size_dependent(name):
         raise NstjaxError(
@@ -68,6 +62,20 @@ def static_settings(name: str, explicit: Mapping[str, Any]) -> dict[str, Any]:
             "cannot run a --multiscale schedule; use --size"
         )
     return options
+
+
+def check_schedule(explicit: Mapping[str, Any]) -> bool:
+    """Whether ``size`` or ``steps`` is explicit (they replace any multiscale schedule).
+
+    Raises:
+        NstjaxError: an explicit ``multiscale`` with ``size`` or ``steps``.
+    """
+    scale_given = [k for k in ("size", "steps") if explicit.get(k) is not None]
+    if explicit.get("multiscale") and scale_given:
+        raise NstjaxError(
+            f"--multiscale replaces --{' and --'.join(scale_given)}; give one or the other"
+        )
+    return bool(scale_given)
 
 
 def run_settings(
@@ -105,57 +113,3 @@ def run_settings(
         shown = repr(init) if isinstance(init, str) else "an image"
         raise NstjaxError(f"--noise-scale applies to --init noise only, and init is {shown}")
     return run
-
-
-def resolve(
-    name: str,
-    shape: tuple[int, int],
-    explicit: Mapping[str, Any],
-    channels: Mapping[str, int] = CHANNELS,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(run_settings(...), static_settings(...))``: a preset's run fields at ``shape`` and its
-    static options, the explicit values on top (the two functions' rules)."""
-    options = static_settings(name, explicit)
-    return run_settings(name, shape, explicit, channels), options
-
-
-class Made(NamedTuple):
-    """What :func:`make` returns: a run, the static options, and the output size or schedule."""
-
-    run: Any  # nstjax.Run
-    options: Any  # nstjax.Options
-    size: int
-    schedule: tuple[tuple[int, int], ...] | None
-
-
-def make(name: str, shape: tuple[int, int], **settings) -> Made:
-    """A :class:`nstjax.Run` and :class:`nstjax.Options` from a preset, ``settings`` on top.
-
-    Args:
-        name: one of :data:`nstjax.presets.PRESET_NAMES`.
-        shape: the output's ``(height, width)`` (the preset's sums depend on it).
-        **settings: fields of :class:`nstjax.Run` and :class:`nstjax.Options`, ``size`` and
-            ``multiscale``; those a preset sets override it (:func:`resolve`'s rules).
-
-    Returns:
-        A :class:`Made`.
-
-    Raises:
-        NstjaxError: an unknown preset or setting, or conflicting settings.
-    """
-    from nstjax.run import Options, Run
-
-    run_names = {f.name for f in dataclasses.fields(Run)}
-    option_names = {f.name for f in dataclasses.fields(Options)}
-    unknown = sorted(set(settings) - run_names - option_names - set(OPTION_NAMES))
-    if unknown:
-        raise NstjaxError(f"unknown setting(s) {', '.join(unknown)} for preset {name!r}")
-    governed = set(RUN_FIELDS) | set(OPTION_NAMES)
-    run_fields, options = resolve(name, shape, {k: settings[k] for k in governed & set(settings)})
-    rest = {k: v for k, v in settings.items() if k not in governed}
-    run = Run(**{k: v for k, v in rest.items() if k in run_names}, **run_fields)
-    names = ("steps", "optimizer", "pooling", "lbfgs_history", "average_decay")
-    static = {k: options[k] for k in names}
-    opts = Options(**{k: v for k, v in rest.items() if k in option_names}, **static)
-    schedule = options["multiscale"]
-    return Made(run, opts, options["size"], tuple(schedule) if schedule else None)

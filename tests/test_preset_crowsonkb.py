@@ -103,23 +103,26 @@ def test_the_tv_weight_gives_its_tv_term_on_a_smooth_image():
     assert ours == pytest.approx(theirs, rel=0.02)
 
 
-def test_the_cli_takes_the_presets_static_options():
-    from nstjax.cli import build_parser, stylize
+def _cli_run(*flags):
+    """The one run ``nstjax stylize FLAGS`` describes (its config expanded at a 48x64 photo)."""
+    from nstjax.cli import build_parser, stylize_config
 
-    args = build_parser().parse_args(["stylize", "--output", "x.png", "--preset", "crowsonkb"])
-    stylize._apply_preset(args)
-    assert args.schedule == [(128, 1000), (181, 500), (256, 500), (362, 500), (512, 500)]
-    assert stylize._run_fields(args, (64, 48))["style_loss"] == "gaussian_w2"
-    assert stylize._options(args).average_decay == 0.99
-    args = build_parser().parse_args(
-        ["stylize", "--output", "x.png", "--preset", "crowsonkb", "--average-decay", "0"]
-    )
-    stylize._apply_preset(args)
-    assert stylize._options(args).average_decay == 0.0
-    args = build_parser().parse_args(["stylize", "--output", "x.png", "--preset", "gatys"])
-    stylize._apply_preset(args)
-    assert stylize._run_fields(args, (64, 48))["style_loss"] == "gram"
-    assert stylize._options(args).average_decay == 0.0
+    args = build_parser().parse_args(["stylize", "--output", "x.png", *flags])
+    config = stylize_config.from_flags(args, ["c.png"], ["s.png"])
+    (run,) = stylize_config.runs_of(config, ["c.png"], ["s.png"], {"c.png": (48, 64)})
+    return run, stylize_config.options(run, args)
+
+
+def test_the_cli_takes_the_presets_static_options():
+    run, options = _cli_run("--preset", "crowsonkb")
+    assert run.schedule == ((128, 1000), (181, 500), (256, 500), (362, 500), (512, 500))
+    assert run.values["style_loss"] == "gaussian_w2"
+    assert options.average_decay == 0.99
+    _, options = _cli_run("--preset", "crowsonkb", "--average-decay", "0")
+    assert options.average_decay == 0.0  # given, though it is the default: it wins
+    run, options = _cli_run("--preset", "gatys")
+    assert run.values["style_loss"] == "gram"
+    assert options.average_decay == 0.0
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nstjax import engine, losses, preset_settings, presets, vgg
+from nstjax import engine, losses, preset_run, preset_settings, presets, vgg
 from nstjax.architecture import LAYER_NAMES
 from nstjax.errors import NstjaxError
 from nstjax.run import layer_weight_vector
@@ -270,8 +270,14 @@ def test_unknown_preset_option_is_an_error():
 
 
 # --- resolution: explicit values over a preset, conflicts (no compilation) ---
+def _resolve(name, shape, explicit):
+    """A preset's run fields at ``shape`` and its static options, ``explicit`` on top."""
+    options = preset_settings.static_settings(name, explicit)
+    return preset_settings.run_settings(name, shape, explicit), options
+
+
 def test_explicit_values_override_the_preset_and_layers_keep_its_formula():
-    run, options = preset_settings.resolve(
+    run, options = _resolve(
         "paper", (64, 64), {"content_layers": "conv2_2", "tv_weight": 0.5, "steps": 40}
     )
     assert run["content_layers"] == {"conv2_2": 0.5 * 32 * 32 * 128}  # conv2_2's own h w C / 2
@@ -280,18 +286,16 @@ def test_explicit_values_override_the_preset_and_layers_keep_its_formula():
 
 
 def test_another_optimizer_takes_its_own_default_step():
-    run, _ = preset_settings.resolve("neural-style", (64, 64), {"optimizer": "adam"})
+    run, _ = _resolve("neural-style", (64, 64), {"optimizer": "adam"})
     assert run["learning_rate"] is None  # Adam's default, not L-BFGS's 1
-    run, _ = preset_settings.resolve(
-        "neural-style", (64, 64), {"optimizer": "adam", "learning_rate": 10}
-    )
+    run, _ = _resolve("neural-style", (64, 64), {"optimizer": "adam", "learning_rate": 10})
     assert run["learning_rate"] == 10
 
 
 def test_explicit_size_or_steps_drop_the_presets_schedule():
-    _, options = preset_settings.resolve("gatys", (64, 64), {})
+    _, options = _resolve("gatys", (64, 64), {})
     assert options["multiscale"] == ((512, 500), (800, 200))
-    _, options = preset_settings.resolve("gatys", (64, 64), {"size": 128})
+    _, options = _resolve("gatys", (64, 64), {"size": 128})
     assert options["multiscale"] is None and options["size"] == 128
 
 
@@ -307,7 +311,7 @@ def test_explicit_size_or_steps_drop_the_presets_schedule():
 )
 def test_conflicting_options_are_one_line_errors(name, explicit, match):
     with pytest.raises(NstjaxError, match=match) as info:
-        preset_settings.resolve(name, (64, 64), explicit)
+        _resolve(name, (64, 64), explicit)
     assert "\n" not in str(info.value)
 
 
@@ -322,9 +326,7 @@ def test_size_dependence_and_static_options():
 
 
 def test_make_gives_a_run_and_options():
-    made = preset_settings.make(
-        "neural-style", (48, 64), seed=3, dtype="bfloat16", style_weight=50.0
-    )
+    made = preset_run.make("neural-style", (48, 64), seed=3, dtype="bfloat16", style_weight=50.0)
     assert made.run.noise_scale == 0.001 and made.run.init == "noise" and made.run.seed == 3
     assert made.run.style_weight == 50.0 and made.run.tv_weight == pytest.approx(1e-3 * 48 * 32)
     assert (made.options.steps, made.options.optimizer, made.options.dtype) == (
@@ -334,7 +336,7 @@ def test_make_gives_a_run_and_options():
     )
     assert made.size == 512 and made.schedule is None
     with pytest.raises(NstjaxError, match="stepz"):
-        preset_settings.make("paper", (64, 64), stepz=3)
+        preset_run.make("paper", (64, 64), stepz=3)
 
 
 def test_cli_bad_preset_and_conflicts_fail_before_anything_runs(tmp_path, capsys):

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nstjax import preset_settings, presets
+from nstjax import preset_run, presets
 from nstjax.execute import Observer
 from nstjax.resample import resize
 from nstjax.run import Options, Run
@@ -85,7 +85,7 @@ def make_recipes(
     c2f = tuple(
         (max(24, round(size * f)), _scaled(default.steps, budget * s)) for f, s in COARSE_TO_FINE
     )
-    made = preset_settings.make("crowsonkb", shape)
+    made = preset_run.make("crowsonkb", shape)
     _, *rest = presets.CROWSONKB_SCALES  # 1000 iterations at the first scale, then each rest's
     scales = crowsonkb_scales(size, min_scale)
     counts = [presets.CROWSONKB_SCALES[0][1]] + [rest[0][1]] * (len(scales) - 1)

@@ -1,5 +1,7 @@
 """``nstjax stylize``: every content x style pair, optimised as one batch per output shape.
 
+The flags become a locked config whose one expansion gives the runs
+(:mod:`nstjax.cli.stylize_config`, :func:`nstjax.sweep.expand.expand`), as a sweep's do.
 Everything that can be wrong with the input is checked before anything is compiled: options,
 image files (from their headers), output names and locations, and whether the size can fit in
 memory. Then the images are read, the weights loaded, and the plan run.
@@ -11,14 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from nstjax.cli import HelpWithDefaults, stylize_args, stylize_kept
+from nstjax.cli import HelpWithDefaults, stylize_args, stylize_config, stylize_kept
 from nstjax.errors import NstjaxError
-from nstjax.run import (
-    INITS,
-    INTERACTIVE_CHUNK,
-    Options,
-    Run,
-)
+from nstjax.run import INITS, Options
 
 
 def register(subparsers) -> None:
@@ -40,39 +37,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=main)
 
 
-def _options(args) -> Options:
-    from nstjax.run import validate_options
-
-    options = Options(
-        steps=args.steps,
-        optimizer=args.optimizer,
-        pooling=args.pooling,
-        lbfgs_history=args.lbfgs_history,
-        dtype=args.dtype,
-        remat=args.remat,
-        batch_size=args.batch_size,
-        chunk=args.save_every or INTERACTIVE_CHUNK,
-        quality=args.quality,
-        average_decay=args.average_decay or 0.0,
-    )
-    try:
-        validate_options(options)
-    except NstjaxError as e:
-        raise NstjaxError(f"--{e}") from e
-    return options
-
-
 def _inputs(args):
     from nstjax import examples, image
 
     contents = image.list_images(args.content or [examples.CONTENT], "content image")
     styles = image.list_images(args.style or [examples.STYLE], "style image")
-    if args.style_blend is not None and len(args.style_blend) != len(styles):
-        raise NstjaxError(
-            f"--style-blend: {len(args.style_blend)} weight(s) for {len(styles)} style(s)"
-        )
-    if args.masks is not None and len(args.masks) != len(styles):
-        raise NstjaxError(f"--masks: {len(args.masks)} mask(s) for {len(styles)} style(s)")
     return contents, styles
 
 
@@ -97,77 +66,6 @@ def _output_paths(output: Path, contents, styles, blended: bool) -> dict[tuple[i
 
 def _snapshot_paths(path: Path, steps: int, every: int) -> list[Path]:
     return [path.with_name(f"{path.stem}_{s:05d}{path.suffix}") for s in range(every, steps, every)]
-
-
-_PRESET_FLAGS = {
-    "size": "size",
-    "steps": "steps",
-    "optimizer": "optimizer",
-    "learning_rate": "lr",
-    "content_weight": "content_weight",
-    "style_weight": "style_weight",
-    "tv_weight": "tv_weight",
-    "content_layers": "content_layers",
-    "style_layers": "style_layers",
-    "init": "init",
-    "noise_scale": "noise_scale",
-    "pooling": "pooling",
-    "lbfgs_history": "lbfgs_history",
-    "multiscale": "multiscale",
-    "style_loss": "style_loss",
-    "average_decay": "average_decay",
-}
-"""Preset field -> the flag's attribute: the flags a preset supplies unless given."""
-
-
-def _explicit(args) -> dict:
-    """The preset fields the user gave on the command line."""
-    from nstjax import schedule
-
-    given = {field: getattr(args, attr) for field, attr in _PRESET_FLAGS.items()}
-    if given["multiscale"] is not None:
-        given["multiscale"] = tuple(schedule.parse_schedule(given["multiscale"]))
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def _apply_preset(args) -> None:
-    """Fills the static flags (size, steps, optimizer, ...) from ``--preset`` where not given,
-    and checks for conflicts, before anything is read or compiled."""
-    from nstjax import preset_settings
-
-    args.explicit = _explicit(args)  # before the preset's values fill the flags
-    options = preset_settings.static_settings(args.preset, args.explicit)  # needs no shape
-    for field in ("size", "steps", "optimizer", "pooling", "lbfgs_history", "average_decay"):
-        setattr(args, _PRESET_FLAGS[field], options[field])
-    args.schedule = list(options["multiscale"] or [(args.size, args.steps)])
-
-
-def _run_fields(args, shape: tuple[int, int]) -> dict:
-    """The preset's Run fields for an output of ``shape`` with the given flags on top."""
-    from nstjax import preset_settings
-
-    return preset_settings.run_settings(args.preset, shape, args.explicit)
-
-
-def _runs(args, outputs, masks, shapes) -> list[Run]:
-    """One Run per output; ``shapes[i]``: content ``i``'s output shape (a preset's sums depend
-    on it)."""
-    blend = dict(enumerate(args.style_blend or [1.0] * max(len(masks), 1)))
-    return [
-        Run(
-            content=i,
-            style=blend if j < 0 else j,  # -1: every style, blended (with masks: one region each)
-            seed=args.seed,
-            style_scale=args.style_scale,
-            colors=args.colors,
-            masks=masks or None,
-            normalize_gradients=args.normalize_gradients,
-            loss_tolerance=args.loss_tolerance,
-            grad_tolerance=args.grad_tolerance,
-            **_run_fields(args, shapes[i]),  # the preset's style loss unless --style-loss
-        )
-        for i, j in outputs
-    ]
 
 
 class _Snapshots:
@@ -227,11 +125,10 @@ def _report(results, paths, optimizer: str) -> int:
     return len(failed)
 
 
-def _checked_outputs(args, content_paths, style_paths, total_steps) -> dict:
+def _checked_outputs(args, content_paths, style_paths, blended: bool, total_steps) -> dict:
     """The output file of every pair, every file the command may write checked first."""
     from nstjax import outputs
 
-    blended = args.style_blend is not None or args.masks is not None
     paths = _output_paths(Path(args.output), content_paths, style_paths, blended)
     failed = [outputs.failed_path(p) for p in paths.values()]
     to_write = [*paths.values(), *(f for f in failed if f.exists())]
@@ -242,27 +139,27 @@ def _checked_outputs(args, content_paths, style_paths, total_steps) -> dict:
     return paths
 
 
-def _read_masks(args, size: int) -> list:
+def _read_masks(mask_paths, size: int) -> list:
     """The ``--masks`` images at the output size, ``[H, W]`` in [0, 1] (read before planning:
     they are part of the runs; the size is checked to fit in memory first)."""
     from nstjax import image, resample, validate
 
-    if not args.masks:
+    if not mask_paths:
         return []
     shapes = [
-        resample.long_side_shape(image.image_shape(m, "--masks image"), size) for m in args.masks
+        resample.long_side_shape(image.image_shape(m, "--masks image"), size) for m in mask_paths
     ]
     validate.image_memory(shapes, "--size", size)
-    masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in args.masks or []]
-    stylize_args.check_masks(args.masks, masks)
+    masks = [image.load_image(m, size, "--masks image").mean(axis=-1) for m in mask_paths]
+    stylize_args.check_masks(mask_paths, masks)
     return masks
 
 
-def _read_images(args, content_paths, style_paths, size):
+def _read_images(content_paths, style_paths, size: int, style_scale: float):
     from nstjax import image
 
     contents = [image.load_image(p, size, "content image") for p in content_paths]
-    style_size = max(1, round(size * args.style_scale))
+    style_size = max(1, round(size * style_scale))
     styles = [image.load_image(p, style_size, "style image") for p in style_paths]
     return contents, styles
 
@@ -278,34 +175,63 @@ def _execute(params, plans, scales, contents, styles, runs, observer):
     return sorted(results, key=lambda r: r.key)
 
 
+@dataclasses.dataclass
+class _Work:
+    """What ``nstjax stylize`` will do, every input checked: the runs, their options and
+    schedule, the output files, and the images' files."""
+
+    runs: list
+    options: Options
+    scales: list
+    paths: list
+    shapes: list
+    content_paths: list
+    style_paths: list
+
+
+def _prepare(args: argparse.Namespace) -> _Work:
+    """The flags as a locked config, expanded into runs, checked and planned (nothing read but
+    the images' headers and the masks, nothing compiled)."""
+    from nstjax import api, image
+
+    stylize_args.check(args)
+    content_paths, style_paths = _inputs(args)
+    contents, styles = [str(p) for p in content_paths], [str(p) for p in style_paths]
+    config = stylize_config.from_flags(args, contents, styles)
+    shapes = [image.image_shape(p, "content image") for p in content_paths]
+    runs = stylize_config.runs_of(config, contents, styles, dict(zip(contents, shapes)))
+    scales = stylize_config.scales(runs[0])
+    size, total_steps = scales[-1][0], sum(steps for _, steps in scales)
+    blended = bool(runs[0].blend)
+    paths = _checked_outputs(args, content_paths, style_paths, blended, total_steps)
+    options = stylize_config.options(runs[0], args)
+    masks = _read_masks(runs[0].masks, size)
+    api_runs = [stylize_config.api_run(r, contents, styles, masks=masks) for r in runs]
+    stylize_args.check_image_sizes(api_runs, shapes, style_paths, size, config.data.style_scale)
+    if api_runs[0].init not in INITS:  # an image file (--init PATH)
+        init = image.load_image(api_runs[0].init, what="--init image")
+        api_runs = [dataclasses.replace(r, init=init) for r in api_runs]
+    options = api.with_convolution(options)
+    run_shapes = [shapes[r.content] for r in api_runs]  # full size: the planner scales them
+    paths = list(paths.values())
+    return _Work(api_runs, options, scales, paths, run_shapes, content_paths, style_paths)
+
+
 def main(args: argparse.Namespace) -> int:
-    from nstjax import api, image, resample, vgg
+    from nstjax import api, vgg
     from nstjax.batch.plan import image_steps
     from nstjax.bench import bf16_speed
     from nstjax.progress import ProgressDisplay
 
     # Everything that can be wrong is checked before any pixel is read or anything compiles.
-    stylize_args.check(args)
-    _apply_preset(args)
-    options = _options(args)
-    scales = args.schedule
+    work = _prepare(args)
+    runs, options, scales, paths = work.runs, work.options, work.scales, work.paths
     size, total_steps = scales[-1][0], sum(steps for _, steps in scales)
-    content_paths, style_paths = _inputs(args)
-    paths_by_pair = _checked_outputs(args, content_paths, style_paths, total_steps)
-    paths = list(paths_by_pair.values())
-    content_shapes = [image.image_shape(p, "content image") for p in content_paths]
-    out_shapes = [resample.long_side_shape(s, size) for s in content_shapes]
-    runs = _runs(args, paths_by_pair, _read_masks(args, size), out_shapes)
-    stylize_args.check_image_sizes(runs, content_shapes, style_paths, size, args.style_scale)
-    if runs[0].init not in INITS:  # an image file (--init PATH)
-        init = image.load_image(runs[0].init, what="--init image")
-        runs = [dataclasses.replace(r, init=init) for r in runs]
-    options = api.with_convolution(options)
-    shapes = [content_shapes[r.content] for r in runs]
-    plans = _plans(runs, shapes, options, scales)  # checks that every size fits
+    plans = _plans(runs, work.shapes, options, scales)  # checks that every size fits
     bf16_speed.note_if_slower(options.dtype, options.convolution)  # measured once per machine
 
-    contents, styles = _read_images(args, content_paths, style_paths, size)
+    style_scale = runs[0].style_scale
+    contents, styles = _read_images(work.content_paths, work.style_paths, size, style_scale)
     for run in runs:
         api.validate_run(run, len(contents), len(styles))
     params = vgg.load_params(args.weights)

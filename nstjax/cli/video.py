@@ -92,22 +92,33 @@ def _default_optimizer(args) -> None:
     """Without ``--optimizer``, a preset's Adam becomes L-BFGS (:data:`modes.DEFAULT_OPTIMIZER`,
     the reference's): the temporal modes need each frame near its optimum. A preset's L-BFGS
     variant is kept."""
-    from nstjax import preset_settings
+    from nstjax import presets
     from nstjax.video import modes
 
     if args.optimizer is None:
-        options = preset_settings.static_settings(args.preset, {})
-        if options["optimizer"] == "adam":
+        if presets.static_options(args.preset)["optimizer"] == "adam":
             args.optimizer = modes.DEFAULT_OPTIMIZER
 
 
 def _check_flags(args) -> None:
     if args.masks is not None:
         raise NstjaxError("--masks: spatial masks are not supported for a clip")
-    if len(args.schedule) > 1:
-        raise NstjaxError("--multiscale: not supported for a clip; use --size and --steps")
     if len(args.style or [None]) > 1 and args.style_blend is None:
         raise NstjaxError("--style: a clip takes one style, or several with --style-blend")
+
+
+def _planned(args):
+    """The flags as a locked config (:mod:`nstjax.cli.stylize_config`), the style files, and
+    the run without a shape (its static settings: size, steps, optimiser, ...)."""
+    from nstjax import examples, image
+    from nstjax.cli import stylize_config
+
+    styles = [str(p) for p in image.list_images(args.style or [examples.STYLE], "style image")]
+    config = stylize_config.from_flags(args, [args.content], styles)
+    static = stylize_config.runs_of(config, [args.content], styles, {})[0]
+    if len(stylize_config.scales(static)) > 1:
+        raise NstjaxError("--multiscale: not supported for a clip; use --size and --steps")
+    return config, styles, static
 
 
 def _check_output(args) -> Path:
@@ -120,59 +131,47 @@ def _check_output(args) -> Path:
     return output
 
 
-def _inputs(args):
+def _inputs(args, style_paths, size: int, style_scale: float):
     """The clip at the output size, its frame rate, and the style images."""
-    from nstjax import examples, image
+    from nstjax import image
     from nstjax.video import frames
 
-    clip, fps = frames.read_clip(args.content, args.size)
-    style_paths = image.list_images(args.style or [examples.STYLE], "style image")
-    if args.style_blend is not None and len(args.style_blend) != len(style_paths):
-        raise NstjaxError(
-            f"--style-blend: {len(args.style_blend)} weight(s) for {len(style_paths)} style(s)"
-        )
-    style_size = max(1, round(args.size * args.style_scale))
+    clip, fps = frames.read_clip(args.content, size)
+    style_size = max(1, round(size * style_scale))
     styles = [image.load_image(p, style_size, "style image") for p in style_paths]
     return clip, fps, styles
 
 
-def _run(args, shape, n_frames: int, n_styles: int):
+def _run(config, args, styles, shape, n_frames: int):
+    """The clip's run: the preset's fields at the frames' shape, the flags on top."""
     from nstjax import image
-    from nstjax.cli import stylize
-    from nstjax.run import INITS, Run, validate_run
+    from nstjax.cli import stylize_config
+    from nstjax.run import INITS, validate_run
 
-    fields = stylize._run_fields(args, shape)  # the preset's at the frames' shape, flags on top
-    init = fields.pop("init")
-    init = init if init in INITS else image.load_image(init, what="--init image")
-    run = Run(
-        style=dict(enumerate(args.style_blend)) if args.style_blend else 0,
-        init=init,
-        seed=args.seed,
-        style_scale=args.style_scale,
-        colors=args.colors,
-        normalize_gradients=args.normalize_gradients,
-        loss_tolerance=args.loss_tolerance,
-        grad_tolerance=args.grad_tolerance,
-        **fields,  # the preset's style loss unless --style-loss
-    )
-    validate_run(run, n_frames, n_styles)
+    shapes = {args.content: shape}
+    planned = stylize_config.runs_of(config, [args.content], styles, shapes, shapes)[0]
+    init = planned.values["init"]
+    init = None if init in INITS else image.load_image(init, what="--init image")
+    run = stylize_config.api_run(planned, [args.content], styles, init=init)
+    validate_run(run, n_frames, len(styles))
     return run
 
 
 def main(args: argparse.Namespace) -> int:
     from nstjax import vgg
-    from nstjax.cli import stylize
+    from nstjax.cli import stylize_config
     from nstjax.video import frames, modes
 
     _default_optimizer(args)
-    stylize._apply_preset(args)
     _check_flags(args)
-    options = stylize._options(args)
+    config, style_paths, static = _planned(args)
+    options = stylize_config.options(static, args)
     settings = _settings(args)
     output = _check_output(args)
-    clip, fps, styles = _inputs(args)
+    size = static.values["size"]
+    clip, fps, styles = _inputs(args, style_paths, size, config.data.style_scale)
     modes.check_settings(settings, len(clip))
-    run = _run(args, clip.shape[1:3], len(clip), len(styles))
+    run = _run(config, args, style_paths, clip.shape[1:3], len(clip))
     params = vgg.load_params(args.weights)
 
     started = time.perf_counter()

@@ -10,6 +10,10 @@ files start from it and change a few fields::
     data.size                  longer side of the output, pixels
     data.style_scale           style image's longer side relative to the output's
     data.colors                "style" | "luminance" | "histogram" (see nstjax.color)
+    data.style_blend           [] (each content with each style) or one weight per style: one
+                               run per content with every style blended into one target
+    data.masks                 [] or one mask image per style (white: that style's region),
+                               spatial control; implies a blend (equal weights unless given)
     loss.content_weight, loss.style_weight, loss.tv_weight, loss.content_layers,
     loss.style_layers, loss.normalize_gradients
     loss.style_loss            a style loss or a weighted mix, "gram:1,sliced_wasserstein:0.5"
@@ -18,6 +22,8 @@ files start from it and change a few fields::
     optim.steps, optim.learning_rate (None: the optimiser's default), optim.lbfgs_history
     optim.average_decay        return the moving average of the iterates (0: the last iterate)
     optim.loss_tolerance, optim.grad_tolerance   per-run convergence stops (0: off)
+    optim.multiscale           [] or a coarse-to-fine schedule [[size, steps], ...] (growing
+                               sizes) that replaces data.size and optim.steps
     init                       "content" | "noise" | "uniform" | "style" | an image file
     noise_scale                std of init "noise" in grey levels (nstjax.init)
     seed                       seed of the noise initialisation
@@ -43,6 +49,15 @@ files start from it and change a few fields::
                                needs the optional tensorboardX package)
     search.*                   a hyperparameter search instead of a grid
                                (nstjax.sweep.search_space)
+
+``data.style_blend``, ``data.masks`` and ``optim.multiscale`` describe ``nstjax stylize``'s runs
+(it builds this config from its flags); a sweep refuses them, and runs a preset's schedule
+(gatys, crowsonkb) at ``data.size`` alone.
+
+Explicit values: a field fixed by a one-value ``sweep.axes`` entry counts as chosen even when it
+equals its default, so a preset never replaces it; this is how ``nstjax stylize`` and
+:func:`nstjax.preset_run.make` pass what the user gave (one value: nothing varies, no label
+changes).
 
 An axis is named by the field's last part (``style_weight``, ``size``, ...). Besides the fields
 below, the axis ``content_style_ratio`` sets ``style_weight = content_weight / ratio`` per run,
@@ -141,6 +156,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.size = DEFAULT_SIZE
     config.data.style_scale = run.style_scale
     config.data.colors = run.colors
+    config.data.style_blend = []  # no blend: every content x style pair
+    config.data.masks = []
 
     config.loss = ml_collections.ConfigDict()
     config.loss.content_weight = run.content_weight
@@ -160,6 +177,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.optim.average_decay = options.average_decay  # 0: each run returns its last iterate
     config.optim.loss_tolerance = run.loss_tolerance  # 0: never stop early
     config.optim.grad_tolerance = run.grad_tolerance
+    config.optim.multiscale = []  # one scale: data.size, optim.steps
 
     config.init = run.init
     config.noise_scale = run.noise_scale

@@ -1,4 +1,5 @@
-"""A sweep config expanded into its runs: image pairs x the product of the axes x the zip group.
+"""A config expanded into its runs: image pairs x the product of the axes x the zip group (or,
+for a blend, one run per content with every style).
 
 The order is fixed: the image pairs vary slowest, then each axis of ``sweep.axes`` (by name), then
 the rows of ``sweep.zip`` fastest. Run ``i`` is therefore the same run every time the same config
@@ -17,6 +18,7 @@ import ml_collections
 from nstjax.errors import NstjaxError
 from nstjax.resample import long_side_shape
 from nstjax.run import INITS, Options, Run, validate_options, validate_run
+from nstjax.sweep import stylize_fields
 from nstjax.sweep.config import AXES, PER_RUN_FIELDS, STATIC_FIELDS, default_config, get
 
 
@@ -29,19 +31,26 @@ class SweepRun:
         index: its position in the sweep.
         label: the values of the axes that vary, e.g. ``"style_weight=1e+06, seed=2"``.
         content: the content image file.
-        style: the style image file.
+        style: the style image file; a blend's every style file, in order.
         values: every per-run and static field (:data:`PER_RUN_FIELDS`, :data:`STATIC_FIELDS`).
         coords: axis name -> value label, for every axis of the sweep (``content`` and ``style``
             included), whether or not it varies.
+        blend: a blend's weight of each style (``data.style_blend``); ``()``: one style.
+        masks: a blend's mask image of each style (``data.masks``); ``()``: none.
+        schedule: a coarse-to-fine schedule ``((size, steps), ...)`` (``optim.multiscale`` or
+            the preset's); ``()``: one scale, ``values["size"]`` and ``values["steps"]``.
     """
 
     id: str
     index: int
     label: str
     content: str
-    style: str
+    style: str | tuple[str, ...]
     values: dict[str, Any]
     coords: dict[str, str]
+    blend: tuple[float, ...] = ()
+    masks: tuple[str, ...] = ()
+    schedule: tuple[tuple[int, int], ...] = ()
 
     def record(self) -> dict[str, Any]:
         """The JSON-able description of the run (manifest entries, run.json)."""
@@ -176,19 +185,23 @@ def expand(
     contents: Sequence[str],
     styles: Sequence[str],
     content_shapes: Mapping[str, tuple[int, int]],
+    output_shapes: Mapping[str, tuple[int, int]] | None = None,
 ) -> tuple[Expansion, list[str]]:
-    """The runs of a (complete, see :func:`nstjax.sweep.config.resolve`) sweep config.
+    """The runs of a (complete, see :func:`nstjax.sweep.config.resolve`) config.
 
-    The one place a sweep's defaults, axes and preset are applied: the config's values, the
-    axes' choices on top, then the preset's where the config left a field at its default and
-    no axis varies it, resolved once at the run's real output shape.
+    The one place where defaults, axes and presets are applied: the config's values, the axes'
+    choices on top, then the preset's where the config left a field at its default and no axis
+    chose it, resolved once at the run's real output shape.
 
     Args:
-        config: the sweep config.
-        contents: the content image files (folders already listed).
-        styles: the style image files.
-        content_shapes: each content file's ``(height, width)`` (from its header); a file
+        config: the config.
+        contents: the content image files (folders already listed), or keys of images.
+        styles: the style image files, or keys.
+        content_shapes: each content's ``(height, width)`` (from its header); a content
             missing here (unreadable: the inputs report it) gets no preset run fields.
+        output_shapes: each content's output shape when the images are already at their output
+            size (the Python API's arrays, a clip's frames): the preset's run fields are
+            evaluated there instead of at ``data.size``.
 
     Returns:
         The expansion and a list of one-line problems (unknown or empty axes, zip lists of
@@ -196,7 +209,12 @@ def expand(
     """
     problems: list[str] = []
     axes, zipped = _axes(config, problems)
-    pairs = _pairs(config.data.pairing, contents, styles, problems)
+    blend = stylize_fields.blend_weights(config, styles, problems)
+    schedule = stylize_fields.schedule(config, problems)
+    if blend:
+        pairs = [(content, tuple(styles)) for content in contents]
+    else:
+        pairs = _pairs(config.data.pairing, contents, styles, problems)
     if problems:
         return Expansion([], {}, []), problems
 
@@ -206,31 +224,56 @@ def expand(
     axis_names, zip_names = sorted(axes), sorted(zipped)
     zip_rows = list(zip(*(zipped[n] for n in zip_names))) if zip_names else [()]
     combos = list(itertools.product(pairs, *(axes[n] for n in axis_names), zip_rows))
-    labels: dict[str, list[str]] = {
-        "content": _unique([value_label(c) for c, _ in pairs]),
-        "style": _unique([value_label(s) for _, s in pairs]),
-        **{name: [value_label(v) for v in axes[name]] for name in axis_names},
-        **{name: [value_label(v) for v in zipped[name]] for name in zip_names},
-    }
+    labels = _labels(pairs, {**axes, **zipped}, [*axis_names, *zip_names])
     varying = [name for name, values in labels.items() if len(set(values)) > 1]
+    masks = tuple(str(m) for m in config.data.masks)
 
     width = max(4, len(str(len(combos) - 1)))
-    runs, seen = [], set()
+    runs = []
     for index, ((content, style), *rest) in enumerate(combos):
-        chosen = dict(zip(axis_names, rest[:-1]))
-        chosen.update(zip(zip_names, rest[-1]))
+        chosen = {**dict(zip(axis_names, rest[:-1])), **dict(zip(zip_names, rest[-1]))}
         coords = {"content": value_label(content), "style": value_label(style)}
         coords.update({name: value_label(v) for name, v in chosen.items()})
         label = ", ".join(f"{n}={coords[n]}" for n in varying) or "run"
-        shape = content_shapes.get(content)
-        values, run_problems = _values(base, chosen, defaults, config.preset, shape)
-        for problem in run_problems:
-            if problem not in seen:
-                seen.add(problem)
-                problems.append(f"run {label!r}: {problem}")
+        shape_at = _shape_at(content_shapes.get(content), (output_shapes or {}).get(content))
+        values, scales, found = _values(base, chosen, defaults, config.preset, shape_at, schedule)
+        problems += [RunProblem(label, p) for p in found if p not in map(_text, problems)]
         run_id = f"{index:0{width}d}"
-        runs.append(SweepRun(run_id, index, label, content, style, values, coords))
+        run = SweepRun(run_id, index, label, content, style, values, coords, blend, masks, scales)
+        runs.append(run)
     return Expansion(runs, labels, varying), problems
+
+
+def _labels(pairs, lists: dict, names: list[str]) -> dict[str, list[str]]:
+    """Axis name -> the labels of its values (``content`` and ``style`` first)."""
+    return {
+        "content": _unique([value_label(c) for c, _ in pairs]),
+        "style": _unique([value_label(s) for _, s in pairs]),
+        **{name: [value_label(v) for v in lists[name]] for name in names},
+    }
+
+
+def _text(problem: str) -> str:
+    return getattr(problem, "text", problem)
+
+
+class RunProblem(str):
+    """A problem of one run, ``"run LABEL: TEXT"``; ``text`` is the problem alone (for a
+    command that has one run and names its flags instead)."""
+
+    def __new__(cls, label: str, text: str):
+        problem = super().__new__(cls, f"run {label!r}: {text}")
+        problem.text = text
+        return problem
+
+
+def _shape_at(content_shape, output_shape):
+    """A run's output shape at a given longer side (``None``: unknown)."""
+    if output_shape is not None:
+        return lambda size: tuple(output_shape)
+    if content_shape is None:
+        return lambda size: None
+    return lambda size: long_side_shape(content_shape, size)
 
 
 def _axes(config, problems: list[str]) -> tuple[dict, dict]:
@@ -264,44 +307,59 @@ def _pairs(pairing: str, contents, styles, problems: list[str]) -> list[tuple[st
 
 
 def _values(
-    base: dict, chosen: dict, defaults: dict, preset: str, content_shape: tuple[int, int] | None
-) -> tuple[dict, list[str]]:
-    """A run's values: the config's, with the axes' choices, a preset's values where the config
-    left a field at its default, and a style weight derived from a content/style ratio."""
+    base: dict, chosen: dict, defaults: dict, preset: str, shape_at, schedule: tuple
+) -> tuple[dict, tuple, list[str]]:
+    """A run's values and schedule: the config's, with the axes' choices, a preset's values
+    where the config left a field at its default, and a style weight derived from a
+    content/style ratio."""
+    from nstjax import preset_settings
+
     values = {**base, **{k: v for k, v in chosen.items() if k != "content_style_ratio"}}
     problems = _check_run({**values, **chosen}, defaults)
     if isinstance(values["init"], str) and values["init"] not in INITS:
         values["init"] = str(Path(values["init"]).resolve())  # an image file
-    if preset and not problems:
-        problems = _apply_preset(preset, values, chosen, defaults, content_shape)
-    if "content_style_ratio" in chosen and not problems:
+    if problems:
+        return values, schedule, problems
+    explicit = _explicit(values, chosen, defaults)
+    if schedule:
+        explicit["multiscale"] = schedule
+    try:
+        if preset:
+            schedule = _apply_preset(preset, values, explicit, shape_at)
+        else:
+            preset_settings.check_schedule(explicit)
+    except NstjaxError as e:
+        return values, schedule, [str(e)]
+    if "content_style_ratio" in chosen:
         weight = values["content_weight"] / chosen["content_style_ratio"]
         values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
-    return values, problems
+    return values, schedule, []
 
 
-def _apply_preset(
-    name: str, values: dict, chosen: dict, defaults: dict, content_shape
-) -> list[str]:
-    """Fills ``values`` from the preset ``name`` where the config left a field at its default
-    and no axis varies it: its static options, then its run fields at the run's output shape
-    (``content_shape`` at the run's size), once."""
-    from nstjax import preset_settings
+def _explicit(values: dict, chosen: dict, defaults: dict) -> dict:
+    """The fields a preset governs that an axis chose or the config changed from its default."""
     from nstjax.presets import OPTION_NAMES, RUN_FIELDS
 
     fields = set(RUN_FIELDS) | (set(OPTION_NAMES) & set(values))
     explicit = {k: values[k] for k in fields if k in chosen or _differs(values[k], defaults.get(k))}
     if "content_style_ratio" in chosen:
         explicit["style_weight"] = values["style_weight"]  # set from the ratio afterwards
-    try:
-        options = preset_settings.static_settings(name, explicit)
-        values.update({k: v for k, v in options.items() if k in values})
-        if content_shape is not None:
-            shape = long_side_shape(content_shape, values["size"])
-            values.update(preset_settings.run_settings(name, shape, explicit))
-    except NstjaxError as e:
-        return [str(e)]
-    return []
+    return explicit
+
+
+def _apply_preset(name: str, values: dict, explicit: dict, shape_at) -> tuple:
+    """Fills ``values`` from the preset ``name`` where ``explicit`` does not set a field: its
+    static options, then its run fields at the run's output shape (``shape_at(size)``), once.
+    Returns the schedule (``()``: one scale)."""
+    from nstjax import preset_settings
+
+    options = preset_settings.static_settings(name, explicit)
+    values.update({k: v for k, v in options.items() if k in values})
+    schedule = tuple(options["multiscale"] or ())
+    shape = shape_at(schedule[-1][0] if schedule else values["size"])
+    if shape is not None:
+        values.update(preset_settings.run_settings(name, shape, explicit))
+    return schedule
 
 
 def _differs(value: Any, default: Any) -> bool:

@@ -87,6 +87,12 @@ def _check_sweep_fields(config: ml_collections.ConfigDict) -> list[str]:
         problems.append(f"sweep.run_memory_mb must be >= 0, got {s.run_memory_mb}")
     if s.checkpoint_every < 0:
         problems.append(f"sweep.checkpoint_every must be >= 0, got {s.checkpoint_every}")
+    for path in ("data.style_blend", "data.masks", "optim.multiscale"):
+        if list(sweep_config.get(config, path)):
+            problems.append(
+                f"{path}: blends, masks and coarse-to-fine schedules run with nstjax stylize; "
+                "a sweep runs each content x style pair at one data.size"
+            )
     if not 0 <= s.checkpoint_minutes < float("inf"):
         problems.append(
             f"sweep.checkpoint_minutes must be a number >= 0, got {s.checkpoint_minutes}"

@@ -137,8 +137,23 @@ def _holder(lock_path: Path, wait_s: float = 1.0) -> str:
 
 
 def _fields(record: dict) -> dict:
-    """A config.json record as one nested dict: the config's fields, and ``inputs``."""
-    return {**record.get("config", {}), "inputs": record.get("inputs", {})}
+    """A config.json record as one nested dict: the config's fields (one added to the config
+    since the record was written holds its default), and ``inputs``."""
+    from nstjax.sweep.config import default_config
+
+    config = _with_defaults(record.get("config", {}), default_config().to_dict())
+    return {**config, "inputs": record.get("inputs", {})}
+
+
+def _with_defaults(fields: dict, defaults: dict) -> dict:
+    """``fields`` with every key of ``defaults`` it lacks (nested groups merged)."""
+    merged = dict(fields)
+    for key, default in defaults.items():
+        if key not in merged:
+            merged[key] = default
+        elif isinstance(default, dict) and default and isinstance(merged[key], dict):
+            merged[key] = _with_defaults(merged[key], default)
+    return merged
 
 
 class Workdir:
