@@ -132,9 +132,7 @@ def search_main(args: argparse.Namespace, prepared) -> int:
     from nstjax import vgg
 
     params = vgg.load_params(args.weights or prepared.config.model.weights or None)
-    outcome = search_module.run_search(
-        prepared, spec, args.workdir, params, overwrite=args.overwrite
-    )
+    outcome = search_module.run_search(prepared, args.workdir, params, overwrite=args.overwrite)
     print(
         f"search: ran {len(outcome.computed)} trial(s) in {outcome.generations} generation(s); "
         f"the study holds {outcome.counted} of {spec.trials}"
