@@ -320,12 +320,7 @@ def optimize(
     """
     pixels, hyper, targets = problem
     runner = loop_for(program, loop, chunk)
-    if start is None:
-        state = init_state(program, jnp.array(pixels, jnp.float32, copy=True))  # donated below
-        history = []
-    else:
-        state = jax.tree.map(lambda x: jnp.array(x, copy=True), start.state)
-        history = [np.asarray(start.rows)]
+    state, history = _starting_point(program, pixels, start)
     hooks = hooks or Hooks()
 
     def loss_terms_of(done, state, rows):  # what on_chunk sees of the rows
@@ -339,6 +334,21 @@ def optimize(
         chunk,
         hooks._replace(on_chunk=hooks.on_chunk and loss_terms_of),
     )
+    return _outcome(params, program, problem, state, history)
+
+
+def _starting_point(program: Program, pixels, start: Start | None) -> tuple[State, list]:
+    """The state to optimise from and the history rows so far: fresh at ``pixels``, or the
+    resume point ``start`` (copied, since the state is donated)."""
+    if start is None:
+        return init_state(program, jnp.array(pixels, jnp.float32, copy=True)), []
+    state = jax.tree.map(lambda x: jnp.array(x, copy=True), start.state)
+    return state, [np.asarray(start.rows)]
+
+
+def _outcome(params, program: Program, problem: Problem, state: State, history: list) -> Outcome:
+    """What :func:`optimize` returns for the final ``state`` and the chunks' ``history`` rows."""
+    pixels, hyper, targets = problem
     # The loss of the images as they are saved: clipped to the valid range.
     output = program.output_pixels(state.pixels, state.opt_state)
     final = evaluate(params, jnp.clip(output, 0.0, 255.0), hyper, targets, program=program)

@@ -196,10 +196,34 @@ def run_batch(
     """
     observer = observer or Observer()
     observer.batch_started(batch)
-    program, options, n = batch.group.program, batch.group.options, len(batch.items)
+    program, options = batch.group.program, batch.group.options
     built = build.build(params, program, batch.runs, contents, styles)
     if mesh is not None:
         params, built = _place_on_mesh(mesh, params, built)
+    on_state = lambda progress: Observers(observer).state_done(batch, progress)
+    outcome = engine.optimize(
+        params,
+        program,
+        built,
+        options.steps,
+        loop=options.loop,
+        chunk=min(options.chunk, options.steps),
+        hooks=engine.Hooks(_chunk_hook(observer, batch), on_state),
+        start=_resume_point(observer, batch, built.pixels, mesh),
+    )
+    results = _results_of(batch, outcome, contents)
+    if options.quality:
+        scores = of_results.measure_results(params, results, contents, styles, program.convolution)
+        for result, score in zip(results, scores):
+            result.quality = score
+    observer.batch_finished(batch, results)
+    return results
+
+
+def _chunk_hook(observer: Observer, batch: plan.Batch):
+    """The engine's ``on_chunk`` for ``batch``: tells ``observer`` about the real runs and pads
+    its stop mask with the padding runs (which run on)."""
+    program, n = batch.group.program, len(batch.items)
 
     def on_chunk(done, state, metrics):
         images = lambda: np.clip(
@@ -210,22 +234,22 @@ def run_batch(
             return np.concatenate([np.asarray(stop, bool), np.zeros(batch.size - n, bool)])
         return None
 
-    like = jax.eval_shape(functools.partial(engine.init_state, program), built.pixels)
+    return on_chunk
+
+
+def _resume_point(observer: Observer, batch: plan.Batch, pixels, mesh) -> engine.Start | None:
+    """Where the observer resumes ``batch`` (initial ``pixels``), placed on ``mesh``; ``None``:
+    from step 0."""
+    like = jax.eval_shape(functools.partial(engine.init_state, batch.group.program), pixels)
     start = observer.resume_from(batch, like) if hasattr(observer, "resume_from") else None
     if start is not None and mesh is not None:
         start = start._replace(state=_place_state(mesh, start.state))
+    return start
 
-    on_state = lambda progress: Observers(observer).state_done(batch, progress)
-    outcome = engine.optimize(
-        params,
-        program,
-        built,
-        options.steps,
-        loop=options.loop,
-        chunk=min(options.chunk, options.steps),
-        hooks=engine.Hooks(on_chunk, on_state),
-        start=start,
-    )
+
+def _results_of(batch: plan.Batch, outcome: engine.Outcome, contents: Images) -> list[Result]:
+    """One :class:`Result` per real run of ``batch`` from the engine's ``outcome`` (images in
+    [0, 1], the luminance-only runs recoloured from their content)."""
     results = []
     for j, item in enumerate(batch.items):
         image = np.clip(outcome.pixels[j] / 255.0, 0.0, 1.0)
@@ -244,11 +268,6 @@ def run_batch(
                 step_evaluations=outcome.evaluations[:, j],
             )
         )
-    if options.quality:
-        scores = of_results.measure_results(params, results, contents, styles, program.convolution)
-        for result, score in zip(results, scores):
-            result.quality = score
-    observer.batch_finished(batch, results)
     return results
 
 

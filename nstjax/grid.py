@@ -6,6 +6,7 @@ each column, optional text under each cell, a title above and a caption below;
 Everything here is a function of its arguments (no files are read or written).
 """
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -187,6 +188,23 @@ def stack(parts: Sequence[Image.Image]) -> Image.Image:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """A grid's sizes, in pixels.
+
+    Attributes:
+        cell: the box size when no cell has an image.
+        font_size: text size.
+        gap: space between cells and around the grid.
+        max_label_width: the widest the row labels' column may be.
+    """
+
+    cell: int = 128
+    font_size: int = 12
+    gap: int = 6
+    max_label_width: int = 400
+
+
 class _Layout(NamedTuple):
     """Where things go on a grid's canvas (pixels)."""
 
@@ -205,16 +223,16 @@ class _Layout(NamedTuple):
         return self.head + i * (self.box_h + self.under + self.gap) + self.gap
 
 
-def _layout(cells, row_labels, corner, col_labels, cell_labels, cell, text_font, font_size, gap,
-            max_label_width) -> _Layout:  # fmt: skip
+def _layout(cells, row_labels, corner, col_labels, cell_labels, sizes: Sizes, text_font) -> _Layout:
+    cell, gap = sizes.cell, sizes.gap
     pics = [p for row in cells for p in row if isinstance(p, Image.Image)]
     box_w = max((p.width for p in pics), default=cell)
     box_h = max((p.height for p in pics), default=cell)
     measure = _measure()
     labels = [t for t in (*row_labels, corner) if t]
     label_w = max((int(measure.textlength(t, font=text_font)) for t in labels), default=0)
-    label_w = min(label_w, max_label_width) + 2 * gap if labels else 0
-    line_h = font_size + 2
+    label_w = min(label_w, sizes.max_label_width) + 2 * gap if labels else 0
+    line_h = sizes.font_size + 2
     n_under = max((len(t.split("\n")) for row in cell_labels or [] for t in row), default=0)
     under = n_under * line_h + 4 if n_under else 0
     n_head = max((len(fit_label(t, box_w + gap, text_font)) for t in col_labels), default=1)
@@ -262,10 +280,7 @@ def labelled_grid(
     corner: str = "",
     title: str = "",
     caption: str = "",
-    cell: int = 128,
-    font_size: int = 12,
-    gap: int = 6,
-    max_label_width: int = 400,
+    sizes: Sizes = Sizes(),
 ) -> Image.Image:
     """A grid of images (rows x columns) with labels.
 
@@ -280,23 +295,20 @@ def labelled_grid(
         corner: grey text above the row labels (e.g. which axis runs which way).
         title: wrapped text above the grid, a little larger.
         caption: wrapped text below the grid.
-        cell: the box size when no cell has an image.
-        font_size: text size in pixels.
-        gap: space between cells and around the grid, pixels.
-        max_label_width: the widest the row labels' column may be, pixels.
+        sizes: the box size when no cell has an image, the text size, the gaps and the widest
+            row label (:class:`Sizes`).
 
     Returns:
         The grid as an RGB Pillow image.
     """
-    text_font = font(font_size)
-    at = _layout(cells, row_labels, corner, col_labels, cell_labels, cell, text_font, font_size,
-                 gap, max_label_width)  # fmt: skip
+    text_font = font(sizes.font_size)
+    at = _layout(cells, row_labels, corner, col_labels, cell_labels, sizes, text_font)
     width = at.x(max((len(r) for r in cells), default=0))
     canvas = Image.new("RGB", (width, at.y(len(cells))), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     if corner:
-        corner = shorten(corner, at.label_w - 2 * gap, text_font)
-        draw.text((gap, gap), corner, fill=CORNER_TEXT, font=text_font)
+        corner = shorten(corner, at.label_w - 2 * at.gap, text_font)
+        draw.text((at.gap, at.gap), corner, fill=CORNER_TEXT, font=text_font)
     _draw_column_labels(draw, at, col_labels, text_font)
     for i, row in enumerate(cells):
         label = row_labels[i] if i < len(row_labels) else ""
@@ -304,7 +316,7 @@ def labelled_grid(
         _draw_row(canvas, draw, at, i, row, label, texts, text_font)
     parts = []
     if title:
-        big = font(font_size + 2)
+        big = font(sizes.font_size + 2)
         parts.append(text_block(wrap(title, width - 16, big), width, big))
     parts.append(canvas)
     if caption:

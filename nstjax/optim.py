@@ -27,6 +27,7 @@ under ``jax.vmap`` every run keeps its own moments or curvature history, and run
 search.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -290,26 +291,45 @@ def lbfgs_wolfe(
     def init(pixels, like):
         return LineSearchState(_lbfgs_init(pixels, history), like, jnp.int32(0))
 
-    def evaluate(value_fn, st, pixels, first):
-        here = jax.lax.cond(first, value_fn, lambda _: st.evaluation, pixels)
-        return here, st._replace(evaluation=here, evaluations=jnp.asarray(first, jnp.int32))
+    update = functools.partial(_searched_update, conditions, first_step)
+    return Optimizer(init, _kept_evaluation, update, lambda st: st.evaluations)
 
-    def update(grad, st, pixels, *, evaluation, value_fn, learning_rate, moving=True, **_):
-        memory = st.memory
-        grad = grad.astype(memory.prev_grad.dtype)
-        first = memory.iteration == 0
-        d, memory = _lbfgs_direction(grad, memory)
-        gtd = vdot(grad, d)
-        t = _first_trial_step(first_step, evaluation.value, grad, gtd, first, learning_rate)
-        descends = gtd <= -conditions.tolerance_change
-        line = Line(pixels, d, evaluation, gtd)
-        found = strong_wolfe(value_fn, line, t, jnp.logical_and(moving, descends), conditions)
-        step = found.step * d
-        memory = memory._replace(prev_grad=grad, prev_step=step, iteration=memory.iteration + 1)
-        made = st.evaluations + found.evaluations
-        return step.astype(pixels.dtype), LineSearchState(memory, found.evaluation, made)
 
-    return Optimizer(init, evaluate, update, lambda st: st.evaluations)
+def _kept_evaluation(value_fn, st: LineSearchState, pixels, first):
+    """:func:`lbfgs_wolfe`'s ``evaluate``: the evaluation the last search accepted, made at
+    ``pixels`` only at the run's ``first`` step."""
+    here = jax.lax.cond(first, value_fn, lambda _: st.evaluation, pixels)
+    return here, st._replace(evaluation=here, evaluations=jnp.asarray(first, jnp.int32))
+
+
+def _searched_update(
+    conditions: Conditions,
+    first_step: str,
+    grad,
+    st: LineSearchState,
+    pixels,
+    *,
+    evaluation,
+    value_fn,
+    learning_rate,
+    moving=True,
+    **_,
+):
+    """:func:`lbfgs_wolfe`'s ``update`` (:class:`Update`): the L-BFGS direction and a strong-Wolfe
+    search along it from the first trial step ``first_step`` names."""
+    memory = st.memory
+    grad = grad.astype(memory.prev_grad.dtype)
+    first = memory.iteration == 0
+    d, memory = _lbfgs_direction(grad, memory)
+    gtd = vdot(grad, d)
+    t = _first_trial_step(first_step, evaluation.value, grad, gtd, first, learning_rate)
+    descends = gtd <= -conditions.tolerance_change
+    line = Line(pixels, d, evaluation, gtd)
+    found = strong_wolfe(value_fn, line, t, jnp.logical_and(moving, descends), conditions)
+    step = found.step * d
+    memory = memory._replace(prev_grad=grad, prev_step=step, iteration=memory.iteration + 1)
+    made = st.evaluations + found.evaluations
+    return step.astype(pixels.dtype), LineSearchState(memory, found.evaluation, made)
 
 
 def make(name: str, lbfgs_history: int = LBFGS_HISTORY) -> Optimizer:

@@ -103,10 +103,9 @@ def grid(
         col_labels=col_labels,
         row_labels=row_labels,
         cell_labels=cell_labels,
-        cell=cell,
         title=title,
         caption=caption,
-        font_size=font_size,
+        sizes=nst_grid.Sizes(cell=cell, font_size=font_size),
     )
 
 

@@ -103,19 +103,9 @@ def bench(sizes: dict, weights: dict, precision: str) -> dict:
 
 def _run_case(suite, params, case, sizes) -> dict:
     from nstjax import engine
-    from nstjax.optim import LBFGS_HISTORY
 
-    return suite.run_case(
-        params,
-        case,
-        iterations=sizes["iterations"],
-        repeats=3,
-        loop=engine.default_loop(),
-        chunk=sizes["chunk"],
-        lbfgs_history=LBFGS_HISTORY,
-        probes={},
-        flops_cache={},
-    )
+    measurement = suite.Measurement(sizes["iterations"], 3, engine.default_loop(), sizes["chunk"])
+    return suite.run_case(params, case, measurement, probes={}, flops_cache={})
 
 
 def step_bench_bf16(sizes, weights):

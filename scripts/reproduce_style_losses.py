@@ -96,10 +96,9 @@ def stylize(params, args, contents, styles, runs):
     )
 
 
-def texture(params, args) -> str:
-    styles = [square(name, args.size) for name in TEXTURES]
-    losses = ("gram", "sliced_wasserstein")
-    runs = [
+def _texture_runs(styles: int, losses: tuple[str, ...], args) -> list[api.Run]:
+    """Texture synthesis of each style with each loss: from noise, no content term."""
+    return [
         api.Run(
             content=i,
             style=i,
@@ -114,10 +113,15 @@ def texture(params, args) -> str:
             seed=args.seed,
             learning_rate=_figures.learning_rate(args),
         )
-        for i in range(len(styles))
+        for i in range(styles)
         for loss in losses
     ]
-    results = stylize(params, args, styles, styles, runs)
+
+
+def texture(params, args) -> str:
+    styles = [square(name, args.size) for name in TEXTURES]
+    losses = ("gram", "sliced_wasserstein")
+    results = stylize(params, args, styles, styles, _texture_runs(len(styles), losses, args))
     rows, cells, labels, verdicts = [], [], [], []
     for i, name in enumerate(TEXTURES):
         row_cells, row_labels, means = [styles[i]], [""], {}

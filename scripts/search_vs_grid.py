@@ -91,7 +91,7 @@ def main() -> None:
     if (workdir / "search" / "search.db").exists():  # an earlier run of this script: start afresh
         shutil.rmtree(workdir)
     start = time.perf_counter()
-    outcome = run_search(sweep, sweep.search, args.workdir, params, overwrite=True, mesh=None)
+    outcome = run_search(sweep, args.workdir, params, overwrite=True, mesh=None)
     search_wall = time.perf_counter() - start
     grid_score, grid_measures, grid_label, grid_wall = run_grid(
         config(), sweep.search, params, args.runs

@@ -22,7 +22,7 @@ def _solid(color, size=(10, 10)) -> Image.Image:
 def test_cells_land_in_their_boxes():
     gap, box = 6, 10
     cells = [[_solid(RED), _solid(GREEN), None], [_solid(BLUE), grid.MISSING, _solid(YELLOW)]]
-    out = np.asarray(grid.labelled_grid(cells, gap=gap))
+    out = np.asarray(grid.labelled_grid(cells, sizes=grid.Sizes(gap=gap)))
     # width: gap + 3 * (box + gap); height likewise for two rows (no labels, no title)
     assert out.shape == (gap + 2 * (box + gap), gap + 3 * (box + gap), 3)
     expected = [[RED, GREEN, (255, 255, 255)], [BLUE, grid.MISSING_FILL, YELLOW]]
@@ -35,7 +35,7 @@ def test_cells_land_in_their_boxes():
 
 def test_a_smaller_image_is_centred_in_the_largest_ones_box():
     cells = [[_solid(RED, (20, 10)), _solid(BLUE, (4, 6))]]
-    out = np.asarray(grid.labelled_grid(cells, gap=2))
+    out = np.asarray(grid.labelled_grid(cells, sizes=grid.Sizes(gap=2)))
     box_left = 2 + 20 + 2  # second box: gap, first box, gap
     rows, cols = np.nonzero((out == BLUE).all(axis=-1))
     assert (cols.min(), cols.max()) == (box_left + 8, box_left + 11)  # (20 - 4) / 2 = 8 in

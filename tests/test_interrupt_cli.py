@@ -18,7 +18,9 @@ from PIL import Image
 
 from nstjax import examples
 from nstjax.config import load_config
-from nstjax.sweep import prepare, run_sweep
+from nstjax.sweep import RunSettings, prepare, run_sweep
+
+ONE_DEVICE_BY_4 = RunSettings(mesh=None, batch_size=4)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,16 +44,16 @@ PRINTING = textwrap.dedent(
     import jax
     from nstjax import vgg
     from nstjax.config import load_config
-    from nstjax.sweep import prepare, run_sweep
-    from nstjax.sweep import run as sweep_run
+    from nstjax.sweep import RunSettings, prepare, recorder, run_sweep
 
-    chunk_done = sweep_run._Recorder.chunk_done
+    chunk_done = recorder.Recorder.chunk_done
     def printing(self, batch, steps, metrics, images):
         chunk_done(self, batch, steps, metrics, images)
         print("step", steps, flush=True)
-    sweep_run._Recorder.chunk_done = printing
+    recorder.Recorder.chunk_done = printing
     sweep = prepare(load_config(sys.argv[1]))
-    run_sweep(sweep, sys.argv[2], vgg.init_params(jax.random.key(0)), mesh=None, batch_size=4)
+    settings = RunSettings(mesh=None, batch_size=4)
+    run_sweep(sweep, sys.argv[2], vgg.init_params(jax.random.key(0)), settings)
     """
 )
 
@@ -183,7 +185,7 @@ def test_kill_9_mid_batch_loses_at_most_one_save_interval(tiny_params, tmp_path)
 
     lines = []
     sweep = prepare(load_config(str(config)))
-    run_sweep(sweep, str(workdir), tiny_params, mesh=None, batch_size=4, log=lines.append)
+    run_sweep(sweep, str(workdir), tiny_params, ONE_DEVICE_BY_4, log=lines.append)
     (resumed,) = [int(line.split()[-1]) for line in lines if "resumes at step" in line]
     print(
         f"kill -9 (seed {seed}) after step {seen} was reported: resumed at step {resumed}, "
@@ -192,7 +194,7 @@ def test_kill_9_mid_batch_loses_at_most_one_save_interval(tiny_params, tmp_path)
     assert resumed % every == 0 and seen - every <= resumed <= steps
 
     whole = tmp_path / "whole"
-    run_sweep(sweep, str(whole), tiny_params, mesh=None, batch_size=4, log=lambda _: None)
+    run_sweep(sweep, str(whole), tiny_params, ONE_DEVICE_BY_4, log=lambda _: None)
     a, b = records(workdir), records(whole)
     assert sorted(a) == sorted(b) == ["0000", "0001", "0002", "0003"]
     for run_id in a:

@@ -12,10 +12,10 @@ from PIL import Image
 
 from nstjax import atomic, image
 from nstjax.errors import NstjaxError
-from nstjax.sweep import default_config, inflight, prepare, run_sweep
-from nstjax.sweep import run as sweep_run
+from nstjax.sweep import RunSettings, default_config, inflight, prepare, recorder, run_sweep
 
 STEPS = 8
+ONE_DEVICE_BY_4 = RunSettings(mesh=None, batch_size=4)
 
 
 def config_for(optimizer: str, steps: int = STEPS, every: int = 2):
@@ -40,7 +40,7 @@ def config_for(optimizer: str, steps: int = STEPS, every: int = 2):
 
 def run(config, workdir, params, log=None):
     log = log if log is not None else (lambda _: None)
-    return run_sweep(prepare(config), str(workdir), params, mesh=None, batch_size=4, log=log)
+    return run_sweep(prepare(config), str(workdir), params, ONE_DEVICE_BY_4, log=log)
 
 
 def records(workdir):
@@ -74,14 +74,14 @@ def uninterrupted(tiny_params, tmp_path_factory):
 
 def stop_at(monkeypatch, step: int):
     """Raises KeyboardInterrupt when the batch has done ``step`` steps, before it is saved."""
-    chunk_done = sweep_run._Recorder.chunk_done
+    chunk_done = recorder.Recorder.chunk_done
 
     def stopping(self, batch, steps, metrics, images):
         chunk_done(self, batch, steps, metrics, images)
         if steps == step:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_run._Recorder, "chunk_done", stopping)
+    monkeypatch.setattr(recorder.Recorder, "chunk_done", stopping)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs_wolfe"])

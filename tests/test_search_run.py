@@ -69,7 +69,7 @@ def searched(tiny_params, images_dir, tmp_path_factory):
     jax.config.update("jax_log_compiles", True)
     try:
         outcome = run_search(
-            sweep, sweep.search, str(workdir), tiny_params, scorer=scorer, mesh=None,
+            sweep, str(workdir), tiny_params, scorer=scorer, mesh=None,
             log=lambda line: events.append(line), stream=open("/dev/null", "w"),
         )  # fmt: skip
     finally:
@@ -166,9 +166,7 @@ def test_more_trials_extend_the_study_without_repeating(searched, tiny_params, i
     workdir, _, before, _ = searched
     config = search_config(images_dir, trials=10, generation=4)
     sweep = prepare(config, measures=MEASURES)
-    outcome = run_search(
-        sweep, sweep.search, str(workdir), tiny_params, scorer=scorer, mesh=None, log=print
-    )
+    outcome = run_search(sweep, str(workdir), tiny_params, scorer=scorer, mesh=None, log=print)
     history = json.loads((workdir / "search" / "trials.json").read_text())
     assert outcome.computed == [8, 9] and outcome.counted == 10
     assert history[:8] == before  # the told trials are kept as they were
@@ -178,7 +176,7 @@ def test_more_trials_extend_the_study_without_repeating(searched, tiny_params, i
     config.search.space.style_weight = [1.0, 10.0, "log"]
     sweep = prepare(config, measures=MEASURES)
     with pytest.raises(NstjaxError, match="search.space.style_weight"):
-        run_search(sweep, sweep.search, str(workdir), tiny_params, scorer=scorer, mesh=None)
+        run_search(sweep, str(workdir), tiny_params, scorer=scorer, mesh=None)
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "qmc"])
@@ -188,9 +186,7 @@ def test_samplers_and_bounds(sampler, tiny_params, images_dir, tmp_path):
     config.search.sampler = sampler
     config.search.prune.steps = []
     sweep = prepare(config, measures=MEASURES)
-    first = run_search(
-        sweep, sweep.search, str(tmp_path), tiny_params, scorer=scorer, mesh=None, log=print
-    )
+    first = run_search(sweep, str(tmp_path), tiny_params, scorer=scorer, mesh=None, log=print)
     history = json.loads((tmp_path / "search" / "trials.json").read_text())
     assert [e["state"] for e in history] == ["complete"] * 4
     # a bound half-way between the best and the worst measure splits the trials
@@ -200,9 +196,9 @@ def test_samplers_and_bounds(sampler, tiny_params, images_dir, tmp_path):
     config.search.objective.bounds.dist = [None, high]
     sweep = prepare(config, measures=MEASURES)
     with pytest.raises(NstjaxError, match="search.objective.bounds.dist"):
-        run_search(sweep, sweep.search, str(tmp_path), tiny_params, scorer=scorer, mesh=None)
+        run_search(sweep, str(tmp_path), tiny_params, scorer=scorer, mesh=None)
     fresh = tmp_path / "bounded"
-    run_search(sweep, sweep.search, str(fresh), tiny_params, scorer=scorer, mesh=None, log=print)
+    run_search(sweep, str(fresh), tiny_params, scorer=scorer, mesh=None, log=print)
     history = json.loads((fresh / "search" / "trials.json").read_text())
     assert len(history) == 6 and first.counted == 4
     for e in history:

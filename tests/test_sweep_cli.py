@@ -158,7 +158,7 @@ SHARDED = textwrap.dedent(
     import numpy as np
     from nstjax import api, engine, vgg
     from nstjax.config import load_config
-    from nstjax.sweep import distributed, prepare, run_sweep
+    from nstjax.sweep import RunSettings, distributed, prepare, run_sweep
 
     assert jax.local_device_count() == 4, jax.devices()
     devices_seen = []
@@ -174,7 +174,8 @@ SHARDED = textwrap.dedent(
     out = {}
     for name, mesh in (("one", None), ("four", distributed.local_mesh())):
         devices_seen.clear()
-        outcome = run_sweep(sweep, sys.argv[2] + "/" + name, params, mesh=mesh, batch_size=3)
+        settings = RunSettings(mesh=mesh, batch_size=3)
+        outcome = run_sweep(sweep, sys.argv[2] + "/" + name, params, settings)
         out[name] = {"devices": list(devices_seen), "batch_sizes": outcome.batch_sizes}
     print("RESULT", json.dumps(out))
     """

@@ -255,8 +255,9 @@ def test_sheet_labels_wrap_whole_before_abbreviating():
 
 def test_contact_sheet_header_grows_for_wrapped_labels():
     cells = [[Image.new("RGB", (32, 32), (255, 0, 0))] * 2]
-    one = grid.labelled_grid(cells, col_labels=["a", "b"], cell=32, font_size=10)
-    three = grid.labelled_grid(cells, col_labels=["a", LAYER_SETS[4]], cell=32, font_size=10)
+    sizes = grid.Sizes(cell=32, font_size=10)
+    one = grid.labelled_grid(cells, col_labels=["a", "b"], sizes=sizes)
+    three = grid.labelled_grid(cells, col_labels=["a", LAYER_SETS[4]], sizes=sizes)
     red_top = lambda im: np.nonzero((np.asarray(im) == (255, 0, 0)).all(-1))[0].min()
     assert red_top(three) - red_top(one) >= 2 * 12  # two more lines of 10-px text (+2 spacing)
 

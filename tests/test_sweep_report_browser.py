@@ -14,9 +14,8 @@ import pytest
 from sweep_records import QUALITY, f32, logged, small_config, synthetic
 
 from nstjax import quality
+from nstjax.sweep import RunSettings, prepare, recorder, run_sweep, trials
 from nstjax.sweep import html as report_html
-from nstjax.sweep import prepare, run_sweep, trials
-from nstjax.sweep import run as sweep_run
 from nstjax.sweep.expand import Expansion
 
 CHROMIUM = next(
@@ -147,13 +146,13 @@ def test_filtering(synthetic_page, tmp_path):
 
 def _interrupt_after_first_batch(monkeypatch):
     """The sweep stops (as on Ctrl-C) once its first batch is recorded."""
-    finished = sweep_run._Recorder.batch_finished
+    finished = recorder.Recorder.batch_finished
 
     def then_stop(self, batch, results):
         finished(self, batch, results)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_run._Recorder, "batch_finished", then_stop)
+    monkeypatch.setattr(recorder.Recorder, "batch_finished", then_stop)
 
 
 def _statuses(workdir):
@@ -166,11 +165,11 @@ def test_a_sweep_interrupted_half_way_then_resumed(tiny_params, images_dir, tmp_
     config.data.size = 48  # the measures need 24 px a side (the styles resized to 48 px too)
     config.sweep.tensorboard = True
     workdir = tmp_path / "sweep"
-    kwargs = dict(mesh=None, log=lambda _: None, batch_size=2)
+    settings = RunSettings(mesh=None, batch_size=2)
     with monkeypatch.context() as patch:
         _interrupt_after_first_batch(patch)
         with pytest.raises(KeyboardInterrupt):
-            run_sweep(prepare(config), str(workdir), tiny_params, **kwargs)
+            run_sweep(prepare(config), str(workdir), tiny_params, settings, log=lambda _: None)
     # the reports were written after the first batch: two runs done, two pending
     assert _statuses(workdir) == {
         "0000": "done",
@@ -191,7 +190,7 @@ def test_a_sweep_interrupted_half_way_then_resumed(tiny_params, images_dir, tmp_
         assert [r[0] for r in rows] == [*first_two, "0002", "0003"]
         assert [r[1] for r in rows][2:] == ["pending", "pending"]
 
-    outcome = run_sweep(prepare(config), str(workdir), tiny_params, **kwargs)
+    outcome = run_sweep(prepare(config), str(workdir), tiny_params, settings, log=lambda _: None)
     assert sorted(outcome.computed) == ["0002", "0003"]
     assert set(_statuses(workdir).values()) == {"done"}
     assert len(list((workdir / "tensorboard").iterdir())) == 4

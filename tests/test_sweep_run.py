@@ -12,12 +12,12 @@ from sweep_records import STEPS, small_config
 from nstjax import api
 from nstjax.errors import NstjaxError
 from nstjax.image import load_image
-from nstjax.sweep import prepare, run_sweep
+from nstjax.sweep import RunSettings, prepare, run_sweep
 
 
-def run(config, workdir, params, **kwargs):
-    kwargs.setdefault("batch_size", 3)
-    return run_sweep(prepare(config), str(workdir), params, mesh=None, log=lambda _: None, **kwargs)
+def run(config, workdir, params, **settings):
+    settings = RunSettings(**{"batch_size": 3, "mesh": None, **settings})
+    return run_sweep(prepare(config), str(workdir), params, settings, log=lambda _: None)
 
 
 @pytest.fixture(scope="module")

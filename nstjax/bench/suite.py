@@ -42,6 +42,25 @@ class Case:
         return f"{self.size}px b{self.batch} {self.precision} {remat} {self.optimizer}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """How every case of a suite is run and timed.
+
+    Attributes:
+        iterations: steps timed per repeat (with ``loop="scan"``, rounded to whole chunks).
+        repeats: timed repeats.
+        loop: the engine's loop, ``"python"`` or ``"scan"`` (:func:`nstjax.engine.default_loop`).
+        chunk: steps per compiled call of the ``"scan"`` loop.
+        lbfgs_history: the L-BFGS optimisers' curvature pairs.
+    """
+
+    iterations: int
+    repeats: int
+    loop: str
+    chunk: int
+    lbfgs_history: int = LBFGS_HISTORY
+
+
 @contextlib.contextmanager
 def precision_context(precision: str) -> Iterator[None]:
     """The matmul/conv precision to trace under: ``highest`` for ``fp32``, the default otherwise."""
@@ -135,18 +154,19 @@ def model_flops(params, case: Case, lbfgs_history: int, cache: dict) -> float | 
 
 
 def run_case(
-    params,
-    case: Case,
-    *,
-    iterations: int,
-    repeats: int,
-    loop: str,
-    chunk: int,
-    lbfgs_history: int,
-    probes: dict,
-    flops_cache: dict,
+    params, case: Case, measurement: Measurement, *, probes: dict, flops_cache: dict
 ) -> dict[str, Any]:
-    """Benchmarks one case; returns its record (see ``docs/benchmarks.md`` for the fields)."""
+    """Benchmarks one case; returns its record (see ``docs/benchmarks.md`` for the fields).
+
+    Args:
+        params: VGG parameters prepared for ``case.convolution``.
+        case: the case.
+        measurement: how it is run and timed.
+        probes: the measured peaks by number format (:func:`probe_peaks`).
+        flops_cache: :func:`model_flops`'s cache, shared by the suite's cases.
+    """
+    iterations, loop, chunk = measurement.iterations, measurement.loop, measurement.chunk
+    lbfgs_history = measurement.lbfgs_history
     device = jax.devices()[0]
     record: dict[str, Any] = {**dataclasses.asdict(case), "loop": loop}
     peak_before = memory.peak_bytes_in_use(device)
@@ -158,7 +178,7 @@ def run_case(
             compiled.advance,
             compiled.state,
             iterations=iterations,
-            repeats=repeats,
+            repeats=measurement.repeats,
             warmup=chunk if loop == "scan" else 1,
             step_of=lambda s: int(s.step),
             compile_s=compiled.compile_s,
@@ -323,20 +343,17 @@ def run_suite(
         if bf16_note:
             log(bf16_note)
     flops_cache: dict = {}
+    measurement = Measurement(
+        iterations=config.iterations,
+        repeats=config.repeats,
+        loop=loop,
+        chunk=config.chunk,
+        lbfgs_history=config.lbfgs_history,
+    )
     results = []
     for case in cases_of(config):
         case = dataclasses.replace(case, convolution=convolution)
-        record = run_case(
-            params,
-            case,
-            iterations=config.iterations,
-            repeats=config.repeats,
-            loop=loop,
-            chunk=config.chunk,
-            lbfgs_history=config.lbfgs_history,
-            probes=probes,
-            flops_cache=flops_cache,
-        )
+        record = run_case(params, case, measurement, probes=probes, flops_cache=flops_cache)
         results.append(record)
         log(report.one_line(record))
     out = {

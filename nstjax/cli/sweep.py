@@ -94,16 +94,13 @@ def main(args: argparse.Namespace) -> int:
     from nstjax import vgg
 
     params = vgg.load_params(args.weights or prepared.config.model.weights or None)
-    outcome = sweep.run_sweep(
-        prepared,
-        args.workdir,
-        params,
+    settings = sweep.RunSettings(
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         memory_gb=args.memory_gb,
-        cluster=cluster,
         wait_timeout_s=args.wait_timeout,
     )
+    outcome = sweep.run_sweep(prepared, args.workdir, params, settings, cluster=cluster)
     who = f"process {cluster.process_id}: " if cluster.num_processes > 1 else ""
     print(f"{who}computed {len(outcome.computed)} run(s) into {args.workdir}")
     if cluster.is_leader:
@@ -135,9 +132,7 @@ def search_main(args: argparse.Namespace, prepared) -> int:
     from nstjax import vgg
 
     params = vgg.load_params(args.weights or prepared.config.model.weights or None)
-    outcome = search_module.run_search(
-        prepared, spec, args.workdir, params, overwrite=args.overwrite
-    )
+    outcome = search_module.run_search(prepared, args.workdir, params, overwrite=args.overwrite)
     print(
         f"search: ran {len(outcome.computed)} trial(s) in {outcome.generations} generation(s); "
         f"the study holds {outcome.counted} of {spec.trials}"

@@ -138,18 +138,39 @@ def image_terms(
     return jnp.stack([content, style, losses.tv_loss(output * 255.0)])
 
 
+class ContentBatch(NamedTuple):
+    """A step's content batch: the images and their VGG features at the content layers."""
+
+    images: jax.Array  # [B, S, S, 3] in [0, 1]
+    features: dict[str, jax.Array]  # layer -> [B, h, w, C]
+
+
 def network_loss(
     params,
     batch_stats,
     vgg_params,
     objective: Objective,
-    images,
-    content,
-    style_targets,
-    hyper,
+    batch: ContentBatch,
+    style_targets: Targets,
+    hyper: Hyper,
     step=0,
 ):
-    """Mean loss of ONE network over the content batch, with its terms and new batch stats."""
+    """Mean loss of ONE network over the content ``batch``, with its terms and new batch stats.
+
+    Args:
+        params: the network's parameters (what the loss is differentiated with respect to).
+        batch_stats: its batch statistics (``{}`` with instance norm).
+        vgg_params: the frozen VGG-19.
+        objective: static.
+        batch: the content images and their features.
+        style_targets: the network's style targets.
+        hyper: the network's weights (no network axis).
+        step: the step number, folded into the key of the losses that draw random numbers.
+
+    Returns:
+        The weighted total and ``([total, content, style, tv], new batch stats)``.
+    """
+    images, content = batch
     variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
     if batch_stats:
         outputs, updates = objective.net.apply(
@@ -191,8 +212,7 @@ def network_step(
         state.batch_stats,
         vgg_params,
         objective,
-        images,
-        content,
+        ContentBatch(images, content),
         targets,
         hyper,
         step,

@@ -8,6 +8,7 @@ batch, the model folder) before anything is compiled.
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import grain
 import jax
@@ -255,6 +256,61 @@ class _Record:
         self.pending.clear()
 
 
+class _StepInputs(NamedTuple):
+    """What every training step takes besides the state and the images (placed on the devices)."""
+
+    vgg_params: dict
+    objective: step.Objective
+    style: step.Targets
+    hyper: step.Hyper
+
+    def run_step(self, state: step.TrainState, images: jax.Array, done: jax.Array):
+        """One step from ``state`` (donated) after ``done`` steps
+        (:func:`nstjax.feedforward.advance.advance`)."""
+        args = (self.vgg_params, self.objective, images, self.style, self.hyper, done)
+        return advance.advance(state, *args)
+
+
+def _step_inputs(config: TrainConfig, vgg_params, inputs: _Inputs, placement: Placement):
+    """The VGG (loaded from ``config.weights`` when ``None``), the objective, each network's style
+    targets and hyperparameters, replicated over ``placement``'s devices."""
+    vgg_params = vgg.load_params(config.weights) if vgg_params is None else vgg_params
+    objective = objective_of(config)
+    vgg_params = {k: v for k, v in vgg_params.items() if k != "prepared"}
+    style = placement.replicate(style_targets(vgg_params, objective, inputs.styles))
+    hyper = placement.replicate(hyper_of(config, objective))
+    return _StepInputs(placement.replicate(vgg_params), objective, style, hyper)
+
+
+@dataclasses.dataclass
+class _Writer:
+    """What a run writes as it goes, when due: the metrics fetched (:class:`_Record`), the
+    checkpoints, the held-out samples and the loss curve."""
+
+    config: TrainConfig
+    model_dir: Path
+    checkpoints: Checkpoints
+    record: _Record
+    inputs: _Inputs
+    names: list[str]
+    net: Any
+
+    def after_step(self, done: int, state, feed, *, samples: bool) -> None:
+        """After ``done`` steps; ``feed``'s position goes into a checkpoint, ``samples``: this
+        process writes the samples and the loss curve."""
+        config, history = self.config, self.record.history
+        last = done == config.steps
+        save = done % config.save_every == 0 or last
+        sample = (config.sample_every and done % config.sample_every == 0) or last
+        if done % LOG_EVERY == 0 or save or sample:
+            self.record.flush(state)
+        if save:
+            self.checkpoints.save(done, state, history, self.record.rejected, data=feed)
+        if sample and samples:
+            _save_samples(self.model_dir, done, local(state), self.net, self.inputs, self.names)
+            plots.loss_curve(self.model_dir / "loss.png", history[:done], self.names)
+
+
 def train(
     config: TrainConfig,
     output: str | Path,
@@ -286,37 +342,21 @@ def train(
     placement = Placement.over_all_devices()
     inputs = _load_inputs(config, model_dir, placement.rows(config.batch_size))
     write_config(model_dir, config, write=placement.is_leader)
-    vgg_params = vgg.load_params(config.weights) if vgg_params is None else vgg_params
+    given = _step_inputs(config, vgg_params, inputs, placement)
     names = network_names(config)
-    objective = objective_of(config)
-    vgg_params = {k: v for k, v in vgg_params.items() if k != "prepared"}
-    style = placement.replicate(style_targets(vgg_params, objective, inputs.styles))
-    hyper = placement.replicate(hyper_of(config, objective))
-    vgg_params = placement.replicate(vgg_params)
     checkpoints = Checkpoints(model_dir, keep=config.keep)
     feed = data.batch_iterator(inputs.batches, config.data_workers)
-    start, state, history, rejected = _start(config, checkpoints, objective, placement, feed)
+    start, state, history, rejected = _start(config, checkpoints, given.objective, placement, feed)
     show = progress and placement.is_leader
     bar = TrainProgress(start, config.steps, config.batch_size) if show else None
     record = _Record(config, names, history, rejected, bar, on_step)
+    writer = _Writer(config, model_dir, checkpoints, record, inputs, names, given.objective.net)
     try:
         for s in range(start, config.steps):
             images = placement.batch(next(feed), config.batch_size)
-            state, metrics, flags = advance.advance(
-                state, vgg_params, objective, images, style, hyper, jnp.int32(s)
-            )
-            done = s + 1
-            record.add(done, metrics, flags)
-            last = done == config.steps
-            save = done % config.save_every == 0 or last
-            sample = (config.sample_every and done % config.sample_every == 0) or last
-            if done % LOG_EVERY == 0 or save or sample:
-                record.flush(state)
-            if save:
-                checkpoints.save(done, state, history, rejected, data=feed)
-            if sample and placement.is_leader:
-                _save_samples(model_dir, done, local(state), objective.net, inputs, names)
-                plots.loss_curve(model_dir / "loss.png", history[:done], names)
+            state, metrics, flags = given.run_step(state, images, jnp.int32(s))
+            record.add(s + 1, metrics, flags)
+            writer.after_step(s + 1, state, feed, samples=placement.is_leader)
         record.flush(state)
     finally:
         if bar is not None:

@@ -6,7 +6,16 @@ command is a thin layer over these two; see ``docs/sweeps.md``.
 """
 
 from nstjax.sweep.config import default_config
-from nstjax.sweep.run import SweepOutcome, run_sweep, write_reports
+from nstjax.sweep.recorder import write_reports
+from nstjax.sweep.run import RunSettings, SweepOutcome, run_sweep
 from nstjax.sweep.spec import Sweep, prepare
 
-__all__ = ["Sweep", "SweepOutcome", "default_config", "prepare", "run_sweep", "write_reports"]
+__all__ = [
+    "RunSettings",
+    "Sweep",
+    "SweepOutcome",
+    "default_config",
+    "prepare",
+    "run_sweep",
+    "write_reports",
+]

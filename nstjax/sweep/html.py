@@ -227,28 +227,13 @@ def page_data(
         opens with), ``history``, ``counts``, ``title``, ``written``.
     """
     columns, getters = _columns(expansion, measures)
-    runs = []
-    for run in expansion.runs:
-        record = records.get(run.id) or {}
-        path = image_path(run) if record else None
-        runs.append(
-            {
-                "id": run.id,
-                "label": run.label,
-                "status": record.get("status", "pending"),
-                "cells": [_json_cell(get(run, record)) for get in getters],
-                "thumb": thumbnail_uri(path) if path is not None else None,
-                "image": Path(os.path.relpath(path, base)).as_posix() if path else None,
-                "curves": _curves(record) if record else None,
-                "quality": {m: _finite((record.get("quality") or {}).get(m)) for m in measures},
-            }
-        )
+    runs = [
+        _run_row(run, records.get(run.id) or {}, getters, measures, image_path, base)
+        for run in expansion.runs
+    ]
     eligible = [r for r in runs if r["status"] == "done"]
     values = {m: [r["quality"][m] for r in eligible] for m in measures}
     counts = {s: sum(r["status"] == s for r in runs) for s in ("done", "failed", "pending")}
-    names = list(measures)
-    scatter = [m if m in names else None for m in DEFAULT_SCATTER]
-    scatter = [s or next((n for n in names if n not in scatter), None) for s in scatter]
     return {
         "title": title,
         "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -257,10 +242,32 @@ def page_data(
         "runs": runs,
         "measures": [{"name": m, "higher": h} for m, h in measures.items()],
         "pareto": pareto_fronts([r["id"] for r in eligible], values, measures),
-        "scatter": scatter,
+        "scatter": _scatter_axes(list(measures)),
         "history": _history(history),
         "views": [dict(v) for v in views],
     }
+
+
+def _run_row(run, record: dict, getters, measures, image_path: ImagePath, base: Path) -> dict:
+    """One run's row of :func:`page_data` (``record`` empty: pending)."""
+    path = image_path(run) if record else None
+    return {
+        "id": run.id,
+        "label": run.label,
+        "status": record.get("status", "pending"),
+        "cells": [_json_cell(get(run, record)) for get in getters],
+        "thumb": thumbnail_uri(path) if path is not None else None,
+        "image": Path(os.path.relpath(path, base)).as_posix() if path else None,
+        "curves": _curves(record) if record else None,
+        "quality": {m: _finite((record.get("quality") or {}).get(m)) for m in measures},
+    }
+
+
+def _scatter_axes(names: list[str]) -> list[str | None]:
+    """The scatter plot's opening axes: :data:`DEFAULT_SCATTER`'s measures where the sweep has
+    them, else its first other measures."""
+    scatter = [m if m in names else None for m in DEFAULT_SCATTER]
+    return [s or next((n for n in names if n not in scatter), None) for s in scatter]
 
 
 def render(data: Mapping[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,24 @@ class Inputs:
     def content_at(self, path: str, size: int) -> np.ndarray:
         """A content image with its longer side at ``size`` pixels."""
         return resample.resize_long_side(self.images[path], size)
+
+
+class Contents(Mapping):
+    """Content images by ``(path, size)``, resized on first use (a run's ``content`` key)."""
+
+    def __init__(self, inputs: Inputs):
+        self.inputs, self.cache = inputs, {}
+
+    def __getitem__(self, key):
+        if key not in self.cache:
+            self.cache[key] = self.inputs.content_at(*key)
+        return self.cache[key]
+
+    def __iter__(self):
+        return iter(self.cache)
+
+    def __len__(self):
+        return len(self.cache)
 
 
 def list_files(entries: Sequence[str], what: str, problems: list[str]) -> list[str]:

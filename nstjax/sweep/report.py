@@ -188,9 +188,7 @@ def contact_sheet(
                 row_labels=[str(v) for v in row_values],
                 corner=f"{rows} \\ {cols}",
                 title=title,
-                cell=cell,
-                font_size=max(10, cell // 10),
-                gap=4,
+                sizes=grid.Sizes(cell=cell, font_size=max(10, cell // 10), gap=4),
             )
         )
     return grid.stack(sheets)

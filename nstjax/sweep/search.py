@@ -164,7 +164,6 @@ def _group(sweep: Sweep, search: SearchSpec, base, run_of, convolution: str) -> 
 
 def run_search(
     sweep: Sweep,
-    search: SearchSpec,
     workdir: str,
     params,
     *,
@@ -174,11 +173,11 @@ def run_search(
     log: Callable[[str], None] = print,
     stream=None,
 ) -> SearchOutcome:
-    """Runs generations of trials until the study holds ``search.trials`` counting trials.
+    """Runs generations of trials until the study holds ``sweep.search.trials`` counting trials.
 
     Args:
-        sweep: from :func:`nstjax.sweep.prepare` (one image pair, no axes).
-        search: its ``search`` section (``sweep.search``).
+        sweep: from :func:`nstjax.sweep.prepare` (one image pair, no axes) with a ``search``
+            section (``sweep.search``).
         workdir: this process's folder (two processes sharing a study use two folders).
         params: VGG parameters (:func:`nstjax.vgg.load_params`).
         scorer: the measures (default: :func:`quality_scorer`).
@@ -197,15 +196,26 @@ def run_search(
     work.prepare(sweep.record(), overwrite)
     folder = work.path / "search"
     folder.mkdir(exist_ok=True)
-    study = search_study.open_study(search, folder)
-    runner = _Runner(sweep, search, params, scorer, mesh, folder, stream)
-    heartbeat = search_study.Heartbeat(study)
+    study = search_study.open_study(sweep.search, folder)
+    runner = _Runner(sweep, sweep.search, params, scorer, mesh, folder, stream)
     outcome = SearchOutcome([], [], 0, None, 0)
+    _run_generations(study, runner, outcome, work, log)
+    history = write_history(study, folder)
+    write_search_report(work, history, write_importances(study, folder))
+    outcome.counted = search_study.counted(study)
+    outcome.best = best_trial(history)
+    return outcome
+
+
+def _run_generations(study, runner: "_Runner", outcome: SearchOutcome, work: Workdir, log) -> None:
+    """Asks the study for generations of trials and runs them until it has enough, adding to
+    ``outcome`` and rewriting the history and the report after each."""
+    heartbeat = search_study.Heartbeat(study)
     try:
         while True:
             with search_study.quiet():
                 outcome.retried += search_study.recover_orphans(study)
-                trials = search_study.ask_generation(study, search)
+                trials = search_study.ask_generation(study, runner.search)
             if not trials:
                 break
             heartbeat.watch(trials)
@@ -213,16 +223,11 @@ def run_search(
             heartbeat.watch([])
             outcome.computed += [t.number for t in trials]
             outcome.generations += 1
-            history = write_history(study, folder)
+            history = write_history(study, runner.folder)
             write_search_report(work, history, None)
             log(_generation_line(outcome.generations, trials, history))
     finally:
         heartbeat.close()
-    history = write_history(study, folder)
-    write_search_report(work, history, write_importances(study, folder))
-    outcome.counted = search_study.counted(study)
-    outcome.best = best_trial(history)
-    return outcome
 
 
 class _Runner:
