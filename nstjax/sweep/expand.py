@@ -211,10 +211,7 @@ def expand(
     axes, zipped = _axes(config, problems)
     blend = stylize_fields.blend_weights(config, styles, problems)
     schedule = stylize_fields.schedule(config, problems)
-    if blend:
-        pairs = [(content, tuple(styles)) for content in contents]
-    else:
-        pairs = _pairs(config.data.pairing, contents, styles, problems)
+    pairs = _run_pairs(config.data.pairing, contents, styles, blend, problems)
     if problems:
         return Expansion([], {}, []), problems
 
@@ -239,9 +236,18 @@ def expand(
         values, scales, found = _values(base, chosen, defaults, config.preset, shape_at, schedule)
         problems += [RunProblem(label, p) for p in found if p not in map(_text, problems)]
         run_id = f"{index:0{width}d}"
-        run = SweepRun(run_id, index, label, content, style, values, coords, blend, masks, scales)
-        runs.append(run)
+        runs.append(
+            SweepRun(run_id, index, label, content, style, values, coords, blend, masks, scales)
+        )
     return Expansion(runs, labels, varying), problems
+
+
+def _run_pairs(pairing: str, contents, styles, blend, problems: list[str]) -> list[tuple]:
+    """``(content, style)`` per run: the pairing's, or with a blend every content with all the
+    styles (``style`` the tuple of them)."""
+    if blend:
+        return [(content, tuple(styles)) for content in contents]
+    return _pairs(pairing, contents, styles, problems)
 
 
 def _labels(pairs, lists: dict, names: list[str]) -> dict[str, list[str]]:
