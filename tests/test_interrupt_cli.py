@@ -21,6 +21,7 @@ from nstjax.config import load_config
 from nstjax.sweep import prepare, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, signalled and killed with kill -9
 
 DRIVER = textwrap.dedent(
     """

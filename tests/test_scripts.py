@@ -152,6 +152,7 @@ def test_style_loss_figures_on_a_tiny_case(figure, size, real_weights, tmp_path)
 # ----------------------------------------------------------------------------- bench_network_axis.py
 
 
+@pytest.mark.slow
 def test_bench_network_axis_measures_each_point_in_its_own_process(tmp_path):
     """Two points (K=1, K=2) of the loop form on the tiny case: a table row and a JSON record
     each; network 0 has the same setting in both, so its loss at the last step is the same number

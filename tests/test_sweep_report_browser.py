@@ -19,6 +19,8 @@ from nstjax.sweep import prepare, run_sweep, trials
 from nstjax.sweep import run as sweep_run
 from nstjax.sweep.expand import Expansion
 
+pytestmark = pytest.mark.slow  # a headless browser in its own process
+
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
 )
