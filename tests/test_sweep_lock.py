@@ -126,6 +126,7 @@ def prepare_elsewhere(workdir: Path) -> str:
     return proc.stdout.strip()
 
 
+@pytest.mark.slow
 def test_held_in_this_process_until_unlocked(tmp_path):
     workdir = tmp_path / "work"
     work = Workdir(workdir)
