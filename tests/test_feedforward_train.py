@@ -41,6 +41,7 @@ def _outputs(variables, config, images):
     return np.asarray(jax.vmap(lambda v: net.apply(v, images))(variables))
 
 
+@pytest.mark.slow
 def test_k_networks_together_equal_each_alone(
     together, content_dir, images_dir, tiny_params, tmp_path, held_out
 ):
@@ -89,6 +90,7 @@ def _perceptual_loss(params, config, output, content, style):
     return weights[0] * content_loss + weights[1] * style_loss + weights[2] * tv
 
 
+@pytest.mark.slow
 def test_training_lowers_the_held_out_loss(together, tiny_params, held_out, images_dir):
     config, result = together
     net = config.network.module()
@@ -103,6 +105,7 @@ def test_training_lowers_the_held_out_loss(together, tiny_params, held_out, imag
         assert loss_after < 0.5 * loss_before, (k, loss_before, loss_after)
 
 
+@pytest.mark.slow
 def test_model_folder_holds_config_checkpoints_and_curve(together):
     config, result = together
     folder = result.model_dir
@@ -166,6 +169,7 @@ def test_resume_after_sigkill_equals_uninterrupted(
     np.testing.assert_array_equal(resumed.history, uninterrupted.history)
 
 
+@pytest.mark.slow
 def test_apply_is_deterministic_at_odd_sizes(together):
     _, result = together
     model = load_model(result.model_dir)
@@ -183,6 +187,7 @@ def test_apply_is_deterministic_at_odd_sizes(together):
     assert all(np.all((o >= 0) & (o <= 1)) for o in first)
 
 
+@pytest.mark.slow
 def test_cli_apply_writes_one_file_per_content_and_network(together, content_dir, tmp_path):
     _, result = together
     out = tmp_path / "styled"

@@ -23,6 +23,7 @@ from nstjax.sweep import RunSettings, prepare, run_sweep
 ONE_DEVICE_BY_4 = RunSettings(mesh=None, batch_size=4)
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, signalled and killed with kill -9
 
 DRIVER = textwrap.dedent(
     """

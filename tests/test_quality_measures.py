@@ -122,7 +122,9 @@ def test_official_input_through_the_weights_preprocessing(tiny_params):
 
 def test_vmapped_batch_equals_one_at_a_time(tiny_params):
     outputs, contents = _images(5, n=3), _images(6, n=3)
-    styles = [_images(7, size=(32, 40))[0], _images(8, size=(28, 28))[0]]
+    # Two distinct styles (each its own group) at the shape of ``triple``'s style: one image at a
+    # time is then the program test_wang_measures_match_numpy compiled.
+    styles = [_images(7, size=(40, 36))[0], _images(8, size=(40, 36))[0]]
     batch = quality.measure(tiny_params, outputs, contents, [styles[0], styles[1], styles[0]])
     for i, s in enumerate([0, 1, 0]):
         one = quality.measure_one(tiny_params, outputs[i], contents[i], styles[s])

@@ -2,12 +2,15 @@
 on a tiny case, and the scripts' own measures agree with values derived by hand.
 
 The scripts are thin mains over the library, run as ``python scripts/NAME.py`` (``scripts/`` is not
-installed); the subprocesses here run them the same way, with this checkout first on the path.
+installed); the subprocesses here run them the same way, with this checkout first on the path
+(the slow tier: a process per script). The fast tier runs each script's file as ``__main__`` in the
+test's own process (``run_here``), whose imports are already loaded.
 """
 
 import json
 import math
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -31,14 +34,46 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture
+def run_here(monkeypatch, capsys):
+    """Runs ``scripts/NAME.py ARGS`` as :func:`_run` does (from the checkout's root, ``scripts/``
+    first on the path, the file run as ``__main__``) but in this process; returns what it printed
+    and its exit status as a :class:`subprocess.CompletedProcess`."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+
+    def run(script: str, *args: str) -> subprocess.CompletedProcess:
+        argv = [f"scripts/{script}", *args]
+        monkeypatch.setattr(sys, "argv", argv)
+        try:
+            runpy.run_path(argv[0], run_name="__main__")
+            code, message = 0, ""
+        except SystemExit as exit_:
+            # As the interpreter ends: None is 0, a message is printed with status 1.
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+            message = "" if exit_.code is None or isinstance(exit_.code, int) else f"{exit_.code}\n"
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out, err + message)
+
+    return run
+
+
 def _table_rows(markdown: str) -> list[list[str]]:
     lines = [line for line in markdown.splitlines() if line.startswith("| ")]
     return [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[1:]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_script_answers_help(script):
     done = _run(sys.executable, f"scripts/{script}", "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage:"), done.stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_answers_help_in_this_process(script, run_here):
+    done = run_here(script, "--help")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage:"), done.stdout
 
@@ -53,7 +88,7 @@ def test_the_gpu_check_answers_help_and_rejects_a_typo():
 # ----------------------------------------------------------------------------- sweep_psnr.py
 
 
-def test_sweep_psnr_reports_each_finished_run(tmp_path):
+def test_sweep_psnr_reports_each_finished_run(tmp_path, run_here):
     """A hand-made sweep folder: two finished runs (a photo and its copy darkened by a known
     amount), one unfinished; the PSNR is ``10 log10(1 / mse)`` of the 8-bit images."""
     rng = np.random.default_rng(0)
@@ -75,7 +110,7 @@ def test_sweep_psnr_reports_each_finished_run(tmp_path):
         }
         (folder / "run.json").write_text(json.dumps(record))
 
-    done = _run(sys.executable, "scripts/sweep_psnr.py", str(tmp_path))
+    done = run_here("sweep_psnr.py", str(tmp_path))
     assert done.returncode == 0, done.stderr
     rows = _table_rows(done.stdout)
     assert [r[0] for r in rows] == ["run a", "run b"]
@@ -85,19 +120,18 @@ def test_sweep_psnr_reports_each_finished_run(tmp_path):
     assert float(rows[1][2]) < 1.0  # SSIM below 1 for a changed image
 
 
-def test_sweep_psnr_says_when_nothing_is_finished(tmp_path):
-    done = _run(sys.executable, "scripts/sweep_psnr.py", str(tmp_path))
+def test_sweep_psnr_says_when_nothing_is_finished(tmp_path, run_here):
+    done = run_here("sweep_psnr.py", str(tmp_path))
     assert done.returncode == 1 and "no finished runs" in done.stderr
 
 
 # ----------------------------------------------------------------------------- compile_for_accelerators.py
 
 
-def test_compile_report_tables_hold_the_recorded_bytes():
+def test_compile_report_tables_hold_the_recorded_bytes(run_here):
     """``--report`` on the committed records: each case's "GB at batch 1" is the recorded bytes."""
     records = json.loads((ROOT / "docs/benchmarks/compiled/cpu.json").read_text())["fits"]
-    done = _run(sys.executable, "scripts/compile_for_accelerators.py", "--report",
-                "docs/benchmarks/compiled")  # fmt: skip
+    done = run_here("compile_for_accelerators.py", "--report", "docs/benchmarks/compiled")
     assert done.returncode == 0, done.stderr
     table = done.stdout.split("#### `cpu`")[1].split("####")[0]
     rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| 5")]
@@ -121,8 +155,8 @@ def test_w2_1d_matches_hand_values(import_script):
     assert w2_1d(a, a) == 0.0
 
 
-def test_transfer_below_its_smallest_size_is_a_clear_error():
-    done = _run(sys.executable, "scripts/reproduce_style_losses.py", "transfer", "--size", "16")
+def test_transfer_below_its_smallest_size_is_a_clear_error(run_here):
+    done = run_here("reproduce_style_losses.py", "transfer", "--size", "16")
     assert done.returncode == 2
     assert "--size must be at least 24" in done.stderr and "Traceback" not in done.stderr
 
@@ -152,6 +186,7 @@ def test_style_loss_figures_on_a_tiny_case(figure, size, real_weights, tmp_path)
 # ----------------------------------------------------------------------------- bench_network_axis.py
 
 
+@pytest.mark.slow
 def test_bench_network_axis_measures_each_point_in_its_own_process(tmp_path):
     """Two points (K=1, K=2) of the loop form on the tiny case: a table row and a JSON record
     each; network 0 has the same setting in both, so its loss at the last step is the same number
@@ -177,17 +212,17 @@ def test_bench_network_axis_measures_each_point_in_its_own_process(tmp_path):
 # ------------------------------------------------------------------------ time_to_quality.py
 
 
-def test_time_to_quality_rejects_a_bad_pair_in_one_line(tmp_path):
-    done = _run(sys.executable, "scripts/time_to_quality.py", "--pairs", "chelsea.jpg",
+def test_time_to_quality_rejects_a_bad_pair_in_one_line(tmp_path, run_here):
+    done = run_here("time_to_quality.py", "--pairs", "chelsea.jpg",
                 "--weights", str(tmp_path / "missing.h5"), "--output", str(tmp_path))  # fmt: skip
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "--weights" in done.stderr
     h5 = tmp_path / "w.h5"
     h5.write_bytes(b"")
-    done = _run(sys.executable, "scripts/time_to_quality.py", "--pairs", "chelsea.jpg",
+    done = run_here("time_to_quality.py", "--pairs", "chelsea.jpg",
                 "--weights", str(h5), "--output", str(tmp_path))  # fmt: skip
     assert done.returncode == 2 and "'chelsea.jpg': expected CONTENT:STYLE" in done.stderr
-    done = _run(sys.executable, "scripts/time_to_quality.py", "--pairs", "chelsea.jpg:great_wave.jpg",
+    done = run_here("time_to_quality.py", "--pairs", "chelsea.jpg:great_wave.jpg",
                 "--size", "40", "--weights", str(h5), "--output", str(tmp_path))  # fmt: skip
     assert done.returncode == 2 and "a side is 22 px; the measures need 24" in done.stderr
     assert not list(tmp_path.glob("time_to_quality.*"))

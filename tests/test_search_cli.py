@@ -20,6 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # several processes running the CLI, kill -9
 DRIVER = textwrap.dedent(
     """
     import os, sys, time
@@ -162,7 +163,6 @@ def test_two_processes_share_one_study(images_dir, tmp_path):
     assert ran == 10
 
 
-@pytest.mark.slow
 def test_quick_search_with_the_real_weights(real_weights, tmp_path):
     """configs/search_style.py:quick end to end: the real VGG, the quality measures, TPE."""
     proc = subprocess.run(

@@ -128,6 +128,7 @@ DRIVER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exit_2_before_anything_is_written(images_dir, tmp_path):
     config = tmp_path / "search.py"
     config.write_text(

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # several processes running the CLI, kill -9
 
 DRIVER = textwrap.dedent(
     """
@@ -214,7 +215,6 @@ def test_sharded_over_four_devices_equals_one_device(images_dir, tmp_path):
         assert np.abs(a - b).max() <= 1
 
 
-@pytest.mark.slow
 @pytest.mark.weights
 def test_quick_paper_grid_with_the_real_weights(real_params, tmp_path):
     workdir = tmp_path / "grid"

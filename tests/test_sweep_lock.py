@@ -71,6 +71,7 @@ def kill_9(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+@pytest.mark.slow
 def test_second_sweep_is_refused_naming_the_holder_and_spares_its_files(holder):
     workdir, proc = holder
     config = (workdir / "config.json").read_text()
@@ -84,6 +85,7 @@ def test_second_sweep_is_refused_naming_the_holder_and_spares_its_files(holder):
     assert lock == {"pid": proc.pid, "host": socket.gethostname()}
 
 
+@pytest.mark.slow
 def test_lock_is_released_when_the_holder_is_killed_with_sigkill(holder):
     workdir, proc = holder
     kill_9(proc)
@@ -124,6 +126,7 @@ def prepare_elsewhere(workdir: Path) -> str:
     return proc.stdout.strip()
 
 
+@pytest.mark.slow
 def test_held_in_this_process_until_unlocked(tmp_path):
     workdir = tmp_path / "work"
     work = Workdir(workdir)
@@ -178,6 +181,7 @@ def get_config(arg=None):
 """
 
 
+@pytest.mark.slow
 def test_cli_sweep_on_a_held_workdir_exits_2_with_one_line(holder, images_dir, tmp_path):
     workdir, proc = holder
     config = tmp_path / "sweep.py"

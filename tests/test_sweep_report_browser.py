@@ -18,6 +18,8 @@ from nstjax.sweep import RunSettings, prepare, recorder, run_sweep, trials
 from nstjax.sweep import html as report_html
 from nstjax.sweep.expand import Expansion
 
+pytestmark = pytest.mark.slow  # a headless browser in its own process
+
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
 )

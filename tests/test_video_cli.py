@@ -62,6 +62,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, style, capsys, monke
 
 
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # the test's own read of the video
+@pytest.mark.slow
 def test_a_frames_folder_in_gives_a_video_out_and_a_rerun_resumes(
     tmp_path, style, tiny_params, capsys, monkeypatch
 ):

@@ -66,6 +66,7 @@ def test_a_sequential_frame_starts_from_the_warped_previous_and_targets_earlier_
     assert first.temporal.shape == (2, *SHAPE, 3)  # the program of the later frames
 
 
+@pytest.mark.slow
 def test_modes_run_and_resume_with_the_tiny_network(tiny_params, tmp_path, monkeypatch):
     still = image.load_image(examples.CONTENT, 96)
     # the style is scaled to the frames' longer side: 20x32, so conv5_1 (1/16) has features

@@ -29,10 +29,12 @@ def _flags_after_import(**env: str | None) -> str | None:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_import_adds_both_cpu_flags():
     assert _flags_after_import().split() == [YNN, SCHEDULER]
 
 
+@pytest.mark.slow
 def test_a_users_own_setting_is_kept_and_the_rest_appended():
     mine = "--xla_force_host_platform_device_count=2 --xla_cpu_enable_concurrency_optimized_scheduler=true"
     flags = _flags_after_import(XLA_FLAGS=mine)
@@ -40,6 +42,7 @@ def test_a_users_own_setting_is_kept_and_the_rest_appended():
 
 
 @pytest.mark.parametrize("given", [None, "--xla_force_host_platform_device_count=2"])
+@pytest.mark.slow
 def test_opting_out_leaves_xla_flags_alone(given):
     assert _flags_after_import(XLA_FLAGS=given, NSTJAX_XLA_DEFAULTS="0") == given
 
