@@ -212,6 +212,7 @@ def test_cli_apply_writes_one_file_per_content_and_network(together, content_dir
     assert written.shape == image.load_image(content_dir / "tubingen.png").shape
 
 
+@pytest.mark.slow  # a training run to its end: trained, saved, loaded and applied
 def test_batch_norm_and_transposed_convolutions_train(
     content_dir, images_dir, tiny_params, tmp_path
 ):

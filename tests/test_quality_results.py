@@ -14,11 +14,12 @@ def _image(seed, shape):
 
 def test_results_carry_the_measures_of_their_images(tiny_params):
     contents = [_image(0, (32, 24))]
-    styles = [_image(1, (48, 40)), _image(2, (30, 36))]
+    # Two sizes of style, one aspect: both are resized to (32, 27), so the measures compile once.
+    styles = [_image(1, (48, 40)), _image(2, (60, 50))]
     runs = [Run(content=0, style=0, seed=1), Run(content=0, style=1, seed=2)]
     results = api.stylize_batch(tiny_params, contents, styles, runs, steps=2, quality=True)
     # The protocol: the final image, its content, its style resized to the output's long side.
-    references = [resize(styles[0], (32, 27)), resize(styles[1], (27, 32))]
+    references = [resize(styles[0], (32, 27)), resize(styles[1], (32, 27))]
     want = quality.measure(
         tiny_params,
         np.stack([r.image for r in results]),
