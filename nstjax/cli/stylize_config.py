@@ -16,36 +16,18 @@ import ml_collections
 
 from nstjax.errors import NstjaxError
 from nstjax.run import INTERACTIVE_CHUNK, Options, Run
+from nstjax.sweep.config import PER_RUN_FIELDS, STATIC_FIELDS
+
+_FLAG_OF_FIELD = {"learning_rate": "lr"}
+"""Config fields whose flag has another name (``--lr``)."""
 
 FLAG_FIELDS: dict[str, str] = {
-    "size": "data.size",
-    "style_scale": "data.style_scale",
-    "colors": "data.colors",
+    **{_FLAG_OF_FIELD.get(n, n): path for n, path in {**PER_RUN_FIELDS, **STATIC_FIELDS}.items()},
     "style_blend": "data.style_blend",
     "masks": "data.masks",
-    "content_weight": "loss.content_weight",
-    "style_weight": "loss.style_weight",
-    "tv_weight": "loss.tv_weight",
-    "content_layers": "loss.content_layers",
-    "style_layers": "loss.style_layers",
-    "normalize_gradients": "loss.normalize_gradients",
-    "style_loss": "loss.style_loss",
-    "optimizer": "optim.optimizer",
-    "steps": "optim.steps",
-    "lr": "optim.learning_rate",
-    "lbfgs_history": "optim.lbfgs_history",
-    "average_decay": "optim.average_decay",
-    "loss_tolerance": "optim.loss_tolerance",
-    "grad_tolerance": "optim.grad_tolerance",
     "multiscale": "optim.multiscale",
-    "init": "init",
-    "noise_scale": "noise_scale",
-    "seed": "seed",
     "preset": "preset",
     "weights": "model.weights",
-    "pooling": "model.pooling",
-    "dtype": "model.dtype",
-    "remat": "model.remat",
     "save_every": "sweep.save_every",
     "quality": "sweep.quality",
 }
