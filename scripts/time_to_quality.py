@@ -134,11 +134,15 @@ def main(argv=None) -> int:
         args.size, args.budget, args.checkpoints, tuple(args.recipes), args.rounds,
         args.min_scale, args.threads,
     )  # fmt: skip
-    pairs = [_pair(params, h5, pair, settings) for pair in args.pairs]
+    args.output.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for pair in args.pairs:  # each pair's record kept as it finishes: a long run stopped keeps them
+        pairs.append(_pair(params, h5, pair, settings))
+        partial = json.dumps(report | {"pairs": pairs}, indent=1) + "\n"
+        write_text(args.output / "time_to_quality.partial.json", partial)
     report |= {"pairs": pairs, "machine_at_end": _machine(), "wall_s": time.time() - started}
     report["summary"] = ttq.summary_rows(pairs)
     table = ttq.markdown_table(report["summary"])
-    args.output.mkdir(parents=True, exist_ok=True)
     write_text(args.output / "time_to_quality.json", json.dumps(report, indent=1) + "\n")
     write_text(args.output / "time_to_quality.md", table + "\n")
     m = report["machine_at_start"]

@@ -77,11 +77,11 @@ def _child(conn, h5, preprocess, images, run, history, checkpoints, threads, dev
 def _snapshots(h5, preprocess, images, run, history, checkpoints, threads, device) -> list[dict]:
     import torch
 
-    from nstjax import weights
+    from nstjax import weight_files
     from nstjax.bench.torch_reference import TorchRun, to_nchw, torch_reference
 
     torch.set_num_threads(threads)
-    features = torch_reference(weights.read_h5(h5), "conv5_1", preprocess, device)
+    features = torch_reference(weight_files.read_h5(h5), "conv5_1", preprocess, device)
     start = time.perf_counter()
     content, style = images["content"], images["style"]
     reference = TorchRun(features, content, style, run, "lbfgs", history, device)
