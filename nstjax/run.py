@@ -200,6 +200,21 @@ class Options:
         )
 
 
+COARSE_TO_FINE = ((0.25, 0.4), (0.5, 0.4), (1.0, 0.2))
+"""nstjax's coarse-to-fine form: ``(fraction of the output size, fraction of the steps)`` per
+scale; measured against neural-style's recipe in docs/benchmarks.md (Time to quality)."""
+SMALLEST_SCALE = 24
+"""No scale of :func:`coarse_to_fine` is smaller than this many pixels (the measures' least)."""
+
+
+def coarse_to_fine(size: int, steps: int) -> tuple[tuple[int, int], ...]:
+    """:data:`COARSE_TO_FINE` for an output of ``size`` px in ``steps`` steps in all, as
+    ``((size, steps), ...)``: ``coarse_to_fine(512, 500) == ((128, 200), (256, 200), (512, 100))``."""
+    return tuple(
+        (max(SMALLEST_SCALE, round(size * f)), max(1, round(steps * s))) for f, s in COARSE_TO_FINE
+    )
+
+
 def layer_weight_vector(layers: LayerWeights, option: str) -> np.ndarray:
     """A ``[16]`` weight vector over conv1_1 ... conv5_4 from names or a name->weight mapping."""
     if isinstance(layers, str):

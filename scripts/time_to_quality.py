@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="the VGG-19 .h5 (default $NSTJAX_WEIGHTS)")
     p.add_argument("--label", default="", help="what kind of run this is, for the figure's title")
     p.add_argument("--output", type=Path, default=Path("time_to_quality"))
+    p.add_argument(
+        "--known",
+        type=Path,
+        default=None,
+        help="an earlier run's time_to_quality.json (same --size, --budget, --checkpoints, "
+        "--rounds): its records of these recipes on these pairs are kept, not run again",
+    )
     return p
 
 
@@ -102,14 +109,37 @@ def _machine() -> dict:
     }  # fmt: skip
 
 
-def _pair(params, h5: str, pair: str, settings) -> dict:
+def _known(path: Path | None, args) -> tuple[dict, str | None]:
+    """``{"content:style": {recipe: [records]}}`` of an earlier run (each record marked with the
+    file it came from), or a problem with it."""
+    if path is None:
+        return {}, None
+    try:
+        earlier = json.loads(path.read_text())
+        settings, pairs = earlier["settings"], earlier["pairs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return {}, f"--known {path}: not a time_to_quality.json ({e})"
+    for key in ("size", "budget", "checkpoints", "rounds"):
+        if settings.get(key) != getattr(args, key):
+            return (
+                {},
+                f"--known {path}: made with --{key} {settings.get(key)}, not {getattr(args, key)}",
+            )
+    known = {}
+    for pair in pairs:
+        recipes = {n: [r | {"from": str(path)} for r in rs] for n, rs in pair["recipes"].items()}
+        known[f"{pair['content']}:{pair['style']}"] = recipes
+    return known, None
+
+
+def _pair(params, h5: str, pair: str, settings, known: dict) -> dict:
     from nstjax.image import load_image
 
     content_name, _, style_name = pair.partition(":")
     content = load_image(_image_path(content_name), settings.size, "content image")
     style = load_image(_image_path(style_name), settings.size, "style image")
     label = f"{Path(content_name).stem}+{Path(style_name).stem}"
-    record = ttq.run_pair(params, h5, content, style, label, settings)
+    record = ttq.run_pair(params, h5, content, style, label, settings, known.get(pair))
     return {"content": content_name, "style": style_name, **record}
 
 
@@ -120,7 +150,8 @@ def main(argv=None) -> int:
     from nstjax.bench.ttq_plot import plot
 
     h5 = args.weights or os.environ.get("NSTJAX_WEIGHTS")
-    problem = _check_inputs(args.pairs, h5, args.size)
+    known, problem = _known(args.known, args)
+    problem = problem or _check_inputs(args.pairs, h5, args.size)
     if problem:
         print(f"time_to_quality: {problem}", file=sys.stderr)
         return 2
@@ -137,7 +168,7 @@ def main(argv=None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     pairs = []
     for pair in args.pairs:  # each pair's record kept as it finishes: a long run stopped keeps them
-        pairs.append(_pair(params, h5, pair, settings))
+        pairs.append(_pair(params, h5, pair, settings, known))
         partial = json.dumps(report | {"pairs": pairs}, indent=1) + "\n"
         write_text(args.output / "time_to_quality.partial.json", partial)
     report |= {"pairs": pairs, "machine_at_end": _machine(), "wall_s": time.time() - started}

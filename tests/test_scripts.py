@@ -225,6 +225,11 @@ def test_time_to_quality_rejects_a_bad_pair_in_one_line(tmp_path, run_here):
     done = run_here("time_to_quality.py", "--pairs", "chelsea.jpg:great_wave.jpg",
                 "--size", "40", "--weights", str(h5), "--output", str(tmp_path))  # fmt: skip
     assert done.returncode == 2 and "a side is 22 px; the measures need 24" in done.stderr
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"settings": {"size": 256}, "pairs": []}))
+    done = run_here("time_to_quality.py", "--pairs", "chelsea.jpg:great_wave.jpg",
+                "--known", str(earlier), "--weights", str(h5), "--output", str(tmp_path))  # fmt: skip
+    assert done.returncode == 2 and "made with --size 256, not 512" in done.stderr
     assert not list(tmp_path.glob("time_to_quality.*"))
 
 

@@ -29,6 +29,11 @@ def test_the_recipes_at_full_budget():
     assert (ref.run.content_weight, ref.run.style_weight) == (5.0, 100.0)
     assert ref.run.tv_weight == pytest.approx(1e-3 * 384 * 512 / 2)
     assert ref.run.init == "noise" and ref.run.noise_scale == 0.001
+    ns = recipes["nstjax-c2f-ns"]  # neural-style's loss, nstjax's schedule, Adam and start
+    assert ns.schedule == recipes["nstjax-c2f"].schedule and ns.options.optimizer == "adam"
+    assert (ns.run.content_weight, ns.run.style_weight) == (5.0, 100.0)
+    assert ns.run.tv_weight == pytest.approx(1e-3 * 384 * 512 / 2)
+    assert ns.run.init == "content" and ns.run.step_size("adam") == 4.0
     half = ttq.make_recipes((384, 512), budget=0.5)
     assert half["crowsonkb"].schedule == (
         (128, 500),
@@ -86,3 +91,15 @@ def test_nstjax_snapshots_count_the_steps_of_every_scale(tiny_params):
     assert [k["step"] for k in kept] == [2, 4, 6]
     assert [k["image"].shape for k in kept] == [(16, 16, 3), (24, 24, 3), (24, 24, 3)]
     assert np.all(np.diff([k["seconds"] for k in kept]) > 0)
+
+
+def test_known_recipes_are_kept_not_run_again():
+    """Records of an earlier run (``--known``) stand for their recipes: nothing runs (no params,
+    images or weights are touched) and the table names where they came from."""
+    earlier = {"points": [_point(200.0, 0.5, 0.6, 0.4, 20)], "from": "earlier.json"}
+    settings = ttq.Settings(size=40, recipes=(ttq.REFERENCE,))
+    pair = ttq.run_pair(None, "", np.zeros((40, 40, 3)), None, "a+b", settings,
+                        {ttq.REFERENCE: [earlier]})  # fmt: skip
+    assert pair["recipes"] == {ttq.REFERENCE: [earlier]}
+    (row,) = ttq.summary_rows([pair])
+    assert f"{ttq.REFERENCE} (from earlier.json)" in ttq.markdown_table([row])

@@ -1,7 +1,10 @@
 """Time to quality: Wang et al.'s measures (CF, GE, LP) of a recipe's image against wall time.
 
-A *recipe* is a way to make one stylised image: nstjax's default (one scale, Adam), nstjax's
-default objective coarse to fine, the ``crowsonkb`` preset (its sqrt(2) scales and iterate
+A *recipe* is a way to make one stylised image: nstjax's default objective at one scale (Adam,
+all steps at the output size), the same coarse to fine (:func:`nstjax.run.coarse_to_fine`,
+``nstjax stylize``'s default schedule), neural-style's objective (its weights at the output's
+shape, in nstjax's normalisation: the same loss) coarse to fine with nstjax's Adam from the
+content (``nstjax-c2f-ns``), the ``crowsonkb`` preset (its sqrt(2) scales and iterate
 averaging), and neural-style's default recipe run by the PyTorch reference in its own process
 (:mod:`nstjax.bench.ttq_torch`; L-BFGS, history 100, from its near-flat random image). Each
 recipe keeps snapshots of its image at checkpoints with the seconds since it started (nstjax: the
@@ -24,16 +27,14 @@ import numpy as np
 from nstjax import preset_run, presets
 from nstjax.execute import Observer
 from nstjax.resample import resize
-from nstjax.run import Options, Run
+from nstjax.run import Options, Run, coarse_to_fine
 
 MEASURES = ("content_fidelity", "global_effects", "local_patterns")
 SHORT = {"content_fidelity": "CF", "global_effects": "GE", "local_patterns": "LP"}
 CF_MARGIN = 0.02
 """A recipe matches the reference's content fidelity when within this of it (issue 23)."""
-RECIPES = ("nstjax", "nstjax-c2f", "crowsonkb", "neural-style-torch")
+RECIPES = ("nstjax", "nstjax-c2f", "nstjax-c2f-ns", "crowsonkb", "neural-style-torch")
 REFERENCE = "neural-style-torch"
-COARSE_TO_FINE = ((0.25, 0.4), (0.5, 0.4), (1.0, 0.2))
-"""nstjax's coarse-to-fine recipe: (fraction of the size, fraction of the default steps)."""
 NEURAL_STYLE_HISTORY = 100
 """neural-style's L-BFGS history (presets.neural_style's lbfgs_history)."""
 
@@ -82,9 +83,7 @@ def make_recipes(
     default = Options()
     steps = _scaled(default.steps, budget)
     chunked = dataclasses.replace(default, steps=steps, chunk=every)
-    c2f = tuple(
-        (max(24, round(size * f)), _scaled(default.steps, budget * s)) for f, s in COARSE_TO_FINE
-    )
+    c2f = coarse_to_fine(size, steps)  # nstjax stylize's default schedule at the default size
     made = preset_run.make("crowsonkb", shape)
     _, *rest = presets.CROWSONKB_SCALES  # 1000 iterations at the first scale, then each rest's
     scales = crowsonkb_scales(size, min_scale)
@@ -93,9 +92,11 @@ def make_recipes(
     neural = presets.preset_values("neural-style", shape)
     ns_run = Run(**{k: v for k, v in neural.run.items()})
     ns_steps = _scaled(neural.options["steps"], budget)
+    ns_objective = dataclasses.replace(ns_run, init="content", learning_rate=None)
     return {
         "nstjax": Recipe("nstjax", ((size, steps),), Run(), chunked),
         "nstjax-c2f": Recipe("nstjax-c2f", c2f, Run(), chunked),
+        "nstjax-c2f-ns": Recipe("nstjax-c2f-ns", c2f, ns_objective, chunked),
         "crowsonkb": Recipe(
             "crowsonkb", ck, made.run, dataclasses.replace(made.options, chunk=every)
         ),
@@ -179,7 +180,9 @@ class Settings:
     device: str = "cpu"
 
 
-def run_pair(params, h5: str, content, style, label: str, settings: Settings) -> dict:
+def run_pair(
+    params, h5: str, content, style, label: str, settings: Settings, known: dict | None = None
+) -> dict:
     """Every recipe of ``settings`` on one pair, ``settings.rounds`` times, alternated.
 
     Args:
@@ -189,6 +192,8 @@ def run_pair(params, h5: str, content, style, label: str, settings: Settings) ->
         style: ``[h, w, 3]`` in [0, 1].
         label: the pair's name in the records.
         settings: the run's :class:`Settings`.
+        known: recipes already measured on this pair (``{name: [record per round]}``, from an
+            earlier run's JSON with the same settings): kept, not run again.
 
     Returns:
         ``{"label", "recipes": {name: [{"schedule", "points"}] per round}}``.
@@ -199,6 +204,9 @@ def run_pair(params, h5: str, content, style, label: str, settings: Settings) ->
     for r in range(settings.rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             recipe = recipes[name]
+            if known and name in known:
+                runs.setdefault(name, []).append(known[name][r])
+                continue
             print(f"[{label} round {r}] {name}: {recipe.schedule}", flush=True)
             if name == REFERENCE:
                 marks = checkpoints_of(recipe.steps, settings.checkpoints)
@@ -272,7 +280,8 @@ def summary_rows(pairs: Sequence[dict]) -> list[dict]:
                 rows.append(
                     {"pair": pair["label"], "round": r, "recipe": name, "steps": points[-1]["step"],
                      "seconds": points[-1]["seconds"], **{SHORT[m]: points[-1][m] for m in MEASURES},
-                     **{f"time_to_{k}": v for k, v in times.items()}, "speedup_to_all": speedup}
+                     **{f"time_to_{k}": v for k, v in times.items()}, "speedup_to_all": speedup,
+                     "from": result.get("from")}
                 )  # fmt: skip
     return rows
 
@@ -294,7 +303,7 @@ def markdown_table(rows: Sequence[dict]) -> str:
         cells = [
             row["pair"],
             str(row["round"]),
-            row["recipe"],
+            row["recipe"] + (f" (from {row['from']})" if row.get("from") else ""),
             str(row["steps"]),
             _cell(row["seconds"]),
         ]
