@@ -35,6 +35,23 @@ def _cache_in_tmp(tmp_path_factory):
         os.environ["XDG_CACHE_HOME"] = old
 
 
+@pytest.fixture(autouse=True)
+def _optimisation_by_tier(request):
+    """The fast tier's programs compile with JAX's ``jax_disable_most_optimizations`` (XLA's
+    backend optimisation level 0, LLVM's expensive passes off: what JAX offers for programs that
+    cost more to optimise than to run, as the tiny VGG's do); the slow tier's, the end-to-end
+    checks, and the bit-identity claims marked ``optimized`` compile as a user's do. The
+    operations are the same; their rounding may differ in the last bits (the K networks of the
+    loop form equal each alone bit for bit only when optimised), which the tolerances' error
+    bounds allow for."""
+    marks = {m.name for m in request.node.iter_markers()}
+    fast = not marks & {"slow", "optimized"}
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", fast)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
 @contextlib.contextmanager
 def _environ(**values: str | None):
     """Sets (or, for None, removes) environment variables for the duration of a block."""

@@ -54,6 +54,7 @@ def test_the_loop_is_the_default():
     assert TrainConfig(styles=("s",), content_dir="c").network_axis == "loop"
 
 
+@pytest.mark.optimized
 def test_loop_networks_together_equal_each_alone(tiny_params):
     weights, rates = (0.01, 0.1, 1.0), (5e-3, 1e-2, 2e-3)
     state, history = _train(tiny_params, "loop", weights, rates)

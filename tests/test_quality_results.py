@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nstjax import api, quality
+from nstjax import api, kernels, quality, vgg
 from nstjax.resample import resize
 from nstjax.run import Run
 
@@ -13,18 +13,22 @@ def _image(seed, shape):
 
 
 def test_results_carry_the_measures_of_their_images(tiny_params):
-    contents = [_image(0, (32, 24))]
-    # Two sizes of style, one aspect: both are resized to (32, 27), so the measures compile once.
-    styles = [_image(1, (48, 40)), _image(2, (60, 50))]
+    contents = [_image(0, (32, 32))]
+    # Two sizes of square style: both are resized to (32, 32), one output per style, as in
+    # test_stylize_prints_the_table_unless_no_quality: the measures' programs compile once here.
+    styles = [_image(1, (48, 48)), _image(2, (60, 60))]
     runs = [Run(content=0, style=0, seed=1), Run(content=0, style=1, seed=2)]
     results = api.stylize_batch(tiny_params, contents, styles, runs, steps=2, quality=True)
-    # The protocol: the final image, its content, its style resized to the output's long side.
-    references = [resize(styles[0], (32, 27)), resize(styles[1], (32, 27))]
+    # The protocol: the final image, its content, its style resized to the output's long side,
+    # measured through the convolution the call chose (its equality with XLA's: test_conv.py).
+    convolution = kernels.choose()
+    references = [resize(styles[0], (32, 32)), resize(styles[1], (32, 32))]
     want = quality.measure(
-        tiny_params,
+        vgg.prepare(tiny_params, convolution),
         np.stack([r.image for r in results]),
         np.stack(contents * 2),
         references,
+        convolution=convolution,
     )
     for i, result in enumerate(results):
         assert list(result.quality) == list(quality.MEASURE_NAMES)
@@ -46,7 +50,6 @@ def test_no_measures_unless_asked_or_too_small(tiny_params):
 def test_stylize_prints_the_table_unless_no_quality(tmp_path, tiny_params, capsys, monkeypatch):
     from PIL import Image
 
-    from nstjax import vgg
     from nstjax.cli import main
 
     monkeypatch.setattr(vgg, "load_params", lambda path=None: tiny_params)
