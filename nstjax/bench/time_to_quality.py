@@ -1,8 +1,8 @@
 """Time to quality: Wang et al.'s measures (CF, GE, LP) of a recipe's image against wall time.
 
 A *recipe* is a way to make one stylised image: nstjax's default objective at one scale (Adam,
-all steps at the output size), the same coarse to fine (:func:`nstjax.run.coarse_to_fine`,
-``nstjax stylize``'s default schedule), neural-style's objective (its weights at the output's
+all steps at the output size), the same coarse to fine (:func:`nstjax.run.coarse_to_fine`;
+not a default: docs/benchmarks.md, Time to quality), neural-style's objective (its weights at the output's
 shape, in nstjax's normalisation: the same loss) coarse to fine with nstjax's Adam from the
 content (``nstjax-c2f-ns``), the ``crowsonkb`` preset (its sqrt(2) scales and iterate
 averaging), and neural-style's default recipe run by the PyTorch reference in its own process
@@ -83,7 +83,7 @@ def make_recipes(
     default = Options()
     steps = _scaled(default.steps, budget)
     chunked = dataclasses.replace(default, steps=steps, chunk=every)
-    c2f = coarse_to_fine(size, steps)  # nstjax stylize's default schedule at the default size
+    c2f = coarse_to_fine(size, steps)
     made = preset_run.make("crowsonkb", shape)
     _, *rest = presets.CROWSONKB_SCALES  # 1000 iterations at the first scale, then each rest's
     scales = crowsonkb_scales(size, min_scale)
