@@ -34,6 +34,13 @@ def test_the_recipes_at_full_budget():
     assert (ns.run.content_weight, ns.run.style_weight) == (5.0, 100.0)
     assert ns.run.tv_weight == pytest.approx(1e-3 * 384 * 512 / 2)
     assert ns.run.init == "content" and ns.run.step_size("adam") == 4.0
+    for name, init in (("nstjax-c2f-lbfgs", "content"), ("nstjax-c2f-lbfgs-noise", "noise")):
+        lbfgs = recipes[name]  # the same loss and schedule, L-BFGS with the line search
+        assert lbfgs.schedule == ns.schedule and lbfgs.options.optimizer == "lbfgs_wolfe"
+        assert (lbfgs.run.content_weight, lbfgs.run.style_weight) == (5.0, 100.0)
+        assert lbfgs.run.tv_weight == pytest.approx(1e-3 * 384 * 512 / 2)
+        assert lbfgs.run.init == init and lbfgs.run.step_size("lbfgs_wolfe") == 1.0
+    assert recipes["nstjax-c2f-lbfgs-noise"].run.noise_scale == 0.001
     half = ttq.make_recipes((384, 512), budget=0.5)
     assert half["crowsonkb"].schedule == (
         (128, 500),

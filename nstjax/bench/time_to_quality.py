@@ -4,7 +4,9 @@ A *recipe* is a way to make one stylised image: nstjax's default objective at on
 all steps at the output size), the same coarse to fine (:func:`nstjax.run.coarse_to_fine`;
 not a default: docs/benchmarks.md, Time to quality), neural-style's objective (its weights at the output's
 shape, in nstjax's normalisation: the same loss) coarse to fine with nstjax's Adam from the
-content (``nstjax-c2f-ns``), the ``crowsonkb`` preset (its sqrt(2) scales and iterate
+content (``nstjax-c2f-ns``), the same with L-BFGS (nstjax's strong-Wolfe line search,
+``lbfgs_wolfe``) from the content (``nstjax-c2f-lbfgs``) or from neural-style's near-flat noise
+(``nstjax-c2f-lbfgs-noise``), the ``crowsonkb`` preset (its sqrt(2) scales and iterate
 averaging), and neural-style's default recipe run by the PyTorch reference in its own process
 (:mod:`nstjax.bench.ttq_torch`; L-BFGS, history 100, from its near-flat random image). Each
 recipe keeps snapshots of its image at checkpoints with the seconds since it started (nstjax: the
@@ -33,7 +35,15 @@ MEASURES = ("content_fidelity", "global_effects", "local_patterns")
 SHORT = {"content_fidelity": "CF", "global_effects": "GE", "local_patterns": "LP"}
 CF_MARGIN = 0.02
 """A recipe matches the reference's content fidelity when within this of it (issue 23)."""
-RECIPES = ("nstjax", "nstjax-c2f", "nstjax-c2f-ns", "crowsonkb", "neural-style-torch")
+RECIPES = (
+    "nstjax",
+    "nstjax-c2f",
+    "nstjax-c2f-ns",
+    "nstjax-c2f-lbfgs",
+    "nstjax-c2f-lbfgs-noise",
+    "crowsonkb",
+    "neural-style-torch",
+)
 REFERENCE = "neural-style-torch"
 NEURAL_STYLE_HISTORY = 100
 """neural-style's L-BFGS history (presets.neural_style's lbfgs_history)."""
@@ -93,10 +103,14 @@ def make_recipes(
     ns_run = Run(**{k: v for k, v in neural.run.items()})
     ns_steps = _scaled(neural.options["steps"], budget)
     ns_objective = dataclasses.replace(ns_run, init="content", learning_rate=None)
+    lbfgs = dataclasses.replace(chunked, optimizer="lbfgs_wolfe")
+    ns_noise = dataclasses.replace(ns_objective, init=ns_run.init)
     return {
         "nstjax": Recipe("nstjax", ((size, steps),), Run(), chunked),
         "nstjax-c2f": Recipe("nstjax-c2f", c2f, Run(), chunked),
         "nstjax-c2f-ns": Recipe("nstjax-c2f-ns", c2f, ns_objective, chunked),
+        "nstjax-c2f-lbfgs": Recipe("nstjax-c2f-lbfgs", c2f, ns_objective, lbfgs),
+        "nstjax-c2f-lbfgs-noise": Recipe("nstjax-c2f-lbfgs-noise", c2f, ns_noise, lbfgs),
         "crowsonkb": Recipe(
             "crowsonkb", ck, made.run, dataclasses.replace(made.options, chunk=every)
         ),
