@@ -167,6 +167,11 @@ def step_largest(sizes, weights):
     return suite.largest_size(load_params(weights), config)
 
 
+GPU_TTQ_RECIPES = ("nstjax", "nstjax-c2f", "nstjax-c2f-lbfgs", "crowsonkb", "neural-style-torch")
+"""The time-to-quality step's recipes: the default, both coarse-to-fine forms that came closest
+on CPU (docs/benchmarks.md, Time to quality), crowsonkb's and the reference."""
+
+
 def step_time_to_quality(sizes, weights):
     import jax
 
@@ -179,6 +184,7 @@ def step_time_to_quality(sizes, weights):
         size=case["size"],
         budget=case["budget"],
         checkpoints=case["checkpoints"],
+        recipes=GPU_TTQ_RECIPES,
         min_scale=case["min_scale"],
         threads=os.cpu_count() or 1,
         device="cuda" if jax.default_backend() == "gpu" else "cpu",
