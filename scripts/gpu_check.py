@@ -168,8 +168,9 @@ def step_largest(sizes, weights):
 
 
 GPU_TTQ_RECIPES = ("nstjax", "nstjax-c2f", "nstjax-c2f-lbfgs", "crowsonkb", "neural-style-torch")
-"""The time-to-quality step's recipes: the default, both coarse-to-fine forms that came closest
-on CPU (docs/benchmarks.md, Time to quality), crowsonkb's and the reference."""
+"""The time-to-quality step's recipes: the default, its objective coarse to fine, neural-style's
+objective with L-BFGS coarse to fine (the closest to the reference on CPU: docs/benchmarks.md,
+Time to quality), crowsonkb's and the reference."""
 
 
 def step_time_to_quality(sizes, weights):
