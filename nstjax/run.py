@@ -104,6 +104,11 @@ class Run:
             frame, the targets of Ruder et al.'s temporal loss (:func:`nstjax.losses.temporal_loss`).
         temporal_reliability: ``[J, H, W]`` in [0, 1], each warped frame's per-pixel reliability.
         temporal_weight: the temporal loss's weight (0 or no ``temporal``: off).
+        upscale_detail: coarse to fine only (:func:`nstjax.schedule.stylize_multiscale`): each
+            later scale starts from the previous scale's image upsampled plus this fraction of
+            the content's detail between the two scales (the content at this scale minus the
+            previous scale's content upsampled); 0: the upsampled image alone, as the reference
+            implementations.
     """
 
     content: Hashable = 0
@@ -127,6 +132,7 @@ class Run:
     temporal: np.ndarray | None = None
     temporal_reliability: np.ndarray | None = None
     temporal_weight: float = 0.0
+    upscale_detail: float = 0.0
 
     def style_loss_weights(self) -> dict[str, float]:
         """The style losses this run uses, ``{name: weight}`` (:func:`parse_style_loss`)."""
@@ -255,6 +261,7 @@ def validate_run(run: Run, n_contents: int, n_styles: int) -> None:
     if isinstance(run.init, str) and run.init not in INITS:
         raise NstjaxError(f"init must be one of {', '.join(INITS)} or an image, got {run.init!r}")
     _check_number(run.noise_scale, "noise_scale")
+    _check_number(run.upscale_detail, "upscale_detail")
     _check_number(run.style_scale, "style_scale", positive=True)
     if run.colors not in COLOR_MODES:
         raise NstjaxError(f"colors must be one of {COLOR_MODES}, got {run.colors!r}")

@@ -16,7 +16,7 @@ from nstjax.batch import plan
 from nstjax.batch.build import Images
 from nstjax.errors import NstjaxError
 from nstjax.execute import Observer, Result, checked_options, plan_runs, run_prepared
-from nstjax.resample import long_side_shape, resize_long_side
+from nstjax.resample import long_side_shape, resize, resize_long_side
 from nstjax.run import Options, Run, validate_run
 
 
@@ -92,7 +92,9 @@ def stylize_multiscale(
         contents: content images at full resolution; each scale resizes them so the longer side
             is that scale's size.
         styles: style images (resized per run by ``style_scale``, relative to each scale).
-        runs: as for :func:`stylize_batch`; a run's ``init`` applies to the first scale only.
+        runs: as for :func:`stylize_batch`; a run's ``init`` applies to the first scale only,
+            each later scale starts from the previous one's image (:func:`upscaled_start`, with
+            the content's detail when the run's ``upscale_detail`` is not 0).
         schedule: ``[(size, steps), ...]`` with growing sizes, e.g. ``[(256, 300), (512, 200)]``.
         options: static options; ``steps`` is each scale's.
         observer: hooks, called for every scale's batches.
@@ -138,8 +140,42 @@ def run_schedule(
         results = sorted(done, key=lambda r: r.key)
         for history, result in zip(histories, results):
             history.append(result.history)
-        current = [dataclasses.replace(r, init=res.image) for r, res in zip(runs, results)]
+        if scale + 1 < len(schedule):
+            coarse, fine = size, schedule[scale + 1][0]
+            current = [
+                _next_scale_run(r, res.image, contents, coarse, fine)
+                for r, res in zip(runs, results)
+            ]
     for run, result, history in zip(runs, results, histories):
         result.run = run
         result.history = np.concatenate(history)
     return results
+
+
+def _next_scale_run(run: Run, image: np.ndarray, contents, coarse: int, fine: int) -> Run:
+    """``run`` for the scale of ``fine`` px, starting from ``image``, its result at ``coarse``."""
+    if not run.upscale_detail:
+        return dataclasses.replace(run, init=image)  # resized to the scale's content when built
+    start = upscaled_start(image, contents[run.content], coarse, fine, run.upscale_detail)
+    return dataclasses.replace(run, init=start)
+
+
+def upscaled_start(
+    image: np.ndarray, content: np.ndarray, coarse: int, fine: int, detail: float
+) -> np.ndarray:
+    """A later scale's starting image: ``image`` (the result at ``coarse`` px) resized to the
+    content at ``fine`` px, plus ``detail`` times the content's detail between the two scales
+    (the content at ``fine`` minus the content at ``coarse`` resized to ``fine``), clipped to
+    [0, 1]. Upsampling leaves the result without the detail the coarse scale could not hold;
+    the content's own missing band puts the photo's part of it back before the first step.
+
+    Args:
+        image: ``[h, w, 3]`` in [0, 1], the previous scale's result.
+        content: the content image ``[H, W, 3]`` in [0, 1], at any size.
+        coarse, fine: the two scales' longer sides in pixels.
+        detail: the fraction of the detail band added (:attr:`nstjax.Run.upscale_detail`).
+    """
+    fine_content = resize_long_side(content, fine)
+    shape = fine_content.shape[:2]
+    band = fine_content - resize(resize_long_side(content, coarse), shape)
+    return np.clip(resize(image, shape) + detail * band, 0.0, 1.0).astype(np.float32)

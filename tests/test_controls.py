@@ -397,6 +397,35 @@ def test_multiscale_ends_at_size_and_starts_each_scale_from_the_last(tiny_params
     np.testing.assert_allclose(result.history[3, TOTAL], weights @ expected, rtol=1e-4)
 
 
+def test_upscale_detail_adds_the_contents_detail_at_the_next_scale(tiny_params, images):
+    content, style = _smooth(8, (48, 36), cells=12), images["style0"]  # detail finer than 16 px
+    run = _run(init="noise", seed=3, upscale_detail=0.5)
+    (coarse,) = schedule.stylize_multiscale(tiny_params, [content], [style], [run], [(16, 3)])
+    (result,) = schedule.stylize_multiscale(
+        tiny_params, [content], [style], [run], [(16, 3), (32, 3)]
+    )
+    fine_content = resize_long_side(content, 32)
+    shape = fine_content.shape[:2]
+    band = fine_content - resize(resize_long_side(content, 16), shape)
+    assert np.abs(band).max() > 0.1  # there is detail to add
+    start = np.clip(resize(coarse.image, shape) + 0.5 * band, 0.0, 1.0)
+    target = [(_style_grams(tiny_params, resize(style, long_side_shape(style.shape, 32))), None)]
+    expected = _expected_terms(tiny_params, start, fine_content, target)
+    np.testing.assert_allclose(result.history[3, 1:], expected, rtol=1e-4)
+
+
+def test_upscaled_start_with_all_the_detail_of_the_coarse_content_is_the_content():
+    """The coarse content upsampled plus the whole band between the scales is the fine content
+    (``up + (fine - up) = fine``), and no detail leaves the upsampled image."""
+    content = _smooth(5, (60, 45), cells=15)
+    coarse = resize_long_side(content, 20)
+    start = schedule.upscaled_start(coarse, content, 20, 40, 1.0)
+    np.testing.assert_allclose(start, resize_long_side(content, 40), atol=1e-6)
+    plain = schedule.upscaled_start(coarse, content, 20, 40, 0.0)
+    assert np.abs(plain - start).max() > 0.05  # the band is not empty
+    np.testing.assert_array_equal(plain, resize(coarse, start.shape[:2]))
+
+
 # --- validation ---------------------------------------------------------------------------
 
 
@@ -425,6 +454,8 @@ def test_parse_schedule_errors(text):
         (dict(colors="yuv"), "colors"),
         (dict(colors="luma"), "colors"),
         (dict(style_scale=0.0), "style-scale"),
+        (dict(upscale_detail=-0.5), "upscale-detail"),
+        (dict(upscale_detail=float("nan")), "upscale-detail"),
         (dict(style_scale=-1.0), "style-scale"),
         (dict(style_scale=float("nan")), "style-scale"),
         (dict(style_scale=float("inf")), "style-scale"),

@@ -107,6 +107,8 @@ def test_a_multiscale_schedule_replaces_size_and_steps(files):
         (["--masks", "m"], ("s1", "s2"), ["--masks: 1 mask(s) for 2 style(s)"]),
         (["--multiscale", "16:2,24:2", "--size", "24"], ("s1",), ["--multiscale replaces --size"]),
         (["--optimizer", "lbfgs_wolfe", "--average-decay", "0.5"], ("s1",), ["--average-decay"]),
+        (["--upscale-detail", "1"], ("s1",), ["--upscale-detail: applies between the scales"]),
+        (["--upscale-detail", "-1", "--multiscale", "16:2,24:2"], ("s1",), ["--upscale-detail"]),
     ],
 )
 def test_problems_name_the_flag(files, capsys, flags, styles, fragments):
@@ -128,6 +130,19 @@ def test_a_sweep_refuses_what_only_stylize_runs(files, path, value):
         prepare(config)
 
 
+@pytest.mark.parametrize("where", ["config", "axis"])
+def test_a_sweep_refuses_upscale_detail(files, where):
+    """The content's detail is added between scales, and a sweep runs one."""
+    config = default_config()
+    config.data.content, config.data.style = [files["a"]], [files["s1"]]
+    if where == "config":
+        config.optim.upscale_detail = 0.5
+    else:
+        config.sweep.axes["upscale_detail"] = [0.0, 1.0]
+    with pytest.raises(NstjaxError, match=r"optim\.upscale_detail: applies between the scales"):
+        prepare(config)
+
+
 def test_a_bad_schedule_is_a_problem(files):
     config = default_config()
     config.optim.multiscale = [[32, 5], [16, 0]]
@@ -145,7 +160,7 @@ def test_an_old_workdir_without_the_new_fields_resumes(tmp_path):
     assert work.prepare(record) is False
     old = json.loads((tmp_path / "w" / CONFIG).read_text())
     del old["config"]["data"]["style_blend"], old["config"]["data"]["masks"]
-    del old["config"]["optim"]["multiscale"]
+    del old["config"]["optim"]["multiscale"], old["config"]["optim"]["upscale_detail"]
     (tmp_path / "w" / CONFIG).write_text(json.dumps(old))
     work.unlock()
     assert Workdir(tmp_path / "w").prepare(record) is True

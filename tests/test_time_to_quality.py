@@ -1,6 +1,8 @@
 """The time-to-quality benchmark's pieces (nstjax.bench.time_to_quality) against hand-derived
 values; the script end to end is in tests/test_scripts.py."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -41,6 +43,10 @@ def test_the_recipes_at_full_budget():
         assert lbfgs.run.tv_weight == pytest.approx(1e-3 * 384 * 512 / 2)
         assert lbfgs.run.init == init and lbfgs.run.step_size("lbfgs_wolfe") == 1.0
     assert recipes["nstjax-c2f-lbfgs-noise"].run.noise_scale == 0.001
+    detail = recipes["nstjax-c2f-lbfgs-detail"]  # the L-BFGS recipe, the content's detail added
+    assert detail.run.upscale_detail == 1.0 and recipes["nstjax-c2f-lbfgs"].run.upscale_detail == 0
+    assert dataclasses.replace(detail.run, upscale_detail=0.0) == recipes["nstjax-c2f-lbfgs"].run
+    assert (detail.schedule, detail.options) == (ns.schedule, recipes["nstjax-c2f-lbfgs"].options)
     half = ttq.make_recipes((384, 512), budget=0.5)
     assert half["crowsonkb"].schedule == (
         (128, 500),

@@ -6,7 +6,9 @@ not a default: docs/benchmarks.md, Time to quality), neural-style's objective (i
 shape, in nstjax's normalisation: the same loss) coarse to fine with nstjax's Adam from the
 content (``nstjax-c2f-ns``), the same with L-BFGS (nstjax's strong-Wolfe line search,
 ``lbfgs_wolfe``) from the content (``nstjax-c2f-lbfgs``) or from neural-style's near-flat noise
-(``nstjax-c2f-lbfgs-noise``), the ``crowsonkb`` preset (its sqrt(2) scales and iterate
+(``nstjax-c2f-lbfgs-noise``), the first with each later scale starting from the upsampled image
+plus the content's detail between the scales (``nstjax-c2f-lbfgs-detail``,
+:attr:`nstjax.Run.upscale_detail` 1), the ``crowsonkb`` preset (its sqrt(2) scales and iterate
 averaging), and neural-style's default recipe run by the PyTorch reference in its own process
 (:mod:`nstjax.bench.ttq_torch`; L-BFGS, history 100, from its near-flat random image). Each
 recipe keeps snapshots of its image at checkpoints with the seconds since it started (nstjax: the
@@ -41,6 +43,7 @@ RECIPES = (
     "nstjax-c2f-ns",
     "nstjax-c2f-lbfgs",
     "nstjax-c2f-lbfgs-noise",
+    "nstjax-c2f-lbfgs-detail",
     "crowsonkb",
     "neural-style-torch",
 )
@@ -105,12 +108,14 @@ def make_recipes(
     ns_objective = dataclasses.replace(ns_run, init="content", learning_rate=None)
     lbfgs = dataclasses.replace(chunked, optimizer="lbfgs_wolfe")
     ns_noise = dataclasses.replace(ns_objective, init=ns_run.init)
+    detailed = dataclasses.replace(ns_objective, upscale_detail=1.0)
     return {
         "nstjax": Recipe("nstjax", ((size, steps),), Run(), chunked),
         "nstjax-c2f": Recipe("nstjax-c2f", c2f, Run(), chunked),
         "nstjax-c2f-ns": Recipe("nstjax-c2f-ns", c2f, ns_objective, chunked),
         "nstjax-c2f-lbfgs": Recipe("nstjax-c2f-lbfgs", c2f, ns_objective, lbfgs),
         "nstjax-c2f-lbfgs-noise": Recipe("nstjax-c2f-lbfgs-noise", c2f, ns_noise, lbfgs),
+        "nstjax-c2f-lbfgs-detail": Recipe("nstjax-c2f-lbfgs-detail", c2f, detailed, lbfgs),
         "crowsonkb": Recipe(
             "crowsonkb", ck, made.run, dataclasses.replace(made.options, chunk=every)
         ),

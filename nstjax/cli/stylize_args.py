@@ -118,6 +118,14 @@ def _optimizer_arguments(p) -> None:
         help="coarse-to-fine schedule, e.g. 256:300,512:200 (instead of --size/--steps; preset)",
     )
     p.add_argument(
+        "--upscale-detail",
+        type=float,
+        metavar="F",
+        help="with --multiscale: start each later scale from the last one's image plus F times "
+        "the content's detail between the two sizes (1: all of it; default "
+        f"{Run().upscale_detail:g}: the upsampled image alone)",
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         default=None,
@@ -192,6 +200,7 @@ _NUMBERS = {
     "style_weight": 0,
     "tv_weight": 0,
     "noise_scale": 0,
+    "upscale_detail": 0,
     "loss_tolerance": 0,
     "grad_tolerance": 0,
 }

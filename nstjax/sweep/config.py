@@ -24,6 +24,8 @@ files start from it and change a few fields::
     optim.loss_tolerance, optim.grad_tolerance   per-run convergence stops (0: off)
     optim.multiscale           [] or a coarse-to-fine schedule [[size, steps], ...] (growing
                                sizes) that replaces data.size and optim.steps
+    optim.upscale_detail       with optim.multiscale: the fraction of the content's detail added
+                               when a run moves to the next scale (nstjax.Run.upscale_detail)
     init                       "content" | "noise" | "uniform" | "style" | an image file
     noise_scale                std of init "noise" in grey levels (nstjax.init)
     seed                       seed of the noise initialisation
@@ -50,7 +52,7 @@ files start from it and change a few fields::
     search.*                   a hyperparameter search instead of a grid
                                (nstjax.sweep.search_space)
 
-``data.style_blend``, ``data.masks`` and ``optim.multiscale`` describe ``nstjax stylize``'s runs
+``data.style_blend``, ``data.masks``, ``optim.multiscale`` and ``optim.upscale_detail`` describe ``nstjax stylize``'s runs
 (it builds this config from its flags); a sweep refuses them, and runs a preset's schedule
 (gatys, crowsonkb) at ``data.size`` alone.
 
@@ -82,6 +84,7 @@ PER_RUN_FIELDS: dict[str, str] = {
     "seed": "seed",
     "style_scale": "data.style_scale",
     "colors": "data.colors",
+    "upscale_detail": "optim.upscale_detail",
 }
 """Axis name -> config path of the fields of :class:`nstjax.api.Run`: traced per run, so runs that
 differ only in these share one compiled program."""
@@ -178,6 +181,9 @@ def default_config() -> ml_collections.ConfigDict:
     config.optim.loss_tolerance = run.loss_tolerance  # 0: never stop early
     config.optim.grad_tolerance = run.grad_tolerance
     config.optim.multiscale = []  # one scale: data.size, optim.steps
+    config.optim.upscale_detail = (
+        run.upscale_detail
+    )  # 0: each scale starts from the last, upsampled
 
     config.init = run.init
     config.noise_scale = run.noise_scale

@@ -336,10 +336,18 @@ def _values(
             preset_settings.check_schedule(explicit)
     except NstjaxError as e:
         return values, schedule, [str(e)]
+    if values["upscale_detail"] and not schedule:
+        return values, schedule, [_ONE_SCALE_DETAIL]
     if "content_style_ratio" in chosen:
         weight = values["content_weight"] / chosen["content_style_ratio"]
         values["style_weight"] = float(f"{weight:.12g}")  # 1 / 1e-5 is 99999.99999999999
     return values, schedule, []
+
+
+_ONE_SCALE_DETAIL = (
+    "optim.upscale_detail: applies between the scales of a coarse-to-fine schedule "
+    "(multiscale), and this run has one scale"
+)
 
 
 def _explicit(values: dict, chosen: dict, defaults: dict) -> dict:

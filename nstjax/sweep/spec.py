@@ -93,6 +93,14 @@ def _check_sweep_fields(config: ml_collections.ConfigDict) -> list[str]:
                 f"{path}: blends, masks and coarse-to-fine schedules run with nstjax stylize; "
                 "a sweep runs each content x style pair at one data.size"
             )
+    if sweep_config.get(config, "optim.upscale_detail") or "upscale_detail" in {
+        *s.axes.keys(),
+        *s.zip.keys(),
+    }:
+        problems.append(
+            "optim.upscale_detail: applies between the scales of a coarse-to-fine schedule, "
+            "which runs with nstjax stylize; a sweep runs one data.size"
+        )
     if not 0 <= s.checkpoint_minutes < float("inf"):
         problems.append(
             f"sweep.checkpoint_minutes must be a number >= 0, got {s.checkpoint_minutes}"
