@@ -167,10 +167,16 @@ def step_largest(sizes, weights):
     return suite.largest_size(load_params(weights), config)
 
 
-GPU_TTQ_RECIPES = ("nstjax", "nstjax-c2f", "nstjax-c2f-lbfgs", "crowsonkb", "neural-style-torch")
+GPU_TTQ_RECIPES = (
+    "nstjax",
+    "nstjax-c2f",
+    "nstjax-c2f-lbfgs-detail",
+    "crowsonkb",
+    "neural-style-torch",
+)
 """The time-to-quality step's recipes: the default, its objective coarse to fine, neural-style's
-objective with L-BFGS coarse to fine (the closest to the reference on CPU: docs/benchmarks.md,
-Time to quality), crowsonkb's and the reference."""
+objective with L-BFGS coarse to fine and the content's detail added at each upscale (the closest
+to the reference on CPU: docs/benchmarks.md, Time to quality), crowsonkb's and the reference."""
 
 
 def step_time_to_quality(sizes, weights):
