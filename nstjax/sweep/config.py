@@ -52,9 +52,9 @@ files start from it and change a few fields::
     search.*                   a hyperparameter search instead of a grid
                                (nstjax.sweep.search_space)
 
-``data.style_blend``, ``data.masks``, ``optim.multiscale`` and ``optim.upscale_detail`` describe ``nstjax stylize``'s runs
-(it builds this config from its flags); a sweep refuses them, and runs a preset's schedule
-(gatys, crowsonkb) at ``data.size`` alone.
+``data.style_blend``, ``data.masks``, ``optim.multiscale`` and ``optim.upscale_detail`` describe
+``nstjax stylize``'s runs (it builds this config from its flags); a sweep refuses them, and runs a
+preset's schedule (gatys, crowsonkb) at ``data.size`` alone.
 
 Explicit values: a field fixed by a one-value ``sweep.axes`` entry counts as chosen even when it
 equals its default, so a preset never replaces it; this is how ``nstjax stylize`` and
@@ -86,8 +86,9 @@ PER_RUN_FIELDS: dict[str, str] = {
     "colors": "data.colors",
     "upscale_detail": "optim.upscale_detail",
 }
-"""Axis name -> config path of the fields of :class:`nstjax.api.Run`: traced per run, so runs that
-differ only in these share one compiled program."""
+"""Axis name -> config path of the fields of :class:`nstjax.api.Run`: traced per run (or, as
+``upscale_detail``, applied on the host between scales), so runs that differ only in these share
+one compiled program."""
 
 STATIC_FIELDS: dict[str, str] = {
     "size": "data.size",
@@ -181,9 +182,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.optim.loss_tolerance = run.loss_tolerance  # 0: never stop early
     config.optim.grad_tolerance = run.grad_tolerance
     config.optim.multiscale = []  # one scale: data.size, optim.steps
-    config.optim.upscale_detail = (
-        run.upscale_detail
-    )  # 0: each scale starts from the last, upsampled
+    # 0: each later scale of a schedule starts from the last one's image, upsampled
+    config.optim.upscale_detail = run.upscale_detail
 
     config.init = run.init
     config.noise_scale = run.noise_scale
