@@ -167,12 +167,8 @@ def step_largest(sizes, weights):
     return suite.largest_size(load_params(weights), config)
 
 
-GPU_TTQ_RECIPES = (
-    "nstjax",
-    "nstjax-c2f",
-    "nstjax-c2f-lbfgs-detail",
-    "crowsonkb",
-    "neural-style-torch",
+GPU_TTQ_RECIPES = tuple(
+    "nstjax nstjax-c2f nstjax-c2f-lbfgs-detail crowsonkb neural-style-torch".split()
 )
 """The time-to-quality step's recipes: the default, its objective coarse to fine, neural-style's
 objective with L-BFGS coarse to fine and the content's detail added at each upscale (the closest
