@@ -154,8 +154,6 @@ def run_schedule(
 
 def _next_scale_run(run: Run, image: np.ndarray, contents, coarse: int, fine: int) -> Run:
     """``run`` for the scale of ``fine`` px, starting from ``image``, its result at ``coarse``."""
-    if not run.upscale_detail:
-        return dataclasses.replace(run, init=image)  # resized to the scale's content when built
     start = upscaled_start(image, contents[run.content], coarse, fine, run.upscale_detail)
     return dataclasses.replace(run, init=start)
 
@@ -167,7 +165,8 @@ def upscaled_start(
     content at ``fine`` px, plus ``detail`` times the content's detail between the two scales
     (the content at ``fine`` minus the content at ``coarse`` resized to ``fine``), clipped to
     [0, 1]. Upsampling leaves the result without the detail the coarse scale could not hold;
-    the content's own missing band puts the photo's part of it back before the first step.
+    the content's own missing band puts the photo's part of it back before the first step. With
+    ``detail`` 0 it is ``resize(image, shape)`` exactly, the reference implementations' start.
 
     Args:
         image: ``[h, w, 3]`` in [0, 1], the previous scale's result.
