@@ -109,6 +109,26 @@ def test_a_stopped_batch_resumes_from_its_last_save(
     assert_same_sweep(tmp_path, uninterrupted[optimizer])
 
 
+def test_an_interruption_just_after_a_save_reports_that_save(tiny_params, tmp_path, monkeypatch):
+    """Ctrl-C landing once orbax has renamed the save into place but before the save returns
+    (the race CI once hit): the note names the save on disk, which a rerun resumes from."""
+    save = inflight.Checkpoints.save
+
+    def interrupted(self, batch, progress):
+        save(self, batch, progress)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(inflight.Checkpoints, "save", interrupted)
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            run(config_for("adam"), tmp_path, tiny_params)
+    (note,) = stopped.value.__notes__
+    assert "saved at step 2 of 8" in note, note
+    lines = []
+    run(config_for("adam"), tmp_path, tiny_params, lines.append)
+    assert any("resumes at step 2" in line for line in lines), lines
+
+
 def test_a_save_for_other_runs_is_not_resumed(tiny_params, uninterrupted, tmp_path, monkeypatch):
     config = config_for("adam")
     with monkeypatch.context() as patch:

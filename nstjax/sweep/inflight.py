@@ -87,6 +87,12 @@ class Checkpoints:
     def folder(self, batch: plan.Batch) -> Path:
         return self.root / batch_name(batch_ids(batch), batch.size)
 
+    def saved_step(self, batch: plan.Batch) -> int:
+        """The step of ``batch``'s complete save on disk (0: none). orbax renames a save to its
+        step only once it is whole, so this is what a rerun resumes from."""
+        steps = [int(p.name) for p in (self.folder(batch) / "state").glob("*") if p.name.isdigit()]
+        return max(steps, default=0)
+
     def _manager(self, batch: plan.Batch) -> ocp.CheckpointManager:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=1,
@@ -177,7 +183,6 @@ class Saver(Observer):
         self.log, self.rescue = log, rescue
         self.last: engine.Start | None = None  # the progress of the batch at hand
         self.current: plan.Batch | None = None  # the batch in flight
-        self.saved_step = 0  # the step of its last save
         self.resumed: dict[str, int] = {}  # batch folder -> the step it resumed from
         self.kept = ""
 
@@ -191,7 +196,7 @@ class Saver(Observer):
             self.resumed[self.checkpoints.folder(batch).name] = step
             self.log(f"sweep: batch {self.checkpoints.folder(batch).name} resumes at step {step}")
         self._since = (int(start.state.step) if start else 0, time.monotonic())
-        self.last, self.current, self.saved_step = start, batch, self._since[0]
+        self.last, self.current = start, batch
         return start
 
     def state_done(self, batch, progress):
@@ -207,20 +212,21 @@ class Saver(Observer):
         if due:
             try:
                 self.checkpoints.save(batch, progress)
-                self.saved_step = step
             except Exception as e:  # the batch goes on; its end is written (or kept) as usual
                 self.log(f"sweep: could not save the batch in flight ({_reason(e)})")
             self._since = (step, time.monotonic())
 
     def in_flight(self) -> str:
-        """What is kept of the batch in flight, if any (after an interruption)."""
+        """What is kept of the batch in flight, if any (after an interruption): read from disk,
+        since the interruption may come between a save's completion and any note of it."""
         if self.current is None:
             return ""
         runs, steps = len(self.current.items), self.current.steps
-        if not self.saved_step:
+        saved = self.checkpoints.saved_step(self.current)
+        if not saved:
             return f"the batch in flight ({runs} runs) had no save yet and restarts at step 0"
         return (
-            f"the batch in flight ({runs} runs) was saved at step {self.saved_step} of {steps} "
+            f"the batch in flight ({runs} runs) was saved at step {saved} of {steps} "
             f"in {self.checkpoints.folder(self.current)}"
         )
 
