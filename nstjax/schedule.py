@@ -141,9 +141,13 @@ def run_schedule(
         for history, result in zip(histories, results):
             history.append(result.history)
         if scale + 1 < len(schedule):
-            coarse, fine = size, schedule[scale + 1][0]
+            fine = schedule[scale + 1][0]
+            used = {r.content for r in runs}  # each content's band once, whatever its runs
+            bands = {c: detail_band(contents[c], size, fine) for c in used}
             current = [
-                _next_scale_run(r, res.image, contents, coarse, fine)
+                dataclasses.replace(
+                    r, init=upscaled_start(res.image, bands[r.content], r.upscale_detail)
+                )
                 for r, res in zip(runs, results)
             ]
     for run, result, history in zip(runs, results, histories):
@@ -152,29 +156,19 @@ def run_schedule(
     return results
 
 
-def _next_scale_run(run: Run, image: np.ndarray, contents, coarse: int, fine: int) -> Run:
-    """``run`` for the scale of ``fine`` px, starting from ``image``, its result at ``coarse``."""
-    start = upscaled_start(image, contents[run.content], coarse, fine, run.upscale_detail)
-    return dataclasses.replace(run, init=start)
-
-
-def upscaled_start(
-    image: np.ndarray, content: np.ndarray, coarse: int, fine: int, detail: float
-) -> np.ndarray:
-    """A later scale's starting image: ``image`` (the result at ``coarse`` px) resized to the
-    content at ``fine`` px, plus ``detail`` times the content's detail between the two scales
-    (the content at ``fine`` minus the content at ``coarse`` resized to ``fine``), clipped to
-    [0, 1]. Upsampling leaves the result without the detail the coarse scale could not hold;
-    the content's own missing band puts the photo's part of it back before the first step. With
-    ``detail`` 0 it is ``resize(image, shape)`` exactly, the reference implementations' start.
-
-    Args:
-        image: ``[h, w, 3]`` in [0, 1], the previous scale's result.
-        content: the content image ``[H, W, 3]`` in [0, 1], at any size.
-        coarse, fine: the two scales' longer sides in pixels.
-        detail: the fraction of the detail band added (:attr:`nstjax.Run.upscale_detail`).
-    """
+def detail_band(content: np.ndarray, coarse: int, fine: int) -> np.ndarray:
+    """The content's detail between two scales: the content at ``fine`` px minus the content at
+    ``coarse`` px resized to it (``[H, W, 3]`` at ``fine``), the band that upsampling a result
+    from ``coarse`` leaves out. ``content`` is the content image in [0, 1], at any size."""
     fine_content = resize_long_side(content, fine)
-    shape = fine_content.shape[:2]
-    band = fine_content - resize(resize_long_side(content, coarse), shape)
-    return np.clip(resize(image, shape) + detail * band, 0.0, 1.0).astype(np.float32)
+    return fine_content - resize(resize_long_side(content, coarse), fine_content.shape[:2])
+
+
+def upscaled_start(image: np.ndarray, band: np.ndarray, detail: float) -> np.ndarray:
+    """A later scale's starting image: ``image`` (the previous scale's result, ``[h, w, 3]`` in
+    [0, 1]) resized to the shape of ``band`` (:func:`detail_band`), plus ``detail`` times that
+    band (:attr:`nstjax.Run.upscale_detail`), clipped to [0, 1]. Upsampling leaves the result
+    without the detail the coarse scale could not hold; the content's own missing band puts the
+    photo's part of it back before the first step. With ``detail`` 0 it is
+    ``resize(image, shape)`` exactly, the reference implementations' start."""
+    return np.clip(resize(image, band.shape[:2]) + detail * band, 0.0, 1.0).astype(np.float32)

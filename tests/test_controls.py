@@ -419,9 +419,10 @@ def test_upscaled_start_with_all_the_detail_of_the_coarse_content_is_the_content
     (``up + (fine - up) = fine``), and no detail leaves the upsampled image."""
     content = _smooth(5, (60, 45), cells=15)
     coarse = resize_long_side(content, 20)
-    start = schedule.upscaled_start(coarse, content, 20, 40, 1.0)
+    band = schedule.detail_band(content, 20, 40)
+    start = schedule.upscaled_start(coarse, band, 1.0)
     np.testing.assert_allclose(start, resize_long_side(content, 40), atol=1e-6)
-    plain = schedule.upscaled_start(coarse, content, 20, 40, 0.0)
+    plain = schedule.upscaled_start(coarse, band, 0.0)
     assert np.abs(plain - start).max() > 0.05  # the band is not empty
     np.testing.assert_array_equal(plain, resize(coarse, start.shape[:2]))
 

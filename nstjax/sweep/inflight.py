@@ -57,7 +57,7 @@ def saved_batches(root: Path) -> list[tuple[list[str], int]]:
             continue
         if folder.name != batch_name(ids, size):  # not where that batch saves: not its save
             continue
-        if any(p.name.isdigit() for p in (folder / "state").glob("*")):
+        if _saved_step(folder):
             out.append((ids, size))
     return out
 
@@ -68,6 +68,12 @@ def remove_finished(root: Path, finished: set[str]) -> None:
     for ids, size in saved_batches(root):
         if set(ids) <= finished:
             shutil.rmtree(root / batch_name(ids, size), ignore_errors=True)
+
+
+def _saved_step(folder: Path) -> int:
+    """The step of the complete save in a batch's ``folder`` (0: none). orbax renames a save to
+    its step only once it is whole, so this is what a rerun resumes from."""
+    return max((int(p.name) for p in (folder / "state").glob("*") if p.name.isdigit()), default=0)
 
 
 def _reason(error: Exception) -> str:
@@ -88,10 +94,8 @@ class Checkpoints:
         return self.root / batch_name(batch_ids(batch), batch.size)
 
     def saved_step(self, batch: plan.Batch) -> int:
-        """The step of ``batch``'s complete save on disk (0: none). orbax renames a save to its
-        step only once it is whole, so this is what a rerun resumes from."""
-        steps = [int(p.name) for p in (self.folder(batch) / "state").glob("*") if p.name.isdigit()]
-        return max(steps, default=0)
+        """The step of ``batch``'s complete save on disk (0: none)."""
+        return _saved_step(self.folder(batch))
 
     def _manager(self, batch: plan.Batch) -> ocp.CheckpointManager:
         options = ocp.CheckpointManagerOptions(
