@@ -47,6 +47,8 @@ def test_the_recipes_at_full_budget():
     assert detail.run.upscale_detail == 1.0 and recipes["nstjax-c2f-lbfgs"].run.upscale_detail == 0
     assert dataclasses.replace(detail.run, upscale_detail=0.0) == recipes["nstjax-c2f-lbfgs"].run
     assert (detail.schedule, detail.options) == (ns.schedule, recipes["nstjax-c2f-lbfgs"].options)
+    steps = [r.options.chunk for r in recipes.values() if r.options]  # snapshots: 500 / 50 = 10
+    assert steps == [50] * 6 + [300]  # crowsonkb: 1000 + 4 x 500 = 3000 steps, 10 snapshots
     half = ttq.make_recipes((384, 512), budget=0.5)
     assert half["crowsonkb"].schedule == (
         (128, 500),
@@ -104,6 +106,55 @@ def test_nstjax_snapshots_count_the_steps_of_every_scale(tiny_params):
     assert [k["step"] for k in kept] == [2, 4, 6]
     assert [k["image"].shape for k in kept] == [(16, 16, 3), (24, 24, 3), (24, 24, 3)]
     assert np.all(np.diff([k["seconds"] for k in kept]) > 0)
+
+
+def test_every_recipe_pays_its_own_compilation(tiny_params):
+    """A recipe run after another with the same programs and shapes still compiles them: its
+    time is what a user's first call costs, not a warm cache's (the docs' "whole call")."""
+    import jax
+
+    compiles = []
+
+    def listen(event, seconds, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(seconds)
+
+    rng = np.random.default_rng(0)
+    content, style = rng.random((24, 24, 3), np.float32), rng.random((24, 24, 3), np.float32)
+    layers = {"content_layers": ("conv2_1",), "style_layers": ("conv1_1", "conv2_1")}
+    recipe = ttq.Recipe("one", ((24, 2),), Run(**layers), Options(steps=2, chunk=2))
+    ttq.run_nstjax(tiny_params, content, style, recipe)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        ttq.run_nstjax(tiny_params, content, style, recipe)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiles  # the second run compiled again
+
+
+def test_the_last_snapshot_is_the_output_at_the_calls_end(tiny_params, monkeypatch):
+    """The last snapshot is what the call returned, timed when it returned: work after the last
+    step (the final evaluation; here a 1 s sleep) is in the recipe's time."""
+    import time
+
+    import nstjax.api
+
+    called = nstjax.api.stylize_batch
+
+    def slow_end(*args, **kwargs):
+        results = called(*args, **kwargs)
+        time.sleep(1.0)
+        return results
+
+    monkeypatch.setattr(nstjax.api, "stylize_batch", slow_end)
+    rng = np.random.default_rng(0)
+    content, style = rng.random((24, 24, 3), np.float32), rng.random((24, 24, 3), np.float32)
+    run = Run(content_layers=("conv2_1",), style_layers=("conv1_1", "conv2_1"))
+    options = Options(steps=4, chunk=2, average_decay=0.5)
+    kept = ttq.run_nstjax(tiny_params, content, style, ttq.Recipe("a", ((24, 4),), run, options))
+    assert kept[-1]["seconds"] - kept[0]["seconds"] >= 1.0
+    (alone,) = called(tiny_params, [content], [style], [run], options)
+    np.testing.assert_array_equal(kept[-1]["image"], alone.image)
 
 
 def test_known_recipes_are_kept_not_run_again():

@@ -12,7 +12,8 @@ plus the content's detail between the scales (``nstjax-c2f-lbfgs-detail``,
 averaging), and neural-style's default recipe run by the PyTorch reference in its own process
 (:mod:`nstjax.bench.ttq_torch`; L-BFGS, history 100, from its near-flat random image). Each
 recipe keeps snapshots of its image at checkpoints with the seconds since it started (nstjax: the
-whole call, targets and compilation included; PyTorch: targets and iterations, the model load
+whole call, targets and compilation included, every recipe compiling its programs afresh
+(``jax.clear_caches``), the last snapshot the call's output at its end; PyTorch: targets and iterations, the model load
 excluded); the snapshots are measured afterwards, untimed, each against the same content and
 style (:func:`nstjax.quality.measure`; a snapshot from a coarser scale is resized to the output
 first, as the next scale would). Recipes run one after another on each pair, in an order rotated
@@ -26,6 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
 from nstjax import preset_run, presets
@@ -90,7 +92,8 @@ def make_recipes(
         shape: the output's ``(height, width)``.
         budget: multiplies every iteration count.
         min_scale: the crowsonkb recipe's first size (its 128; at most the output's size).
-        every: steps between snapshots of the nstjax recipes (their ``Options.chunk``).
+        every: steps between snapshots of the nstjax recipes (their ``Options.chunk``);
+            crowsonkb's, with more steps in all, are as many, further apart.
     """
     size = max(shape)
     default = Options()
@@ -102,6 +105,7 @@ def make_recipes(
     scales = crowsonkb_scales(size, min_scale)
     counts = [presets.CROWSONKB_SCALES[0][1]] + [rest[0][1]] * (len(scales) - 1)
     ck = tuple((s, _scaled(n, budget)) for s, n in zip(scales, counts))
+    ck_every = max(1, round(every * sum(n for _, n in ck) / steps))  # as many snapshots
     neural = presets.preset_values("neural-style", shape)
     ns_run = Run(**{k: v for k, v in neural.run.items()})
     ns_steps = _scaled(neural.options["steps"], budget)
@@ -117,7 +121,7 @@ def make_recipes(
         "nstjax-c2f-lbfgs-noise": Recipe("nstjax-c2f-lbfgs-noise", c2f, ns_noise, lbfgs),
         "nstjax-c2f-lbfgs-detail": Recipe("nstjax-c2f-lbfgs-detail", c2f, detailed, lbfgs),
         "crowsonkb": Recipe(
-            "crowsonkb", ck, made.run, dataclasses.replace(made.options, chunk=every)
+            "crowsonkb", ck, made.run, dataclasses.replace(made.options, chunk=ck_every)
         ),
         REFERENCE: Recipe(REFERENCE, ((size, ns_steps),), ns_run, None),
     }
@@ -141,20 +145,23 @@ def run_nstjax(params, content: np.ndarray, style: np.ndarray, recipe: Recipe) -
     from nstjax.resample import resize_long_side
     from nstjax.schedule import stylize_multiscale
 
+    jax.clear_caches()  # every recipe compiles its own programs, whatever ran before it
     start = time.perf_counter()
     observer = _Snapshots(start)
     if len(recipe.schedule) > 1:
-        stylize_multiscale(
+        (result,) = stylize_multiscale(
             params, [content], [style], [recipe.run], recipe.schedule, recipe.options,
             observer=observer,
         )  # fmt: skip
     else:
         ((size, steps),) = recipe.schedule
         options = dataclasses.replace(recipe.options, steps=steps)
-        stylize_batch(
+        (result,) = stylize_batch(
             params, [resize_long_side(content, size)], [style], [recipe.run], options,
             observer=observer,
         )  # fmt: skip
+    last = observer.kept[-1]  # the call's end and its output (an average of iterates, for some)
+    last.update(seconds=time.perf_counter() - start, image=np.asarray(result.image))
     return observer.kept
 
 
