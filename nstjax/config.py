@@ -7,6 +7,7 @@ is an error (naming the field and the valid ones), not a silently ignored settin
 
 import ast
 import importlib.util
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,23 +34,38 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     file = Path(path)
     if not file.is_file():
         raise NstjaxError(f"--config {path}: no such file")
+    if file.suffix != ".py":
+        raise NstjaxError(f"--config {path}: not a Python file (a .py defining get_config)")
     module_spec = importlib.util.spec_from_file_location(f"nstjax_config_{file.stem}", file)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
     except Exception as e:  # a config file is user code: report it in one line
-        raise NstjaxError(f"--config {path}: failed to load ({type(e).__name__}: {e})") from e
-    if not hasattr(module, "get_config"):
+        raise NstjaxError(
+            f"--config {path}: failed to load ({type(e).__name__}: {one_line(e)})"
+        ) from e
+    if not callable(getattr(module, "get_config", None)):
         raise NstjaxError(f"--config {path}: defines no get_config(arg)")
-    try:
-        config = module.get_config(arg or None)
-    except (ValueError, KeyError) as e:
-        raise NstjaxError(f"--config {spec}: {e}") from e
-    config = ml_collections.ConfigDict(config)
+    config = _called(module.get_config, spec, arg)
     config.lock()
     for item in overrides:
         apply_override(config, item)
     return config
+
+
+def _called(get_config, spec: str, arg: str) -> ml_collections.ConfigDict:
+    """``get_config(arg)``, or ``get_config()`` for one that takes no argument (when none is
+    given); whatever the user's code raises is one line naming the file."""
+    try:
+        takes_arg = bool(inspect.signature(get_config).parameters)
+    except (TypeError, ValueError):
+        takes_arg = True
+    if arg and not takes_arg:
+        raise NstjaxError(f"--config {spec}: its get_config() takes no argument")
+    try:
+        return ml_collections.ConfigDict(get_config(arg or None) if takes_arg else get_config())
+    except Exception as e:  # user code: its KeyError, TypeError, ... in one line
+        raise NstjaxError(f"--config {spec}: {type(e).__name__}: {one_line(e)}") from e
 
 
 def parse_value(text: str):

@@ -88,6 +88,13 @@ def _require_file(path: str | os.PathLike, origin: str) -> Path:
     if not path.is_file():
         problem = "is not a file" if path.exists() else "does not exist"
         raise NstjaxError(f"weights file {path} (from {origin}) {problem}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise NstjaxError(
+            f"weights file {path} (from {origin}) cannot be read ({e.strerror})"
+        ) from e
     return path
 
 

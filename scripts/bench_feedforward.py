@@ -14,6 +14,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 
 import jax
@@ -127,4 +128,6 @@ def api_steps() -> int:
 
 
 if __name__ == "__main__":
-    main()
+    from nstjax.errors import run_script
+
+    sys.exit(run_script(main))

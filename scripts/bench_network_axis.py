@@ -173,4 +173,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nstjax.errors import run_script
+
+    sys.exit(run_script(main))

@@ -15,6 +15,7 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 
 import jax
@@ -121,4 +122,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nstjax.errors import run_script
+
+    sys.exit(run_script(main))

@@ -79,6 +79,7 @@ def main(argv=None) -> int:
         images=args.images,
         style=args.style,
     )
+    cases = [compare.parse_case(case) for case in args.cases]  # all checked before any runs
     convolution = args.convolution or kernels.choose()
     params = vgg.prepare(vgg.load_params(h5), convolution)
     print(f"nstjax convolution: {convolution}")
@@ -91,8 +92,7 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
     records = []
-    for case in args.cases:
-        size, batch = compare.parse_case(case)
+    for size, batch in cases:
         for optimizer in args.optimizers:
             rec = compare.compare_case(settings, params, convolution, h5, size, batch, optimizer)
             records.append(rec)
@@ -111,4 +111,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nstjax.errors import run_script
+
+    sys.exit(run_script(main))

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -116,4 +117,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nstjax.errors import run_script
+
+    sys.exit(run_script(main))

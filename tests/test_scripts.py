@@ -264,3 +264,21 @@ def test_time_to_quality_runs_a_tiny_case(tmp_path, real_h5):
     if "neural-style-torch" in recipes:
         assert rows[1][-1] == "1.00x"  # the reference against itself
     assert Image.open(tmp_path / "time_to_quality.png").size[0] > 600
+
+
+# ------------------------------------------------------------------------ every script's bad input
+
+
+def test_a_scripts_bad_input_is_one_line_not_a_traceback(tmp_path, run_here):
+    """nstjax's one-line errors reach the user of a script as they do the CLI's (exit 2); a bad
+    ``--cases`` entry is refused before any case runs (before: after the earlier ones, unsaved)."""
+    missing = str(tmp_path / "missing.h5")
+    done = run_here("reproduce_style_losses.py", "texture", "--weights", missing)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("reproduce_style_losses.py: error: weights file"), done.stderr
+    out = str(tmp_path / "c.json")
+    done = run_here("compare_torch.py", "--weights", missing, "--cases", "64", "256xabc",
+                    "--output", out)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--cases '256xabc': expected SIZE or SIZExBATCH" in done.stderr
+    assert not (tmp_path / "c.json").exists()

@@ -111,3 +111,30 @@ def test_the_frames_use_lbfgs_unless_an_optimizer_is_given(tmp_path, style, monk
     # L-BFGS at its own step (1, not the nstjax preset's Adam step 4); Adam when asked for;
     # a preset's L-BFGS variant kept
     assert seen == [("lbfgs", 1.0), ("adam", 4.0), ("lbfgs_wolfe", 1.0)]
+
+
+def test_stylizes_flag_checks_and_the_places_it_writes_are_checked_first(
+    tmp_path, style, capsys, monkeypatch
+):
+    """What ``nstjax stylize`` refuses, a clip refuses too, naming the flag; an output or work
+    folder that cannot be made, an infinite blend and a size that cannot fit are refused before
+    the weights load (before: after compiling and running a pass, or with a traceback)."""
+    import nstjax.vgg
+
+    monkeypatch.setattr(nstjax.vgg, "load_params", lambda *a, **k: pytest.fail("loaded weights"))
+    good = _clip(tmp_path / "good", 2)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    base = ["video", "--content", good, "--style", style, "--size", "16"]
+    out = ["--output", str(tmp_path / "out")]
+    _fails(capsys, [*base, *out, "--content-layers", ""], "--content-layers", "empty")
+    _fails(capsys, [*base, *out, "--lr", "0"], "--lr 0")
+    _fails(capsys, [*base, *out, "--batch-size", "0"], "--batch-size 0")
+    _fails(capsys, [*base, *out, "--init", "nosie"], "--init 'nosie'")
+    _fails(capsys, [*base, *out, "--blend", "inf"], "--blend", "finite")
+    _fails(capsys, [*base, "--output", str(blocker / "out")], "--output", "not a folder")
+    _fails(capsys, [*base, "--output", str(blocker / "o.mp4")], "--output", "not a folder")
+    _fails(capsys, [*base, *out, "--workdir", str(blocker / "w")], "--workdir", "not a folder")
+    huge = ["video", "--content", good, "--style", style, *out, "--size", "100000000"]
+    _fails(capsys, huge, "--size 100000000", "more than")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "good", "style.png"]

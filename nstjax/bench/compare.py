@@ -65,9 +65,21 @@ class Settings:
 
 
 def parse_case(text: str) -> tuple[int, int]:
-    """``"128x8"`` -> ``(128, 8)`` (size in pixels, batch)."""
+    """``"128x8"`` -> ``(128, 8)`` (size in pixels, batch).
+
+    Raises:
+        NstjaxError: not ``SIZE`` or ``SIZExBATCH`` with positive integers.
+    """
+    from nstjax.errors import NstjaxError
+
     size, _, batch = text.partition("x")
-    return int(size), int(batch or 1)
+    try:
+        case = int(size), int(batch or 1)
+    except ValueError:
+        case = (0, 0)
+    if min(case) < 1:
+        raise NstjaxError(f"--cases {text!r}: expected SIZE or SIZExBATCH, e.g. 128x8")
+    return case
 
 
 def default_images() -> Path:

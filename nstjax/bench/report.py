@@ -231,4 +231,6 @@ def write_all(report: Mapping[str, Any], output: str | os.PathLike) -> dict[str,
     atomic.write_text(paths["markdown"], markdown_report(report))
     if plot_throughput(report["results"], output / "bench.png"):
         paths["plot"] = output / "bench.png"
+    else:  # no case ran: an earlier run's plot must not stand beside these results
+        (output / "bench.png").unlink(missing_ok=True)
     return paths

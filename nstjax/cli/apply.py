@@ -39,12 +39,12 @@ def register(subparsers) -> None:
 
 def _outputs(output: Path, contents: list[Path], names: list[str]) -> list[list[Path]]:
     """Output path per content image and network."""
-    from nstjax import outputs
+    from nstjax import image, outputs
 
-    count = len(contents) * len(names)
-    if count == 1 and output.suffix.lower() in outputs.IMAGE_SUFFIXES:
+    count = len(contents) * len(names)  # any image name is a file (check_outputs judges it)
+    if count == 1 and output.suffix.lower() in image.IMAGE_SUFFIXES:
         return [[output]]
-    if output.suffix.lower() in outputs.IMAGE_SUFFIXES:
+    if output.suffix.lower() in image.IMAGE_SUFFIXES:
         raise NstjaxError(
             f"--output {output}: {len(contents)} image(s) x {len(names)} network(s) make "
             f"{count} results; name a folder, not an image file"

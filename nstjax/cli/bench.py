@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--output", required=True, help="folder for bench.json, bench.md, bench.png")
     p.add_argument("--weights", default=None, help="VGG-19 weights (.h5 or .npz)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run's results in --output"
+    )
     p.set_defaults(func=main)
 
 
@@ -51,6 +54,7 @@ def _check_kind(config, spec: str) -> None:
 def _check(config) -> None:
     from nstjax import validate
     from nstjax.bench.peaks import PRECISIONS
+    from nstjax.kernels import CONVOLUTIONS
     from nstjax.optim import OPTIMIZERS
     from nstjax.run import LOOPS
 
@@ -66,6 +70,7 @@ def _check(config) -> None:
     for v in config.remat:
         validate.choice(v, "--config.remat", (True, False))
     validate.choice(config.loop, "--config.loop", ("", *LOOPS))
+    validate.choice(config.convolution, "--config.convolution", ("", *CONVOLUTIONS))
     validate.integer(config.repeats, "--config.repeats", 3)
     for field in ("iterations", "chunk", "lbfgs_history", "probe_size"):
         validate.integer(config[field], f"--config.{field}", 1)
@@ -76,6 +81,10 @@ def main(args: argparse.Namespace) -> int:
     from nstjax.config import apply_override, load_config
 
     output = validate.output_folder(args.output, "--output")
+    if (output / "bench.json").exists() and not args.overwrite:
+        raise NstjaxError(
+            f"--output {output}: holds an earlier run's bench.json (use --overwrite to replace it)"
+        )
     config = load_config(args.config)
     _check_kind(config, args.config)
     for item in args.config_overrides:

@@ -49,11 +49,16 @@ def register(subparsers) -> None:
 
 def _read(args):
     """Every image, read and checked (before anything compiles)."""
-    from nstjax import image
+    from nstjax import image, resample, validate
     from nstjax.quality.protocol import MIN_SIDE
 
-    if args.style_size is not None and args.style_size < MIN_SIDE:
-        raise NstjaxError(f"--style-size must be >= {MIN_SIDE}, got {args.style_size}")
+    if args.style_size is not None:
+        if args.style_size < MIN_SIDE:
+            raise NstjaxError(f"--style-size must be >= {MIN_SIDE}, got {args.style_size}")
+        shape = resample.long_side_shape(
+            image.image_shape(args.style, "--style image"), args.style_size
+        )
+        validate.image_memory([shape], "--style-size", args.style_size)
     outputs = [image.load_image(p, what="image") for p in args.images]
     content = image.load_image(args.content, what="--content image")
     style = image.load_image(args.style, args.style_size, what="--style image")
@@ -102,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
     from nstjax import quality, vgg
     from nstjax.quality.table import format_table
 
-    names = quality.check_names(args.measures, "--measures") if args.measures else None
+    names = quality.check_names(args.measures, "--measures") if args.measures is not None else None
     outputs, content, style = _read(args)
     params = vgg.load_params(args.weights)
     scores = _scores(params, outputs, content, style, names, args.protocol)

@@ -9,6 +9,7 @@ memory. Then the images are read, the weights loaded, and the plan run.
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,14 +48,14 @@ def _inputs(args):
 
 def _output_paths(output: Path, contents, styles, blended: bool) -> dict[tuple[int, int], Path]:
     """Output file per (content index, style index); style index -1 means "all styles blended"."""
-    from nstjax import outputs
+    from nstjax import image, outputs
 
     content_names = outputs.labels(contents, "content image")
     style_names = outputs.labels(styles, "style image")
     style_keys = [(-1, "+".join(style_names))] if blended else list(enumerate(style_names))
     if len(contents) * len(style_keys) == 1:
         return {(0, style_keys[0][0]): output}
-    if output.suffix.lower() in outputs.IMAGE_SUFFIXES:
+    if output.suffix.lower() in image.IMAGE_SUFFIXES:  # any image name, even one not written
         raise NstjaxError(
             f"--output {output}: {len(contents) * len(style_keys)} results need a folder, "
             "not an image file name"
@@ -192,7 +193,7 @@ class _Work:
 def _prepare(args: argparse.Namespace) -> _Work:
     """The flags as a locked config, expanded into runs, checked and planned (nothing read but
     the images' headers and the masks, nothing compiled)."""
-    from nstjax import api, image
+    from nstjax import api, image, weights
 
     stylize_args.check(args)
     content_paths, style_paths = _inputs(args)
@@ -211,6 +212,8 @@ def _prepare(args: argparse.Namespace) -> _Work:
     if api_runs[0].init not in INITS:  # an image file (--init PATH)
         init = image.load_image(api_runs[0].init, what="--init image")
         api_runs = [dataclasses.replace(r, init=init) for r in api_runs]
+    if args.weights or os.environ.get(weights.ENV_WEIGHTS):  # a named file must be there now
+        weights.locate(args.weights)
     options = api.with_convolution(options)
     run_shapes = [shapes[r.content] for r in api_runs]  # full size: the planner scales them
     paths = list(paths.values())
@@ -228,13 +231,13 @@ def main(args: argparse.Namespace) -> int:
     runs, options, scales, paths = work.runs, work.options, work.scales, work.paths
     size, total_steps = scales[-1][0], sum(steps for _, steps in scales)
     plans = _plans(runs, work.shapes, options, scales)  # checks that every size fits
-    bf16_speed.note_if_slower(options.dtype, options.convolution)  # measured once per machine
 
     style_scale = runs[0].style_scale
     contents, styles = _read_images(work.content_paths, work.style_paths, size, style_scale)
     for run in runs:
         api.validate_run(run, len(contents), len(styles))
     params = vgg.load_params(args.weights)
+    bf16_speed.note_if_slower(options.dtype, options.convolution)  # measured once per machine
 
     started = time.perf_counter()
     display = ProgressDisplay(sum(image_steps(p) for p in plans), "stylize")

@@ -66,13 +66,14 @@ def load(spec: str, overrides: list[str]):
 
 
 def main(args: argparse.Namespace) -> int:
-    from nstjax import sweep
+    from nstjax import sweep, validate
     from nstjax.sweep import distributed
 
     if args.batch_size is not None and args.batch_size < 1:
         raise NstjaxError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.memory_gb is not None and not args.memory_gb > 0:
-        raise NstjaxError(f"--memory-gb must be > 0, got {args.memory_gb}")
+    if args.memory_gb is not None:
+        validate.number(args.memory_gb, "--memory-gb", positive=True)
+    validate.number(args.wait_timeout, "--wait-timeout", minimum=0)
     cluster_spec = distributed.resolve(args.coordinator, args.num_processes, args.process_id)
     config, problems = load(args.config, args.config_overrides)
     prepared = sweep.prepare(config, problems)

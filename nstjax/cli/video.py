@@ -122,20 +122,25 @@ def _planned(args):
 
 
 def _check_output(args) -> Path:
+    from nstjax import validate
     from nstjax.video import frames
 
     output = Path(args.output)
     frames.check_output(output)
     if output.exists() and not args.overwrite:
         raise NstjaxError(f"--output {output}: exists (use --overwrite to replace it)")
+    validate.output_folder(args.workdir or f"{output}.work", "--workdir")
     return output
 
 
 def _inputs(args, style_paths, size: int, style_scale: float):
     """The clip at the output size, its frame rate, and the style images."""
-    from nstjax import image
+    from nstjax import image, resample, validate
     from nstjax.video import frames
 
+    first = frames.first_frame_shape(args.content)
+    if first is not None:  # a frame at --size must fit before the clip is read at it
+        validate.image_memory([resample.long_side_shape(first, size)], "--size", size)
     clip, fps = frames.read_clip(args.content, size)
     style_size = max(1, round(size * style_scale))
     styles = [image.load_image(p, style_size, "style image") for p in style_paths]
@@ -163,6 +168,7 @@ def main(args: argparse.Namespace) -> int:
     from nstjax.video import frames, modes
 
     _default_optimizer(args)
+    stylize_args.check(args)
     _check_flags(args)
     config, style_paths, static = _planned(args)
     options = stylize_config.options(static, args)

@@ -47,8 +47,11 @@ def _fetch(args: argparse.Namespace) -> int:
 
     from nstjax.errors import NstjaxError
 
-    if args.url is not None and urlparse(args.url).scheme not in ("http", "https", "file"):
-        raise NstjaxError(f"--url {args.url!r}: must be an http://, https:// or file:// address")
+    if args.url is not None and urlparse(args.url).scheme not in ("http", "https"):
+        raise NstjaxError(
+            f"--url {args.url!r}: must be an http:// or https:// address (for a local .h5, "
+            "use 'nstjax weights convert FILE.h5')"
+        )
     h5 = weights.fetch(url=args.url, force=args.force)
     print(h5)
     print(weights.convert(h5))

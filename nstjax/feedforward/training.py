@@ -79,6 +79,8 @@ def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None
         raise NstjaxError(f"--batch-size {config.batch_size}: not a multiple of {devices} devices")
     output_folder(model_dir, "--output")
     train_files, held_files = data.split_content(config.content_dir, config.holdout)
+    for path in train_files:  # an empty or non-image file is refused now, not steps into training
+        image.image_shape(path, "content image")
     style_size = config.style_size or config.size
     image_memory([(config.size, config.size)] * 2, "--size", config.size)
     for path in set(config.styles):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nstjax import atomic, image, resample
+from nstjax import atomic, image, resample, validate
 from nstjax.errors import NstjaxError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
@@ -104,6 +104,24 @@ def read_clip(
     return np.stack(frames).astype(np.float32), fps
 
 
+def first_frame_shape(path: str | Path, what: str = "--content") -> tuple[int, int] | None:
+    """The ``(height, width)`` of a clip's first frame from its header, without reading the
+    clip (``None`` when the clip cannot be read: :func:`read_clip` says why)."""
+    path = Path(path)
+    if path.is_dir():
+        files = image.list_images(path, what)
+        return image.image_shape(files[0], what) if files else None
+    if not (path.is_file() and is_video(path)):
+        return None
+    iio = _imageio(f"{what} {path}")
+    try:
+        with _quiet_fork():
+            width, height = iio.immeta(path, plugin="FFMPEG")["size"]
+    except Exception:  # unreadable: read_clip reports it in one line
+        return None
+    return int(height), int(width)
+
+
 def check_output(path: str | Path) -> None:
     """Checks that a clip can be written at ``path`` (a video's codec is installed), before any
     work is done."""
@@ -119,6 +137,10 @@ def check_output(path: str | Path) -> None:
         raise NstjaxError(
             f"--output {path}: exists and is not a {'file' if is_video(path) else 'folder'}"
         )
+    if is_video(path):
+        validate.writable_location(path, "--output")
+    else:
+        validate.output_folder(path, "--output")
 
 
 def written_frames(folder: str | Path) -> list[str]:

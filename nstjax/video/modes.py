@@ -93,8 +93,8 @@ def check_settings(settings: VideoSettings, frames: int) -> None:
         raise NstjaxError(f"--temporal-weight must be >= 0, got {settings.temporal_weight}")
     if not 0 < settings.later_steps <= 1:
         raise NstjaxError(f"--later-steps must be in (0, 1], got {settings.later_steps}")
-    if not settings.blend >= 0:
-        raise NstjaxError(f"--blend must be >= 0, got {settings.blend}")
+    if not (settings.blend >= 0 and math.isfinite(settings.blend)):
+        raise NstjaxError(f"--blend must be a finite number >= 0, got {settings.blend}")
     if not settings.long_term or any(k < 1 or k >= frames for k in settings.long_term):
         raise NstjaxError(
             f"--long-term offsets must be in 1..{frames - 1}, got {settings.long_term}"
