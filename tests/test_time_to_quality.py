@@ -94,6 +94,9 @@ def test_summary_rows_and_the_table():
     assert theirs["time_to_all"] == 200.0 and theirs["speedup_to_all"] == 1.0
     table = ttq.markdown_table(rows).splitlines()
     assert len(table) == 4 and "| 40.00x |" in table[2]
+    alone = {"label": "a+b", "recipes": {"nstjax": [{"points": fast}]}}  # no reference run
+    (row,) = ttq.markdown_table(ttq.summary_rows([alone])).splitlines()[2:]
+    assert row.endswith("| n/a | n/a | n/a | n/a | n/a |") and "never" not in row
 
 
 def test_nstjax_snapshots_count_the_steps_of_every_scale(tiny_params):

@@ -319,7 +319,8 @@ def _cell(value, digits: int = 1) -> str:
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    """The summary as a Markdown table (times in seconds; ``never``: not reached)."""
+    """The summary as a Markdown table (times in seconds; ``never``: not reached; ``n/a``: no
+    reference on the pair)."""
     lines = [
         "| pair | round | recipe | steps | total s | CF | GE | LP | s to GE | s to LP | "
         "s to CF-0.02 | s to all | reference s / s to all |",
@@ -334,7 +335,11 @@ def markdown_table(rows: Sequence[dict]) -> str:
             _cell(row["seconds"]),
         ]
         cells += [f"{row[k]:.3f}" for k in ("CF", "GE", "LP")]
-        cells += [_cell(row.get(f"time_to_{k}")) for k in ("GE", "LP", "CF", "all")]
-        cells.append(_cell(row["speedup_to_all"], 2) + ("x" if row["speedup_to_all"] else ""))
+        if "time_to_all" not in row:  # no reference on this pair: nothing to reach
+            cells += ["n/a"] * 5
+        else:
+            cells += [_cell(row[f"time_to_{k}"]) for k in ("GE", "LP", "CF", "all")]
+            speedup = row["speedup_to_all"]
+            cells.append(_cell(speedup, 2) + ("x" if speedup else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -9,7 +9,6 @@ memory. Then the images are read, the weights loaded, and the plan run.
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
@@ -212,7 +211,7 @@ def _prepare(args: argparse.Namespace) -> _Work:
     if api_runs[0].init not in INITS:  # an image file (--init PATH)
         init = image.load_image(api_runs[0].init, what="--init image")
         api_runs = [dataclasses.replace(r, init=init) for r in api_runs]
-    if args.weights or os.environ.get(weights.ENV_WEIGHTS):  # a named file must be there now
+    if args.weights:  # a file named here must be there now, before anything builds
         weights.locate(args.weights)
     options = api.with_convolution(options)
     run_shapes = [shapes[r.content] for r in api_runs]  # full size: the planner scales them
