@@ -13,10 +13,10 @@ averaging), and neural-style's default recipe run by the PyTorch reference in it
 (:mod:`nstjax.bench.ttq_torch`; L-BFGS, history 100, from its near-flat random image). Each
 recipe keeps snapshots of its image at checkpoints with the seconds since it started (nstjax: the
 whole call, targets and compilation included, every recipe compiling its programs afresh
-(``jax.clear_caches``), the last snapshot the call's output at its end; PyTorch: targets and iterations, the model load
-excluded); the snapshots are measured afterwards, untimed, each against the same content and
-style (:func:`nstjax.quality.measure`; a snapshot from a coarser scale is resized to the output
-first, as the next scale would). Recipes run one after another on each pair, in an order rotated
+(``jax.clear_caches``), the last snapshot the call's output at its end; PyTorch: targets and
+iterations, the model load excluded); the snapshots are measured afterwards, untimed, each
+against the same content and style (:func:`nstjax.quality.measure`; a snapshot from a coarser
+scale is resized to the output first, as the next scale would). Recipes run one after another on each pair, in an order rotated
 each round, so that a shared machine's load falls on all of them alike.
 
 ``budget`` scales every recipe's iteration counts (1: the recipes as their sources give them).
