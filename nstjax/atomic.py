@@ -1,4 +1,9 @@
-"""Write files so that no reader ever sees a half-written one: temporary name, then rename."""
+"""Write files so that no reader ever sees a half-written one: temporary name, then rename.
+
+The temporary file's data is flushed to the disk before the rename and the folder after it, so
+that a machine losing power does not leave an empty or cut-short file under the final name (a
+rename can reach the disk before the data it names) and a finished write stays written.
+``kill -9`` needs neither (the kernel's page cache outlives the process)."""
 
 import contextlib
 import os
@@ -25,10 +30,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
     try:
         yield tmp
+        _flush(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _flush(path.parent)
+
+
+def _flush(path: Path) -> None:
+    """``fsync`` of a file or a folder; a folder that cannot be opened (some platforms, some
+    filesystems) is skipped: the data itself was flushed."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if path.is_dir():
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

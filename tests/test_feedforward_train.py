@@ -229,3 +229,87 @@ def test_batch_norm_and_transposed_convolutions_train(
     )
     (out,) = apply(model, [np.full((9, 11, 3), 0.5, np.float32)])
     assert out.shape == (1, 9, 11, 3) and np.all(np.isfinite(out))
+
+
+def test_a_steps_samples_are_written_before_its_checkpoint(
+    tmp_path, content_dir, images_dir, tiny_params, monkeypatch
+):
+    """A resume starts after the last checkpoint, so samples due at that step must already be on
+    disk when the checkpoint is: interrupted while saving it, the samples are there."""
+    from nstjax.feedforward.checkpoint import Checkpoints
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpoints, "save", interrupted)
+    config = _config(content_dir, images_dir, steps=4, save_every=4)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, vgg_params=tiny_params, progress=False)
+    samples = sorted(p.name for p in (tmp_path / "samples" / "000004").iterdir())
+    assert samples == ["tubingen__starry_night.png", "tubingen__the_scream.png"]
+
+
+def test_a_resume_on_other_content_images_is_refused_and_on_the_same_moved_goes_on(
+    tmp_path, content_dir, images_dir, tiny_params
+):
+    """The saved data position indexes the content images: resuming on other ones would change
+    what the rest of the run trains on without a word. The same images moved elsewhere resume."""
+    import shutil
+
+    from conftest import write_random_image
+
+    from nstjax.errors import NstjaxError
+
+    out = tmp_path / "model"
+    train(_config(content_dir, images_dir, steps=4, save_every=4), out,
+          vgg_params=tiny_params, progress=False)  # fmt: skip
+    other = Path(shutil.copytree(content_dir, tmp_path / "other"))
+    write_random_image(other / "chicago.png", (48, 30))  # another photo under the same name
+    recorded = {name: (out / name).read_text() for name in ("config.json", "content.json")}
+    with pytest.raises(NstjaxError, match=r"--content-dir '.*other': not the images .*'chicago"):
+        train(_config(other, images_dir, steps=8, save_every=4), out,
+              vgg_params=tiny_params, progress=False)  # fmt: skip
+    assert {name: (out / name).read_text() for name in recorded} == recorded  # nothing written
+    moved = shutil.copytree(content_dir, tmp_path / "moved")
+    train(_config(moved, images_dir, steps=8, save_every=4), out,
+          vgg_params=tiny_params, progress=False)  # fmt: skip
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [4, 8]
+
+
+def test_an_interrupted_training_says_which_checkpoint_a_rerun_resumes_from(
+    tmp_path, content_dir, images_dir, tiny_params, monkeypatch, capsys
+):
+    """Interrupted while saving step 8, the last whole checkpoint is step 4 (orbax's save of 8
+    never completed), and the note says so; before any checkpoint, that a rerun starts at 0."""
+    from nstjax.feedforward import checkpoint
+
+    assert checkpoint.resume_note(tmp_path / "none").endswith("no checkpoint in "
+        f"{tmp_path / 'none'} yet; a rerun starts at step 0")  # fmt: skip
+    real_save = checkpoint.Checkpoints.save
+
+    def save_until_8(self, step, *args, **kwargs):
+        if step == 8:
+            raise KeyboardInterrupt
+        return real_save(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.Checkpoints, "save", save_until_8)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(content_dir, images_dir, steps=12, save_every=4), tmp_path,
+              vgg_params=tiny_params, progress=False)  # fmt: skip
+    assert checkpoint.resume_note(tmp_path) == (
+        f"train: the last checkpoint in {tmp_path} is step 4; rerun the same command to resume "
+        "from it"
+    )
+
+    def interrupted_train(config, output):  # the command adds the note on its way out
+        raise KeyboardInterrupt
+
+    import nstjax.feedforward
+
+    monkeypatch.setattr(nstjax.feedforward, "train", interrupted_train)
+    monkeypatch.setenv("NSTJAX_COMPILATION_CACHE", "0")
+    style = str(images_dir / "starry_night.jpg")
+    argv = ["train", "--style", style, "--content-dir", str(content_dir), "--output", str(tmp_path)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"nstjax: interrupted by SIGINT; {checkpoint.resume_note(tmp_path)}"

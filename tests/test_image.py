@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +293,41 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         save_image(target, np.ones((4, 4, 3)))
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_a_write_flushes_its_data_before_the_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the first fsync a machine that loses power can keep the rename and not the data
+    (an empty file under the final name); without the second, lose the rename."""
+    from nstjax import atomic
+
+    events, opened = [], {}
+    real_open, real_fsync, real_replace = os.open, os.fsync, os.replace
+
+    def recording_open(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        opened[fd] = Path(path)
+        return fd
+
+    def recording_fsync(fd):
+        path = opened[fd]
+        events.append(("fsync", "the folder" if path.is_dir() else path.read_text()))
+        real_fsync(fd)
+
+    def recording_replace(source, target):
+        events.append(("rename", Path(target).name))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    atomic.write_text(tmp_path / "run.json", '{"status": "done"}')
+    assert events == [
+        ("fsync", '{"status": "done"}'),
+        ("rename", "run.json"),
+        ("fsync", "the folder"),
+    ]
 
 
 def test_save_unknown_suffix(tmp_path: Path) -> None:

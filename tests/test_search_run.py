@@ -206,3 +206,43 @@ def test_samplers_and_bounds(sampler, tiny_params, images_dir, tmp_path):
     feasible = [e["objective"] for e in history if e["feasible"]]
     best = max(feasible) if feasible else None
     assert history[-1]["best_so_far"] == best
+
+
+def test_an_interrupted_search_says_what_a_rerun_goes_on_from(tiny_params, images_dir, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    """Interrupted in its second generation, the first generation's 4 trials are told and the
+    4 in flight are run again by a rerun (their process is gone), which finishes the budget."""
+    from nstjax.sweep import search
+
+    real, generations = search._run_generation, []
+
+    def second_interrupted(*args, **kwargs):
+        generations.append(1)
+        if len(generations) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "_run_generation", second_interrupted)
+    sweep = prepare(search_config(images_dir), measures=MEASURES)
+    go = dict(scorer=scorer, mesh=None, log=lambda line: None, stream=open("/dev/null", "w"))
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        run_search(sweep, str(tmp_path), tiny_params, **go)
+    assert interrupted.value.__notes__ == [
+        f"search: 4 of 8 trial(s) told, kept in {tmp_path}; the 4 in flight run again; "
+        "rerun the same command to go on"
+    ]
+    monkeypatch.setattr(search, "_run_generation", real)
+    import subprocess
+    import sys
+
+    import optuna
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'search' / 'search.db'}"
+    study = optuna.load_study(study_name="search", storage=url)
+    for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+        owner = {**trial.user_attrs["owner"], "pid": int(dead.stdout)}  # the process is gone
+        study._storage.set_trial_user_attr(trial._trial_id, "owner", owner)
+    outcome = run_search(sweep, str(tmp_path), tiny_params, **go)
+    assert len(outcome.retried) == 4 and outcome.counted == 8

@@ -70,3 +70,28 @@ def test_asked_trials_carry_the_sampled_parameters(tmp_path):
     stored = study.get_trials(deepcopy=False)[0]
     assert stored.params == trial.params and set(trial.params) == {"style_weight"}
     assert stored.distributions == DISTRIBUTIONS and stored.state == TrialState.RUNNING
+
+
+def test_a_retry_popped_by_a_process_killed_before_it_wrote_its_owner_is_retried(
+    tmp_path, monkeypatch
+):
+    """Popping a waiting retry and writing its owner are two storage writes; killed between
+    them, a process leaves a RUNNING trial with no owner and no heartbeat, which would never
+    be recovered and would hold a place in the budget forever. After the grace period it is an
+    orphan, and its retry carries the parameters it was enqueued with (it never sampled any)."""
+    import time
+
+    study = _study(tmp_path, optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"style_weight": 7.0})
+    popped = study._pop_waiting_trial_id()  # ... and then the process died
+    (trial,) = study.get_trials(deepcopy=False)
+    assert trial._trial_id == popped and trial.state == TrialState.RUNNING
+    assert search_study.recover_orphans(study) == []  # within the grace period: left alone
+    monkeypatch.setattr(search_study, "GRACE_S", 0.05)
+    time.sleep(0.1)
+    assert search_study.recover_orphans(study) == [trial.number]
+    retry = search_study._ask_owned(study, DISTRIBUTIONS)
+    assert retry.params == {"style_weight": 7.0}
+    first, second = study.get_trials(deepcopy=False)
+    assert first.state == TrialState.FAIL
+    assert second.user_attrs[search_study.RETRY_OF] == trial.number

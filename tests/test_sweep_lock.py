@@ -200,3 +200,17 @@ def test_cli_sweep_on_a_held_workdir_exits_2_with_one_line(holder, images_dir, t
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"nstjax: error: {refusal(workdir, proc.pid)}\n"
     assert (workdir / IN_FLIGHT).exists()
+
+
+def test_overwrite_replaces_a_search_study_and_a_resume_keeps_it(tmp_path):
+    """A search keeps its Optuna study in DIR/search: --overwrite must delete it with the other
+    results (a study left behind was continued under the new settings), a resume must not."""
+    study = tmp_path / "search" / "study.db"
+    Workdir(tmp_path).prepare(RECORD)
+    study.parent.mkdir()
+    study.write_text("the trials of the first sweep")
+    assert Workdir(tmp_path).prepare(RECORD) is True  # the same sweep: resumed, study kept
+    assert study.read_text() == "the trials of the first sweep"
+    Workdir(tmp_path).prepare({"config": {"optim": {"steps": 4}}, "inputs": {}}, overwrite=True)
+    assert not (tmp_path / "search").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["optim"]["steps"] == 4

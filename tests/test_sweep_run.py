@@ -110,6 +110,21 @@ def test_resume_runs_only_the_unfinished(tiny_params, images_dir, tmp_path):
     assert run(config, tmp_path, tiny_params).computed == []
 
 
+def test_a_damaged_run_json_counts_as_unfinished(tiny_params, images_dir, tmp_path):
+    """An empty or cut-short run.json (what a power loss can leave) is computed again, not read
+    as finished and not a traceback."""
+    config = small_config(images_dir)
+    run(config, tmp_path, tiny_params)
+    whole = (tmp_path / "runs" / "0001" / "run.json").read_text()
+    (tmp_path / "runs" / "0001" / "run.json").write_text("")
+    (tmp_path / "runs" / "0003" / "run.json").write_text(whole[: len(whole) // 2])
+    outcome = run(config, tmp_path, tiny_params)
+    assert sorted(outcome.computed) == ["0001", "0003"]
+    for run_id in ("0001", "0003"):
+        record = json.loads((tmp_path / "runs" / run_id / "run.json").read_text())
+        assert record["status"] == "done"
+
+
 def test_a_different_config_is_refused(tiny_params, images_dir, tmp_path):
     config = small_config(images_dir)
     run(config, tmp_path, tiny_params)
@@ -157,3 +172,50 @@ def test_snapshots(tiny_params, images_dir, tmp_path):
     for run_id in ("0000", "0001"):
         names = sorted(p.name for p in (tmp_path / "runs" / run_id).iterdir())
         assert names == ["image.png", "run.json", "step_00002.png"]  # not the final step
+
+
+def test_a_snapshot_that_cannot_be_written_does_not_stop_the_sweep(
+    tiny_params, images_dir, tmp_path, monkeypatch, capsys
+):
+    """A disk that refuses an intermediate image costs that image, not the runs: every run
+    finishes and is written, and each snapshot not written is one line on stderr."""
+    import errno
+
+    from nstjax.sweep.workdir import Workdir
+
+    def disk_full(self, run_id, step, pixels):
+        raise OSError(errno.ENOSPC, "No space left on device", f"runs/{run_id}/step_{step:05d}.png")
+
+    monkeypatch.setattr(Workdir, "write_snapshot", disk_full)
+    config = small_config(images_dir)
+    config.data.style = config.data.style[:1]
+    config.sweep.save_every = 2
+    outcome = run(config, tmp_path, tiny_params)
+    assert sorted(outcome.computed) == ["0000", "0001"]
+    assert all((tmp_path / "runs" / i / "run.json").is_file() for i in ("0000", "0001"))
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("nstjax: ")]
+    assert lines == [
+        f"nstjax: sweep: run {i}: snapshot at step 2: 'runs/{i}/step_00002.png': cannot write "
+        "(No space left on device)"
+        for i in ("0000", "0001")
+    ]
+
+
+def test_reports_that_cannot_be_written_at_the_end_are_one_error_after_the_runs(
+    tiny_params, images_dir, tmp_path, monkeypatch
+):
+    """The runs are on disk; the error says so and how to get the reports (a rerun), rather
+    than an OSError's traceback."""
+    import errno
+
+    from nstjax.sweep import run as sweep_run
+
+    def disk_full(sweep, work):
+        raise OSError(errno.ENOSPC, "No space left on device", str(work.path / "summary.csv"))
+
+    monkeypatch.setattr(sweep_run, "write_reports", disk_full)
+    with pytest.raises(NstjaxError, match=r"the runs are written but the reports are not \('.*"
+                       r"summary.csv': cannot write \(No space left on device\)\); rerun"):  # fmt: skip
+        run(small_config(images_dir), tmp_path, tiny_params)
+    assert len(list(tmp_path.glob("runs/*/run.json"))) == 4

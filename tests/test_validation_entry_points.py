@@ -112,3 +112,62 @@ def test_several_results_named_as_any_image_file_need_a_folder(tmp_path, capsys,
     argv += ["--output", str(tmp_path / "o.webp")]
     _fails(capsys, argv, "o.webp", "need a folder")
     assert not (tmp_path / "o.webp").exists()
+
+
+def test_a_file_error_no_command_caught_is_one_line(capsys, monkeypatch):
+    """An OSError that escapes a command (a disk that fills, a folder that vanishes) is one line
+    naming the command, the file and what went wrong, exit 2, not a traceback."""
+    import errno
+
+    import nstjax.cli.weights as weights_cli
+
+    def disk_full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/vgg19.npz")
+
+    monkeypatch.setattr(weights_cli, "_info", disk_full)
+    _fails(capsys, ["weights", "info"], "weights", "No space left on device", "/data/vgg19.npz")
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(capsys, monkeypatch):
+    """Ctrl-C during start-up (importing JAX, building the parser) says so in one line, exit 130
+    (128 + SIGINT), no traceback."""
+    import nstjax.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["weights", "info"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "nstjax: interrupted by SIGINT before the command started"
+
+
+def test_an_interruption_ends_with_its_line_not_with_an_abandoned_coroutines_warning(
+    capsys, monkeypatch
+):
+    """A signal that cuts an asynchronous save short (orbax's) leaves coroutines that are only
+    collected at exit; Python would print "coroutine ... was never awaited" after the one line."""
+    import gc
+    import warnings
+
+    import nstjax.cli.weights as weights_cli
+
+    async def save():
+        pass
+
+    abandoned = []
+
+    def interrupted_mid_save(args):
+        abandoned.append(save())  # never awaited, collected later: what the save leaves behind
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(weights_cli, "_info", interrupted_mid_save)
+    from nstjax.cli import main
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["weights", "info"]) == 130
+        abandoned.clear()
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+    assert capsys.readouterr().err.strip() == "nstjax: interrupted by SIGINT"

@@ -84,6 +84,44 @@ def test_modes_run_and_resume_with_the_tiny_network(tiny_params, tmp_path, monke
     assert folders == sorted(modes.MODES)
 
 
+def test_an_interrupted_pass_keeps_its_finished_batches_and_says_so(
+    tiny_params, tmp_path, monkeypatch
+):
+    """Frames are saved as each batch ends: interrupted in the third batch of a pass (one frame
+    a batch), the first two are kept, the note says so, and a rerun computes only the third."""
+    from nstjax import execute
+
+    still = image.load_image(examples.CONTENT, 96)
+    clip = synthetic.synthetic_clip(still, 3, (24, 32))
+    style = [image.load_image(examples.STYLE, 32)]
+    settings = modes.VideoSettings(mode="independent")
+    args = (tiny_params, clip.frames, style, Run(), Options(steps=2, batch_size=1), settings)
+    real_batch, calls = execute.run_batch, []
+
+    def batches_until(limit):
+        def run_batch(*a, **k):
+            calls.append(1)
+            if len(calls) > limit:
+                raise KeyboardInterrupt
+            return real_batch(*a, **k)
+
+        return run_batch
+
+    monkeypatch.setattr(execute, "run_batch", batches_until(2))
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        modes.stylize_clip(*args, tmp_path)
+    saved = sorted(p.name for p in tmp_path.glob("independent-*/pass_00/*.npy"))
+    assert saved == ["frame_00000.npy", "frame_00001.npy"]
+    folder = next(tmp_path.glob("independent-*"))
+    assert interrupted.value.__notes__ == [
+        f"video: 2 frame result(s) kept in {folder}; rerun the same command to go on from them"
+    ]
+    calls.clear()
+    monkeypatch.setattr(execute, "run_batch", batches_until(10))
+    assert modes.stylize_clip(*args, tmp_path).shape == clip.frames.shape
+    assert len(calls) == 1  # only the frame that was not kept
+
+
 QUALITY_TOLERANCE = 0.02
 """Issue 24's "equal per-frame quality": content fidelity and global effects not worse than the
 independent frames' by more than this (better is fine)."""

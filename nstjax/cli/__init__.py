@@ -7,6 +7,7 @@ which adds its parser and sets ``func`` to a callable taking the parsed argument
 import argparse
 import importlib
 import sys
+import warnings
 
 SUBCOMMANDS = ("stylize", "weights", "sweep", "bench", "train", "apply", "score", "video")
 
@@ -67,9 +68,20 @@ def enable_compilation_cache() -> None:
 
 def main(argv=None) -> int:
     """Entry point of the console script; returns the exit status."""
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt:  # during start-up (imports, parsing): no command had begun
+        print("nstjax: interrupted by SIGINT before the command started", file=sys.stderr)
+        return 130
+
+
+def _dispatch(argv) -> int:
+    """Parses ``argv`` and runs its command: an :class:`NstjaxError` or an ``OSError`` no command
+    caught (a disk that fills, a folder that vanishes) is one line and exit status 2, an
+    interruption one line saying what was kept."""
     from nstjax import interrupt
     from nstjax.config import split_config_args
-    from nstjax.errors import NstjaxError
+    from nstjax.errors import NstjaxError, one_line
 
     parser = build_parser()
     rest, overrides = split_config_args(sys.argv[1:] if argv is None else argv)
@@ -85,7 +97,13 @@ def main(argv=None) -> int:
     except NstjaxError as e:
         print(f"nstjax: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"nstjax: error: {args.command}: {one_line(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM; the notes say what was kept
+        # coroutines of a save the signal cut short (orbax's) are collected at exit; their
+        # "never awaited" warnings would follow the one line, saying nothing to a user
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         kept = interrupt.kept(e)
         line = f"nstjax: interrupted by {interrupt.signal_name(e)}" + (f"; {kept}" if kept else "")
         print(line, file=sys.stderr)

@@ -222,6 +222,7 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nstjax.feedforward import train
+    from nstjax.feedforward.checkpoint import resume_note
     from nstjax.feedforward.config import validate
     from nstjax.sweep import distributed
     from nstjax.validate import output_folder
@@ -232,7 +233,11 @@ def main(args: argparse.Namespace) -> int:
     spec = distributed.resolve(args.coordinator, args.num_processes, args.process_id)
     cluster = distributed.initialize(spec)  # before JAX runs; one process: nothing
     started = time.perf_counter()
-    result = train(config, args.output)
+    try:
+        result = train(config, args.output)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: say what a rerun resumes from
+        e.add_note(resume_note(args.output))
+        raise
     if not len(result.history):
         raise NstjaxError("nothing trained")
     rows = result.history[-1]

@@ -1,6 +1,7 @@
 """Checkpoints of a training run with orbax-checkpoint, and its config beside them.
 
-A model folder holds ``config.json`` (the :class:`~nstjax.feedforward.config.TrainConfig`) and
+A model folder holds ``config.json`` (the :class:`~nstjax.feedforward.config.TrainConfig`),
+``content.json`` (the content images trained on: names and sizes, in order) and
 ``checkpoints/<step>/`` written by an ``orbax.checkpoint.CheckpointManager``: each step is
 written to a temporary folder and renamed when complete (orbax's atomic commit), so a process
 killed at any moment leaves the previous checkpoints intact; the last ``keep`` are kept. A
@@ -27,6 +28,7 @@ from nstjax.feedforward.config import TrainConfig, load
 
 CHECKPOINTS = "checkpoints"
 CONFIG = "config.json"
+CONTENT = "content.json"
 # Fields that may change between a run and its resumption (they do not change the result).
 RESUMABLE_CHANGES = ("steps", "save_every", "keep", "sample_every", "weights", "content_dir")
 
@@ -68,6 +70,44 @@ def write_config(model_dir: Path, config: TrainConfig, write: bool = True) -> No
         except OSError as e:
             raise NstjaxError(
                 f"--output '{model_dir}': cannot write {CONFIG} ({e.strerror})"
+            ) from e
+
+
+def check_content(model_dir: Path, files: list[Path], content_dir: str, write: bool) -> None:
+    """Refuses to resume a run on other content images than it was trained on; ``write``: records
+    these (``content.json``).
+
+    ``--content-dir`` may change between a run and its resumption (the same images moved), but
+    the data iterator's saved position indexes the image list, so other images would silently
+    change what the rest of the run trains on. The images are compared by name and size, in
+    order; a run from before ``content.json`` existed is taken as it is.
+
+    Raises:
+        NstjaxError: the folder holds checkpoints of a run on other images, or cannot be written.
+    """
+    listing = [[p.name, p.stat().st_size] for p in files]
+    path = model_dir / CONTENT
+    if path.is_file() and (model_dir / CHECKPOINTS).is_dir():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None  # unreadable: cannot tell, as for a run from before the file existed
+        if old is not None and old != listing:
+            then, now = {tuple(e) for e in old}, {tuple(e) for e in listing}
+            changed = [e[0] for e in old if tuple(e) not in now]
+            changed += [e[0] for e in listing if tuple(e) not in then]
+            what = f"{changed[0]!r} differs" if changed else "the same images in another order"
+            raise NstjaxError(
+                f"--content-dir '{content_dir}': not the images the run in '{model_dir}' was "
+                f"trained on ({len(old)} image(s) then, {len(listing)} now; {what}); resume with "
+                "those images, or use another --output to start a new run"
+            )
+    if write:
+        try:
+            atomic.write_text(path, json.dumps(listing) + "\n")
+        except OSError as e:
+            raise NstjaxError(
+                f"--output '{model_dir}': cannot write {CONTENT} ({e.strerror})"
             ) from e
 
 
@@ -228,3 +268,22 @@ def _is_namedtuple(x) -> bool:
 
 def _as_dict(state: Any) -> Any:
     return state._asdict() if _is_namedtuple(state) else state
+
+
+def resume_note(model_dir: str | Path) -> str:
+    """What a rerun of an interrupted training resumes from: the latest complete checkpoint on
+    disk (orbax lists a step only once its save is whole), as one line."""
+    folder = Path(model_dir)
+    step = None
+    if (folder / CHECKPOINTS).is_dir():
+        checkpoints = Checkpoints(folder, read_only=True)
+        try:
+            step = checkpoints.latest_step()
+        finally:
+            checkpoints.close()
+    if step is None:
+        return f"train: no checkpoint in {folder} yet; a rerun starts at step 0"
+    return (
+        f"train: the last checkpoint in {folder} is step {step}; rerun the same command to "
+        "resume from it"
+    )

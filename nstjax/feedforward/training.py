@@ -22,7 +22,7 @@ from nstjax.batch.build import check_patch_sizes
 from nstjax.errors import NstjaxError
 from nstjax.feedforward import advance, data, plots, step
 from nstjax.feedforward import config as config_lib
-from nstjax.feedforward.checkpoint import Checkpoints, write_config
+from nstjax.feedforward.checkpoint import Checkpoints, check_content, write_config
 from nstjax.feedforward.config import TrainConfig
 from nstjax.feedforward.placement import Placement, local
 from nstjax.feedforward.progress import TrainProgress
@@ -64,6 +64,7 @@ def network_names(config: TrainConfig) -> list[str]:
 @dataclasses.dataclass
 class _Inputs:
     train_files: list[Path]
+    content_files: list[Path]  # training then held-out, as content.json records them
     held_out: np.ndarray  # [N, S, S, 3]
     held_out_names: list[str]
     styles: list[np.ndarray]  # one per network
@@ -106,6 +107,7 @@ def _load_inputs(config: TrainConfig, model_dir: Path, rows: range | None = None
     batches[0]  # the first batch's files must read
     return _Inputs(
         train_files=train_files,
+        content_files=train_files + held_files,
         held_out=np.stack(held) if held else np.zeros((0, config.size, config.size, 3)),
         held_out_names=[p.stem for p in held_files],
         styles=[loaded[p] for p in config.per_network("styles")],
@@ -306,11 +308,11 @@ class _Writer:
         sample = (config.sample_every and done % config.sample_every == 0) or last
         if done % LOG_EVERY == 0 or save or sample:
             self.record.flush(state)
-        if save:
-            self.checkpoints.save(done, state, history, self.record.rejected, data=feed)
-        if sample and samples:
+        if sample and samples:  # before the checkpoint: a resume starts after a saved step
             _save_samples(self.model_dir, done, local(state), self.net, self.inputs, self.names)
             plots.loss_curve(self.model_dir / "loss.png", history[:done], self.names)
+        if save:
+            self.checkpoints.save(done, state, history, self.record.rejected, data=feed)
 
 
 def train(
@@ -343,7 +345,9 @@ def train(
     model_dir = Path(output)
     placement = Placement.over_all_devices()
     inputs = _load_inputs(config, model_dir, placement.rows(config.batch_size))
+    check_content(model_dir, inputs.content_files, config.content_dir, write=False)
     write_config(model_dir, config, write=placement.is_leader)
+    check_content(model_dir, inputs.content_files, config.content_dir, placement.is_leader)
     given = _step_inputs(config, vgg_params, inputs, placement)
     names = network_names(config)
     checkpoints = Checkpoints(model_dir, keep=config.keep)

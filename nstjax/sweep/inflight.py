@@ -296,6 +296,6 @@ def saver_for(sweep, work, log) -> Saver:
     (:class:`nstjax.sweep.workdir.Workdir`): ``DIR/inflight``, as ``sweep.checkpoint_*`` say."""
     s = sweep.config.sweep
     policy = Policy(int(s.checkpoint_every), float(s.checkpoint_minutes))
-    unwritten = lambda batch: [i for i in batch_ids(batch) if not work.run_json(i).exists()]
+    unwritten = lambda batch: [i for i in batch_ids(batch) if not work.has_run(i)]
     rescue = Path(tempfile.gettempdir()) / f"nstjax-unwritten-{work.path.resolve().name}"
     return Saver(work.path / INFLIGHT, policy, unwritten, log, rescue)

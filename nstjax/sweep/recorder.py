@@ -40,7 +40,11 @@ class Recorder(Observer):
         every = self.sweep.config.sweep.save_every
         if every and steps % every == 0 and steps < batch.steps:
             for item, img in zip(batch.items, images()):
-                self.workdir.write_snapshot(item.key.id, steps, img)
+                try:
+                    self.workdir.write_snapshot(item.key.id, steps, img)
+                except (OSError, NstjaxError) as e:  # disk full, permissions: the runs go on
+                    failure = inflight.write_failure(e)
+                    self.unwritten.append(f"run {item.key.id}: snapshot at step {steps}: {failure}")
 
     def batch_finished(self, batch, results):
         wall = time.perf_counter() - self.started
@@ -48,7 +52,7 @@ class Recorder(Observer):
         group = batch.group
         for result in results:
             run = result.key
-            if self.workdir.run_json(run.id).exists():  # written before the batch was resumed
+            if self.workdir.has_run(run.id):  # written before the batch was resumed
                 continue
             record = {
                 **run.record(),

@@ -143,6 +143,7 @@ def run_sweep(
         _run_batches(sweep, params, batches, mesh, Observers(recorder, saver), stream)
     except (KeyboardInterrupt, inflight.UnwrittenRuns) as e:
         _stopped(sweep, work, manifest, recorder, saver, e)
+    _say_unwritten(recorder)  # snapshots or reports not written; the runs were
     counts = _finish(sweep, work, manifest, recorder.computed, settings.wait_timeout_s, log)
     return SweepOutcome(
         len(sweep.runs),
@@ -185,11 +186,16 @@ def _plan_line(sweep, finished, batches, cluster, mesh) -> str:
     )
 
 
+def _say_unwritten(recorder: Recorder) -> None:
+    """One line on stderr per file the recorder could not write."""
+    for line in recorder.unwritten:
+        print(f"nstjax: sweep: {line}", file=sys.stderr)
+
+
 def _stopped(sweep, work, manifest, recorder, saver, error: BaseException) -> None:
     """An interruption or a failed write stopped the sweep: the reports of what is finished are
     written, then ``error`` goes on up, saying (in a note or its message) what was kept."""
-    for line in recorder.unwritten:
-        print(f"nstjax: sweep: {line}", file=sys.stderr)
+    _say_unwritten(recorder)
     kept = f"{len(recorder.computed)} run(s) written this time"
     if manifest:
         try:
@@ -264,8 +270,14 @@ def _finish(sweep, work, manifest, computed, wait_timeout_s, log) -> dict[str, i
     while manifest.pending() and time.monotonic() < deadline:
         time.sleep(0.5)
         manifest.refresh()
-    manifest.write()
-    write_reports(sweep, work)
+    try:
+        manifest.write()
+        write_reports(sweep, work)
+    except OSError as e:  # the runs are written: a rerun computes nothing and writes these
+        raise NstjaxError(
+            f"sweep: the runs are written but the reports are not ({inflight.write_failure(e)}); "
+            "rerun the same command to write them"
+        ) from e
     pending = manifest.pending()
     if pending:
         shown = ", ".join(pending[:10]) + (" ..." if len(pending) > 10 else "")

@@ -41,7 +41,7 @@ from nstjax.sweep.expand import options_of as expand_options_of
 from nstjax.sweep.search_report import write_search_report
 from nstjax.sweep.search_space import SearchSpec
 from nstjax.sweep.spec import Sweep
-from nstjax.sweep.workdir import Workdir, to_json
+from nstjax.sweep.workdir import SEARCH, Workdir, to_json
 
 Scorer = Callable[[np.ndarray, np.ndarray, Sequence[np.ndarray], Sequence[str]], dict]
 """``scorer(outputs, contents, styles, names) -> {name: [N]}``: quality measures of ``N``
@@ -194,7 +194,7 @@ def run_search(
     """
     work = Workdir(workdir)
     work.prepare(sweep.record(), overwrite)
-    folder = work.path / "search"
+    folder = work.path / SEARCH
     folder.mkdir(exist_ok=True)
     study = search_study.open_study(sweep.search, folder)
     runner = _Runner(sweep, sweep.search, params, scorer, mesh, folder, stream)
@@ -210,7 +210,7 @@ def run_search(
 def _run_generations(study, runner: "_Runner", outcome: SearchOutcome, work: Workdir, log) -> None:
     """Asks the study for generations of trials and runs them until it has enough, adding to
     ``outcome`` and rewriting the history and the report after each."""
-    heartbeat = search_study.Heartbeat(study)
+    heartbeat, in_flight = search_study.Heartbeat(study), []
     try:
         while True:
             with search_study.quiet():
@@ -219,13 +219,18 @@ def _run_generations(study, runner: "_Runner", outcome: SearchOutcome, work: Wor
             if not trials:
                 break
             heartbeat.watch(trials)
+            in_flight = trials
             runner.run(trials)
+            in_flight = []
             heartbeat.watch([])
             outcome.computed += [t.number for t in trials]
             outcome.generations += 1
             history = write_history(study, runner.folder)
             write_search_report(work, history, None)
             log(_generation_line(outcome.generations, trials, history))
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: say what a rerun goes on from
+        e.add_note(search_study.kept(study, runner.search.trials, len(in_flight), work.path))
+        raise
     finally:
         heartbeat.close()
 

@@ -17,7 +17,7 @@ from typing import Any
 from nstjax import atomic
 from nstjax.sweep import html, trials
 from nstjax.sweep.expand import Expansion
-from nstjax.sweep.workdir import REPORT_HTML, Workdir
+from nstjax.sweep.workdir import REPORT_HTML, SEARCH, Workdir
 
 SLICE_PNG = "slice.png"
 IMPORTANCES_PNG = "importances.png"
@@ -85,7 +85,7 @@ def write_search_report(
 ) -> None:
     """Writes the views (``search/slice.png``, ``search/importances.png``) and ``report.html``
     (the objective per trial, the best so far, every trial's settings, and the views)."""
-    folder = workdir.path / "search"
+    folder = workdir.path / SEARCH
     views = []
     for name, title, figure in (
         (SLICE_PNG, "objective against each setting", slice_figure(history)),

@@ -8,7 +8,8 @@ process dies between the ask and the tell:
   process records an Optuna heartbeat for it every :data:`HEARTBEAT_S` seconds;
 - a process starting or beginning a generation looks for *orphans*: running trials whose owner
   is a dead process on this host, or whose heartbeat is older than :data:`GRACE_S` (another
-  host). It marks each FAIL (one process wins that transition) and enqueues a retry with the
+  host), or that name no owner after :data:`GRACE_S` (a retry popped by a process killed
+  before it wrote its owner). It marks each FAIL (one process wins that transition) and enqueues a retry with the
   same parameters, which the next ask takes first. The FAIL trial stays in the storage as a
   record and does not count towards ``search.trials``; its retry does.
 
@@ -19,6 +20,7 @@ trials (by number) is past the budget is told FAIL, marked ``surplus``, without 
 """
 
 import contextlib
+import datetime
 import os
 import socket
 import threading
@@ -106,8 +108,10 @@ def open_study(spec: SearchSpec, folder: Path) -> optuna.Study:
 
 
 def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Enqueues a FAILed orphan's parameters again."""
-    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+    """Enqueues a FAILed orphan's parameters again: those it was sampled, or, for a retry
+    killed before it sampled them, those it was enqueued with."""
+    params = trial.params or trial.system_attrs.get("fixed_params", {})
+    study.enqueue_trial(params, user_attrs={RETRY_OF: trial.number})
 
 
 def _alive(pid: int) -> bool:
@@ -120,6 +124,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _orphaned(trial: optuna.trial.FrozenTrial, host: str) -> bool:
+    """Whether a running trial's process is gone: its owner a dead process on this host, or no
+    owner at all after :data:`GRACE_S` (a retry popped by a process killed before it wrote its
+    owner and first heartbeat, a moment later; no heartbeat will ever make it stale)."""
+    owner = trial.user_attrs.get(OWNER)
+    if not owner:
+        start = trial.datetime_start
+        return start is not None and (datetime.datetime.now() - start).total_seconds() > GRACE_S
+    return (
+        owner.get("host") == host and owner.get("pid") != os.getpid() and not _alive(owner["pid"])
+    )
+
+
 def recover_orphans(study: optuna.Study) -> list[int]:
     """Fails and re-enqueues the running trials of dead processes (see the module docstring).
 
@@ -128,8 +145,7 @@ def recover_orphans(study: optuna.Study) -> list[int]:
     """
     storage, host, failed = study._storage, socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = trial.user_attrs.get(OWNER) or {}
-        if owner.get("host") != host or owner.get("pid") == os.getpid() or _alive(owner["pid"]):
+        if not _orphaned(trial, host):
             continue
         try:
             if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
@@ -151,6 +167,20 @@ def counts(trial: optuna.trial.FrozenTrial) -> bool:
 def counted(study: optuna.Study) -> int:
     """Trials that count towards the budget (waiting retries included)."""
     return sum(counts(t) for t in study.get_trials(deepcopy=False))
+
+
+def kept(study: optuna.Study, budget: int, in_flight: int, folder) -> str:
+    """What an interrupted search leaves for a rerun, as one line: the trials told so far (the
+    study and the runs stay in ``folder``) and those in flight, which a rerun retries (their
+    process is gone: :func:`recover_orphans`)."""
+    told = sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED) or FAILURE in t.user_attrs
+        for t in study.get_trials(deepcopy=False)
+    )
+    line = f"search: {told} of {budget} trial(s) told, kept in {folder}"
+    if in_flight:
+        line += f"; the {in_flight} in flight run again"
+    return line + "; rerun the same command to go on"
 
 
 def _owner() -> dict:

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from nstjax.errors import NstjaxError
+from nstjax.sweep.workdir import SEARCH
 
 TRIALS = "trials.json"
 """The history's file in the workdir."""
-SEARCH_TRIALS = ("search", "trials.json")
+SEARCH_TRIALS = (SEARCH, "trials.json")
 """Where :mod:`nstjax.sweep.search` writes its trials, under the workdir."""
 
 DIRECTIONS = ("maximize", "minimize")

@@ -47,6 +47,8 @@ LOSS_CURVES = "loss_curves.png"
 INFLIGHT = "inflight"
 REPORT_HTML = "report.html"
 TENSORBOARD = "tensorboard"
+SEARCH = "search"
+"""A search's folder: its Optuna study, trials and history (:mod:`nstjax.sweep.search`)."""
 OURS = (
     CONFIG,
     MANIFEST,
@@ -57,6 +59,7 @@ OURS = (
     INFLIGHT,
     REPORT_HTML,
     TENSORBOARD,
+    SEARCH,
 )
 LOCK = ".lock"
 """The lock file; not among :data:`OURS`, so ``--overwrite`` never deletes a held lock."""
@@ -328,15 +331,25 @@ class Workdir:
             path.unlink(missing_ok=True)
 
     def read_run(self, run_id: str) -> dict[str, Any] | None:
-        """A finished run's record, or ``None`` if it has not finished."""
+        """A finished run's record, or ``None`` if it has not finished.
+
+        A ``run.json`` that is not a JSON object (empty or cut short: what a machine that lost
+        power can leave of a write it had not yet flushed) counts as not finished, so that the
+        run is computed again rather than the sweep stopping on it.
+        """
         try:
-            return json.loads(self.run_json(run_id).read_text())
-        except FileNotFoundError:
+            record = json.loads(self.run_json(run_id).read_bytes())
+        except (FileNotFoundError, ValueError):
             return None
+        return record if isinstance(record, dict) else None
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the run has finished (done or failed): its ``run.json`` reads."""
+        return self.read_run(run_id) is not None
 
     def finished(self, run_ids: Iterable[str]) -> set[str]:
         """The ids among ``run_ids`` whose run has finished (done or failed)."""
-        return {i for i in run_ids if self.run_json(i).exists()}
+        return {i for i in run_ids if self.has_run(i)}
 
     def write_snapshot(self, run_id: str, step: int, pixels: np.ndarray) -> None:
         """Saves an intermediate image as ``runs/<id>/step_NNNNN.png``."""

@@ -121,11 +121,28 @@ class Neighbours:
         return np.asarray(warp(jnp.asarray(stylised), jnp.asarray(self.flows.flow(i, j))))
 
 
-def _execute(params, runs: Sequence[Run], frames: np.ndarray, styles, options: Options) -> list:
-    """The images of ``runs`` (``Run.content`` indexes ``frames``), as few batches as fit."""
+class _SaveEach(execute.Observer):
+    """Saves each frame's result as its batch finishes (``save(frame, image)``), so that an
+    interruption loses at most the batch in flight, not the pass's earlier batches."""
+
+    def __init__(self, save: Callable[[int, np.ndarray], None]):
+        self.save = save
+
+    def batch_finished(self, batch, results):
+        for r in results:
+            if r.failed_at is None:
+                self.save(r.run.content, r.image)
+
+
+def _execute(
+    params, runs: Sequence[Run], frames: np.ndarray, styles, options: Options, save=None
+) -> list:
+    """The images of ``runs`` (``Run.content`` indexes ``frames``), as few batches as fit;
+    ``save(frame, image)``: called for each finished frame as its batch ends."""
     shapes = [frames.shape[1:3]] * len(runs)
     batches = execute.plan_runs(runs, shapes, options)
-    results = execute.run_plan(params, batches, list(frames), styles)
+    observer = None if save is None else _SaveEach(save)
+    results = execute.run_plan(params, batches, list(frames), styles, observer=observer)
     for r in results:
         if r.failed_at is not None:
             raise NstjaxError(
@@ -229,8 +246,8 @@ def _multipass(params, frames, styles, run, options, settings, near, work, repor
         else:
             runs = [_pass_run(run, i, last, p, near, settings) for i in todo]
         if runs:
-            for i, result in zip(todo, _execute(params, runs, frames, styles, steps)):
-                work.save(p, i, result)
+            save = lambda i, image, p=p: work.save(p, i, image)  # noqa: E731
+            for i, result in zip(todo, _execute(params, runs, frames, styles, steps, save)):
                 current[i] = result
         last = np.stack(current)
         report(f"pass {p + 1}/{settings.passes}")
@@ -243,8 +260,8 @@ def _independent(params, frames, styles, run, options, settings, near, work, rep
     todo = [i for i, x in enumerate(current) if x is None]
     runs = [dataclasses.replace(run, content=i) for i in todo]
     if runs:
-        for i, result in zip(todo, _execute(params, runs, frames, styles, options)):
-            work.save(0, i, result)
+        save = lambda i, image: work.save(0, i, image)  # noqa: E731
+        for i, result in zip(todo, _execute(params, runs, frames, styles, options, save)):
             current[i] = result
     report("all frames")
     return np.stack(current)
@@ -292,9 +309,13 @@ def stylize_clip(
         clip_key(frames), *[np.asarray(s) for s in styles], _describe(run), options, settings
     )
     work = Workdir(workdir, f"{settings.mode}-{key}")
-    return _MODES[settings.mode](
-        params, frames, styles, run, options, settings, Neighbours(flows), work, report
-    )
+    try:
+        return _MODES[settings.mode](
+            params, frames, styles, run, options, settings, Neighbours(flows), work, report
+        )
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: say what a rerun goes on from
+        e.add_note(work.kept())
+        raise
 
 
 def _describe(run: Run) -> dict:

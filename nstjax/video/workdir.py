@@ -43,6 +43,18 @@ class Workdir:
         path = self._path(pass_index, frame)
         return np.load(path) if path.exists() else None
 
+    def kept(self) -> str:
+        """What an interrupted clip leaves for a rerun, as one line."""
+        if self.folder is None:
+            return "video: no work folder, so nothing was kept"
+        count = len(list(self.folder.glob("pass_*/frame_*.npy")))
+        if count == 0:
+            return "video: no frame finished yet; a rerun starts from the first"
+        return (
+            f"video: {count} frame result(s) kept in {self.folder}; rerun the same command to "
+            "go on from them"
+        )
+
     def save(self, pass_index: int, frame: int, result: np.ndarray) -> None:
         """Saves a frame's result atomically (a reader never sees half a file)."""
         if self.folder is None:
