@@ -345,6 +345,7 @@ def train(
     model_dir = Path(output)
     placement = Placement.over_all_devices()
     inputs = _load_inputs(config, model_dir, placement.rows(config.batch_size))
+    # checked before config.json is written, recorded after: a refused config changes neither
     check_content(model_dir, inputs.content_files, config.content_dir, write=False)
     write_config(model_dir, config, write=placement.is_leader)
     check_content(model_dir, inputs.content_files, config.content_dir, placement.is_leader)

@@ -9,9 +9,10 @@ process dies between the ask and the tell:
 - a process starting or beginning a generation looks for *orphans*: running trials whose owner
   is a dead process on this host, or whose heartbeat is older than :data:`GRACE_S` (another
   host), or that name no owner after :data:`GRACE_S` (a retry popped by a process killed
-  before it wrote its owner). It marks each FAIL (one process wins that transition) and enqueues a retry with the
-  same parameters, which the next ask takes first. The FAIL trial stays in the storage as a
-  record and does not count towards ``search.trials``; its retry does.
+  before it wrote its owner). It marks each FAIL (one process wins that transition) and
+  enqueues a retry with the same parameters, which the next ask takes first. The FAIL trial
+  stays in the storage as a record and does not count towards ``search.trials``; its retry
+  does.
 
 The budget: a trial *counts* unless it is a FAIL without a ``failure`` attribute (an orphan,
 or a surplus trial, below). A process asks while fewer than ``search.trials`` trials count or

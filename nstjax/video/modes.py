@@ -10,6 +10,7 @@ their reliabilities) and the initial image travel in the run (``Run.temporal``,
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import jax.numpy as jnp
 import numpy as np
@@ -135,14 +136,13 @@ class _SaveEach(execute.Observer):
 
 
 def _execute(
-    params, runs: Sequence[Run], frames: np.ndarray, styles, options: Options, save=None
+    params, runs: Sequence[Run], frames: np.ndarray, styles, options: Options, save: Callable
 ) -> list:
     """The images of ``runs`` (``Run.content`` indexes ``frames``), as few batches as fit;
-    ``save(frame, image)``: called for each finished frame as its batch ends."""
+    ``save(frame, image)`` is called for each finished frame as its batch ends."""
     shapes = [frames.shape[1:3]] * len(runs)
     batches = execute.plan_runs(runs, shapes, options)
-    observer = None if save is None else _SaveEach(save)
-    results = execute.run_plan(params, batches, list(frames), styles, observer=observer)
+    results = execute.run_plan(params, batches, list(frames), styles, observer=_SaveEach(save))
     for r in results:
         if r.failed_at is not None:
             raise NstjaxError(
@@ -194,8 +194,8 @@ def _sequential(params, frames, styles, run, options, settings, near, work, repo
         if done[i] is None:
             frame_run = _sequential_run(run, i, done, near, settings, frames.shape[1:3])
             steps = options if i == 0 else later
-            done[i] = _execute(params, [frame_run], frames, styles, steps)[0]
-            work.save(0, i, done[i])
+            save = partial(work.save, 0)
+            done[i] = _execute(params, [frame_run], frames, styles, steps, save)[0]
         report(f"frame {i + 1}/{len(frames)}")
     return np.stack([done[i] for i in range(len(frames))])
 
@@ -246,7 +246,7 @@ def _multipass(params, frames, styles, run, options, settings, near, work, repor
         else:
             runs = [_pass_run(run, i, last, p, near, settings) for i in todo]
         if runs:
-            save = lambda i, image, p=p: work.save(p, i, image)  # noqa: E731
+            save = partial(work.save, p)
             for i, result in zip(todo, _execute(params, runs, frames, styles, steps, save)):
                 current[i] = result
         last = np.stack(current)
@@ -260,7 +260,7 @@ def _independent(params, frames, styles, run, options, settings, near, work, rep
     todo = [i for i, x in enumerate(current) if x is None]
     runs = [dataclasses.replace(run, content=i) for i in todo]
     if runs:
-        save = lambda i, image: work.save(0, i, image)  # noqa: E731
+        save = partial(work.save, 0)
         for i, result in zip(todo, _execute(params, runs, frames, styles, options, save)):
             current[i] = result
     report("all frames")
